@@ -1,0 +1,306 @@
+//! Typed landmark names (spec `landmarks.md` section 1).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A vertebral level that carries landmarks: C7, T1..T12, L1..L5, S1.
+///
+/// Levels are ordered from head to pelvis, so `Level::C7 < Level::T(1) < Level::S1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// Seventh cervical vertebra.
+    C7,
+    /// Thoracic vertebra 1..=12.
+    T(u8),
+    /// Lumbar vertebra 1..=5.
+    L(u8),
+    /// First sacral segment.
+    S1,
+}
+
+impl Level {
+    /// T1..T12 then L1..L5: the levels that have a centroid and four corners per view.
+    pub fn thoracolumbar() -> impl Iterator<Item = Level> {
+        (1..=12).map(Level::T).chain((1..=5).map(Level::L))
+    }
+
+    /// L1..L5.
+    pub fn lumbar() -> impl Iterator<Item = Level> {
+        (1..=5).map(Level::L)
+    }
+
+    fn parse(s: &str) -> Option<Level> {
+        match s {
+            "C7" => return Some(Level::C7),
+            "S1" => return Some(Level::S1),
+            _ => {}
+        }
+        let (region, num) = s.split_at_checked(1)?;
+        // Reject leading zeros and signs: "T01" and "T+1" are not canonical.
+        if num.starts_with('0') || !num.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let n: u8 = num.parse().ok()?;
+        match region {
+            "T" if (1..=12).contains(&n) => Some(Level::T(n)),
+            "L" if (1..=5).contains(&n) => Some(Level::L(n)),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Level::C7 => f.write_str("C7"),
+            Level::T(n) => write!(f, "T{n}"),
+            Level::L(n) => write!(f, "L{n}"),
+            Level::S1 => f.write_str("S1"),
+        }
+    }
+}
+
+/// Superior or inferior endplate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Endplate {
+    /// Upper (cranial) endplate.
+    Sup,
+    /// Lower (caudal) endplate.
+    Inf,
+}
+
+/// Which corner of an endplate: anterior/posterior on a lateral view, patient
+/// left/right on an AP view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Corner {
+    /// Anterior corner (lateral view).
+    Ant,
+    /// Posterior corner (lateral view).
+    Post,
+    /// Patient-left corner (AP view).
+    Left,
+    /// Patient-right corner (AP view).
+    Right,
+}
+
+impl Corner {
+    /// True for the corners that only exist on a lateral view.
+    pub fn is_lateral(self) -> bool {
+        matches!(self, Corner::Ant | Corner::Post)
+    }
+}
+
+/// Patient side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Side {
+    /// Patient left.
+    Left,
+    /// Patient right.
+    Right,
+}
+
+/// One canonical landmark of the spec.
+///
+/// ```
+/// use plumbline_geometry::{Landmark, Level, Endplate, Corner};
+/// let lm: Landmark = "S1_sup_post".parse().unwrap();
+/// assert_eq!(lm, Landmark::Corner(Level::S1, Endplate::Sup, Corner::Post));
+/// assert_eq!(lm.to_string(), "S1_sup_post");
+/// assert!("S1_inf_post".parse::<Landmark>().is_err()); // S1 has only a superior endplate
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Landmark {
+    /// Centre of a vertebral body: C7, T1..T12, L1..L5.
+    Centroid(Level),
+    /// An endplate corner: T1..T12 and L1..L5 (both endplates), S1 (superior only).
+    Corner(Level, Endplate, Corner),
+    /// Centre of a femoral head.
+    FemoralHead(Side),
+}
+
+/// A string that is not a canonical landmark name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{0}` is not a landmark name; expected e.g. `C7_centroid`, `L1_sup_ant`, `S1_sup_left` or `FH_right` (landmarks.md section 1; names are case-sensitive)"
+)]
+pub struct UnknownLandmark(pub String);
+
+impl Landmark {
+    /// Shorthand for a corner landmark.
+    pub const fn corner(level: Level, endplate: Endplate, corner: Corner) -> Landmark {
+        Landmark::Corner(level, endplate, corner)
+    }
+
+    /// Whether this combination exists in the spec (used by the parser and by
+    /// callers building landmarks programmatically).
+    pub fn is_valid(&self) -> bool {
+        match *self {
+            Landmark::Centroid(level) => level != Level::S1,
+            Landmark::Corner(Level::C7, _, _) => false,
+            Landmark::Corner(Level::S1, endplate, _) => endplate == Endplate::Sup,
+            Landmark::Corner(_, _, _) => true,
+            Landmark::FemoralHead(_) => true,
+        }
+    }
+
+    /// Every canonical landmark, in a fixed order (levels head to pelvis).
+    pub fn all() -> Vec<Landmark> {
+        let mut v = vec![Landmark::Centroid(Level::C7)];
+        for level in Level::thoracolumbar() {
+            v.push(Landmark::Centroid(level));
+            for e in [Endplate::Sup, Endplate::Inf] {
+                for c in [Corner::Ant, Corner::Post, Corner::Left, Corner::Right] {
+                    v.push(Landmark::Corner(level, e, c));
+                }
+            }
+        }
+        for c in [Corner::Ant, Corner::Post, Corner::Left, Corner::Right] {
+            v.push(Landmark::Corner(Level::S1, Endplate::Sup, c));
+        }
+        v.push(Landmark::FemoralHead(Side::Left));
+        v.push(Landmark::FemoralHead(Side::Right));
+        v
+    }
+
+    /// A readable phrase, used as the code meaning in the `99SPINE` scheme.
+    pub fn meaning(&self) -> String {
+        match self {
+            Landmark::Centroid(l) => format!("{l} vertebral body centre"),
+            Landmark::Corner(l, e, c) => {
+                let e = match e {
+                    Endplate::Sup => "superior",
+                    Endplate::Inf => "inferior",
+                };
+                let c = match c {
+                    Corner::Ant => "anterior",
+                    Corner::Post => "posterior",
+                    Corner::Left => "left",
+                    Corner::Right => "right",
+                };
+                format!("{l} {e} endplate, {c} corner")
+            }
+            Landmark::FemoralHead(Side::Left) => "Left femoral head centre".to_string(),
+            Landmark::FemoralHead(Side::Right) => "Right femoral head centre".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Landmark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Landmark::Centroid(l) => write!(f, "{l}_centroid"),
+            Landmark::Corner(l, e, c) => {
+                let e = match e {
+                    Endplate::Sup => "sup",
+                    Endplate::Inf => "inf",
+                };
+                let c = match c {
+                    Corner::Ant => "ant",
+                    Corner::Post => "post",
+                    Corner::Left => "left",
+                    Corner::Right => "right",
+                };
+                write!(f, "{l}_{e}_{c}")
+            }
+            Landmark::FemoralHead(Side::Left) => f.write_str("FH_left"),
+            Landmark::FemoralHead(Side::Right) => f.write_str("FH_right"),
+        }
+    }
+}
+
+impl FromStr for Landmark {
+    type Err = UnknownLandmark;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || UnknownLandmark(s.to_string());
+        let lm = match s {
+            "FH_left" => Landmark::FemoralHead(Side::Left),
+            "FH_right" => Landmark::FemoralHead(Side::Right),
+            _ => {
+                let mut parts = s.split('_');
+                let level = parts.next().and_then(Level::parse).ok_or_else(err)?;
+                match (parts.next(), parts.next(), parts.next()) {
+                    (Some("centroid"), None, None) => Landmark::Centroid(level),
+                    (Some(e), Some(c), None) => {
+                        let e = match e {
+                            "sup" => Endplate::Sup,
+                            "inf" => Endplate::Inf,
+                            _ => return Err(err()),
+                        };
+                        let c = match c {
+                            "ant" => Corner::Ant,
+                            "post" => Corner::Post,
+                            "left" => Corner::Left,
+                            "right" => Corner::Right,
+                            _ => return Err(err()),
+                        };
+                        Landmark::Corner(level, e, c)
+                    }
+                    _ => return Err(err()),
+                }
+            }
+        };
+        if lm.is_valid() { Ok(lm) } else { Err(err()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_canonical_name_round_trips() {
+        let all = Landmark::all();
+        // C7 centroid + 17 levels x (1 centroid + 8 corners) + 4 S1 corners + 2 heads.
+        assert_eq!(all.len(), 1 + 17 * 9 + 4 + 2);
+        for lm in all {
+            let s = lm.to_string();
+            assert_eq!(s.parse::<Landmark>(), Ok(lm), "{s}");
+        }
+    }
+
+    #[test]
+    fn spec_examples_parse() {
+        assert_eq!(
+            "T12_inf_left".parse(),
+            Ok(Landmark::Corner(Level::T(12), Endplate::Inf, Corner::Left))
+        );
+        assert_eq!("C7_centroid".parse(), Ok(Landmark::Centroid(Level::C7)));
+        assert_eq!("FH_right".parse(), Ok(Landmark::FemoralHead(Side::Right)));
+    }
+
+    #[test]
+    fn unknown_names_are_errors_not_panics() {
+        for bad in [
+            "",
+            "_",
+            "s1_sup_post",
+            "S1_inf_ant",
+            "S1_centroid",
+            "C7_sup_ant",
+            "T13_centroid",
+            "T0_centroid",
+            "T01_centroid",
+            "L6_sup_ant",
+            "L1_sup",
+            "L1_sup_ant_x",
+            "L1_mid_ant",
+            "L1_sup_top",
+            "FH_center",
+            "T+1_centroid",
+            "L\u{e9}_centroid",
+            "C7_centroid ",
+        ] {
+            let e = bad.parse::<Landmark>().unwrap_err();
+            assert_eq!(e, UnknownLandmark(bad.to_string()));
+        }
+    }
+
+    #[test]
+    fn levels_are_ordered_head_to_pelvis() {
+        assert!(Level::C7 < Level::T(1));
+        assert!(Level::T(12) < Level::L(1));
+        assert!(Level::L(5) < Level::S1);
+        assert!(Level::T(2) < Level::T(10));
+    }
+}

@@ -1,0 +1,28 @@
+//! Plumbline's geometry core: typed spine landmarks, the millimetre frame of a view,
+//! every alignment metric of `landmarks.md` section 5 and the imbalance classification
+//! of section 6. Pure functions on plain data: no I/O.
+//!
+//! ```
+//! use plumbline_geometry::*;
+//! // A lateral view in mm (x anterior, y up): C7 40 mm ahead of the S1 posterior corner.
+//! let v = ViewLandmarks::from_mm(
+//!     ViewKind::Lateral,
+//!     [
+//!         ("C7_centroid".parse().unwrap(), Point::new(40.0, 600.0)),
+//!         ("S1_sup_post".parse().unwrap(), Point::new(0.0, 0.0)),
+//!     ],
+//!     OrientationSource::Header,
+//! );
+//! assert_eq!(sva_mm(&v), Some(40.0));
+//! assert_eq!(ss_deg(&v), None); // needs S1_sup_ant too
+//! ```
+
+mod classify;
+mod frame;
+mod landmark;
+mod metrics;
+
+pub use classify::*;
+pub use frame::*;
+pub use landmark::*;
+pub use metrics::*;
