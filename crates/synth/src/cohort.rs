@@ -1,0 +1,662 @@
+//! The cohort model: who is imbalanced, how, and the landmark geometry of every reading.
+//!
+//! Everything here is pure and deterministic: a patient's design depends only on the
+//! seed and the patient's index, so adding patients never changes earlier ones, and
+//! the cohort-level counts come from exact largest-remainder splits of the published
+//! shares (Wang et al. 2022, J Pain Res, doi 10.2147/JPR.S341317).
+
+use plumbline_geometry::{Corner, Endplate, Landmark, Level, Point, Side};
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+
+/// The timepoints of the Wang 2022 design, in window order.
+pub const TIMEPOINTS: [&str; 4] = ["preop", "postop", "m3", "m6"];
+
+/// Published shares reproduced by the generator.
+pub mod shares {
+    /// Share of patients with pre-op imbalance (110 / 600).
+    pub const IMBALANCED: f64 = 0.183;
+    /// Sagittal / coronal / biplanar split among the imbalanced.
+    pub const TYPES: [f64; 3] = [0.282, 0.345, 0.373];
+    /// Coronal shifts away from the herniated side.
+    pub const CORONAL_AWAY: f64 = 0.772;
+    /// Sagittal shifts forward.
+    pub const SAGITTAL_FORWARD: f64 = 0.653;
+    /// Imbalanced patients balanced at postop, m3, m6 (at least 75% right after
+    /// surgery, all at 6 months).
+    pub const RECOVERED: [f64; 3] = [0.80, 0.92, 1.0];
+}
+
+/// Imbalance type designed for a patient at pre-op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Design {
+    /// Balanced at every timepoint.
+    Balanced,
+    /// Sagittal only.
+    Sagittal,
+    /// Coronal only.
+    Coronal,
+    /// Both planes.
+    Biplanar,
+}
+
+impl Design {
+    fn sagittal(self) -> bool {
+        matches!(self, Design::Sagittal | Design::Biplanar)
+    }
+    fn coronal(self) -> bool {
+        matches!(self, Design::Coronal | Design::Biplanar)
+    }
+    /// Table value: `balanced`, `sagittal`, `coronal`, `biplanar`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Design::Balanced => "balanced",
+            Design::Sagittal => "sagittal",
+            Design::Coronal => "coronal",
+            Design::Biplanar => "biplanar",
+        }
+    }
+}
+
+/// Splits `n` items by `shares` with the largest-remainder method (exact totals).
+pub fn split_counts(n: usize, shares: &[f64]) -> Vec<usize> {
+    let raw: Vec<f64> = shares.iter().map(|s| s * n as f64).collect();
+    let mut counts: Vec<usize> = raw.iter().map(|r| r.floor() as usize).collect();
+    let mut order: Vec<usize> = (0..shares.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ra, rb) = (raw[a] - raw[a].floor(), raw[b] - raw[b].floor());
+        rb.total_cmp(&ra).then(a.cmp(&b))
+    });
+    let total: f64 = shares.iter().sum();
+    let target = (total * n as f64).round() as usize;
+    let mut k = 0;
+    while counts.iter().sum::<usize>() < target {
+        counts[order[k % order.len()]] += 1;
+        k += 1;
+    }
+    counts
+}
+
+/// Cohort-level assignment of designs and directions (exact counts).
+#[derive(Clone, Debug)]
+pub struct CohortDesign {
+    /// Per patient index.
+    pub patients: Vec<PatientDesign>,
+}
+
+/// What the generator intends for one patient.
+#[derive(Clone, Debug)]
+pub struct PatientDesign {
+    /// Pre-op imbalance type.
+    pub design: Design,
+    /// Coronal shift away from the herniation side (coronal/biplanar only).
+    pub coronal_away: bool,
+    /// Sagittal shift forward (sagittal/biplanar only).
+    pub sagittal_forward: bool,
+    /// Index of the first timepoint (1 = postop, 2 = m3, 3 = m6) at which the patient
+    /// is balanced; 0 for patients balanced throughout.
+    pub recovered_at: usize,
+}
+
+/// Number of pre-op imbalanced patients in a cohort of `n`.
+pub fn imbalanced_count(n: usize) -> usize {
+    let k = (shares::IMBALANCED * n as f64).round() as usize;
+    if n >= 3 { k.max(1) } else { k }
+}
+
+impl CohortDesign {
+    /// Assigns designs to `n` patients from `seed`.
+    pub fn new(n: usize, seed: u64) -> CohortDesign {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xC0_4047);
+        let n_imb = imbalanced_count(n);
+        let types = split_counts(n_imb, &shares::TYPES);
+        let mut designs: Vec<Design> = std::iter::repeat_n(Design::Sagittal, types[0])
+            .chain(std::iter::repeat_n(Design::Coronal, types[1]))
+            .chain(std::iter::repeat_n(Design::Biplanar, types[2]))
+            .collect();
+        designs.shuffle(&mut rng);
+        let n_cor = types[1] + types[2];
+        let n_sag = types[0] + types[2];
+        let mut away = flags(n_cor, shares::CORONAL_AWAY);
+        away.shuffle(&mut rng);
+        let mut fwd = flags(n_sag, shares::SAGITTAL_FORWARD);
+        fwd.shuffle(&mut rng);
+        // Recovery: the first ceil(share * n) of a shuffled order are balanced by then.
+        let mut recovered_at: Vec<usize> = (0..n_imb)
+            .map(|i| {
+                shares::RECOVERED
+                    .iter()
+                    .position(|s| i < (s * n_imb as f64).ceil() as usize)
+                    .map_or(3, |p| p + 1)
+            })
+            .collect();
+        recovered_at.shuffle(&mut rng);
+        let mut which: Vec<usize> = (0..n).collect();
+        which.shuffle(&mut rng);
+        let mut patients = vec![
+            PatientDesign {
+                design: Design::Balanced,
+                coronal_away: false,
+                sagittal_forward: false,
+                recovered_at: 0,
+            };
+            n
+        ];
+        let (mut ci, mut si) = (0, 0);
+        for (k, d) in designs.into_iter().enumerate() {
+            let p = &mut patients[which[k]];
+            p.design = d;
+            p.recovered_at = recovered_at[k];
+            if d.coronal() {
+                p.coronal_away = away[ci];
+                ci += 1;
+            }
+            if d.sagittal() {
+                p.sagittal_forward = fwd[si];
+                si += 1;
+            }
+        }
+        CohortDesign { patients }
+    }
+}
+
+fn flags(n: usize, share: f64) -> Vec<bool> {
+    let k = (share * n as f64).round() as usize;
+    (0..n).map(|i| i < k).collect()
+}
+
+/// Clinical facts of one patient.
+#[derive(Clone, Debug)]
+pub struct Clinical {
+    /// Days since 1970-01-01 of the surgery.
+    pub surgery_day: i64,
+    /// e.g. `L4-L5`.
+    pub level: &'static str,
+    /// `left`, `right` or `central`.
+    pub side: &'static str,
+    /// `M` or `F`.
+    pub sex: &'static str,
+    /// Age at surgery, years.
+    pub age: u32,
+}
+
+/// Spine shape parameters of one reading (degrees and mm).
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    /// Pelvic incidence.
+    pub pi: f64,
+    /// Pelvic tilt.
+    pub pt: f64,
+    /// L1-S1 lordosis target.
+    pub ll: f64,
+    /// T4-T12 kyphosis target.
+    pub tk: f64,
+    /// Target SVA (mm), met exactly by construction.
+    pub sva: f64,
+    /// Target C7PL-CSVL (mm, + = C7 to the patient's right), met exactly.
+    pub c7pl_csvl: f64,
+    /// Lumbar scoliotic curve amplitude (mm of lateral deviation at the apex).
+    pub curve_mm: f64,
+    /// Pelvic obliquity (degrees).
+    pub obliquity: f64,
+}
+
+/// Per-patient random anatomy that stays the same across timepoints.
+#[derive(Clone, Debug)]
+pub struct Anatomy {
+    /// Vertebral body posterior heights T1..L5 (mm).
+    pub body_h: [f64; 17],
+    /// Disc heights above T2..L5 and S1 (the disc below each of T1..L5), mm.
+    pub disc_h: [f64; 17],
+    /// Sagittal depth of bodies T1..L5 (mm).
+    pub depth: [f64; 17],
+    /// Coronal width of bodies T1..L5 (mm).
+    pub width: [f64; 17],
+    /// Lumbar lordosis weights (10 transitions from S1 up to L1 superior).
+    pub ll_weights: [f64; 10],
+}
+
+fn normal(rng: &mut ChaCha8Rng, mean: f64, sd: f64) -> f64 {
+    Normal::new(mean, sd).expect("finite sd").sample(rng)
+}
+
+fn clamp_normal(rng: &mut ChaCha8Rng, mean: f64, sd: f64, lo: f64, hi: f64) -> f64 {
+    normal(rng, mean, sd).clamp(lo, hi)
+}
+
+/// One patient's full synthetic record: clinical facts, anatomy, shapes per timepoint.
+#[derive(Clone, Debug)]
+pub struct PatientModel {
+    /// Design from the cohort assignment.
+    pub design: PatientDesign,
+    /// Clinical row.
+    pub clinical: Clinical,
+    /// Fixed anatomy.
+    pub anatomy: Anatomy,
+    /// Shape at each of [`TIMEPOINTS`].
+    pub shapes: [Shape; 4],
+    /// Study day offsets from surgery for each timepoint.
+    pub study_offsets: [i64; 4],
+}
+
+/// Days from 1970-01-01 of 2021-01-04, the first possible surgery date.
+const FIRST_SURGERY_DAY: i64 = 18_631;
+
+impl PatientModel {
+    /// Draws a patient from its design and a per-patient RNG.
+    pub fn new(design: PatientDesign, rng: &mut ChaCha8Rng) -> PatientModel {
+        let surgery_day = FIRST_SURGERY_DAY + rng.random_range(0..700i64);
+        let level = match rng.random_range(0..100) {
+            0..50 => "L4-L5",
+            50..90 => "L5-S1",
+            _ => "L3-L4",
+        };
+        // Coronal cases need a lateral herniation to compare the shift with.
+        let side = match (design.design.coronal(), rng.random_range(0..100)) {
+            (_, 0..48) => "left",
+            (true, _) | (false, 48..95) => "right",
+            _ => "central",
+        };
+        let sex = if rng.random_bool(0.55) { "M" } else { "F" };
+        let age = rng.random_range(22..75u32);
+        let clinical = Clinical {
+            surgery_day,
+            level,
+            side,
+            sex,
+            age,
+        };
+
+        let mut arr = |f: &mut dyn FnMut(usize, &mut ChaCha8Rng) -> f64| {
+            let mut a = [0.0; 17];
+            for (i, v) in a.iter_mut().enumerate() {
+                *v = f(i, rng);
+            }
+            a
+        };
+        // Index 0 = T1 ... 11 = T12, 12 = L1 ... 16 = L5.
+        let body_h = arr(&mut |i, r| {
+            let base = if i < 12 {
+                17.0 + 7.0 * i as f64 / 11.0
+            } else {
+                26.0 + (i - 12) as f64 * 0.8
+            };
+            base + normal(r, 0.0, 0.8)
+        });
+        let disc_h = arr(&mut |i, r| {
+            let base = if i < 12 {
+                4.5
+            } else {
+                8.5 + (i - 12) as f64 * 0.4
+            };
+            (base + normal(r, 0.0, 0.6)).max(2.5)
+        });
+        let depth = arr(&mut |i, r| {
+            let base = if i < 12 {
+                27.0 + 9.0 * i as f64 / 11.0
+            } else {
+                39.0 + (i - 12) as f64
+            };
+            base + normal(r, 0.0, 1.0)
+        });
+        let width = arr(&mut |i, r| {
+            let base = if i < 12 {
+                28.0 + 12.0 * i as f64 / 11.0
+            } else {
+                44.0 + (i - 12) as f64 * 1.5
+            };
+            base + normal(r, 0.0, 1.0)
+        });
+        // From S1 upward: disc L5-S1, L5 body, disc L4-5, L4, disc L3-4, L3, L2-3, L2, L1-2, L1.
+        let base_w = [0.22, 0.10, 0.16, 0.07, 0.12, 0.05, 0.10, 0.04, 0.09, 0.05];
+        let mut ll_weights = [0.0; 10];
+        for (w, b) in ll_weights.iter_mut().zip(base_w) {
+            *w = (b * (1.0 + normal(rng, 0.0, 0.15))).max(0.005);
+        }
+        let total: f64 = ll_weights.iter().sum();
+        ll_weights.iter_mut().for_each(|w| *w /= total);
+        let anatomy = Anatomy {
+            body_h,
+            disc_h,
+            depth,
+            width,
+            ll_weights,
+        };
+
+        // Published norms: PI ~ N(52,10); PT = 0.44 PI - 11.4 + e; LL = 0.54 PI + 27.6 + e;
+        // TK ~ N(40,10).
+        let pi = clamp_normal(rng, 52.0, 10.0, 28.0, 85.0);
+        let pt = (0.44 * pi - 11.4 + normal(rng, 0.0, 4.0)).clamp(-5.0, pi - 15.0);
+        let ll = (0.54 * pi + 27.6 + normal(rng, 0.0, 6.0)).clamp(20.0, 85.0);
+        let tk = clamp_normal(rng, 40.0, 10.0, 10.0, 75.0);
+        let obliquity = normal(rng, 0.0, 1.2);
+        let curve = normal(rng, 0.0, 3.0);
+        let base = Shape {
+            pi,
+            pt,
+            ll,
+            tk,
+            sva: 0.0,
+            c7pl_csvl: 0.0,
+            curve_mm: curve,
+            obliquity,
+        };
+
+        let herniation_right = side == "right";
+        let mut shapes = [base; 4];
+        for (t, shape) in shapes.iter_mut().enumerate() {
+            let imbalanced = t < design.recovered_at;
+            // Balanced: |SVA| < 30, |C7PL-CSVL| < 12 (clear of the 40 / 20 thresholds even
+            // after a second reader's jitter). Imbalanced: |SVA| 50..90, |C7PL-CSVL| 28..50.
+            shape.sva = if imbalanced && design.design.sagittal() {
+                let m = rng.random_range(50.0..90.0);
+                if design.sagittal_forward { m } else { -m }
+            } else {
+                clamp_normal(rng, 8.0, 12.0, -28.0, 28.0)
+            };
+            shape.c7pl_csvl = if imbalanced && design.design.coronal() {
+                let m = rng.random_range(28.0..50.0);
+                // + = C7 to the patient's right. Away from a left herniation = right.
+                let to_right = design.coronal_away != herniation_right;
+                if to_right { m } else { -m }
+            } else {
+                clamp_normal(rng, 0.0, 5.0, -11.0, 11.0)
+            };
+            if imbalanced && design.design.coronal() {
+                // Sciatic list: a lumbar curve bending with the shift.
+                shape.curve_mm = shape.c7pl_csvl.signum() * rng.random_range(4.0..10.0);
+            } else {
+                shape.curve_mm = curve + normal(rng, 0.0, 0.5);
+            }
+            if imbalanced && design.design.sagittal() && design.sagittal_forward {
+                // Forward lean comes with a flattened lumbar spine.
+                shape.ll = ll - rng.random_range(5.0..15.0);
+            } else {
+                shape.ll = ll + normal(rng, 0.0, 1.5);
+            }
+            shape.pt = pt + normal(rng, 0.0, 1.0);
+            shape.tk = tk + normal(rng, 0.0, 1.5);
+        }
+        let study_offsets = [
+            -rng.random_range(1..60i64),
+            rng.random_range(1..8i64),
+            rng.random_range(80..101i64),
+            rng.random_range(170..201i64),
+        ];
+        PatientModel {
+            design,
+            clinical,
+            anatomy,
+            shapes,
+            study_offsets,
+        }
+    }
+}
+
+/// Landmark positions of one view in the spec's mm frame.
+pub type MmLandmarks = Vec<(Landmark, Point)>;
+
+fn rot(v: (f64, f64), deg: f64) -> (f64, f64) {
+    let (s, c) = deg.to_radians().sin_cos();
+    (v.0 * c - v.1 * s, v.0 * s + v.1 * c)
+}
+
+fn add(p: Point, v: (f64, f64)) -> Point {
+    Point::new(p.x + v.0, p.y + v.1)
+}
+
+fn tl_level(i: usize) -> Level {
+    if i < 12 {
+        Level::T(i as u8 + 1)
+    } else {
+        Level::L(i as u8 - 11)
+    }
+}
+
+/// Builds the lateral view in mm (x anterior, y up; S1 posterior corner at the origin).
+///
+/// Endplate tilts are chained from S1 upward so that the sagittal angles come out as
+/// designed (SS = PI - PT, LL spread over the lumbar discs and bodies, TK over
+/// T4-T12); the column above L3 is then sheared horizontally so that the C7 centroid
+/// lands exactly at the designed SVA. The shear changes the angles above L3 slightly;
+/// the truth table is always computed from the final coordinates.
+pub fn lateral_landmarks(a: &Anatomy, s: &Shape) -> MmLandmarks {
+    let ss = s.pi - s.pt;
+    let s1_tilt = -ss;
+    let s1_post = Point::new(0.0, 0.0);
+    let s1_ant = add(s1_post, rot((a.depth[16] + 4.0, 0.0), s1_tilt));
+    let m = s1_post.mid(s1_ant);
+    // Heads: H = M + d (sin PT, -cos PT) gives PT exactly; left/right straddle H.
+    let d = 95.0;
+    let (pts, ptc) = s.pt.to_radians().sin_cos();
+    let h = Point::new(m.x + d * pts, m.y - d * ptc);
+    let mut out: MmLandmarks = vec![
+        (
+            Landmark::Corner(Level::S1, Endplate::Sup, Corner::Post),
+            s1_post,
+        ),
+        (
+            Landmark::Corner(Level::S1, Endplate::Sup, Corner::Ant),
+            s1_ant,
+        ),
+        (Landmark::FemoralHead(Side::Left), add(h, (-3.0, 1.5))),
+        (Landmark::FemoralHead(Side::Right), add(h, (3.0, -1.5))),
+    ];
+
+    // Transitions from S1 sup upward: (disc, body) pairs for L5..T1, each a tilt change.
+    let mut deltas = [0.0; 34]; // index 2k = disc below level (16-k), 2k+1 = its body
+    for (k, w) in a.ll_weights.iter().enumerate() {
+        deltas[k] = w * s.ll;
+    }
+    // Thoracolumbar disc T12-L1 neutral (index 10); T12 body .. T4 body with the discs
+    // between: 17 transitions summing to -TK (tilts decrease going up in a kyphosis).
+    for d in deltas.iter_mut().skip(11).take(17) {
+        *d = -s.tk / 17.0;
+    }
+    // Above T4: disc T3-4, T3 body, ..., T1 body: mild continuing kyphosis.
+    for d in deltas.iter_mut().skip(28) {
+        *d = -1.5;
+    }
+
+    let mut post = s1_post;
+    let mut tilt = s1_tilt;
+    let mut step = 0;
+    for i in (0..17).rev() {
+        let level = tl_level(i);
+        // Disc below this level.
+        let new_tilt = tilt + deltas[step];
+        step += 1;
+        let up = rot((0.0, a.disc_h[i]), (tilt + new_tilt) / 2.0);
+        let inf_post = add(post, up);
+        let inf_ant = add(inf_post, rot((a.depth[i], 0.0), new_tilt));
+        tilt = new_tilt;
+        // Body.
+        let new_tilt = tilt + deltas[step];
+        step += 1;
+        let up = rot((0.0, a.body_h[i]), (tilt + new_tilt) / 2.0);
+        let sup_post = add(inf_post, up);
+        let sup_ant = add(sup_post, rot((a.depth[i], 0.0), new_tilt));
+        tilt = new_tilt;
+        post = sup_post;
+        let centroid = Point::new(
+            (inf_post.x + inf_ant.x + sup_post.x + sup_ant.x) / 4.0,
+            (inf_post.y + inf_ant.y + sup_post.y + sup_ant.y) / 4.0,
+        );
+        out.push((
+            Landmark::Corner(level, Endplate::Inf, Corner::Post),
+            inf_post,
+        ));
+        out.push((Landmark::Corner(level, Endplate::Inf, Corner::Ant), inf_ant));
+        out.push((
+            Landmark::Corner(level, Endplate::Sup, Corner::Post),
+            sup_post,
+        ));
+        out.push((Landmark::Corner(level, Endplate::Sup, Corner::Ant), sup_ant));
+        out.push((Landmark::Centroid(level), centroid));
+    }
+    // C7 centroid: one disc plus half a body above T1 along T1's axis.
+    let c7 = add(
+        centroid_of(&out, Level::T(1)),
+        rot((0.0, a.disc_h[0] + a.body_h[0]), tilt),
+    );
+    // Shear above L3 so that x(C7) - x(S1_sup_post) = SVA exactly.
+    let y0 = centroid_of(&out, Level::L(3)).y;
+    let delta = s.sva - c7.x;
+    let shear = |p: Point| {
+        let f = ((p.y - y0) / (c7.y - y0)).clamp(0.0, 1.0);
+        Point::new(p.x + delta * f, p.y)
+    };
+    for (_, p) in out.iter_mut() {
+        *p = shear(*p);
+    }
+    out.push((Landmark::Centroid(Level::C7), Point::new(s.sva, c7.y)));
+    out
+}
+
+fn centroid_of(v: &MmLandmarks, level: Level) -> Point {
+    v.iter()
+        .find(|(k, _)| *k == Landmark::Centroid(level))
+        .map(|(_, p)| *p)
+        .expect("centroid built before use")
+}
+
+/// Builds the AP view in mm (x to the patient's left, y up; S1 endplate midpoint at the
+/// origin). Vertebral heights follow the lateral chain; the coronal axis is a lumbar
+/// curve plus a linear list that puts C7 exactly at the designed C7PL-CSVL.
+pub fn ap_landmarks(a: &Anatomy, s: &Shape) -> MmLandmarks {
+    let half_s1 = (a.width[16] + 4.0) / 2.0;
+    let ob = s.obliquity.to_radians().tan();
+    let mut out: MmLandmarks = vec![
+        (
+            Landmark::Corner(Level::S1, Endplate::Sup, Corner::Left),
+            Point::new(half_s1, half_s1 * ob * 0.5),
+        ),
+        (
+            Landmark::Corner(Level::S1, Endplate::Sup, Corner::Right),
+            Point::new(-half_s1, -half_s1 * ob * 0.5),
+        ),
+        (
+            Landmark::FemoralHead(Side::Left),
+            Point::new(88.0, -75.0 + 88.0 * ob),
+        ),
+        (
+            Landmark::FemoralHead(Side::Right),
+            Point::new(-88.0, -75.0 - 88.0 * ob),
+        ),
+    ];
+    // Heights: cumulative disc + body from S1 upward.
+    let mut y = 0.0;
+    let mut spans = [(0.0, 0.0); 17]; // (inf y, sup y) for T1..L5
+    for i in (0..17).rev() {
+        y += a.disc_h[i];
+        let inf = y;
+        y += a.body_h[i];
+        spans[i] = (inf, y);
+    }
+    let c7_y = y + a.disc_h[0] + a.body_h[0] / 2.0;
+    // Axis x(y): lumbar curve with apex near L2-L3, plus a linear list from 0 at S1 to
+    // -C7PL-CSVL at C7 (C7PL-CSVL = x(M) - x(C7), M at x = 0).
+    let lumbar_top = spans[12].1 + 40.0;
+    let axis = |y: f64| {
+        let curve = if y < lumbar_top {
+            s.curve_mm * (std::f64::consts::PI * y / lumbar_top).sin()
+        } else {
+            0.0
+        };
+        curve - s.c7pl_csvl * y / c7_y
+    };
+    let slope = |y: f64| (axis(y + 0.5) - axis(y - 0.5)) / 1.0;
+    for (i, &(inf, sup)) in spans.iter().enumerate() {
+        let level = tl_level(i);
+        let half = a.width[i] / 2.0;
+        for (e, yy) in [(Endplate::Inf, inf), (Endplate::Sup, sup)] {
+            // Endplate perpendicular to the axis: direction right -> left is (1, -slope).
+            let (dx, dy): (f64, f64) = (1.0, -slope(yy));
+            let n = dx.hypot(dy);
+            let (ux, uy) = (dx / n * half, dy / n * half);
+            let c = Point::new(axis(yy), yy);
+            out.push((
+                Landmark::Corner(level, e, Corner::Right),
+                Point::new(c.x - ux, c.y - uy),
+            ));
+            out.push((
+                Landmark::Corner(level, e, Corner::Left),
+                Point::new(c.x + ux, c.y + uy),
+            ));
+        }
+        let cy = (inf + sup) / 2.0;
+        out.push((Landmark::Centroid(level), Point::new(axis(cy), cy)));
+    }
+    out.push((
+        Landmark::Centroid(Level::C7),
+        Point::new(-s.c7pl_csvl, c7_y),
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plumbline_geometry::*;
+
+    #[test]
+    fn split_counts_reproduces_wang_2022() {
+        // 600 patients: 110 imbalanced = 31 sagittal, 38 coronal, 41 biplanar.
+        assert_eq!(imbalanced_count(600), 110);
+        assert_eq!(split_counts(110, &shares::TYPES), vec![31, 38, 41]);
+        let d = CohortDesign::new(600, 1);
+        let count = |f: &dyn Fn(&PatientDesign) -> bool| d.patients.iter().filter(|p| f(p)).count();
+        assert_eq!(count(&|p| p.design == Design::Sagittal), 31);
+        assert_eq!(count(&|p| p.design == Design::Coronal), 38);
+        assert_eq!(count(&|p| p.design == Design::Biplanar), 41);
+        // Coronal shifts away: round(0.772 * 79) = 61; forward: round(0.653 * 72) = 47.
+        assert_eq!(count(&|p| p.design.coronal() && p.coronal_away), 61);
+        assert_eq!(count(&|p| p.design.sagittal() && p.sagittal_forward), 47);
+        // Balanced right after surgery: ceil(0.8 * 110) = 88 >= 75%; all by m6.
+        assert_eq!(
+            count(&|p| p.design != Design::Balanced && p.recovered_at == 1),
+            88
+        );
+        assert_eq!(count(&|p| p.recovered_at > 3), 0);
+    }
+
+    #[test]
+    fn built_views_meet_their_design_exactly() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let design = PatientDesign {
+            design: Design::Biplanar,
+            coronal_away: true,
+            sagittal_forward: true,
+            recovered_at: 2,
+        };
+        let p = PatientModel::new(design, &mut rng);
+        let s = p.shapes[0];
+        let lat = ViewLandmarks::from_mm(
+            ViewKind::Lateral,
+            lateral_landmarks(&p.anatomy, &s),
+            OrientationSource::Header,
+        );
+        let ap = ViewLandmarks::from_mm(
+            ViewKind::Ap,
+            ap_landmarks(&p.anatomy, &s),
+            OrientationSource::Header,
+        );
+        let m = Metrics::compute(Some(&lat), Some(&ap), &MetricOptions::default());
+        assert!((m.get(Metric::SvaMm).unwrap() - s.sva).abs() < 1e-9);
+        assert!((m.get(Metric::PtDeg).unwrap() - s.pt).abs() < 1e-9);
+        assert!((m.get(Metric::PiDeg).unwrap() - s.pi).abs() < 1e-9);
+        assert!((m.get(Metric::C7plCsvlMm).unwrap() - s.c7pl_csvl).abs() < 1e-9);
+        assert!(s.sva > 40.0 && s.c7pl_csvl.abs() > 20.0);
+        assert_eq!(
+            classify(&m, &Thresholds::default()).kind,
+            Some(ImbalanceType::Biplanar)
+        );
+        // LL: the lumbar chain below L3 is not sheared, so L4-S1 is exact; LL itself
+        // moves only by the shear of L1-L2.
+        assert!((m.get(Metric::LlDeg).unwrap() - s.ll).abs() < 15.0);
+        assert_eq!(lat.points().len(), 4 + 17 * 5 + 1);
+        assert_eq!(ap.points().len(), 4 + 17 * 5 + 1);
+    }
+}

@@ -1,0 +1,737 @@
+//! Plumbline's synthetic cohort generator: a cohort of spine-surgery patients with
+//! whole-spine DX radiographs (real pixel data) and landmark SRs (TID 1500), written as
+//! real DICOM, plus the clinical table and the truth table of every metric.
+//!
+//! The cohort reproduces the published shares of Wang et al. 2022 (J Pain Res, doi
+//! 10.2147/JPR.S341317) and mixes every variant the data contract allows (spacing
+//! sources, anisotropic pixels, orientations, SR per study or per image, a second reader,
+//! missing landmarks, RLE-compressed pixel data). The same seed gives byte-identical
+//! files.
+//!
+//! ```no_run
+//! use plumbline_synth::{generate, ImageSize, SynthOptions};
+//! let summary = generate(&SynthOptions {
+//!     patients: 8,
+//!     seed: 1,
+//!     out: "cohort".into(),
+//!     image_size: ImageSize::Small,
+//! })
+//! .unwrap();
+//! println!("{} files", summary.files);
+//! ```
+
+pub mod cohort;
+pub mod dicom_writer;
+pub mod raster;
+
+use std::path::{Path, PathBuf};
+
+use plumbline_geometry::{
+    Landmark, MetricOptions, Metrics, PatientDirection, Point, Spacing, ViewKind, ViewLandmarks,
+};
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use rayon::prelude::*;
+
+use crate::cohort::{CohortDesign, MmLandmarks, PatientModel, TIMEPOINTS};
+use crate::dicom_writer::{
+    ImageInfo, PatientInfo, SpacingInfo, SrInfo, SrPoint, StudyInfo, View, WriteError, format_ds,
+    hashed_uid, parse_ds,
+};
+use crate::raster::Canvas;
+
+/// Pixel matrix of the generated radiographs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImageSize {
+    /// 352 x 152 pixels (about 2.2 mm): for committed fixtures and fast tests.
+    Small,
+    /// 7000 x 3000 pixels (about 0.11 mm), the size of a real whole-spine film.
+    Clinical,
+}
+
+impl ImageSize {
+    fn rows_cols(self) -> (u32, u32) {
+        match self {
+            ImageSize::Small => (352, 152),
+            ImageSize::Clinical => (7000, 3000),
+        }
+    }
+}
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct SynthOptions {
+    /// Number of patients.
+    pub patients: usize,
+    /// Seed; the same seed gives byte-identical files.
+    pub seed: u64,
+    /// Output folder; must not already hold a `dicom/` folder.
+    pub out: PathBuf,
+    /// Pixel matrix.
+    pub image_size: ImageSize,
+}
+
+/// What was written.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    /// DICOM files written.
+    pub files: usize,
+    /// Bytes of DICOM written.
+    pub bytes: u64,
+    /// Truth rows written.
+    pub truth_rows: usize,
+}
+
+/// Why generation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    /// The output already holds a cohort.
+    #[error(
+        "{} already exists; plumbline-synth never overwrites files: choose a new --out folder or remove that one yourself",
+        .0.display()
+    )]
+    Exists(PathBuf),
+    /// Writing a DICOM file failed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// Writing a table failed.
+    #[error("{}: {source}", path.display())]
+    Table {
+        /// The table's path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: csv::Error,
+    },
+    /// Creating a folder failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The two readers. Alpha reads every study; Beta re-reads some.
+pub const OBSERVERS: [&str; 2] = ["Reader^Alpha", "Reader^Beta"];
+
+/// One row of `truth.csv`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TruthRow {
+    /// PatientID.
+    pub patient_id: String,
+    /// Timepoint name.
+    pub timepoint: &'static str,
+    /// Person Observer Name as stored.
+    pub observer: String,
+    /// Metric column name.
+    pub metric: String,
+    /// Value computed by `plumbline-geometry` from the stored coordinates.
+    pub value: f64,
+}
+
+/// Converts days since 1970-01-01 to `YYYYMMDD` (proleptic Gregorian).
+pub fn yyyymmdd(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}{m:02}{d:02}")
+}
+
+/// Converts days since 1970-01-01 to `YYYY-MM-DD`.
+pub fn iso_date(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Pixel geometry of one generated view: how mm map to (column, row).
+struct Placement {
+    spacing: SpacingInfo,
+    /// Effective spacing a reader derives (spec section 4), from the stored strings.
+    effective: Spacing,
+    /// +1 when columns increase toward +x of the spec frame.
+    col_sign: f64,
+    orientation: Option<(String, String)>,
+    c0: f64,
+    r0: f64,
+    rows: u32,
+    cols: u32,
+}
+
+impl Placement {
+    fn to_px(&self, p: Point) -> (f64, f64) {
+        (
+            self.c0 + self.col_sign * p.x / self.effective.col,
+            self.r0 - p.y / self.effective.row,
+        )
+    }
+}
+
+fn choose_placement(
+    rng: &mut ChaCha8Rng,
+    kind: ViewKind,
+    pts: &MmLandmarks,
+    size: ImageSize,
+) -> Placement {
+    let (rows, cols) = size.rows_cols();
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for (_, p) in pts {
+        x0 = x0.min(p.x);
+        x1 = x1.max(p.x);
+        y0 = y0.min(p.y);
+        y1 = y1.max(p.y);
+    }
+    let margin = 45.0; // mm: room for the femoral-head discs and soft tissue
+    let (need_h, need_w) = (y1 - y0 + 2.0 * margin, x1 - x0 + 2.0 * margin);
+    let aniso = if rng.random_bool(0.3) { 0.9 } else { 1.0 };
+    // Round the wanted spacing to 4 decimals, large enough for the content to fit.
+    let base = (760.0 / f64::from(rows))
+        .max(need_h / f64::from(rows))
+        .max(need_w / (f64::from(cols) * aniso));
+    let base = (base * 1e4).ceil() / 1e4;
+    let want = (base, ((base * aniso) * 1e4).ceil() / 1e4);
+    // Spacing source variants of spec section 4.
+    let (spacing, effective) = match rng.random_range(0..3) {
+        0 => {
+            let ps = (
+                parse_ds(&format_ds(want.0)).unwrap(),
+                parse_ds(&format_ds(want.1)).unwrap(),
+            );
+            let ips = (
+                parse_ds(&format_ds(ps.0 * 1.1)).unwrap(),
+                parse_ds(&format_ds(ps.1 * 1.1)).unwrap(),
+            );
+            (
+                SpacingInfo {
+                    imager_pixel_spacing: ips,
+                    pixel_spacing: Some(ps),
+                    magnification: None,
+                },
+                Spacing {
+                    row: ps.0,
+                    col: ps.1,
+                },
+            )
+        }
+        1 => {
+            let mag = parse_ds(&format_ds(rng.random_range(105..125) as f64 / 100.0)).unwrap();
+            let ips = (
+                parse_ds(&format_ds(((want.0 * mag) * 1e5).round() / 1e5)).unwrap(),
+                parse_ds(&format_ds(((want.1 * mag) * 1e5).round() / 1e5)).unwrap(),
+            );
+            (
+                SpacingInfo {
+                    imager_pixel_spacing: ips,
+                    pixel_spacing: None,
+                    magnification: Some(mag),
+                },
+                Spacing {
+                    row: ips.0 / mag,
+                    col: ips.1 / mag,
+                },
+            )
+        }
+        _ => {
+            let ips = (
+                parse_ds(&format_ds(want.0)).unwrap(),
+                parse_ds(&format_ds(want.1)).unwrap(),
+            );
+            (
+                SpacingInfo {
+                    imager_pixel_spacing: ips,
+                    pixel_spacing: None,
+                    magnification: None,
+                },
+                Spacing {
+                    row: ips.0,
+                    col: ips.1,
+                },
+            )
+        }
+    };
+    let flip = rng.random_bool(0.5);
+    let unknown = rng.random_bool(0.15);
+    let col_sign = if flip { -1.0 } else { 1.0 };
+    let letter = match (kind, flip) {
+        (ViewKind::Lateral, false) => "A",
+        (ViewKind::Lateral, true) => "P",
+        (ViewKind::Ap, false) => "L",
+        (ViewKind::Ap, true) => "R",
+    };
+    let orientation = (!unknown).then(|| (letter.to_string(), "F".to_string()));
+    // Centre the content.
+    let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+    let c0 = f64::from(cols) / 2.0 - col_sign * cx / effective.col;
+    let r0 = f64::from(rows) / 2.0 + cy / effective.row;
+    Placement {
+        spacing,
+        effective,
+        col_sign,
+        orientation,
+        c0,
+        r0,
+        rows,
+        cols,
+    }
+}
+
+fn render(kind: ViewKind, pts: &MmLandmarks, pl: &Placement) -> Canvas {
+    let mut canvas = Canvas::new(pl.rows, pl.cols, 250);
+    let get = |name: String| {
+        let lm: Landmark = name.parse().expect("generator uses canonical names");
+        pts.iter().find(|(k, _)| *k == lm).map(|(_, p)| *p)
+    };
+    let px = |p: Point| pl.to_px(p);
+    let mm_to_px = 1.0 / pl.effective.row;
+    // Soft tissue: a wide band around the column.
+    let (y0, y1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), (_, p)| {
+        (a.min(p.y), b.max(p.y))
+    });
+    let xs: Vec<f64> = pts.iter().map(|(_, p)| p.x).collect();
+    let (xa, xb) = xs
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
+    let band = [
+        Point::new(xa - 35.0, y0 - 40.0),
+        Point::new(xb + 35.0, y0 - 40.0),
+        Point::new(xb + 25.0, y1 + 40.0),
+        Point::new(xa - 25.0, y1 + 40.0),
+    ];
+    canvas.fill_polygon(&band.map(px), 700);
+    for side in ["left", "right"] {
+        if let Some(h) = get(format!("FH_{side}")) {
+            canvas.fill_disc(px(h), 24.0 * mm_to_px, 2100);
+        }
+    }
+    let (pos, neg) = match kind {
+        ViewKind::Lateral => ("ant", "post"),
+        ViewKind::Ap => ("left", "right"),
+    };
+    // Sacrum: S1 endplate extended 35 mm caudally.
+    if let (Some(a), Some(b)) = (get(format!("S1_sup_{pos}")), get(format!("S1_sup_{neg}"))) {
+        let (dx, dy) = (a.x - b.x, a.y - b.y);
+        let n = dx.hypot(dy);
+        let down = (dy / n * 35.0, -dx / n * 35.0);
+        let quad = [
+            b,
+            a,
+            Point::new(a.x + down.0 * 0.6, a.y + down.1),
+            Point::new(b.x + down.0, b.y + down.1),
+        ];
+        canvas.fill_polygon(&quad.map(px), 2300);
+    }
+    for level in plumbline_geometry::Level::thoracolumbar() {
+        let c = |e: &str, s: &str| get(format!("{level}_{e}_{s}"));
+        if let (Some(a), Some(b), Some(cc), Some(d)) =
+            (c("sup", neg), c("sup", pos), c("inf", pos), c("inf", neg))
+        {
+            canvas.fill_polygon(&[a, b, cc, d].map(px), 2500);
+        }
+    }
+    if let Some(c7) = get("C7_centroid".into()) {
+        let h = 8.0;
+        let sq = [
+            Point::new(c7.x - 2.0 * h, c7.y + h),
+            Point::new(c7.x + 2.0 * h, c7.y + h),
+            Point::new(c7.x + 2.0 * h, c7.y - h),
+            Point::new(c7.x - 2.0 * h, c7.y - h),
+        ];
+        canvas.fill_polygon(&sq.map(px), 2400);
+    }
+    canvas
+}
+
+/// Everything one patient contributes.
+struct PatientOutput {
+    clinical: [String; 6],
+    design: [String; 5],
+    truth: Vec<TruthRow>,
+    files: usize,
+    bytes: u64,
+}
+
+fn write_patient(
+    opts: &SynthOptions,
+    index: usize,
+    design: cohort::PatientDesign,
+) -> Result<PatientOutput, SynthError> {
+    let seed_s = opts.seed.to_string();
+    let pid = format!("P{:04}", index + 1);
+    let mut rng = ChaCha8Rng::seed_from_u64(
+        opts.seed
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(index as u64 + 1),
+    );
+    let model = PatientModel::new(design, &mut rng);
+    let patient = PatientInfo {
+        patient_id: pid.clone(),
+        patient_name: format!("SYNTH^{pid}"),
+        birth_date: yyyymmdd(
+            model.clinical.surgery_day - i64::from(model.clinical.age) * 365 - 100,
+        ),
+        sex: model.clinical.sex.to_string(),
+    };
+    let uid = |parts: &[&str]| {
+        let mut all = vec!["plumbline-synth", seed_s.as_str(), pid.as_str()];
+        all.extend_from_slice(parts);
+        hashed_uid(&all)
+    };
+    let mut out = PatientOutput {
+        clinical: [
+            pid.clone(),
+            iso_date(model.clinical.surgery_day),
+            model.clinical.level.to_string(),
+            model.clinical.side.to_string(),
+            model.clinical.sex.to_string(),
+            model.clinical.age.to_string(),
+        ],
+        design: [
+            pid.clone(),
+            model.design.design.as_str().to_string(),
+            match model.design.design {
+                cohort::Design::Coronal | cohort::Design::Biplanar => {
+                    if model.design.coronal_away {
+                        "away"
+                    } else {
+                        "toward"
+                    }
+                    .to_string()
+                }
+                _ => String::new(),
+            },
+            match model.design.design {
+                cohort::Design::Sagittal | cohort::Design::Biplanar => {
+                    if model.design.sagittal_forward {
+                        "forward"
+                    } else {
+                        "backward"
+                    }
+                    .to_string()
+                }
+                _ => String::new(),
+            },
+            if model.design.recovered_at == 0 {
+                String::new()
+            } else {
+                TIMEPOINTS[model.design.recovered_at].to_string()
+            },
+        ],
+        truth: Vec::new(),
+        files: 0,
+        bytes: 0,
+    };
+    let jitter = Normal::new(0.0, 1.0).expect("valid");
+    for (t, tp) in TIMEPOINTS.iter().enumerate() {
+        let day = model.clinical.surgery_day + model.study_offsets[t];
+        let date = yyyymmdd(day);
+        let time = format!(
+            "{:02}{:02}00",
+            8 + rng.random_range(0..9),
+            rng.random_range(0..60)
+        );
+        let study = StudyInfo {
+            study_uid: uid(&[tp, "study"]),
+            study_date: date.clone(),
+            study_time: time.clone(),
+            accession: format!("A{:05}{}", index + 1, t),
+            study_id: format!("{}", t + 1),
+            description: "XR whole spine standing".to_string(),
+            timepoint_id: rng.random_bool(0.5).then(|| tp.to_string()),
+        };
+        let dir = opts
+            .out
+            .join("dicom")
+            .join(&pid)
+            .join(format!("{date}_{tp}"));
+        let shape = &model.shapes[t];
+        let views = [
+            (
+                ViewKind::Lateral,
+                cohort::lateral_landmarks(&model.anatomy, shape),
+            ),
+            (ViewKind::Ap, cohort::ap_landmarks(&model.anatomy, shape)),
+        ];
+        let image_series = uid(&[tp, "series", "dx"]);
+        let mut images = Vec::new();
+        for (v, (kind, pts)) in views.iter().enumerate() {
+            let pl = choose_placement(&mut rng, *kind, pts, opts.image_size);
+            let image = ImageInfo {
+                sop_uid: uid(&[tp, "image", &v.to_string()]),
+                series_uid: image_series.clone(),
+                series_number: 1,
+                instance_number: v as u32 + 1,
+                view: match kind {
+                    ViewKind::Lateral => View::Lateral,
+                    ViewKind::Ap => View::Ap,
+                },
+                canvas: render(*kind, pts, &pl),
+                window_center: 1400.0,
+                window_width: 2800.0,
+                spacing: pl.spacing.clone(),
+                orientation: pl.orientation.clone(),
+                rle: rng.random_bool(0.25),
+                content_date: date.clone(),
+                content_time: time.clone(),
+            };
+            // Some files carry no .dcm suffix: readers must decide from content.
+            let name = match (v, rng.random_bool(0.2)) {
+                (0, false) => "XR_LAT.dcm",
+                (0, true) => "IM0001",
+                (_, false) => "XR_AP.dcm",
+                (_, true) => "IM0002",
+            };
+            let path = dir.join(name);
+            dicom_writer::write_image(&path, &patient, &study, &image)?;
+            count_file(&mut out, &path)?;
+            let image_ref = dicom_writer::ImageRef {
+                sop_uid: image.sop_uid.clone(),
+                sop_class: dicom_writer::image_sop_class(&image),
+            };
+            images.push((image_ref, *kind, pts, pl));
+        }
+
+        // Readers: Alpha always, Beta on about a quarter of the studies.
+        let readers = if rng.random_bool(0.25) { 2 } else { 1 };
+        let per_image = rng.random_bool(0.4);
+        for (r, observer) in OBSERVERS.iter().take(readers).enumerate() {
+            let mut per_view: Vec<(ViewKind, Vec<SrPoint>, &Placement)> = Vec::new();
+            for (sop, kind, pts, pl) in &images {
+                let mut pts: Vec<(Landmark, Point)> = (*pts).clone();
+                if rng.random_bool(0.06) {
+                    // A reader skipped a few landmarks.
+                    pts.shuffle(&mut rng);
+                    let k = rng.random_range(1..4);
+                    pts.drain(..k);
+                    pts.sort_by_key(|(k, _)| *k);
+                }
+                let points = pts
+                    .iter()
+                    .map(|(lm, p)| {
+                        let (mut c, mut row) = pl.to_px(*p);
+                        if r > 0 {
+                            c += jitter.sample(&mut rng) / pl.effective.col;
+                            row += jitter.sample(&mut rng) / pl.effective.row;
+                        }
+                        SrPoint {
+                            name: lm.to_string(),
+                            meaning: lm.meaning(),
+                            image_sop_uid: sop.sop_uid.clone(),
+                            col: c as f32,
+                            row: row as f32,
+                        }
+                    })
+                    .collect();
+                per_view.push((*kind, points, pl));
+            }
+            out.truth.extend(truth_rows(&pid, tp, observer, &per_view));
+            // Alpha: one SR per study or one per image; Beta: one per study.
+            let groups: Vec<Vec<usize>> = if per_image && r == 0 {
+                vec![vec![0], vec![1]]
+            } else {
+                vec![vec![0, 1]]
+            };
+            for (g, members) in groups.iter().enumerate() {
+                let tag = format!("{r}-{g}");
+                let sr = SrInfo {
+                    sop_uid: uid(&[tp, "sr", &tag]),
+                    series_uid: uid(&[tp, "series", "sr", &r.to_string()]),
+                    series_number: 100 + r as u32,
+                    instance_number: g as u32 + 1,
+                    observer: observer.to_string(),
+                    image_series_uid: image_series.clone(),
+                    images: members.iter().map(|&i| images[i].0.clone()).collect(),
+                    points: members
+                        .iter()
+                        .flat_map(|&i| per_view[i].1.iter().cloned())
+                        .collect(),
+                    content_date: date.clone(),
+                    content_time: time.clone(),
+                };
+                let reader = observer
+                    .split('^')
+                    .nth(1)
+                    .unwrap_or("reader")
+                    .to_lowercase();
+                let name = if groups.len() == 1 {
+                    format!("SR_{reader}.dcm")
+                } else {
+                    format!("SR_{reader}_{}.dcm", ["lat", "ap"][members[0]])
+                };
+                let path = dir.join(name);
+                dicom_writer::write_sr(&path, &patient, &study, &sr)?;
+                count_file(&mut out, &path)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn count_file(out: &mut PatientOutput, path: &Path) -> Result<(), SynthError> {
+    let len = std::fs::metadata(path)
+        .map_err(|source| SynthError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    out.files += 1;
+    out.bytes += len;
+    Ok(())
+}
+
+/// Metrics of one reader's views, from the coordinates exactly as stored (float32) and
+/// the spacing and orientation exactly as stored, through `plumbline-geometry`.
+fn truth_rows(
+    pid: &str,
+    tp: &'static str,
+    observer: &str,
+    views: &[(ViewKind, Vec<SrPoint>, &Placement)],
+) -> Vec<TruthRow> {
+    let build = |kind: ViewKind| {
+        let (_, pts, pl) = views.iter().find(|(k, _, _)| *k == kind)?;
+        let col_dir = pl
+            .orientation
+            .as_ref()
+            .and_then(|(c, _)| PatientDirection::parse(c));
+        let row_dir = pl
+            .orientation
+            .as_ref()
+            .and_then(|(_, r)| PatientDirection::parse(r));
+        ViewLandmarks::from_pixels(
+            kind,
+            pts.iter().map(|p| {
+                (
+                    p.name.parse().expect("canonical"),
+                    (f64::from(p.col), f64::from(p.row)),
+                )
+            }),
+            pl.effective,
+            col_dir,
+            row_dir,
+        )
+        .ok()
+    };
+    let lat = build(ViewKind::Lateral);
+    let ap = build(ViewKind::Ap);
+    let m = Metrics::compute(lat.as_ref(), ap.as_ref(), &MetricOptions::default());
+    m.iter()
+        .filter_map(|(k, v)| {
+            Some(TruthRow {
+                patient_id: pid.to_string(),
+                timepoint: tp,
+                observer: observer.to_string(),
+                metric: k.name(),
+                value: v?,
+            })
+        })
+        .collect()
+}
+
+fn write_table<const N: usize>(
+    path: &Path,
+    header: [&str; N],
+    rows: impl IntoIterator<Item = [String; N]>,
+) -> Result<(), SynthError> {
+    let err = |source| SynthError::Table {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut w = csv::Writer::from_path(path).map_err(err)?;
+    w.write_record(header).map_err(err)?;
+    for r in rows {
+        w.write_record(&r).map_err(err)?;
+    }
+    w.flush().map_err(|e| err(e.into()))
+}
+
+/// Generates a cohort into `opts.out`: `dicom/`, `clinical.csv`, `truth.csv` and
+/// `design.csv` (the designed pre-op type, shift directions and recovery timepoint per
+/// patient). Patients are written in parallel; the output does not depend on the
+/// thread count.
+pub fn generate(opts: &SynthOptions) -> Result<Summary, SynthError> {
+    let dicom = opts.out.join("dicom");
+    if dicom.exists() {
+        return Err(SynthError::Exists(dicom));
+    }
+    std::fs::create_dir_all(&dicom).map_err(|source| SynthError::Io {
+        path: dicom.clone(),
+        source,
+    })?;
+    let design = CohortDesign::new(opts.patients, opts.seed);
+    let outputs: Vec<PatientOutput> = design
+        .patients
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, d)| write_patient(opts, i, d))
+        .collect::<Result<_, _>>()?;
+    write_table(
+        &opts.out.join("clinical.csv"),
+        [
+            "patient_id",
+            "surgery_date",
+            "herniation_level",
+            "herniation_side",
+            "sex",
+            "age_years",
+        ],
+        outputs.iter().map(|o| o.clinical.clone()),
+    )?;
+    write_table(
+        &opts.out.join("design.csv"),
+        [
+            "patient_id",
+            "preop_type",
+            "coronal_shift",
+            "sagittal_shift",
+            "balanced_from",
+        ],
+        outputs.iter().map(|o| o.design.clone()),
+    )?;
+    let truth: Vec<&TruthRow> = outputs.iter().flat_map(|o| &o.truth).collect();
+    write_table(
+        &opts.out.join("truth.csv"),
+        ["patient_id", "timepoint", "observer", "metric", "value"],
+        truth.iter().map(|r| {
+            [
+                r.patient_id.clone(),
+                r.timepoint.to_string(),
+                r.observer.clone(),
+                r.metric.clone(),
+                format!("{}", r.value),
+            ]
+        }),
+    )?;
+    Ok(Summary {
+        files: outputs.iter().map(|o| o.files).sum(),
+        bytes: outputs.iter().map(|o| o.bytes).sum(),
+        truth_rows: truth.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(yyyymmdd(0), "19700101");
+        assert_eq!(iso_date(18_631), "2021-01-04");
+        assert_eq!(iso_date(19_052), "2022-03-01"); // 2021 is not a leap year
+        assert_eq!(iso_date(11_016), "2000-02-29");
+    }
+}
