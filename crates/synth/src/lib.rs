@@ -45,7 +45,7 @@ use crate::raster::Canvas;
 /// Pixel matrix of the generated radiographs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ImageSize {
-    /// 352 x 152 pixels (about 2.2 mm): for committed fixtures and fast tests.
+    /// 320 x 136 pixels (about 2.4 mm): for committed fixtures and fast tests.
     Small,
     /// 7000 x 3000 pixels (about 0.11 mm), the size of a real whole-spine film.
     Clinical,
@@ -54,7 +54,7 @@ pub enum ImageSize {
 impl ImageSize {
     fn rows_cols(self) -> (u32, u32) {
         match self {
-            ImageSize::Small => (352, 152),
+            ImageSize::Small => (320, 136),
             ImageSize::Clinical => (7000, 3000),
         }
     }

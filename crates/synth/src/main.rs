@@ -21,7 +21,7 @@ struct Args {
     /// Output folder (created; must not already contain a dicom/ folder).
     #[arg(long)]
     out: PathBuf,
-    /// Pixel matrix: small (352 x 152) or clinical (7000 x 3000).
+    /// Pixel matrix: small (320 x 136) or clinical (7000 x 3000).
     #[arg(long, value_enum, default_value = "small")]
     image_size: ImageSize,
 }
