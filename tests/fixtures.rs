@@ -1,0 +1,82 @@
+//! The committed fixtures: `fixtures/cohort-small` is exactly what its documented command
+//! writes, and its `truth.csv` agrees with an independent recomputation (pydicom + numpy,
+//! `fixtures/tools/check_truth.py`, written from the spec alone).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use plumbline_e2e::repo_root;
+use plumbline_synth::{ImageSize, SynthOptions, generate};
+
+fn files(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn committed_cohort_is_what_the_generator_writes() {
+    // fixtures/README.md: plumbline-synth --patients 8 --seed 1 --out fixtures/cohort-small
+    let committed = repo_root().join("fixtures/cohort-small");
+    let fresh = std::env::temp_dir().join(format!("plumbline-e2e-cohort-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&fresh);
+    generate(&SynthOptions {
+        patients: 8,
+        seed: 1,
+        out: fresh.clone(),
+        image_size: ImageSize::Small,
+    })
+    .unwrap();
+    let (a, b) = (files(&committed), files(&fresh));
+    assert_eq!(a, b, "file lists differ");
+    assert_eq!(a.len(), 122 + 3);
+    let mut bytes = 0;
+    for f in &a {
+        let (x, y) = (
+            std::fs::read(committed.join(f)).unwrap(),
+            std::fs::read(fresh.join(f)).unwrap(),
+        );
+        bytes += x.len();
+        assert!(x == y, "{} differs from a fresh generation", f.display());
+    }
+    assert!(bytes < 15_000_000, "cohort-small is {bytes} bytes");
+    std::fs::remove_dir_all(fresh).unwrap();
+}
+
+#[test]
+fn truth_agrees_with_an_independent_pydicom_computation() {
+    let root = repo_root();
+    let probe = Command::new("python3")
+        .args(["-c", "import pydicom, numpy"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: python3 with pydicom and numpy is not installed \
+             (pip install -r fixtures/tools/requirements.txt); .ci/run installs them !!!!!!!!\n"
+        );
+        return;
+    }
+    let out = Command::new("python3")
+        .arg(root.join("fixtures/tools/check_truth.py"))
+        .arg(root.join("fixtures/cohort-small"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(out.status.success(), "check_truth.py disagrees:\n{text}");
+}
