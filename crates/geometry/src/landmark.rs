@@ -69,6 +69,16 @@ pub enum Endplate {
     Inf,
 }
 
+impl Endplate {
+    /// `sup` or `inf`, as in the canonical names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endplate::Sup => "sup",
+            Endplate::Inf => "inf",
+        }
+    }
+}
+
 /// Which corner of an endplate: anterior/posterior on a lateral view, patient
 /// left/right on an AP view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -84,6 +94,16 @@ pub enum Corner {
 }
 
 impl Corner {
+    /// `ant`, `post`, `left` or `right`, as in the canonical names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Corner::Ant => "ant",
+            Corner::Post => "post",
+            Corner::Left => "left",
+            Corner::Right => "right",
+        }
+    }
+
     /// True for the corners that only exist on a lateral view.
     pub fn is_lateral(self) -> bool {
         matches!(self, Corner::Ant | Corner::Post)
@@ -174,8 +194,7 @@ impl Landmark {
                 let c = match c {
                     Corner::Ant => "anterior",
                     Corner::Post => "posterior",
-                    Corner::Left => "left",
-                    Corner::Right => "right",
+                    side => side.as_str(),
                 };
                 format!("{l} {e} endplate, {c} corner")
             }
@@ -189,19 +208,7 @@ impl fmt::Display for Landmark {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Landmark::Centroid(l) => write!(f, "{l}_centroid"),
-            Landmark::Corner(l, e, c) => {
-                let e = match e {
-                    Endplate::Sup => "sup",
-                    Endplate::Inf => "inf",
-                };
-                let c = match c {
-                    Corner::Ant => "ant",
-                    Corner::Post => "post",
-                    Corner::Left => "left",
-                    Corner::Right => "right",
-                };
-                write!(f, "{l}_{e}_{c}")
-            }
+            Landmark::Corner(l, e, c) => write!(f, "{l}_{}_{}", e.as_str(), c.as_str()),
             Landmark::FemoralHead(Side::Left) => f.write_str("FH_left"),
             Landmark::FemoralHead(Side::Right) => f.write_str("FH_right"),
         }
@@ -222,18 +229,14 @@ impl FromStr for Landmark {
                 match (parts.next(), parts.next(), parts.next()) {
                     (Some("centroid"), None, None) => Landmark::Centroid(level),
                     (Some(e), Some(c), None) => {
-                        let e = match e {
-                            "sup" => Endplate::Sup,
-                            "inf" => Endplate::Inf,
-                            _ => return Err(err()),
-                        };
-                        let c = match c {
-                            "ant" => Corner::Ant,
-                            "post" => Corner::Post,
-                            "left" => Corner::Left,
-                            "right" => Corner::Right,
-                            _ => return Err(err()),
-                        };
+                        let e = [Endplate::Sup, Endplate::Inf]
+                            .into_iter()
+                            .find(|x| x.as_str() == e)
+                            .ok_or_else(err)?;
+                        let c = [Corner::Ant, Corner::Post, Corner::Left, Corner::Right]
+                            .into_iter()
+                            .find(|x| x.as_str() == c)
+                            .ok_or_else(err)?;
                         Landmark::Corner(level, e, c)
                     }
                     _ => return Err(err()),
