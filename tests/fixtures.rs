@@ -80,3 +80,38 @@ fn truth_agrees_with_an_independent_pydicom_computation() {
     eprintln!("{text}");
     assert!(out.status.success(), "check_truth.py disagrees:\n{text}");
 }
+
+#[test]
+fn interop_srs_are_valid_for_two_independent_toolkits() {
+    // highdicom wrote them; dicom3tools and dcmtk must accept them (no Error line,
+    // dsrdump exit 0), and each has the JSON pydicom extracted from it.
+    let dir = repo_root().join("fixtures/interop");
+    let names = [
+        "sr_finding_codes",
+        "sr_tracking_only",
+        "sr_two_images",
+        "sr_two_observers",
+    ];
+    for n in names {
+        assert!(dir.join(format!("expected/{n}.json")).is_file(), "{n}.json");
+    }
+    let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
+    if !have("dciodvfy") || !have("dsrdump") {
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: dciodvfy (dicom3tools) or dsrdump (dcmtk) not installed; .ci/run installs them !!!!!!!!\n"
+        );
+        return;
+    }
+    for n in names {
+        let f = dir.join(format!("sr/{n}.dcm"));
+        let out = Command::new("dciodvfy").arg(&f).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with("ComprehensiveSR"), "{n}: {text}");
+        assert!(!text.lines().any(|l| l.starts_with("Error")), "{n}: {text}");
+        let out = Command::new("dsrdump").arg(&f).output().unwrap();
+        assert!(out.status.success(), "dsrdump {n}");
+        let dump = String::from_utf8_lossy(&out.stdout);
+        assert!(dump.contains("S1_sup_post"), "{n}: {dump}");
+    }
+}
