@@ -1,0 +1,570 @@
+//! Joins landmark points to their images, decides each image's view and each study's
+//! timepoint, and groups the result into patient -> timepoint -> observer -> {lateral,
+//! AP} landmark sets in mm.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use plumbline_geometry::{Landmark, OrientationSource, PatientDirection, ViewKind, ViewLandmarks};
+
+use crate::clinical::{ClinicalTable, parse_dicom_date};
+use crate::qc::{QcIssue, Severity, codes};
+use crate::records::{ImageRecord, LandmarkDoc, SpacingSource};
+use crate::scan::ScanResult;
+
+/// Which study a timepoint takes when several fall into its window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pick {
+    /// The latest study (pre-op: the one closest to surgery).
+    Latest,
+    /// The earliest study.
+    Earliest,
+}
+
+/// A timepoint window in days relative to surgery: `from <= offset < to` when
+/// `to_inclusive` is false, `from <= offset <= to` otherwise.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    /// Timepoint name (`preop`, `postop`, `m3`, ...); also the ClinicalTrialTimePointID
+    /// value that selects it directly.
+    pub name: String,
+    /// First day (inclusive).
+    pub from: i64,
+    /// Last day.
+    pub to: i64,
+    /// Whether `to` itself is inside.
+    pub to_inclusive: bool,
+    /// Which study wins when several fall inside.
+    pub pick: Pick,
+}
+
+impl Window {
+    fn contains(&self, d: i64) -> bool {
+        d >= self.from && (d < self.to || (self.to_inclusive && d == self.to))
+    }
+}
+
+/// The default windows of `pipeline-io.md`: preop = latest study in [-180, 0); postop =
+/// earliest in [0, 30]; m3 = [60, 120]; m6 = [150, 240]; m12 = [300, 450]. The contract
+/// names the study to pick only for preop and postop; for the later windows Plumbline
+/// takes the earliest study and lists the others in QC.
+pub fn default_windows() -> Vec<Window> {
+    let w = |name: &str, from, to, to_inclusive, pick| Window {
+        name: name.to_string(),
+        from,
+        to,
+        to_inclusive,
+        pick,
+    };
+    vec![
+        w("preop", -180, 0, false, Pick::Latest),
+        w("postop", 0, 30, true, Pick::Earliest),
+        w("m3", 60, 120, true, Pick::Earliest),
+        w("m6", 150, 240, true, Pick::Earliest),
+        w("m12", 300, 450, true, Pick::Earliest),
+    ]
+}
+
+/// One view of one reading: the image, how its frame was set up, the landmarks in mm.
+#[derive(Clone, Debug, PartialEq)]
+pub struct View {
+    /// The image's SOP Instance UID.
+    pub image_uid: String,
+    /// The image file.
+    pub path: PathBuf,
+    /// Where the mm scale came from.
+    pub spacing_source: SpacingSource,
+    /// The landmarks in mm (orientation source inside).
+    pub landmarks: ViewLandmarks,
+}
+
+/// All landmarks of one reader at one timepoint of one patient.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reading {
+    /// PatientID.
+    pub patient_id: String,
+    /// Timepoint name.
+    pub timepoint: String,
+    /// Index of the timepoint in the window order (for sorting).
+    pub timepoint_index: usize,
+    /// StudyInstanceUID of the study read.
+    pub study_uid: String,
+    /// StudyDate (`YYYYMMDD`) when known.
+    pub study_date: Option<String>,
+    /// The reader (Person Observer Name as stored; empty when none was given).
+    pub observer: String,
+    /// The lateral view.
+    pub lateral: Option<View>,
+    /// The AP view.
+    pub ap: Option<View>,
+}
+
+/// The outcome of grouping.
+#[derive(Clone, Debug, Default)]
+pub struct Grouped {
+    /// Readings sorted by patient, timepoint (window order), observer.
+    pub readings: Vec<Reading>,
+    /// Problems found while joining and grouping.
+    pub issues: Vec<QcIssue>,
+}
+
+fn is_lateral_position(vp: &str) -> Option<ViewKind> {
+    match vp.trim().to_ascii_uppercase().as_str() {
+        "LL" | "RL" | "LLD" | "RLD" | "LAT" | "LATERAL" => Some(ViewKind::Lateral),
+        "AP" | "PA" => Some(ViewKind::Ap),
+        _ => None,
+    }
+}
+
+/// Keeps one record per SOP Instance UID: the first by (has spacing, path); the others
+/// are listed in QC.
+fn dedupe_images(
+    images: &[ImageRecord],
+    issues: &mut Vec<QcIssue>,
+) -> BTreeMap<String, ImageRecord> {
+    let mut by_uid: BTreeMap<String, Vec<&ImageRecord>> = BTreeMap::new();
+    for im in images {
+        by_uid
+            .entry(im.sop_instance_uid.clone())
+            .or_default()
+            .push(im);
+    }
+    let mut out = BTreeMap::new();
+    for (uid, mut v) in by_uid {
+        v.sort_by_key(|im| (im.spacing.is_none(), im.path.clone()));
+        let keep = v[0];
+        for other in &v[1..] {
+            issues.push(
+                QcIssue::file(
+                    &other.path,
+                    Severity::Warning,
+                    codes::DUPLICATE_SOP_INSTANCE,
+                    format!(
+                        "the same SOP Instance UID is also in {}; that copy is used, this one is not",
+                        keep.path.display()
+                    ),
+                )
+                .with_ids(&uid, &other.patient_id),
+            );
+        }
+        out.insert(uid, keep.clone());
+    }
+    out
+}
+
+/// A point's pixel position and where it came from.
+type Placed = (f64, f64, PathBuf);
+
+/// Joins points to images and groups them. `clinical` gives surgery dates for the
+/// date windows; without it only ClinicalTrialTimePointID assigns timepoints.
+pub fn group(scan: &ScanResult, clinical: Option<&ClinicalTable>, windows: &[Window]) -> Grouped {
+    let mut issues = Vec::new();
+    let images = dedupe_images(&scan.images, &mut issues);
+
+    // 1. Join points to images; per (image, observer), landmark -> placements.
+    let mut sets: BTreeMap<(String, String), BTreeMap<Landmark, Vec<Placed>>> = BTreeMap::new();
+    let mut missing: BTreeSet<(PathBuf, String)> = BTreeSet::new();
+    for doc in &scan.docs {
+        issues.extend(doc.issues.iter().cloned());
+        join_doc(doc, &images, &mut sets, &mut missing, &mut issues);
+    }
+    for (path, uid) in missing {
+        let doc = scan.docs.iter().find(|d| d.path == path);
+        issues.push(
+            QcIssue::file(
+                &path,
+                Severity::Error,
+                codes::IMAGE_NOT_FOUND,
+                format!("landmarks reference image {uid}, which is not in the input tree; those landmarks are not used"),
+            )
+            .with_ids(
+                doc.map_or("", |d| d.sop_instance_uid.as_str()),
+                doc.map_or("", |d| d.patient_id.as_str()),
+            ),
+        );
+    }
+
+    // 2. Build views in mm.
+    let mut views: Vec<(String, String, ViewKind, View)> = Vec::new(); // (image uid, observer, kind, view)
+    for ((uid, observer), lms) in sets {
+        let im = &images[&uid];
+        if let Some(v) = build_view(im, &observer, lms, &mut issues) {
+            views.push((uid, observer, v.0, v.1));
+        }
+    }
+
+    // 3. Timepoints per (patient, study).
+    let study_tp = assign_timepoints(&images, clinical, windows, &mut issues);
+
+    // 4. Readings.
+    let mut readings: BTreeMap<(String, usize, String), Reading> = BTreeMap::new();
+    for (uid, observer, kind, view) in views {
+        let im = &images[&uid];
+        let Some(&tp) = study_tp.get(&(im.patient_id.clone(), im.study_instance_uid.clone()))
+        else {
+            continue; // the study's QC issue was written by assign_timepoints
+        };
+        let r = readings
+            .entry((im.patient_id.clone(), tp, observer.clone()))
+            .or_insert_with(|| Reading {
+                patient_id: im.patient_id.clone(),
+                timepoint: windows[tp].name.clone(),
+                timepoint_index: tp,
+                study_uid: im.study_instance_uid.clone(),
+                study_date: im.study_date.clone(),
+                observer: observer.clone(),
+                lateral: None,
+                ap: None,
+            });
+        let slot = match kind {
+            ViewKind::Lateral => &mut r.lateral,
+            ViewKind::Ap => &mut r.ap,
+        };
+        match slot {
+            None => *slot = Some(view),
+            Some(kept) => issues.push(
+                QcIssue::file(
+                    &im.path,
+                    Severity::Warning,
+                    codes::DUPLICATE_VIEW,
+                    format!(
+                        "a second {kind:?} image for reader `{observer}` at {}; {} is used, this one is not",
+                        windows[tp].name,
+                        kept.path.display()
+                    ),
+                )
+                .with_ids(&uid, &im.patient_id),
+            ),
+        }
+    }
+    issues.sort();
+    issues.dedup();
+    Grouped {
+        readings: readings.into_values().collect(),
+        issues,
+    }
+}
+
+fn join_doc(
+    doc: &LandmarkDoc,
+    images: &BTreeMap<String, ImageRecord>,
+    sets: &mut BTreeMap<(String, String), BTreeMap<Landmark, Vec<Placed>>>,
+    missing: &mut BTreeSet<(PathBuf, String)>,
+    issues: &mut Vec<QcIssue>,
+) {
+    for p in &doc.points {
+        let Some(im) = images.get(&p.image_uid) else {
+            missing.insert((doc.path.clone(), p.image_uid.clone()));
+            continue;
+        };
+        let (w, h) = (f64::from(im.cols), f64::from(im.rows));
+        if !(0.0..=w).contains(&p.col) || !(0.0..=h).contains(&p.row) {
+            issues.push(
+                QcIssue::file(
+                    &doc.path,
+                    Severity::Error,
+                    codes::POINT_OUT_OF_BOUNDS,
+                    format!(
+                        "{} at column {}, row {} lies outside image {} ({} x {} pixels); not used",
+                        p.landmark, p.col, p.row, p.image_uid, im.cols, im.rows
+                    ),
+                )
+                .with_ids(&doc.sop_instance_uid, &im.patient_id),
+            );
+            continue;
+        }
+        if p.frame.is_some_and(|f| f > im.number_of_frames) {
+            issues.push(
+                QcIssue::file(
+                    &doc.path,
+                    Severity::Error,
+                    codes::BAD_CONTENT_ITEM,
+                    format!(
+                        "{} references frame {} of image {}, which has {} frame(s); not used",
+                        p.landmark,
+                        p.frame.unwrap_or(0),
+                        p.image_uid,
+                        im.number_of_frames
+                    ),
+                )
+                .with_ids(&doc.sop_instance_uid, &im.patient_id),
+            );
+            continue;
+        }
+        sets.entry((p.image_uid.clone(), p.observer.clone()))
+            .or_default()
+            .entry(p.landmark)
+            .or_default()
+            .push((p.col, p.row, doc.path.clone()));
+    }
+}
+
+/// Decides the view, drops ambiguous and wrong-view landmarks, converts to mm.
+fn build_view(
+    im: &ImageRecord,
+    observer: &str,
+    lms: BTreeMap<Landmark, Vec<Placed>>,
+    issues: &mut Vec<QcIssue>,
+) -> Option<(ViewKind, View)> {
+    let issue = |sev, code, msg: String| {
+        QcIssue::file(&im.path, sev, code, msg).with_ids(&im.sop_instance_uid, &im.patient_id)
+    };
+    let who = if observer.is_empty() {
+        "no named reader".to_string()
+    } else {
+        format!("reader `{observer}`")
+    };
+    let mut unique: BTreeMap<Landmark, (f64, f64)> = BTreeMap::new();
+    for (lm, placed) in lms {
+        if placed.len() > 1 {
+            let from: BTreeSet<String> = placed.iter().map(|p| p.2.display().to_string()).collect();
+            issues.push(issue(
+                Severity::Error,
+                codes::DUPLICATE_LANDMARK,
+                format!(
+                    "{lm} is placed {} times on this image by {who} (in {}); ambiguous, none is used",
+                    placed.len(),
+                    from.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+            continue;
+        }
+        unique.insert(lm, (placed[0].0, placed[0].1));
+    }
+    let count = |lateral: bool| {
+        unique
+            .keys()
+            .filter(|k| matches!(k, Landmark::Corner(_, _, c) if c.is_lateral() == lateral))
+            .count()
+    };
+    let (n_lat, n_ap) = (count(true), count(false));
+    let header = im.view_position.as_deref().and_then(is_lateral_position);
+    let kind = match (n_lat, n_ap) {
+        (0, 0) => header,
+        (l, a) if l > a => Some(ViewKind::Lateral),
+        (l, a) if a > l => Some(ViewKind::Ap),
+        _ => header,
+    };
+    let Some(kind) = kind else {
+        issues.push(issue(
+            Severity::Error,
+            codes::VIEW_UNKNOWN,
+            format!(
+                "cannot tell whether this image is lateral or AP for {who}: its landmarks have no anterior/posterior or left/right corners (or as many of each) and ViewPosition is {:?}; its landmarks are not used",
+                im.view_position
+            ),
+        ));
+        return None;
+    };
+    if let Some(h) = header
+        && h != kind
+    {
+        issues.push(issue(
+            Severity::Warning,
+            codes::VIEW_CONFLICT,
+            format!(
+                "ViewPosition {:?} says {h:?} but the landmarks of {who} are {kind:?} corners; the landmarks win",
+                im.view_position.as_deref().unwrap_or("")
+            ),
+        ));
+    }
+    let wrong: Vec<Landmark> = unique
+        .keys()
+        .filter(|k| matches!(k, Landmark::Corner(_, _, c) if c.is_lateral() != (kind == ViewKind::Lateral)))
+        .copied()
+        .collect();
+    for lm in &wrong {
+        unique.remove(lm);
+        issues.push(issue(
+            Severity::Error,
+            codes::WRONG_VIEW_LANDMARK,
+            format!("{lm} ({who}) belongs on the other view, this image is {kind:?}; not used"),
+        ));
+    }
+    let (spacing, source) = im.spacing?; // no spacing: reported by the scan
+    let dir = |i: usize| {
+        im.orientation
+            .as_ref()
+            .and_then(|o| PatientDirection::parse(if i == 0 { &o.0 } else { &o.1 }))
+    };
+    let landmarks = ViewLandmarks::from_pixels(kind, unique, spacing, dir(0), dir(1)).ok()?;
+    match landmarks.orientation() {
+        OrientationSource::Header => {}
+        OrientationSource::Inferred => issues.push(issue(
+            Severity::Warning,
+            codes::NO_ORIENTATION,
+            format!(
+                "PatientOrientation {:?} gives no anterior/posterior column direction; anterior inferred from the S1 corners ({who})",
+                im.orientation
+            ),
+        )),
+        OrientationSource::Unknown => issues.push(issue(
+            Severity::Warning,
+            codes::NO_ORIENTATION,
+            match kind {
+                ViewKind::Ap => format!(
+                    "PatientOrientation {:?} gives no left/right column direction: signed coronal metrics (C7PL-CSVL, pelvic obliquity) are missing, magnitudes are kept ({who})",
+                    im.orientation
+                ),
+                ViewKind::Lateral => format!(
+                    "PatientOrientation {:?} gives no anterior/posterior direction and no corner pair tells it: sagittal metrics are missing ({who})",
+                    im.orientation
+                ),
+            },
+        )),
+    }
+    Some((
+        kind,
+        View {
+            image_uid: im.sop_instance_uid.clone(),
+            path: im.path.clone(),
+            spacing_source: source,
+            landmarks,
+        },
+    ))
+}
+
+/// Assigns each (patient, study) a timepoint index into `windows`.
+fn assign_timepoints(
+    images: &BTreeMap<String, ImageRecord>,
+    clinical: Option<&ClinicalTable>,
+    windows: &[Window],
+    issues: &mut Vec<QcIssue>,
+) -> BTreeMap<(String, String), usize> {
+    // One image stands for each study: the first in path order that carries a
+    // ClinicalTrialTimePointID, else the first.
+    let mut by_path: Vec<&ImageRecord> = images.values().collect();
+    by_path.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut studies: BTreeMap<(String, String), &ImageRecord> = BTreeMap::new();
+    for im in by_path {
+        let e = studies
+            .entry((im.patient_id.clone(), im.study_instance_uid.clone()))
+            .or_insert(im);
+        if e.timepoint_id.is_none() && im.timepoint_id.is_some() {
+            *e = im;
+        }
+    }
+    let surgery: BTreeMap<&str, i64> = clinical
+        .map(|c| {
+            c.rows
+                .iter()
+                .map(|r| (r.patient_id.as_str(), r.surgery_day))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = BTreeMap::new();
+    let mut by_window: BTreeMap<(String, usize), Vec<(i64, &ImageRecord)>> = BTreeMap::new();
+    let mut patients_seen: BTreeSet<String> = BTreeSet::new();
+    for ((pid, suid), im) in &studies {
+        patients_seen.insert(pid.clone());
+        let issue = |sev, code, msg: String| {
+            QcIssue::file(&im.path, sev, code, msg).with_ids(&im.sop_instance_uid, pid)
+        };
+        if clinical.is_some() && !surgery.contains_key(pid.as_str()) && !pid.is_empty() {
+            issues.push(issue(
+                Severity::Warning,
+                codes::PATIENT_NOT_IN_CLINICAL,
+                format!("patient {pid} has images but no row in the clinical table; only studies with a ClinicalTrialTimePointID can be placed in time"),
+            ));
+        }
+        if let Some(id) = &im.timepoint_id
+            && let Some(t) = windows
+                .iter()
+                .position(|w| w.name.eq_ignore_ascii_case(id.trim()))
+        {
+            out.insert((pid.clone(), suid.clone()), t);
+            continue;
+        }
+        if let Some(id) = &im.timepoint_id {
+            issues.push(issue(
+                Severity::Warning,
+                codes::OUTSIDE_WINDOWS,
+                format!("ClinicalTrialTimePointID `{id}` is not a timepoint of the pipeline ({}); the study date is used instead", windows.iter().map(|w| w.name.as_str()).collect::<Vec<_>>().join(", ")),
+            ));
+        }
+        let Some(day) = im.study_date.as_deref().and_then(parse_dicom_date) else {
+            issues.push(issue(
+                Severity::Error,
+                codes::NO_STUDY_DATE,
+                format!("study {suid} has neither a ClinicalTrialTimePointID nor a valid StudyDate; it cannot be placed in time"),
+            ));
+            continue;
+        };
+        let Some(&surg) = surgery.get(pid.as_str()) else {
+            continue; // reported above
+        };
+        let offset = day - surg;
+        match windows.iter().position(|w| w.contains(offset)) {
+            Some(t) => by_window.entry((pid.clone(), t)).or_default().push((day, im)),
+            None => issues.push(issue(
+                Severity::Warning,
+                codes::OUTSIDE_WINDOWS,
+                format!("study {suid} on day {offset:+} from surgery is outside every timepoint window; not used"),
+            )),
+        }
+    }
+    for ((pid, t), mut v) in by_window {
+        // Studies with a timepoint ID for this window take precedence.
+        if out.iter().any(|((p, _), &tt)| *p == pid && tt == t) {
+            for (_, im) in &v {
+                issues.push(
+                    QcIssue::file(&im.path, Severity::Warning, codes::AMBIGUOUS_TIMEPOINT, format!("study {} falls in the {} window, which a study with ClinicalTrialTimePointID `{}` already fills; not used", im.study_instance_uid, windows[t].name, windows[t].name))
+                        .with_ids(&im.sop_instance_uid, &pid),
+                );
+            }
+            continue;
+        }
+        v.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(a.1.study_instance_uid.cmp(&b.1.study_instance_uid))
+        });
+        let chosen = match windows[t].pick {
+            Pick::Earliest => 0,
+            Pick::Latest => v.len() - 1,
+        };
+        for (i, (_, im)) in v.iter().enumerate() {
+            if i == chosen {
+                out.insert((pid.clone(), im.study_instance_uid.clone()), t);
+            } else {
+                issues.push(
+                    QcIssue::file(
+                        &im.path,
+                        Severity::Warning,
+                        codes::AMBIGUOUS_TIMEPOINT,
+                        format!(
+                            "study {} also falls in the {} window; the {} study {} is used",
+                            im.study_instance_uid,
+                            windows[t].name,
+                            if windows[t].pick == Pick::Earliest {
+                                "earliest"
+                            } else {
+                                "latest"
+                            },
+                            v[chosen].1.study_instance_uid
+                        ),
+                    )
+                    .with_ids(&im.sop_instance_uid, &pid),
+                );
+            }
+        }
+    }
+    if let Some(c) = clinical {
+        for r in &c.rows {
+            if !patients_seen.contains(&r.patient_id) {
+                issues.push(
+                    QcIssue::file(
+                        &c.path,
+                        Severity::Warning,
+                        codes::CLINICAL_WITHOUT_IMAGES,
+                        format!(
+                            "line {}: patient {} has no images in the input tree",
+                            r.line, r.patient_id
+                        ),
+                    )
+                    .with_ids("", &r.patient_id),
+                );
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,23 @@
+//! Plumbline's ingest stage: everything between a folder of files and per-view landmark
+//! sets in mm, grouped by patient, timepoint and reader.
+//!
+//! Files flow one way: [`scan`] classifies every file by content and reads image headers
+//! (never pixel data) and landmark documents ([`sr`], [`markups`]); [`group`] joins
+//! points to images by SOP Instance UID, decides each image's view and each study's
+//! timepoint, and builds `plumbline_geometry::ViewLandmarks` in mm. Every problem
+//! becomes a [`QcIssue`]; nothing stops the batch.
+
+pub mod clinical;
+pub mod group;
+pub mod markups;
+pub mod qc;
+pub mod records;
+pub mod scan;
+pub mod sr;
+pub mod vocab;
+
+pub use group::{Grouped, Reading, View, Window, default_windows, group};
+pub use qc::{QcIssue, Severity};
+pub use records::{ImageRecord, LandmarkDoc, RawPoint, SpacingSource};
+pub use scan::{ScanOptions, ScanResult, scan};
+pub use vocab::Vocabulary;

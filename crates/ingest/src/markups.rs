@@ -1,0 +1,1074 @@
+//! Landmarks that arrive outside DICOM SR (`landmarks.md` section 2, last paragraph): a
+//! 3D Slicer Markups JSON file or a CSV. Both yield the same [`LandmarkDoc`] as an SR.
+//!
+//! Both readers never fail: every problem is a [`QcIssue`] in the returned document
+//! (`bad_landmark_file`, or `unnamed_point` for a name that is not a landmark), naming the
+//! file and the line (CSV) or the markup and control point (JSON). Names go through the
+//! pipeline's [`Vocabulary`] (synonyms first, then canonical names verbatim).
+//! Coordinates are pixels with the SR convention: (0,0) is the outer top-left corner of
+//! the image, so the top-left pixel's centre is (0.5, 0.5); a tool that writes 0-based
+//! pixel-centre indices must add 0.5. Points are not checked against the image here
+//! (bounds, duplicates and views are checked when points are joined with images).
+//!
+//! # Landmark CSV
+//!
+//! UTF-8 (a byte-order mark is accepted), comma-separated, a header row and one point per
+//! row. Header names are trimmed, matched case-insensitively, in any order:
+//!
+//! | column | also accepted | value |
+//! |---|---|---|
+//! | `sop_instance_uid` | `image_uid` | SOP Instance UID of the radiograph |
+//! | `landmark` | `name` | landmark name (`landmarks.md` section 1) or vocabulary synonym |
+//! | `column` | `col` | column in pixels (a finite number) |
+//! | `row` | | row in pixels |
+//! | `observer` (optional) | | the reader, as a DICOM person name (`Reader^One`); empty when absent |
+//!
+//! ```text
+//! sop_instance_uid,landmark,column,row,observer
+//! 1.2.826.0.1.3680043.8.498.1,C7_centroid,812.5,410,Reader^One
+//! 1.2.826.0.1.3680043.8.498.1,S1_sup_post,905,3120.5,Reader^One
+//! ```
+//!
+//! A header without one of the four required columns gives one issue and no points.
+//! A row with a wrong field count, an empty UID, an unknown name or a bad number gives an
+//! issue per problem and is skipped; rows whose cells are all empty are skipped silently;
+//! other columns are ignored with a warning.
+//!
+//! # 3D Slicer Markups JSON (`*.mrk.json`)
+//!
+//! Slicer stores control points in patient millimetres (`LPS`/`RAS`), which cannot be
+//! mapped onto a projection radiograph: it has no ImagePositionPatient. Plumbline
+//! therefore reads **pixel** positions on a named image, given by two markup-level
+//! members (the markups schema, v1.0.0 to v1.0.4, allows extra members on a markup and a
+//! coded unit in `coordinateUnits`, so such a file still validates):
+//!
+//! - `"coordinateUnits": ["{pixels}", "UCUM", "pixels"]` (the DICOM code for pixels;
+//!   the strings `"pixel"`, `"pixels"` and `"{pixels}"` are accepted too): each control
+//!   point's `position` is `[column, row, 0]` (a third value other than 0 is ignored with
+//!   a warning; `[column, row]` is accepted);
+//! - `"plumbline": {"sop_instance_uid": "<image UID>", "observer": "<optional PN>"}`:
+//!   the radiograph the points lie on, and the reader.
+//!
+//! `coordinateSystem` is ignored for pixel positions. A markup without either member (or
+//! in `mm`/`um`) gives one issue saying what to add, and none of its points is read.
+//! Only point lists are read: `type` `Fiducial` (Slicer's name for a point list), or
+//! `PointList`/`Point list`, or absent. A control point's `label` is its landmark name;
+//! a `positionStatus` other than `defined` (`undefined`, `preview`) skips the point with
+//! a warning (absent means `defined`, the schema default). Several markups may sit in one
+//! file, one per image or per reader:
+//!
+//! ```json
+//! {
+//!   "@schema": "https://raw.githubusercontent.com/slicer/slicer/main/Modules/Loadable/Markups/Resources/Schema/markups-schema-v1.0.3.json#",
+//!   "markups": [
+//!     {
+//!       "type": "Fiducial",
+//!       "name": "lateral",
+//!       "coordinateUnits": ["{pixels}", "UCUM", "pixels"],
+//!       "plumbline": { "sop_instance_uid": "1.2.826.0.1.3680043.8.498.1", "observer": "Reader^One" },
+//!       "controlPoints": [
+//!         { "id": "1", "label": "C7_centroid", "position": [812.5, 410.0, 0.0], "positionStatus": "defined" },
+//!         { "id": "2", "label": "S1_sup_post", "position": [905.0, 3120.5, 0.0], "positionStatus": "defined" }
+//!       ]
+//!     }
+//!   ]
+//! }
+//! ```
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::clinical::{LineCounter, csv_reader, csv_text, separator_hint};
+use crate::qc::{QcIssue, Severity, codes};
+use crate::records::{LandmarkDoc, RawPoint};
+use crate::vocab::Vocabulary;
+
+/// What to add to a markup so that Plumbline can read it.
+const MARKUP_FIX: &str = "add `\"coordinateUnits\": [\"{pixels}\", \"UCUM\", \"pixels\"]` with positions [column, row, 0] in image pixels, and `\"plumbline\": {\"sop_instance_uid\": \"<SOP Instance UID of the radiograph>\", \"observer\": \"<optional reader>\"}` to the markup (see the plumbline_ingest::markups documentation)";
+
+/// A new empty document for `path`.
+fn new_doc(path: &Path) -> LandmarkDoc {
+    LandmarkDoc {
+        path: path.to_path_buf(),
+        ..LandmarkDoc::default()
+    }
+}
+
+fn issue(
+    path: &Path,
+    severity: Severity,
+    code: &'static str,
+    image_uid: &str,
+    message: String,
+) -> QcIssue {
+    QcIssue::file(path, severity, code, message).with_ids(image_uid, "")
+}
+
+/// A JSON value for a message, cut to a readable length.
+fn show(v: &Value) -> String {
+    let s = v.to_string();
+    match s.char_indices().nth(60) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s,
+    }
+}
+
+/// Reads a 3D Slicer Markups JSON file (`*.mrk.json`).
+///
+/// See the [module documentation](self) for the accepted format.
+///
+/// ```
+/// use plumbline_ingest::{Vocabulary, markups::read_slicer_markups};
+/// let path = std::env::temp_dir().join(format!("doc-{}.mrk.json", std::process::id()));
+/// std::fs::write(&path, r#"{
+///   "@schema": "https://raw.githubusercontent.com/slicer/slicer/main/Modules/Loadable/Markups/Resources/Schema/markups-schema-v1.0.3.json#",
+///   "markups": [{
+///     "type": "Fiducial",
+///     "coordinateUnits": ["{pixels}", "UCUM", "pixels"],
+///     "plumbline": { "sop_instance_uid": "1.2.3.4", "observer": "Reader^One" },
+///     "controlPoints": [
+///       { "id": "1", "label": "C7_centroid", "position": [812.5, 410.0, 0.0], "positionStatus": "defined" }
+///     ]
+///   }]
+/// }"#).unwrap();
+/// let doc = read_slicer_markups(&path, &Vocabulary::default());
+/// assert!(doc.issues.is_empty());
+/// let p = &doc.points[0];
+/// assert_eq!((p.image_uid.as_str(), p.col, p.row), ("1.2.3.4", 812.5, 410.0));
+/// assert_eq!(p.landmark.to_string(), "C7_centroid");
+/// assert_eq!(p.observer, "Reader^One");
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn read_slicer_markups(path: &Path, vocab: &Vocabulary) -> LandmarkDoc {
+    let mut doc = new_doc(path);
+    let file = path.display().to_string();
+    let err = |message: String| issue(path, Severity::Error, codes::BAD_LANDMARK_FILE, "", message);
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            doc.issues.push(err(format!("cannot read {file}: {e}")));
+            return doc;
+        }
+    };
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
+    let root: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            doc.issues.push(err(format!(
+                "{file} is not valid JSON ({e}); a 3D Slicer Markups file (*.mrk.json) was expected; no point read"
+            )));
+            return doc;
+        }
+    };
+    let Some(markups) = root.get("markups").and_then(Value::as_array) else {
+        doc.issues.push(err(format!(
+            "{file} has no `markups` array at the top level, so it is not a 3D Slicer Markups file; no point read"
+        )));
+        return doc;
+    };
+    let schema = root.get("@schema").and_then(Value::as_str).unwrap_or("");
+    if !schema.contains("markups-schema") {
+        doc.issues.push(issue(
+            path,
+            Severity::Warning,
+            codes::BAD_LANDMARK_FILE,
+            "",
+            format!(
+                "{file} does not name a Slicer markups schema in `@schema` (found `{schema}`); read as one anyway"
+            ),
+        ));
+    }
+    if markups.is_empty() {
+        doc.issues.push(issue(
+            path,
+            Severity::Warning,
+            codes::BAD_LANDMARK_FILE,
+            "",
+            format!("{file} has an empty `markups` array: no point"),
+        ));
+    }
+    for (mi, markup) in markups.iter().enumerate() {
+        read_markup(path, &file, mi, markup, vocab, &mut doc);
+    }
+    doc
+}
+
+/// Whether `coordinateUnits` says pixels.
+fn is_pixel_units(units: Option<&Value>) -> bool {
+    let code = match units {
+        Some(Value::String(s)) => s.as_str(),
+        Some(Value::Array(a)) => a.first().and_then(Value::as_str).unwrap_or(""),
+        _ => return false,
+    };
+    matches!(
+        code.trim().to_ascii_lowercase().as_str(),
+        "pixel" | "pixels" | "{pixel}" | "{pixels}"
+    )
+}
+
+/// Reads one markup (`markups[mi]`) into `doc`.
+fn read_markup(
+    path: &Path,
+    file: &str,
+    mi: usize,
+    markup: &Value,
+    vocab: &Vocabulary,
+    doc: &mut LandmarkDoc,
+) {
+    let mut where_ = format!("{file}, markups[{mi}]");
+    let Some(m) = markup.as_object() else {
+        doc.issues.push(issue(
+            path,
+            Severity::Error,
+            codes::BAD_LANDMARK_FILE,
+            "",
+            format!("{where_} is `{}`, not an object; skipped", show(markup)),
+        ));
+        return;
+    };
+    if let Some(name) = m
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
+        where_ = format!("{where_} (`{name}`)");
+    }
+    let points = m.get("controlPoints");
+    let n_points = points.and_then(Value::as_array).map_or(0, Vec::len);
+
+    let kind = match m.get("type") {
+        None => Some("Fiducial".to_string()),
+        Some(Value::String(t)) => Some(t.clone()),
+        Some(_) => None,
+    };
+    let is_point_list = kind.as_deref().is_some_and(|t| {
+        let t: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+        t.eq_ignore_ascii_case("fiducial") || t.eq_ignore_ascii_case("pointlist")
+    });
+    if !is_point_list {
+        let shown = m.get("type").map_or_else(String::new, show);
+        doc.issues.push(issue(
+            path,
+            Severity::Error,
+            codes::BAD_LANDMARK_FILE,
+            "",
+            format!(
+                "{where_} has type {shown}; only point lists (`Fiducial`) carry landmarks; its {n_points} control point(s) were not read"
+            ),
+        ));
+        return;
+    }
+
+    // The image reference and the units.
+    let mut problems = Vec::new();
+    let reference = m.get("plumbline");
+    let uid = reference
+        .and_then(|r| r.get("sop_instance_uid"))
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .unwrap_or("");
+    match reference {
+        None => problems.push("it has no `plumbline` image reference".to_string()),
+        Some(r) if !r.is_object() => problems.push(format!(
+            "its `plumbline` member is `{}`, not an object",
+            show(r)
+        )),
+        Some(_) if uid.is_empty() => {
+            problems.push("its `plumbline` object has no `sop_instance_uid` string".to_string())
+        }
+        Some(_) => {}
+    }
+    let observer = match reference.and_then(|r| r.get("observer")) {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(other) => {
+            problems.push(format!(
+                "its `plumbline.observer` is `{}`, not a string",
+                show(other)
+            ));
+            String::new()
+        }
+    };
+    let units = m.get("coordinateUnits");
+    if !is_pixel_units(units) {
+        problems.push(match units {
+            None => "it has no `coordinateUnits`, so its positions are in mm (the schema default), which cannot be placed on a radiograph".to_string(),
+            Some(u) => format!(
+                "its `coordinateUnits` is {}, not pixels; positions in patient mm cannot be placed on a radiograph",
+                show(u)
+            ),
+        });
+    }
+    if !problems.is_empty() {
+        doc.issues.push(issue(
+            path,
+            Severity::Error,
+            codes::BAD_LANDMARK_FILE,
+            uid,
+            format!(
+                "{where_}: {}; {MARKUP_FIX}; its {n_points} control point(s) were not read",
+                problems.join("; ")
+            ),
+        ));
+        return;
+    }
+
+    let list = match points {
+        Some(Value::Array(a)) if !a.is_empty() => a,
+        None | Some(Value::Array(_)) | Some(Value::Null) => {
+            doc.issues.push(issue(
+                path,
+                Severity::Warning,
+                codes::BAD_LANDMARK_FILE,
+                uid,
+                format!("{where_} has no control points"),
+            ));
+            return;
+        }
+        Some(other) => {
+            doc.issues.push(issue(
+                path,
+                Severity::Error,
+                codes::BAD_LANDMARK_FILE,
+                uid,
+                format!(
+                    "{where_}: `controlPoints` is `{}`, not an array; nothing read",
+                    show(other)
+                ),
+            ));
+            return;
+        }
+    };
+    for (ci, cp) in list.iter().enumerate() {
+        let mut at = format!("{where_}, controlPoints[{ci}]");
+        let Some(cp) = cp.as_object() else {
+            doc.issues.push(issue(
+                path,
+                Severity::Error,
+                codes::BAD_LANDMARK_FILE,
+                uid,
+                format!("{at} is `{}`, not an object; skipped", show(cp)),
+            ));
+            continue;
+        };
+        let label = cp.get("label").and_then(Value::as_str).unwrap_or("");
+        at = format!("{at} (label `{label}`)");
+        match cp.get("positionStatus") {
+            None => {}
+            Some(Value::String(s)) if s == "defined" => {}
+            Some(status) => {
+                doc.issues.push(issue(
+                    path,
+                    Severity::Warning,
+                    codes::BAD_LANDMARK_FILE,
+                    uid,
+                    format!(
+                        "{at}: positionStatus is {}, so the point was not placed; only `defined` points are read; skipped",
+                        show(status)
+                    ),
+                ));
+                continue;
+            }
+        }
+        let landmark = vocab.text(label);
+        if landmark.is_none() {
+            doc.issues.push(issue(
+                path,
+                Severity::Error,
+                codes::UNNAMED_POINT,
+                uid,
+                format!(
+                    "{at}: the label is not a landmark name (landmarks.md section 1, e.g. `L1_sup_ant`) nor a synonym in the pipeline's vocabulary; point skipped (rename it or add a synonym)"
+                ),
+            ));
+        }
+        let pos = cp.get("position");
+        let xyz: Option<Vec<f64>> = pos.and_then(Value::as_array).and_then(|a| {
+            (a.len() == 2 || a.len() == 3)
+                .then(|| a.iter().map(Value::as_f64).collect::<Option<Vec<f64>>>())
+                .flatten()
+                .filter(|v| v.iter().all(|x| x.is_finite()))
+        });
+        let Some(xyz) = xyz else {
+            let shown = pos.map_or_else(|| "missing".to_string(), |p| format!("`{}`", show(p)));
+            doc.issues.push(issue(
+                path,
+                Severity::Error,
+                codes::BAD_LANDMARK_FILE,
+                uid,
+                format!("{at}: position is {shown}; expected [column, row, 0] in pixels (finite numbers); point skipped"),
+            ));
+            continue;
+        };
+        let Some(landmark) = landmark else { continue };
+        if xyz.get(2).is_some_and(|&z| z != 0.0) {
+            doc.issues.push(issue(
+                path,
+                Severity::Warning,
+                codes::BAD_LANDMARK_FILE,
+                uid,
+                format!("{at}: position has third value {}, not 0; ignored (pixel positions are [column, row, 0])", xyz[2]),
+            ));
+        }
+        doc.points.push(RawPoint {
+            source: path.to_path_buf(),
+            source_uid: String::new(),
+            landmark,
+            image_uid: uid.to_string(),
+            frame: None,
+            col: xyz[0],
+            row: xyz[1],
+            observer: observer.clone(),
+        });
+    }
+}
+
+/// The columns of a landmark CSV: canonical name, accepted names, required.
+const CSV_COLUMNS: [(&str, &[&str], bool); 5] = [
+    ("sop_instance_uid", &["sop_instance_uid", "image_uid"], true),
+    ("landmark", &["landmark", "name"], true),
+    ("column", &["column", "col"], true),
+    ("row", &["row"], true),
+    ("observer", &["observer"], false),
+];
+
+/// Reads a landmark CSV: header `sop_instance_uid,landmark,column,row[,observer]` (also accept the spec's spelling `image_uid,name,col,row[,observer]`).
+///
+/// See the [module documentation](self) for the accepted format.
+pub fn read_landmark_csv(path: &Path, vocab: &Vocabulary) -> LandmarkDoc {
+    let mut doc = new_doc(path);
+    let file = path.display().to_string();
+    let err = |message: String| issue(path, Severity::Error, codes::BAD_LANDMARK_FILE, "", message);
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            doc.issues.push(err(format!("cannot read {file}: {e}")));
+            return doc;
+        }
+    };
+    let text = match csv_text(&bytes) {
+        Ok(t) => t,
+        Err(line) => {
+            doc.issues.push(err(format!(
+                "{file} is not UTF-8 text (first invalid byte on line {line}); save it as \"CSV UTF-8\"; no point read"
+            )));
+            return doc;
+        }
+    };
+    let expected = "a landmark CSV needs the header `sop_instance_uid,landmark,column,row` (or `image_uid,name,col,row`), optionally `observer`";
+    if text.trim().is_empty() {
+        doc.issues.push(err(format!("{file} is empty; {expected}")));
+        return doc;
+    }
+    let mut reader = csv_reader(text);
+    let headers: Vec<String> = match reader.headers() {
+        Ok(h) => h.iter().map(|h| h.trim().to_string()).collect(),
+        Err(e) => {
+            doc.issues.push(err(format!(
+                "{file}: cannot parse the header row ({e}); no point read"
+            )));
+            return doc;
+        }
+    };
+
+    // Column index of each of CSV_COLUMNS.
+    let mut index: [Option<usize>; 5] = [None; 5];
+    let mut missing = Vec::new();
+    for (k, (canonical, names, required)) in CSV_COLUMNS.iter().enumerate() {
+        let found: Vec<usize> = (0..headers.len())
+            .filter(|&i| names.iter().any(|n| headers[i].eq_ignore_ascii_case(n)))
+            .collect();
+        match found[..] {
+            [] if *required => missing.push(format!("`{canonical}`")),
+            [] => {}
+            [i] => index[k] = Some(i),
+            [a, b, ..] => {
+                doc.issues.push(err(format!(
+                    "{file}: columns `{}` and `{}` both give `{canonical}`; keep one; no point read",
+                    headers[a], headers[b]
+                )));
+                return doc;
+            }
+        }
+    }
+    if !missing.is_empty() {
+        let found = headers
+            .iter()
+            .map(|h| format!("`{h}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        doc.issues.push(err(format!(
+            "{file}: the header row has no column {}; {expected}; found {found}{}; no point read",
+            missing.join(", "),
+            separator_hint(&headers)
+        )));
+        return doc;
+    }
+    for (i, h) in headers.iter().enumerate() {
+        if !index.contains(&Some(i)) {
+            doc.issues.push(issue(
+                path,
+                Severity::Warning,
+                codes::BAD_LANDMARK_FILE,
+                "",
+                format!("{file}: column `{h}` is not a landmark CSV column; ignored"),
+            ));
+        }
+    }
+    let [Some(c_uid), Some(c_name), Some(c_col), Some(c_row), c_obs] = index else {
+        return doc; // unreachable: every required column was found
+    };
+
+    let mut lines = LineCounter::new(text);
+    for result in reader.records() {
+        let record = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let line = lines.line(e.position());
+                doc.issues.push(err(format!(
+                    "{file}, line {line}: not readable as CSV ({e}); row skipped"
+                )));
+                continue;
+            }
+        };
+        let line = lines.line(record.position());
+        if record.iter().all(|f| f.trim().is_empty()) {
+            continue;
+        }
+        let uid = record.get(c_uid).unwrap_or("").trim();
+        if record.len() != headers.len() {
+            doc.issues.push(issue(
+                path,
+                Severity::Error,
+                codes::BAD_LANDMARK_FILE,
+                uid,
+                format!(
+                    "{file}, line {line}: {} fields but the header has {} columns; row skipped",
+                    record.len(),
+                    headers.len()
+                ),
+            ));
+            continue;
+        }
+        let cell = |c: usize| record.get(c).unwrap_or("").trim();
+        let mut ok = true;
+        let mut bad = |code: &'static str, c: usize, expected: &str| {
+            ok = false;
+            doc.issues.push(issue(
+                path,
+                Severity::Error,
+                code,
+                uid,
+                format!(
+                    "{file}, line {line}: column `{}` is `{}`; expected {expected}; row skipped",
+                    headers[c],
+                    record.get(c).unwrap_or("")
+                ),
+            ));
+        };
+        if uid.is_empty() {
+            bad(
+                codes::BAD_LANDMARK_FILE,
+                c_uid,
+                "the SOP Instance UID of the radiograph",
+            );
+        }
+        let landmark = vocab.text(cell(c_name));
+        if landmark.is_none() {
+            bad(
+                codes::UNNAMED_POINT,
+                c_name,
+                "a landmark name (landmarks.md section 1, e.g. `L1_sup_ant`) or a synonym in the pipeline's vocabulary",
+            );
+        }
+        let number = |c: usize| cell(c).parse::<f64>().ok().filter(|x| x.is_finite());
+        let (col, row) = (number(c_col), number(c_row));
+        if col.is_none() {
+            bad(
+                codes::BAD_LANDMARK_FILE,
+                c_col,
+                "a finite number of pixels, e.g. 812.5",
+            );
+        }
+        if row.is_none() {
+            bad(
+                codes::BAD_LANDMARK_FILE,
+                c_row,
+                "a finite number of pixels, e.g. 3120.5",
+            );
+        }
+        if let (true, Some(landmark), Some(col), Some(row)) = (ok, landmark, col, row) {
+            doc.points.push(RawPoint {
+                source: path.to_path_buf(),
+                source_uid: String::new(),
+                landmark,
+                image_uid: uid.to_string(),
+                frame: None,
+                col,
+                row,
+                observer: c_obs.map_or("", cell).to_string(),
+            });
+        }
+    }
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use plumbline_geometry::Landmark;
+
+    use super::*;
+
+    fn data(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name)
+    }
+
+    /// Writes `contents` to a fresh file in the system temp folder.
+    fn temp_file(name: &str, contents: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("plumbline-markups-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+
+    fn lm(s: &str) -> Landmark {
+        s.parse().unwrap()
+    }
+
+    fn summary(doc: &LandmarkDoc) -> Vec<(String, String, f64, f64, String)> {
+        doc.points
+            .iter()
+            .map(|p| {
+                (
+                    p.image_uid.clone(),
+                    p.landmark.to_string(),
+                    p.col,
+                    p.row,
+                    p.observer.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn s(v: &str) -> String {
+        v.to_string()
+    }
+
+    #[test]
+    fn csv_with_observer() {
+        let path = data("landmarks.csv");
+        let doc = read_landmark_csv(&path, &Vocabulary::default());
+        assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
+        assert_eq!(doc.path, path);
+        assert_eq!(
+            summary(&doc),
+            [
+                (
+                    s("1.2.3.10"),
+                    s("C7_centroid"),
+                    812.5,
+                    410.0,
+                    s("Reader^One")
+                ),
+                (
+                    s("1.2.3.10"),
+                    s("S1_sup_post"),
+                    905.0,
+                    3120.5,
+                    s("Reader^One")
+                ),
+                (
+                    s("1.2.3.11"),
+                    s("FH_left"),
+                    1200.25,
+                    2900.0,
+                    s("Reader^Two")
+                ),
+            ]
+        );
+        for p in &doc.points {
+            assert_eq!(
+                (p.source.as_path(), p.source_uid.as_str(), p.frame),
+                (path.as_path(), "", None)
+            );
+        }
+    }
+
+    #[test]
+    fn csv_spec_header_without_observer_and_synonym() {
+        let mut vocab = Vocabulary::default();
+        vocab.add_text("Sacral plateau posterior", lm("S1_sup_post"));
+        let doc = read_landmark_csv(&data("landmarks_spec_header.csv"), &vocab);
+        assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
+        assert_eq!(
+            summary(&doc),
+            [
+                (s("1.2.3.10"), s("L1_sup_ant"), 100.0, 200.0, s("")),
+                (s("1.2.3.10"), s("S1_sup_post"), 101.5, 1e3, s("")),
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_bad_rows() {
+        let path = temp_file(
+            "bad.csv",
+            "\u{feff}Image_UID,Name,Col,Row,Observer\r\n\
+             1.2.3,L1_sup_ant,10,20,A\r\n\
+             1.2.3,L2_sup_ant,ten,20,A\r\n\
+             1.2.3,L3_sup_ant,10,NaN,A\r\n\
+             1.2.3,Sacrum,10,20,A\r\n\
+             ,L4_sup_ant,10,20,A\r\n\
+             1.2.3,L5_sup_ant,10\r\n\
+             ,,,,\r\n\
+             1.2.3,\"L5_inf_ant\",-3,1e2,\r\n",
+        );
+        let doc = read_landmark_csv(&path, &Vocabulary::default());
+        assert_eq!(
+            summary(&doc),
+            [
+                (s("1.2.3"), s("L1_sup_ant"), 10.0, 20.0, s("A")),
+                (s("1.2.3"), s("L5_inf_ant"), -3.0, 100.0, s("")),
+            ]
+        );
+        let file = path.display().to_string();
+        let expect = [
+            (codes::BAD_LANDMARK_FILE, 3, "column `Col` is `ten`"),
+            (codes::BAD_LANDMARK_FILE, 4, "column `Row` is `NaN`"),
+            (codes::UNNAMED_POINT, 5, "column `Name` is `Sacrum`"),
+            (codes::BAD_LANDMARK_FILE, 6, "column `Image_UID` is ``"),
+            (codes::BAD_LANDMARK_FILE, 7, "3 fields but the header has 5"),
+        ];
+        assert_eq!(doc.issues.len(), expect.len(), "{:#?}", doc.issues);
+        for (i, (code, line, text)) in doc.issues.iter().zip(expect) {
+            assert_eq!(
+                (i.code, i.severity),
+                (code, Severity::Error),
+                "{}",
+                i.message
+            );
+            assert_eq!(i.path, path);
+            assert!(
+                i.message.starts_with(&format!("{file}, line {line}: ")),
+                "{}",
+                i.message
+            );
+            assert!(i.message.contains(text), "{}", i.message);
+        }
+        assert_eq!(doc.issues[0].sop_instance_uid, "1.2.3");
+    }
+
+    #[test]
+    fn csv_missing_column_gives_one_issue() {
+        let path = temp_file(
+            "nocol.csv",
+            "sop_instance_uid,landmark,column,rows\n1.2.3,L1_sup_ant,1,2,3\n",
+        );
+        let doc = read_landmark_csv(&path, &Vocabulary::default());
+        assert!(doc.points.is_empty());
+        assert_eq!(doc.issues.len(), 1, "{:#?}", doc.issues);
+        let m = &doc.issues[0].message;
+        assert_eq!(doc.issues[0].code, codes::BAD_LANDMARK_FILE);
+        assert!(
+            m.contains("no column `row`") && m.contains(&path.display().to_string()),
+            "{m}"
+        );
+
+        let path = temp_file("semi.csv", "image_uid;name;col;row\n1.2.3;L1_sup_ant;1;2\n");
+        let doc = read_landmark_csv(&path, &Vocabulary::default());
+        assert_eq!(doc.issues.len(), 1);
+        assert!(doc.issues[0].message.contains("separated by semicolons"));
+    }
+
+    #[test]
+    fn csv_file_level_problems() {
+        let v = Vocabulary::default();
+        let doc = read_landmark_csv(Path::new("/nonexistent/landmarks.csv"), &v);
+        assert_eq!(doc.issues.len(), 1);
+        assert!(doc.issues[0].message.contains("/nonexistent/landmarks.csv"));
+
+        let doc = read_landmark_csv(&temp_file("empty.csv", ""), &v);
+        assert_eq!(doc.issues.len(), 1);
+
+        let p = temp_file("both.csv", "image_uid,sop_instance_uid,name,col,row\n");
+        let doc = read_landmark_csv(&p, &v);
+        assert_eq!(doc.issues.len(), 1);
+        assert!(
+            doc.issues[0]
+                .message
+                .contains("both give `sop_instance_uid`")
+        );
+
+        let p = temp_file(
+            "extra.csv",
+            "image_uid,name,col,row,comment\n1.2,C7_centroid,1,2,x\n",
+        );
+        let doc = read_landmark_csv(&p, &v);
+        assert_eq!(doc.points.len(), 1);
+        assert_eq!(doc.issues.len(), 1);
+        assert_eq!(doc.issues[0].severity, Severity::Warning);
+        assert!(doc.issues[0].message.contains("column `comment`"));
+
+        let dir = std::env::temp_dir().join(format!("plumbline-markups-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("latin1.csv");
+        std::fs::write(
+            &p,
+            b"image_uid,name,col,row\n1.2,C7_centroid,1,2\n1.2,\xe9,1,2\n",
+        )
+        .unwrap();
+        let doc = read_landmark_csv(&p, &v);
+        assert!(doc.points.is_empty());
+        assert!(
+            doc.issues[0].message.contains("line 3"),
+            "{}",
+            doc.issues[0].message
+        );
+    }
+
+    #[test]
+    fn slicer_two_markups_on_two_images() {
+        let path = data("two_images.mrk.json");
+        let doc = read_slicer_markups(&path, &Vocabulary::default());
+        assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
+        assert_eq!(doc.path, path);
+        assert_eq!(
+            summary(&doc),
+            [
+                (
+                    s("1.2.826.0.1.3680043.8.498.1"),
+                    s("C7_centroid"),
+                    812.5,
+                    410.0,
+                    s("Reader^One")
+                ),
+                (
+                    s("1.2.826.0.1.3680043.8.498.1"),
+                    s("S1_sup_post"),
+                    905.0,
+                    3120.5,
+                    s("Reader^One")
+                ),
+                (
+                    s("1.2.826.0.1.3680043.8.498.2"),
+                    s("S1_sup_left"),
+                    700.0,
+                    3000.0,
+                    s("")
+                ),
+                (
+                    s("1.2.826.0.1.3680043.8.498.2"),
+                    s("FH_right"),
+                    400.0,
+                    3300.0,
+                    s("")
+                ),
+            ]
+        );
+        for p in &doc.points {
+            assert_eq!(
+                (p.source.as_path(), p.source_uid.as_str(), p.frame),
+                (path.as_path(), "", None)
+            );
+        }
+    }
+
+    /// The JSON in the module documentation is a readable file.
+    #[test]
+    fn module_doc_example_reads() {
+        let src = include_str!("markups.rs");
+        let json: String = src
+            .lines()
+            .skip_while(|l| *l != "//! ```json")
+            .skip(1)
+            .take_while(|l| *l != "//! ```")
+            .map(|l| l.trim_start_matches("//!").trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let doc = read_slicer_markups(&temp_file("doc.mrk.json", &json), &Vocabulary::default());
+        assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
+        assert_eq!(doc.points.len(), 2);
+    }
+
+    fn markup_json(markup: &str) -> String {
+        format!(
+            r#"{{"@schema": "https://raw.githubusercontent.com/slicer/slicer/main/Modules/Loadable/Markups/Resources/Schema/markups-schema-v1.0.3.json#", "markups": [{markup}]}}"#
+        )
+    }
+
+    #[test]
+    fn slicer_without_image_reference() {
+        let p = temp_file(
+            "noref.mrk.json",
+            &markup_json(
+                r#"{"type": "Fiducial", "name": "F", "coordinateSystem": "LPS", "coordinateUnits": "mm",
+                    "controlPoints": [{"id": "1", "label": "C7_centroid", "position": [1.0, 2.0, 3.0], "positionStatus": "defined"}]},
+                   {"type": "Fiducial", "coordinateUnits": "pixel", "plumbline": {"observer": "X"}, "controlPoints": []}"#,
+            ),
+        );
+        let doc = read_slicer_markups(&p, &Vocabulary::default());
+        assert!(doc.points.is_empty());
+        assert_eq!(doc.issues.len(), 2, "{:#?}", doc.issues);
+        let m = &doc.issues[0].message;
+        assert_eq!(doc.issues[0].code, codes::BAD_LANDMARK_FILE);
+        assert!(m.contains("markups[0] (`F`)"), "{m}");
+        assert!(m.contains("no `plumbline` image reference"), "{m}");
+        assert!(m.contains("`coordinateUnits` is \"mm\""), "{m}");
+        assert!(m.contains("\"sop_instance_uid\""), "{m}");
+        assert!(m.contains("1 control point(s) were not read"), "{m}");
+        let m = &doc.issues[1].message;
+        assert!(
+            m.contains("markups[1]: its `plumbline` object has no `sop_instance_uid`"),
+            "{m}"
+        );
+        assert!(!m.contains("coordinateUnits` is"), "{m}");
+    }
+
+    #[test]
+    fn slicer_not_json() {
+        let p = temp_file("broken.mrk.json", "{\"markups\": [ {\"type\": ");
+        let doc = read_slicer_markups(&p, &Vocabulary::default());
+        assert!(doc.points.is_empty());
+        assert_eq!(doc.issues.len(), 1);
+        assert!(
+            doc.issues[0].message.contains("is not valid JSON"),
+            "{}",
+            doc.issues[0].message
+        );
+        assert!(
+            doc.issues[0].message.contains("line 1"),
+            "{}",
+            doc.issues[0].message
+        );
+
+        let p = temp_file("other.json", r#"{"hello": 1}"#);
+        let doc = read_slicer_markups(&p, &Vocabulary::default());
+        assert_eq!(doc.issues.len(), 1);
+        assert!(doc.issues[0].message.contains("no `markups` array"));
+
+        let doc = read_slicer_markups(Path::new("/nonexistent/x.mrk.json"), &Vocabulary::default());
+        assert_eq!(doc.issues.len(), 1);
+    }
+
+    #[test]
+    fn slicer_point_problems() {
+        let p = temp_file(
+            "points.mrk.json",
+            &markup_json(
+                r#"{"type": "Fiducial", "coordinateUnits": ["{pixels}", "UCUM", "pixels"],
+                    "plumbline": {"sop_instance_uid": " 1.2.3 "},
+                    "controlPoints": [
+                      {"id": "1", "label": "C7_centroid", "position": [1.0, 2.0, 0.0], "positionStatus": "undefined"},
+                      {"id": "2", "label": "C7_centroid", "position": [1.0, 2.0, 0.0], "positionStatus": "preview"},
+                      {"id": "3", "label": "F-1", "position": [1.0, 2.0, 0.0]},
+                      {"id": "4", "label": "T1_centroid", "position": [1.0, null, 0.0]},
+                      {"id": "5", "label": "T2_centroid"},
+                      {"id": "6", "label": "T3_centroid", "position": [5, 6, 7]},
+                      {"id": "7", "label": "T4_centroid", "position": [8.5, 9.5]},
+                      {"id": "8", "label": "T5_centroid", "position": [1, 2, 3, 4]},
+                      7
+                    ]}"#,
+            ),
+        );
+        let doc = read_slicer_markups(&p, &Vocabulary::default());
+        assert_eq!(
+            summary(&doc),
+            [
+                (s("1.2.3"), s("T3_centroid"), 5.0, 6.0, s("")),
+                (s("1.2.3"), s("T4_centroid"), 8.5, 9.5, s("")),
+            ]
+        );
+        let expect = [
+            (
+                Severity::Warning,
+                codes::BAD_LANDMARK_FILE,
+                "controlPoints[0] (label `C7_centroid`): positionStatus is \"undefined\"",
+            ),
+            (
+                Severity::Warning,
+                codes::BAD_LANDMARK_FILE,
+                "controlPoints[1] (label `C7_centroid`): positionStatus is \"preview\"",
+            ),
+            (
+                Severity::Error,
+                codes::UNNAMED_POINT,
+                "controlPoints[2] (label `F-1`): the label is not a landmark name",
+            ),
+            (
+                Severity::Error,
+                codes::BAD_LANDMARK_FILE,
+                "controlPoints[3] (label `T1_centroid`): position is `[1.0,null,0.0]`",
+            ),
+            (
+                Severity::Error,
+                codes::BAD_LANDMARK_FILE,
+                "controlPoints[4] (label `T2_centroid`): position is missing",
+            ),
+            (
+                Severity::Warning,
+                codes::BAD_LANDMARK_FILE,
+                "controlPoints[5] (label `T3_centroid`): position has third value 7",
+            ),
+            (
+                Severity::Error,
+                codes::BAD_LANDMARK_FILE,
+                "controlPoints[7] (label `T5_centroid`): position is `[1,2,3,4]`",
+            ),
+            (
+                Severity::Error,
+                codes::BAD_LANDMARK_FILE,
+                "controlPoints[8] is `7`, not an object",
+            ),
+        ];
+        assert_eq!(doc.issues.len(), expect.len(), "{:#?}", doc.issues);
+        for (i, (sev, code, text)) in doc.issues.iter().zip(expect) {
+            assert_eq!((i.severity, i.code), (sev, code), "{}", i.message);
+            assert!(i.message.contains(text), "{}", i.message);
+            assert_eq!(i.sop_instance_uid, "1.2.3");
+        }
+    }
+
+    #[test]
+    fn slicer_other_markup_types() {
+        let p = temp_file(
+            "line.mrk.json",
+            &markup_json(
+                r#"{"type": "Line", "coordinateUnits": "pixels", "plumbline": {"sop_instance_uid": "1.2"},
+                    "controlPoints": [{"label": "C7_centroid", "position": [1, 2, 0]}]},
+                   {"coordinateUnits": "{pixels}", "plumbline": {"sop_instance_uid": "1.2"},
+                    "controlPoints": [{"label": "C7_centroid", "position": [1, 2, 0]}]},
+                   {"type": "Point list", "coordinateUnits": "Pixel", "plumbline": {"sop_instance_uid": "1.2"}}"#,
+            ),
+        );
+        let doc = read_slicer_markups(&p, &Vocabulary::default());
+        assert_eq!(doc.points.len(), 1);
+        assert_eq!(doc.issues.len(), 2, "{:#?}", doc.issues);
+        assert!(doc.issues[0].message.contains("type \"Line\""));
+        assert_eq!(doc.issues[1].severity, Severity::Warning);
+        assert!(
+            doc.issues[1]
+                .message
+                .contains("markups[2] has no control points")
+        );
+    }
+
+    #[test]
+    fn slicer_missing_schema_is_a_warning() {
+        let p = temp_file(
+            "noschema.mrk.json",
+            r#"{"markups": [{"type": "Fiducial", "coordinateUnits": "pixel",
+                 "plumbline": {"sop_instance_uid": "1.2", "observer": "R"},
+                 "controlPoints": [{"label": "FH_left", "position": [1, 2, 0]}]}]}"#,
+        );
+        let doc = read_slicer_markups(&p, &Vocabulary::default());
+        assert_eq!(doc.points.len(), 1);
+        assert_eq!(doc.issues.len(), 1);
+        assert_eq!(doc.issues[0].severity, Severity::Warning);
+    }
+}

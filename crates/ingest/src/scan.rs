@@ -1,0 +1,638 @@
+//! Walks a folder and decides, per file and from its content, what it is: a radiograph
+//! (header read, pixel data never loaded), a landmark SR, a landmark JSON/CSV, another
+//! DICOM object, not DICOM, or broken. Files are read in parallel (rayon); results are
+//! in path order, so the outcome never depends on thread timing.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use dicom_core::Tag;
+use dicom_dictionary_std::tags;
+use dicom_object::file::ReadPreamble;
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
+use plumbline_geometry::Spacing;
+use rayon::prelude::*;
+
+use crate::qc::{QcIssue, Severity, codes};
+use crate::records::{ImageRecord, LandmarkDoc, SpacingSource};
+use crate::sr::{DEFAULT_DEPTH_CAP, is_landmark_sr_class, read_sr};
+use crate::{Vocabulary, markups};
+
+/// SOP classes read as projection radiographs: CR, DX (for presentation and for
+/// processing), and secondary capture (single- and multi-frame), the form of many
+/// stitched whole-spine composites.
+pub const IMAGE_CLASSES: [&str; 7] = [
+    "1.2.840.10008.5.1.4.1.1.1",     // CR
+    "1.2.840.10008.5.1.4.1.1.1.1",   // DX for presentation
+    "1.2.840.10008.5.1.4.1.1.1.1.1", // DX for processing
+    "1.2.840.10008.5.1.4.1.1.7",     // Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.7.2",   // Multi-frame grayscale byte SC
+    "1.2.840.10008.5.1.4.1.1.7.3",   // Multi-frame grayscale word SC
+    "1.2.840.10008.5.1.4.1.1.7.4",   // Multi-frame true colour SC
+];
+
+/// Native (uncompressed) transfer syntaxes, whose pixel data length is known from the header.
+const NATIVE_TS: [&str; 3] = [
+    "1.2.840.10008.1.2",
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.2",
+];
+
+/// Stack size of the scan's threads (see [`scan`]).
+pub const SCAN_STACK_BYTES: usize = 512 << 20;
+
+/// How to scan.
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    /// Landmark names and synonyms.
+    pub vocab: Vocabulary,
+    /// Cap on SR content-tree depth.
+    pub depth_cap: usize,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            vocab: Vocabulary::default(),
+            depth_cap: DEFAULT_DEPTH_CAP,
+        }
+    }
+}
+
+/// What one file turned out to be.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FileOutcome {
+    /// A radiograph's header.
+    Image(ImageRecord),
+    /// A landmark SR, Slicer Markups JSON or landmark CSV.
+    Landmarks(LandmarkDoc),
+    /// Another DICOM object (listed in QC, ignored).
+    OtherDicom,
+    /// Not DICOM (listed in QC, ignored).
+    NotDicom,
+    /// Could not be read (listed in QC as an error).
+    Broken,
+}
+
+/// Counts of what a scan found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScanCounts {
+    /// Files seen.
+    pub files: usize,
+    /// Radiographs.
+    pub images: usize,
+    /// Landmark SRs.
+    pub srs: usize,
+    /// Landmark JSON/CSV files.
+    pub landmark_files: usize,
+    /// Other DICOM objects.
+    pub other_dicom: usize,
+    /// Non-DICOM files.
+    pub not_dicom: usize,
+    /// Unreadable files.
+    pub broken: usize,
+}
+
+/// Everything a scan found, in path order.
+#[derive(Clone, Debug, Default)]
+pub struct ScanResult {
+    /// Radiograph headers.
+    pub images: Vec<ImageRecord>,
+    /// Landmark documents.
+    pub docs: Vec<LandmarkDoc>,
+    /// Problems (the documents' own problems stay in their `issues`).
+    pub issues: Vec<QcIssue>,
+    /// Counts.
+    pub counts: ScanCounts,
+}
+
+/// The input folder itself could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the input folder {}: {source}; check the --input path and its permissions", path.display())]
+pub struct ScanError {
+    /// The folder.
+    pub path: PathBuf,
+    /// The cause.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Lists every file below `root` (any depth, symbolic links to files followed, links to
+/// folders not, so a loop cannot trap the walk), sorted. Unreadable sub-folders become
+/// QC issues.
+pub fn list_files(root: &Path) -> Result<(Vec<PathBuf>, Vec<QcIssue>), ScanError> {
+    let mut files = Vec::new();
+    let mut issues = Vec::new();
+    let meta = std::fs::metadata(root).map_err(|source| ScanError {
+        path: root.to_path_buf(),
+        source,
+    })?;
+    if meta.is_file() {
+        return Ok((vec![root.to_path_buf()], issues));
+    }
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(source) if dir == root => {
+                return Err(ScanError {
+                    path: root.to_path_buf(),
+                    source,
+                });
+            }
+            Err(e) => {
+                issues.push(QcIssue::file(
+                    &dir,
+                    Severity::Error,
+                    codes::BROKEN_FILE,
+                    format!("cannot read folder: {e}; files below it were not scanned"),
+                ));
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(t) if t.is_file() => files.push(path),
+                Ok(t) if t.is_symlink() && std::fs::metadata(&path).is_ok_and(|m| m.is_file()) => {
+                    files.push(path)
+                }
+                _ => {}
+            }
+        }
+    }
+    files.sort();
+    Ok((files, issues))
+}
+
+/// Scans every file below `root` in parallel. `on_file` is called once per file read
+/// (for progress bars), from any thread.
+pub fn scan(
+    root: &Path,
+    opts: &ScanOptions,
+    on_file: &(dyn Fn() + Sync),
+) -> Result<ScanResult, ScanError> {
+    let (files, mut issues) = list_files(root)?;
+    // dicom-rs parses nested sequences recursively, about 10 KiB of stack per level in
+    // a debug build: a 200-deep SR overflows rayon's default stack and would abort the
+    // whole batch. The scan therefore runs on its own pool (same thread count as the
+    // caller's) with large stacks; the memory is only reserved, not touched.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(rayon::current_num_threads())
+        .stack_size(SCAN_STACK_BYTES)
+        .build();
+    let work = || -> Vec<(FileOutcome, Vec<QcIssue>)> {
+        files
+            .par_iter()
+            .map(|p| {
+                let r = scan_file(p, opts);
+                on_file();
+                r
+            })
+            .collect()
+    };
+    let outcomes = match pool {
+        Ok(pool) => pool.install(work),
+        Err(_) => work(),
+    };
+    let mut result = ScanResult::default();
+    result.counts.files = files.len();
+    for (outcome, mut file_issues) in outcomes {
+        issues.append(&mut file_issues);
+        match outcome {
+            FileOutcome::Image(r) => {
+                result.counts.images += 1;
+                result.images.push(r);
+            }
+            FileOutcome::Landmarks(d) => {
+                if d.sop_instance_uid.is_empty() {
+                    result.counts.landmark_files += 1;
+                } else {
+                    result.counts.srs += 1;
+                }
+                result.docs.push(d);
+            }
+            FileOutcome::OtherDicom => result.counts.other_dicom += 1,
+            FileOutcome::NotDicom => result.counts.not_dicom += 1,
+            FileOutcome::Broken => result.counts.broken += 1,
+        }
+    }
+    result.issues = issues;
+    Ok(result)
+}
+
+fn has_suffix(path: &Path, suffix: &str) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.to_ascii_lowercase().ends_with(suffix))
+}
+
+/// What the first bytes of a file say.
+enum Magic {
+    /// "DICM" at offset 128.
+    Preamble,
+    /// "DICM" at offset 0 (file meta without the 128-byte preamble).
+    NoPreamble,
+    /// Anything else.
+    Other,
+}
+
+fn magic(path: &Path) -> std::io::Result<Magic> {
+    let mut head = Vec::with_capacity(132);
+    File::open(path)?.take(132).read_to_end(&mut head)?;
+    Ok(if head.len() >= 132 && &head[128..132] == b"DICM" {
+        Magic::Preamble
+    } else if head.starts_with(b"DICM") {
+        Magic::NoPreamble
+    } else {
+        Magic::Other
+    })
+}
+
+/// Reads one file; returns what it is and the problems found.
+pub fn scan_file(path: &Path, opts: &ScanOptions) -> (FileOutcome, Vec<QcIssue>) {
+    if has_suffix(path, ".mrk.json") {
+        let d = markups::read_slicer_markups(path, &opts.vocab);
+        return (FileOutcome::Landmarks(d), Vec::new());
+    }
+    let preamble = match magic(path) {
+        Ok(Magic::Preamble) => ReadPreamble::Always,
+        Ok(Magic::NoPreamble) => ReadPreamble::Never,
+        Ok(Magic::Other) => {
+            if has_suffix(path, ".csv") && looks_like_landmark_csv(path) {
+                let d = markups::read_landmark_csv(path, &opts.vocab);
+                return (FileOutcome::Landmarks(d), Vec::new());
+            }
+            let dcm_named = has_suffix(path, ".dcm") || has_suffix(path, ".dicom");
+            let (sev, msg) = if dcm_named {
+                (
+                    Severity::Warning,
+                    "named like a DICOM file but has no DICOM file header (no \"DICM\" at byte 128 or 0); ignored".to_string(),
+                )
+            } else {
+                (
+                    Severity::Info,
+                    "not a DICOM file (no \"DICM\" at byte 128 or 0) and not a landmark file; ignored".to_string(),
+                )
+            };
+            return (
+                FileOutcome::NotDicom,
+                vec![QcIssue::file(path, sev, codes::NOT_DICOM, msg)],
+            );
+        }
+        Err(e) => {
+            return (
+                FileOutcome::Broken,
+                vec![QcIssue::file(
+                    path,
+                    Severity::Error,
+                    codes::BROKEN_FILE,
+                    format!("cannot read the file: {e}"),
+                )],
+            );
+        }
+    };
+    let obj = match OpenFileOptions::new()
+        .read_preamble(preamble)
+        .read_until(tags::PIXEL_DATA)
+        .open_file(path)
+    {
+        Ok(o) => o,
+        Err(e) => {
+            return (
+                FileOutcome::Broken,
+                vec![QcIssue::file(
+                    path,
+                    Severity::Error,
+                    codes::BROKEN_FILE,
+                    format!("not readable as DICOM (truncated or corrupt?): {e}"),
+                )],
+            );
+        }
+    };
+    classify(path, &obj, opts)
+}
+
+fn looks_like_landmark_csv(path: &Path) -> bool {
+    let mut head = Vec::new();
+    if File::open(path)
+        .and_then(|f| f.take(4096).read_to_end(&mut head))
+        .is_err()
+    {
+        return false;
+    }
+    let text = String::from_utf8_lossy(&head);
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('\u{feff}');
+    let cols: Vec<String> = first
+        .split(',')
+        .map(|c| c.trim().to_ascii_lowercase())
+        .collect();
+    cols.iter()
+        .any(|c| c == "sop_instance_uid" || c == "image_uid")
+}
+
+/// Where the top-level Pixel Data of an uncompressed little-endian file ends, and the
+/// file's length: looks in the first MiB for the element header `(7FE0,0010)` whose
+/// declared length is the `need` bytes the header promises (so pixel values or an icon
+/// image that happen to contain the tag bytes are not mistaken for it). `None` when not
+/// found (the check is then skipped).
+fn native_pixel_data_end(path: &Path, need: u64, implicit: bool) -> Option<(u64, u64)> {
+    let len = std::fs::metadata(path).ok()?.len();
+    let mut head = Vec::new();
+    File::open(path)
+        .ok()?
+        .take(1 << 20)
+        .read_to_end(&mut head)
+        .ok()?;
+    let tag = [0xE0u8, 0x7F, 0x10, 0x00];
+    let mut i = 0;
+    while i + 12 <= head.len() {
+        if head[i..i + 4] == tag {
+            let (hdr, vlen) = if implicit {
+                (
+                    8u64,
+                    u32::from_le_bytes(head[i + 4..i + 8].try_into().ok()?),
+                )
+            } else if matches!(&head[i + 4..i + 6], b"OW" | b"OB") {
+                (
+                    12u64,
+                    u32::from_le_bytes(head[i + 8..i + 12].try_into().ok()?),
+                )
+            } else {
+                i += 1;
+                continue;
+            };
+            let vlen = u64::from(vlen);
+            if vlen == need || vlen == need + 1 {
+                return Some((i as u64 + hdr + vlen, len));
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A string attribute, trimmed of DICOM padding; `None` when absent or empty.
+pub fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
+    let v = obj.element(tag).ok()?.to_str().ok()?;
+    let v = v.trim_matches(|c: char| c == ' ' || c == '\0').to_string();
+    (!v.is_empty()).then_some(v)
+}
+
+fn uint(obj: &InMemDicomObject, tag: Tag) -> Option<u32> {
+    let e = obj.element(tag).ok()?;
+    e.to_int::<u32>().ok()
+}
+
+/// Parses a two-valued DS attribute (row\column). `Ok(None)` when absent or empty;
+/// `Err(why)` when present but not two positive finite numbers.
+fn ds_pair(obj: &InMemDicomObject, tag: Tag) -> Result<Option<(f64, f64)>, String> {
+    let Some(raw) = text(obj, tag) else {
+        return Ok(None);
+    };
+    let vals: Vec<Option<f64>> = raw
+        .split('\\')
+        .map(|s| s.trim().parse::<f64>().ok())
+        .collect();
+    match vals.as_slice() {
+        [Some(r), Some(c)] if r.is_finite() && c.is_finite() && *r > 0.0 && *c > 0.0 => {
+            Ok(Some((*r, *c)))
+        }
+        _ => Err(format!("`{raw}`")),
+    }
+}
+
+fn ds_single(obj: &InMemDicomObject, tag: Tag) -> Result<Option<f64>, String> {
+    let Some(raw) = text(obj, tag) else {
+        return Ok(None);
+    };
+    match raw.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(Some(v)),
+        _ => Err(format!("`{raw}`")),
+    }
+}
+
+/// The spacing of spec section 4, with the problems met on the way.
+pub fn spacing(obj: &InMemDicomObject) -> (Option<(Spacing, SpacingSource)>, Vec<String>) {
+    let mut notes = Vec::new();
+    let ps = ds_pair(obj, tags::PIXEL_SPACING);
+    let ips = ds_pair(obj, tags::IMAGER_PIXEL_SPACING);
+    let mag = ds_single(obj, tags::ESTIMATED_RADIOGRAPHIC_MAGNIFICATION_FACTOR);
+    match ps {
+        Ok(Some((row, col))) => {
+            return (
+                Some((Spacing { row, col }, SpacingSource::PixelSpacing)),
+                notes,
+            );
+        }
+        Ok(None) => {}
+        Err(v) => notes.push(format!(
+            "PixelSpacing (0028,0030) is {v}, not two positive numbers"
+        )),
+    }
+    match ips {
+        Ok(Some((row, col))) => match mag {
+            Ok(Some(m)) => (
+                Some((
+                    Spacing {
+                        row: row / m,
+                        col: col / m,
+                    },
+                    SpacingSource::ImagerMagnified,
+                )),
+                notes,
+            ),
+            other => {
+                if let Err(v) = other {
+                    notes.push(format!(
+                        "EstimatedRadiographicMagnificationFactor (0018,1114) is {v}, not a positive number; ImagerPixelSpacing used uncorrected"
+                    ));
+                }
+                (Some((Spacing { row, col }, SpacingSource::Imager)), notes)
+            }
+        },
+        Ok(None) => (None, notes),
+        Err(v) => {
+            notes.push(format!(
+                "ImagerPixelSpacing (0018,1164) is {v}, not two positive numbers"
+            ));
+            (None, notes)
+        }
+    }
+}
+
+fn classify(
+    path: &Path,
+    obj: &DefaultDicomObject,
+    opts: &ScanOptions,
+) -> (FileOutcome, Vec<QcIssue>) {
+    let sop_class = text(obj, tags::SOP_CLASS_UID).unwrap_or_else(|| {
+        obj.meta()
+            .media_storage_sop_class_uid()
+            .trim_end_matches('\0')
+            .to_string()
+    });
+    let patient_id = text(obj, tags::PATIENT_ID).unwrap_or_default();
+    let Some(sop_uid) = text(obj, tags::SOP_INSTANCE_UID) else {
+        let known = is_landmark_sr_class(&sop_class) || IMAGE_CLASSES.contains(&sop_class.as_str());
+        let issue = QcIssue::file(
+            path,
+            if known { Severity::Error } else { Severity::Info },
+            codes::MISSING_ATTRIBUTE,
+            format!(
+                "no SOP Instance UID (0008,0018) (SOP class {sop_class}); landmarks cannot be joined to it, so the file is not used"
+            ),
+        )
+        .with_ids("", &patient_id);
+        return (
+            if known {
+                FileOutcome::Broken
+            } else {
+                FileOutcome::OtherDicom
+            },
+            vec![issue],
+        );
+    };
+    if is_landmark_sr_class(&sop_class) {
+        let doc = read_sr(obj, path, &opts.vocab, opts.depth_cap);
+        return (FileOutcome::Landmarks(doc), Vec::new());
+    }
+    if !IMAGE_CLASSES.contains(&sop_class.as_str()) {
+        let modality = text(obj, tags::MODALITY).unwrap_or_default();
+        return (
+            FileOutcome::OtherDicom,
+            vec![
+                QcIssue::file(
+                    path,
+                    Severity::Info,
+                    codes::OTHER_DICOM,
+                    format!(
+                        "DICOM object of SOP class {sop_class} (modality {modality}) is neither a projection radiograph nor a landmark SR; ignored"
+                    ),
+                )
+                .with_ids(&sop_uid, &patient_id),
+            ],
+        );
+    }
+    image_record(path, obj, sop_class, sop_uid, patient_id)
+}
+
+fn image_record(
+    path: &Path,
+    obj: &DefaultDicomObject,
+    sop_class: String,
+    sop_uid: String,
+    patient_id: String,
+) -> (FileOutcome, Vec<QcIssue>) {
+    let mut issues = Vec::new();
+    let issue = |sev, code, msg: String| {
+        QcIssue::file(path, sev, code, msg).with_ids(&sop_uid, &patient_id)
+    };
+    let (Some(rows), Some(cols)) = (uint(obj, tags::ROWS), uint(obj, tags::COLUMNS)) else {
+        return (
+            FileOutcome::Broken,
+            vec![issue(
+                Severity::Error,
+                codes::MISSING_ATTRIBUTE,
+                "image without Rows/Columns; not used".into(),
+            )],
+        );
+    };
+    let frames = text(obj, tags::NUMBER_OF_FRAMES)
+        .and_then(|s| s.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let ts = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_string();
+    // Truncation inside uncompressed pixel data is invisible to a header read: find the
+    // Pixel Data element's header near the start of the file and compare its end with
+    // the file's length (the pixel values themselves are not read).
+    if NATIVE_TS.contains(&ts.as_str()) {
+        let bits = u64::from(uint(obj, tags::BITS_ALLOCATED).unwrap_or(16));
+        let spp = u64::from(uint(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1));
+        let need = u64::from(rows) * u64::from(cols) * u64::from(frames) * spp * bits.div_ceil(8);
+        let implicit = ts == "1.2.840.10008.1.2";
+        if let Some((end, len)) = native_pixel_data_end(path, need, implicit)
+            && end > len
+        {
+            return (
+                FileOutcome::Broken,
+                vec![issue(
+                    Severity::Error,
+                    codes::BROKEN_FILE,
+                    format!(
+                        "truncated: the pixel data ({rows} x {cols}, {need} bytes) should end at byte {end} but the file has {len} bytes; not used"
+                    ),
+                )],
+            );
+        }
+    }
+    let (spacing, notes) = spacing(obj);
+    if spacing.is_some() {
+        for n in &notes {
+            issues.push(issue(
+                Severity::Warning,
+                codes::BAD_SPACING,
+                format!("{n}; the next source of spec section 4 was used"),
+            ));
+        }
+    } else {
+        let why = if notes.is_empty() {
+            "no PixelSpacing or ImagerPixelSpacing".to_string()
+        } else {
+            notes.join("; ")
+        };
+        issues.push(issue(
+            Severity::Error,
+            codes::NO_SPACING,
+            format!("no usable pixel spacing ({why}): no landmark of this image is used and no metric is computed from it"),
+        ));
+    }
+    if frames > 1 {
+        issues.push(issue(
+            Severity::Warning,
+            codes::MULTI_FRAME,
+            format!("{frames} frames; landmarks are placed on the frame their SR references (frame 1 when none)"),
+        ));
+    }
+    let orientation = text(obj, tags::PATIENT_ORIENTATION).and_then(|s| {
+        let mut it = s.split('\\').map(|v| v.trim().to_string());
+        Some((it.next()?, it.next()?))
+    });
+    let study_date =
+        text(obj, tags::STUDY_DATE).filter(|d| crate::clinical::parse_dicom_date(d).is_some());
+    let record = ImageRecord {
+        path: path.to_path_buf(),
+        sop_class_uid: sop_class,
+        sop_instance_uid: sop_uid.clone(),
+        transfer_syntax: ts,
+        patient_id: patient_id.clone(),
+        study_instance_uid: text(obj, tags::STUDY_INSTANCE_UID).unwrap_or_default(),
+        study_date,
+        timepoint_id: text(obj, tags::CLINICAL_TRIAL_TIME_POINT_ID),
+        modality: text(obj, tags::MODALITY).unwrap_or_default(),
+        view_position: text(obj, tags::VIEW_POSITION),
+        rows,
+        cols,
+        spacing,
+        orientation,
+        number_of_frames: frames,
+    };
+    if record.patient_id.is_empty() {
+        issues.push(issue(
+            Severity::Error,
+            codes::MISSING_ATTRIBUTE,
+            "no PatientID (0010,0020): the image cannot be matched to the clinical table".into(),
+        ));
+    }
+    (FileOutcome::Image(record), issues)
+}

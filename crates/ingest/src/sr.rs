@@ -1,0 +1,746 @@
+//! Landmark points from DICOM SR documents (spec `landmarks.md` section 2).
+//!
+//! The reader walks the whole content tree instead of following one toolkit's template, so
+//! TID 1500 reports written by highdicom, by our generator or by anything else read alike.
+//! The walk is iterative with an explicit depth cap: a broken or hostile file cannot
+//! overflow the stack, and whatever lies below the cap is reported rather than lost
+//! silently. Content items are numbered as in DCMTK's `dsrdump`: the document root is `1`,
+//! its first child `1.1`, that child's third child `1.1.3`.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::Path;
+use std::rc::Rc;
+
+use dicom_core::Tag;
+use dicom_core::value::{PrimitiveValue, Value};
+use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
+use plumbline_geometry::Landmark;
+
+use crate::qc::{QcIssue, Severity, codes};
+use crate::records::{LandmarkDoc, RawPoint};
+use crate::vocab::Vocabulary;
+
+/// SOP classes read as landmark SRs: Comprehensive SR 1.2.840.10008.5.1.4.1.1.88.33,
+/// Enhanced SR ...88.22, Comprehensive 3D SR ...88.34 (the classes that can hold SCOORD
+/// items; Basic Text SR cannot).
+pub const LANDMARK_SR_CLASSES: [&str; 3] = [
+    "1.2.840.10008.5.1.4.1.1.88.33",
+    "1.2.840.10008.5.1.4.1.1.88.22",
+    "1.2.840.10008.5.1.4.1.1.88.34",
+];
+
+/// Whether a SOP Class UID is one of [`LANDMARK_SR_CLASSES`] (trailing NUL padding and
+/// spaces are ignored, as UIDs read from files may carry them).
+pub fn is_landmark_sr_class(sop_class_uid: &str) -> bool {
+    LANDMARK_SR_CLASSES.contains(&trim_value(sop_class_uid))
+}
+
+/// Default cap on content-tree depth. TID 1500 needs 4 levels (report, Imaging
+/// Measurements, Measurement Group, SCOORD); 64 leaves ample room for other templates.
+pub const DEFAULT_DEPTH_CAP: usize = 64;
+
+/// Coding scheme of the DICOM concepts the reader looks for.
+const DCM: &str = "DCM";
+/// Finding (DCM 121071): the coded landmark name in a Measurement Group.
+const FINDING: &str = "121071";
+/// Tracking Identifier (DCM 112039): the free-text landmark name in a Measurement Group.
+const TRACKING_IDENTIFIER: &str = "112039";
+/// Person Observer Name (DCM 121008): the reader.
+const PERSON_OBSERVER_NAME: &str = "121008";
+
+/// Evidence entries of these SOP class families are documents, not images: SR and Key
+/// Object Selection (`...88.*`) and presentation states (`...11.*`). They are left out of
+/// [`LandmarkDoc::evidence`] so that "the SR's only image" is not confused by them.
+const NON_IMAGE_CLASS_PREFIXES: [&str; 2] =
+    ["1.2.840.10008.5.1.4.1.1.88.", "1.2.840.10008.5.1.4.1.1.11."];
+
+/// Paths longer than this many components are shortened in messages.
+const MAX_PATH_COMPONENTS: usize = 12;
+
+/// Reads every landmark point of an SR object (already fully loaded; the caller opened the
+/// file).
+///
+/// Points come out in document order. Nothing panics and nothing stops the read: each
+/// content item that cannot give a point becomes one [`QcIssue`] naming its place in the
+/// tree, and the rest of the tree is still read. `depth_cap` is the deepest content-item
+/// level read (children of the root dataset are level 1); deeper items produce a single
+/// `sr_too_deep` issue.
+pub fn read_sr(
+    obj: &InMemDicomObject,
+    path: &Path,
+    vocab: &Vocabulary,
+    depth_cap: usize,
+) -> LandmarkDoc {
+    let sop_instance_uid = text(obj, tags::SOP_INSTANCE_UID).unwrap_or_default();
+    let patient_id = text(obj, tags::PATIENT_ID).unwrap_or_default();
+    let study_instance_uid = text(obj, tags::STUDY_INSTANCE_UID).unwrap_or_default();
+    let mut reader = Reader {
+        path,
+        vocab,
+        sop_instance_uid,
+        patient_id,
+        evidence: evidence_images(obj),
+        points: Vec::new(),
+        issues: Vec::new(),
+    };
+    if reader.sop_instance_uid.is_empty() {
+        reader.issue(
+            Severity::Warning,
+            codes::MISSING_ATTRIBUTE,
+            "the SR has no SOP Instance UID; its points are still read but cannot be traced \
+             to a document UID"
+                .to_string(),
+        );
+    }
+    if reader.patient_id.is_empty() {
+        reader.issue(
+            Severity::Warning,
+            codes::MISSING_ATTRIBUTE,
+            "the SR has no PatientID; its points are still read and joined to images by \
+             SOP Instance UID"
+                .to_string(),
+        );
+    }
+    reader.walk(obj, depth_cap);
+    LandmarkDoc {
+        path: path.to_path_buf(),
+        sop_instance_uid: reader.sop_instance_uid,
+        patient_id: reader.patient_id,
+        study_instance_uid,
+        evidence: reader.evidence,
+        points: reader.points,
+        issues: reader.issues,
+    }
+}
+
+/// One level of the walk: the content items of one parent, and what they inherit.
+struct Frame<'a> {
+    /// The parent's ContentSequence items.
+    items: &'a [InMemDicomObject],
+    /// 1-based index of the item being visited (0 before the first).
+    next: usize,
+    /// The parent is a CONTAINER (or the document root): the boundary of a "group".
+    container: bool,
+    /// Person Observer Name in force for these items (empty when none).
+    observer: Rc<str>,
+}
+
+/// The part of the tree below the depth cap, summed over all places it was hit.
+struct TooDeep {
+    /// The first item not read.
+    first: String,
+    /// Deepest level seen.
+    max_depth: usize,
+    /// SCOORD and SCOORD3D items among the unread ones.
+    coords: usize,
+}
+
+/// State of one [`read_sr`] call.
+struct Reader<'v> {
+    path: &'v Path,
+    vocab: &'v Vocabulary,
+    sop_instance_uid: String,
+    patient_id: String,
+    evidence: Vec<String>,
+    points: Vec<RawPoint>,
+    issues: Vec<QcIssue>,
+}
+
+impl Reader<'_> {
+    fn issue(&mut self, severity: Severity, code: &'static str, message: String) {
+        self.issues.push(
+            QcIssue::file(self.path, severity, code, message)
+                .with_ids(&self.sop_instance_uid, &self.patient_id),
+        );
+    }
+
+    /// Depth-first, pre-order walk with an explicit stack (no recursion).
+    fn walk(&mut self, obj: &InMemDicomObject, depth_cap: usize) {
+        let root = match obj.get(tags::CONTENT_SEQUENCE) {
+            None => {
+                self.issue(
+                    Severity::Warning,
+                    codes::BAD_CONTENT_ITEM,
+                    "the SR has no ContentSequence at its root (content item 1), so it holds \
+                     no landmarks"
+                        .to_string(),
+                );
+                return;
+            }
+            Some(el) => match el.items() {
+                Some(items) => items,
+                None => {
+                    self.issue(
+                        Severity::Error,
+                        codes::BAD_CONTENT_ITEM,
+                        format!(
+                            "ContentSequence of the root (content item 1) is not a sequence \
+                             (VR {}); no landmarks were read",
+                            el.vr().to_string()
+                        ),
+                    );
+                    return;
+                }
+            },
+        };
+        let mut stack = vec![Frame {
+            items: root,
+            next: 0,
+            container: true,
+            observer: Rc::from(person_observer(root).unwrap_or_default()),
+        }];
+        let mut too_deep: Option<TooDeep> = None;
+
+        while let Some(top) = stack.last_mut() {
+            let items = top.items;
+            let Some(item) = items.get(top.next) else {
+                stack.pop();
+                continue;
+            };
+            top.next += 1;
+            let depth = stack.len();
+
+            if depth > depth_cap {
+                let (max_depth, coords) = subtree_stats(item, depth);
+                match &mut too_deep {
+                    Some(t) => {
+                        t.max_depth = t.max_depth.max(max_depth);
+                        t.coords += coords;
+                    }
+                    None => {
+                        too_deep = Some(TooDeep {
+                            first: item_path(&stack),
+                            max_depth,
+                            coords,
+                        })
+                    }
+                }
+                continue;
+            }
+
+            let value_type = upper(item, tags::VALUE_TYPE);
+            match value_type.as_deref() {
+                // A SCOORD's children are its SELECTED FROM image, read with the point.
+                Some("SCOORD") => {
+                    self.scoord(item, &stack);
+                    continue;
+                }
+                Some("SCOORD3D") => {
+                    self.scoord3d(item, &stack);
+                    continue;
+                }
+                _ => {}
+            }
+
+            let Some(el) = item.get(tags::CONTENT_SEQUENCE) else {
+                continue;
+            };
+            let Some(children) = el.items() else {
+                let msg = format!(
+                    "ContentSequence of content item {} is not a sequence (VR {}); the items \
+                     below it were not read",
+                    item_path(&stack),
+                    el.vr().to_string()
+                );
+                self.issue(Severity::Error, codes::BAD_CONTENT_ITEM, msg);
+                continue;
+            };
+            if children.is_empty() {
+                continue;
+            }
+            let container = value_type.as_deref() == Some("CONTAINER");
+            let own_observer = if container {
+                person_observer(children)
+            } else {
+                None
+            };
+            let observer = match own_observer {
+                Some(name) => Rc::from(name),
+                None => stack
+                    .last()
+                    .map_or_else(|| Rc::from(""), |f| Rc::clone(&f.observer)),
+            };
+            stack.push(Frame {
+                items: children,
+                next: 0,
+                container,
+                observer,
+            });
+        }
+
+        if let Some(t) = too_deep {
+            let lost = match t.coords {
+                0 => "no SCOORD items were among them".to_string(),
+                n => format!("{n} SCOORD/SCOORD3D item(s) among them were lost"),
+            };
+            self.issue(
+                Severity::Error,
+                codes::SR_TOO_DEEP,
+                format!(
+                    "the content tree is {} levels deep, deeper than the cap of {depth_cap}: \
+                     items below level {depth_cap} (from content item {} on) were not read \
+                     and any points there are missing; {lost}",
+                    t.max_depth, t.first
+                ),
+            );
+        }
+    }
+
+    /// A SCOORD item: one landmark point when everything checks out, else one issue.
+    fn scoord(&mut self, item: &InMemDicomObject, stack: &[Frame<'_>]) {
+        let loc = item_path(stack);
+        let naming = self.name_point(item, stack);
+        let what = naming.describe("SCOORD", &loc);
+
+        match upper(item, tags::GRAPHIC_TYPE).as_deref() {
+            Some("POINT") => {}
+            None => {
+                self.issue(
+                    Severity::Error,
+                    codes::BAD_CONTENT_ITEM,
+                    format!("{what} has no GraphicType; it was not read"),
+                );
+                return;
+            }
+            Some(other) => {
+                self.issue(
+                    Severity::Warning,
+                    codes::UNSUPPORTED_GRAPHIC,
+                    format!(
+                        "{what} has GraphicType {other}; only POINT is read as a landmark, so \
+                         it was not used"
+                    ),
+                );
+                return;
+            }
+        }
+
+        let (col, row) = match graphic_point(item) {
+            Ok(p) => p,
+            Err(why) => {
+                self.issue(
+                    Severity::Error,
+                    codes::BAD_CONTENT_ITEM,
+                    format!("{what}: {why}; point skipped"),
+                );
+                return;
+            }
+        };
+
+        let Some(landmark) = naming.landmark else {
+            let tried = if naming.tried.is_empty() {
+                "it has no Finding, Tracking Identifier or concept name".to_string()
+            } else {
+                format!(
+                    "none of {} is a landmark in the vocabulary",
+                    naming.tried.join(", ")
+                )
+            };
+            self.issue(
+                Severity::Error,
+                codes::UNNAMED_POINT,
+                format!(
+                    "{what} has no landmark name: {tried}; point skipped (add a synonym to the \
+                     pipeline vocabulary if it names a landmark)"
+                ),
+            );
+            return;
+        };
+
+        let (image_uid, frame) = match selected_image(item) {
+            ImageRef::Found { uid, frame } => {
+                let frame = match frame {
+                    Ok(f) => f,
+                    Err(why) => {
+                        self.issue(
+                            Severity::Warning,
+                            codes::BAD_CONTENT_ITEM,
+                            format!(
+                                "{what}: ReferencedFrameNumber of its image {why}; the point \
+                                 is kept without a frame number"
+                            ),
+                        );
+                        None
+                    }
+                };
+                (uid, frame)
+            }
+            ImageRef::Broken(why) => {
+                self.issue(
+                    Severity::Error,
+                    codes::BAD_CONTENT_ITEM,
+                    format!("{what}: its SELECTED FROM image item {why}; point skipped"),
+                );
+                return;
+            }
+            ImageRef::Missing => match self.evidence.as_slice() {
+                [only] => (only.clone(), None),
+                ev => {
+                    let msg = format!(
+                        "{what} has no SELECTED FROM image item and the SR's evidence lists {} \
+                         images (exactly one is needed to infer it); point skipped",
+                        ev.len()
+                    );
+                    self.issue(Severity::Error, codes::NO_IMAGE_REFERENCE, msg);
+                    return;
+                }
+            },
+        };
+
+        if let Some((finding, tracking)) = naming.conflict {
+            self.issue(
+                Severity::Warning,
+                codes::BAD_CONTENT_ITEM,
+                format!(
+                    "{what}: the Finding names it {finding} but the Tracking Identifier names \
+                     it {tracking}; the Finding was used"
+                ),
+            );
+        }
+
+        let observer = stack
+            .last()
+            .map(|f| f.observer.to_string())
+            .unwrap_or_default();
+        self.points.push(RawPoint {
+            source: self.path.to_path_buf(),
+            source_uid: self.sop_instance_uid.clone(),
+            landmark,
+            image_uid,
+            frame,
+            col,
+            row,
+            observer,
+        });
+    }
+
+    /// A SCOORD3D item: reported, never read.
+    fn scoord3d(&mut self, item: &InMemDicomObject, stack: &[Frame<'_>]) {
+        let what = self
+            .name_point(item, stack)
+            .describe("SCOORD3D", &item_path(stack));
+        self.issue(
+            Severity::Warning,
+            codes::SCOORD3D,
+            format!(
+                "{what} holds 3-D (patient space) coordinates; only 2-D SCOORD POINTs on an \
+                 image are read, so it was not used"
+            ),
+        );
+    }
+
+    /// The landmark name of a SCOORD(3D) item (`landmarks.md` section 2, first match wins).
+    ///
+    /// The "group" is the children of the nearest enclosing CONTAINER, plus the children of
+    /// any non-container items between that container and the point, nearest first.
+    fn name_point(&self, item: &InMemDicomObject, stack: &[Frame<'_>]) -> Naming {
+        let mut finding = None;
+        let mut tracking = None;
+        let mut tracking_text = None;
+        let mut tried = Vec::new();
+        for frame in stack.iter().rev() {
+            for it in frame.items {
+                match upper(it, tags::VALUE_TYPE).as_deref() {
+                    Some("CODE") if concept_is(it, FINDING) => {
+                        for code in codes_in(it, tags::CONCEPT_CODE_SEQUENCE) {
+                            match self.vocab.code(&code.scheme, &code.value) {
+                                Some(lm) => {
+                                    finding.get_or_insert(lm);
+                                }
+                                None => tried.push(format!("Finding {code}")),
+                            }
+                        }
+                    }
+                    Some("TEXT") if concept_is(it, TRACKING_IDENTIFIER) => {
+                        let Some(t) = text(it, tags::TEXT_VALUE) else {
+                            continue;
+                        };
+                        match self.vocab.text(&t) {
+                            Some(lm) => {
+                                tracking.get_or_insert(lm);
+                            }
+                            None => tried.push(format!("Tracking Identifier {t:?}")),
+                        }
+                        tracking_text.get_or_insert(t);
+                    }
+                    _ => {}
+                }
+            }
+            if frame.container {
+                break;
+            }
+        }
+
+        let own = codes_in(item, tags::CONCEPT_NAME_CODE_SEQUENCE)
+            .into_iter()
+            .next()
+            .and_then(|c| {
+                let lm = self
+                    .vocab
+                    .code(&c.scheme, &c.value)
+                    .or_else(|| self.vocab.text(&c.value))
+                    .or_else(|| self.vocab.text(&c.meaning));
+                if lm.is_none() {
+                    tried.push(format!("concept name {c}"));
+                }
+                lm
+            });
+
+        let conflict = match (finding, tracking) {
+            (Some(f), Some(t)) if f != t => Some((f, t)),
+            _ => None,
+        };
+        Naming {
+            landmark: finding.or(tracking).or(own),
+            tracking_text,
+            tried,
+            conflict,
+        }
+    }
+}
+
+/// What naming found for one point.
+struct Naming {
+    /// The landmark, when some rule gave one.
+    landmark: Option<Landmark>,
+    /// The group's first Tracking Identifier, for messages about unnamed points.
+    tracking_text: Option<String>,
+    /// Candidates that are not in the vocabulary, for the unnamed-point message.
+    tried: Vec<String>,
+    /// A Finding and a Tracking Identifier naming different landmarks.
+    conflict: Option<(Landmark, Landmark)>,
+}
+
+impl Naming {
+    /// "landmark L1_sup_ant (SCOORD at content item 1.5.3.4)" and the like.
+    fn describe(&self, kind: &str, loc: &str) -> String {
+        match (&self.landmark, &self.tracking_text) {
+            (Some(lm), _) => format!("landmark {lm} ({kind} at content item {loc})"),
+            (None, Some(t)) => format!("{kind} at content item {loc} (Tracking Identifier {t:?})"),
+            (None, None) => format!("{kind} at content item {loc}"),
+        }
+    }
+}
+
+/// A coded concept as stored.
+struct Code {
+    scheme: String,
+    value: String,
+    meaning: String,
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "({}, {}, {:?})", self.scheme, self.value, self.meaning)
+    }
+}
+
+/// The image a SCOORD is SELECTED FROM.
+enum ImageRef {
+    /// SOP Instance UID and frame (`Err` when ReferencedFrameNumber is unusable).
+    Found {
+        uid: String,
+        frame: Result<Option<u32>, String>,
+    },
+    /// There is an IMAGE item but it names no image.
+    Broken(String),
+    /// No SELECTED FROM IMAGE item.
+    Missing,
+}
+
+/// The first IMAGE child of `item` with relationship SELECTED FROM.
+fn selected_image(item: &InMemDicomObject) -> ImageRef {
+    let Some(image) = items(item, tags::CONTENT_SEQUENCE).iter().find(|c| {
+        upper(c, tags::VALUE_TYPE).as_deref() == Some("IMAGE")
+            && upper(c, tags::RELATIONSHIP_TYPE).as_deref() == Some("SELECTED FROM")
+    }) else {
+        return ImageRef::Missing;
+    };
+    let Some(sop) = items(image, tags::REFERENCED_SOP_SEQUENCE).first() else {
+        return ImageRef::Broken("has no ReferencedSOPSequence item".to_string());
+    };
+    let Some(uid) = text(sop, tags::REFERENCED_SOP_INSTANCE_UID) else {
+        return ImageRef::Broken("has no ReferencedSOPInstanceUID".to_string());
+    };
+    let frame = match sop.get(tags::REFERENCED_FRAME_NUMBER) {
+        None => Ok(None),
+        Some(el) => match el.to_multi_int::<i64>() {
+            Ok(v) => match v.first() {
+                None => Ok(None),
+                Some(&n) => match u32::try_from(n) {
+                    Ok(n) if n >= 1 => Ok(Some(n)),
+                    _ => Err(format!("is {n}, not a frame number (1 or more)")),
+                },
+            },
+            Err(_) => Err(format!(
+                "is not a number ({:?})",
+                el.value()
+                    .primitive()
+                    .map(|p| p.to_str())
+                    .unwrap_or_default()
+            )),
+        },
+    };
+    ImageRef::Found { uid, frame }
+}
+
+/// GraphicData of a POINT: exactly (column, row), finite, stored as floats.
+fn graphic_point(item: &InMemDicomObject) -> Result<(f64, f64), String> {
+    let Some(el) = item.get(tags::GRAPHIC_DATA) else {
+        return Err("it has no GraphicData".to_string());
+    };
+    let values: Vec<f64> = match el.value() {
+        Value::Primitive(PrimitiveValue::F32(v)) => v.iter().map(|&x| f64::from(x)).collect(),
+        Value::Primitive(PrimitiveValue::F64(v)) => v.to_vec(),
+        Value::Primitive(PrimitiveValue::Empty) => Vec::new(),
+        _ => {
+            return Err(format!(
+                "its GraphicData has VR {} and is not stored as floating-point numbers (FL)",
+                el.vr().to_string()
+            ));
+        }
+    };
+    match values.as_slice() {
+        &[col, row] if col.is_finite() && row.is_finite() => Ok((col, row)),
+        &[col, row] => Err(format!(
+            "its GraphicData ({col}, {row}) is not a finite coordinate pair"
+        )),
+        v => Err(format!(
+            "its GraphicData has {} values, expected 2 (column, row)",
+            v.len()
+        )),
+    }
+}
+
+/// Evidence image UIDs, document order, without repeats or non-image documents.
+fn evidence_images(obj: &InMemDicomObject) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for seq in [
+        tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE,
+        tags::PERTINENT_OTHER_EVIDENCE_SEQUENCE,
+    ] {
+        for study in items(obj, seq) {
+            for series in items(study, tags::REFERENCED_SERIES_SEQUENCE) {
+                for sop in items(series, tags::REFERENCED_SOP_SEQUENCE) {
+                    let Some(uid) = text(sop, tags::REFERENCED_SOP_INSTANCE_UID) else {
+                        continue;
+                    };
+                    let class = text(sop, tags::REFERENCED_SOP_CLASS_UID).unwrap_or_default();
+                    if NON_IMAGE_CLASS_PREFIXES
+                        .iter()
+                        .any(|p| class.starts_with(p))
+                    {
+                        continue;
+                    }
+                    if seen.insert(uid.clone()) {
+                        out.push(uid);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The first Person Observer Name among a container's own HAS OBS CONTEXT items.
+fn person_observer(children: &[InMemDicomObject]) -> Option<String> {
+    children.iter().find_map(|c| {
+        let is_name = upper(c, tags::RELATIONSHIP_TYPE).as_deref() == Some("HAS OBS CONTEXT")
+            && upper(c, tags::VALUE_TYPE).as_deref() == Some("PNAME")
+            && concept_is(c, PERSON_OBSERVER_NAME);
+        if is_name {
+            text(c, tags::PERSON_NAME)
+        } else {
+            None
+        }
+    })
+}
+
+/// Deepest level and number of SCOORD/SCOORD3D items in the subtree of `item` (at
+/// `depth`), counted iteratively; like the main walk, it does not enter SCOORD items.
+fn subtree_stats(item: &InMemDicomObject, depth: usize) -> (usize, usize) {
+    let mut max_depth = depth;
+    let mut coords = 0;
+    let mut todo = vec![(item, depth)];
+    while let Some((it, d)) = todo.pop() {
+        max_depth = max_depth.max(d);
+        if matches!(
+            upper(it, tags::VALUE_TYPE).as_deref(),
+            Some("SCOORD" | "SCOORD3D")
+        ) {
+            // Its children belong to the point, as in the main walk.
+            coords += 1;
+            continue;
+        }
+        todo.extend(items(it, tags::CONTENT_SEQUENCE).iter().map(|c| (c, d + 1)));
+    }
+    (max_depth, coords)
+}
+
+/// The dsrdump-style position of the item being visited: `1.4.2`, shortened when deep.
+fn item_path(stack: &[Frame<'_>]) -> String {
+    let part = |fs: &[Frame<'_>]| {
+        fs.iter()
+            .map(|f| f.next.to_string())
+            .collect::<Vec<_>>()
+            .join(".")
+    };
+    if stack.len() <= MAX_PATH_COMPONENTS {
+        format!("1.{}", part(stack))
+    } else {
+        let half = MAX_PATH_COMPONENTS / 2;
+        format!(
+            "1.{}...{} (level {})",
+            part(&stack[..half]),
+            part(&stack[stack.len() - half..]),
+            stack.len()
+        )
+    }
+}
+
+/// Whether an item's concept name is the DCM code `value`.
+fn concept_is(item: &InMemDicomObject, value: &str) -> bool {
+    codes_in(item, tags::CONCEPT_NAME_CODE_SEQUENCE)
+        .first()
+        .is_some_and(|c| c.scheme == DCM && c.value == value)
+}
+
+/// The codes of a code sequence (CodeValue, else LongCodeValue, else URNCodeValue).
+fn codes_in(item: &InMemDicomObject, seq: Tag) -> Vec<Code> {
+    items(item, seq)
+        .iter()
+        .map(|c| Code {
+            scheme: text(c, tags::CODING_SCHEME_DESIGNATOR).unwrap_or_default(),
+            value: text(c, tags::CODE_VALUE)
+                .or_else(|| text(c, tags::LONG_CODE_VALUE))
+                .or_else(|| text(c, tags::URN_CODE_VALUE))
+                .unwrap_or_default(),
+            meaning: text(c, tags::CODE_MEANING).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The items of a sequence attribute; empty when absent or not a sequence.
+fn items(obj: &InMemDicomObject, tag: Tag) -> &[InMemDicomObject] {
+    obj.get(tag).and_then(|el| el.items()).unwrap_or(&[])
+}
+
+/// A string attribute, trimmed of padding; `None` when absent, empty or a sequence.
+fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
+    let value = obj.get(tag)?.value().primitive()?.to_str();
+    let t = trim_value(&value);
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+/// A code string (CS) attribute in upper case, for robust enumerated-value matching.
+fn upper(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
+    text(obj, tag).map(|s| s.to_ascii_uppercase())
+}
+
+/// Strips the NUL and space padding DICOM values may carry at either end.
+fn trim_value(s: &str) -> &str {
+    s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
+}
