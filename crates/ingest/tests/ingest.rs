@@ -495,3 +495,108 @@ fn two_readers_on_one_image_are_two_landmark_sets() {
     assert!(doubly >= 2, "{doubly} images read twice");
     assert!(by_image.values().all(|o| o.contains("Reader^Alpha")));
 }
+
+#[test]
+fn join_and_grouping_problems_are_reported() {
+    let cohort = root().join("fixtures/cohort-small");
+    let dir = temp_dir("join");
+    for pid in ["P0001", "P0002", "P0003"] {
+        for e in std::fs::read_dir(cohort.join("dicom").join(pid)).unwrap() {
+            let p = e.unwrap().path();
+            copy_study(&p, &dir.join("tree").join(pid).join(p.file_name().unwrap()));
+        }
+    }
+    let s0 = scan(&dir.join("tree"), &ScanOptions::default(), &|| {}).unwrap();
+    let lat = s0
+        .images
+        .iter()
+        .find(|i| i.patient_id == "P0001" && i.view_position.as_deref() == Some("LL"))
+        .unwrap()
+        .clone();
+    // The same image stored again without the 128-byte preamble: read all the same, and
+    // a duplicate SOP Instance UID.
+    let bytes = std::fs::read(&lat.path).unwrap();
+    std::fs::write(dir.join("tree/copy_without_preamble"), &bytes[128..]).unwrap();
+    // ViewPosition that contradicts the landmarks.
+    let mut obj = dicom_object::open_file(&lat.path).unwrap();
+    obj.put(DataElement::new(
+        tags::VIEW_POSITION,
+        VR::CS,
+        PrimitiveValue::from("AP"),
+    ));
+    obj.write_to_file(&lat.path).unwrap();
+    // A landmark CSV by a third reader: one point outside the image, one landmark twice.
+    let csv = format!(
+        "sop_instance_uid,landmark,column,row,observer\n\
+         {u},C7_centroid,{c},10,Reader^Gamma\n\
+         {u},S1_sup_post,50,60,Reader^Gamma\n\
+         {u},S1_sup_post,51,61,Reader^Gamma\n\
+         {u},S1_sup_ant,70,60,Reader^Gamma\n\
+         {u},FH_left,60,100,Reader^Gamma\n",
+        u = lat.sop_instance_uid,
+        c = lat.cols + 5
+    );
+    std::fs::write(dir.join("tree/gamma.csv"), csv).unwrap();
+    // Clinical table: P0002 missing, an extra patient without images, and P0003's
+    // surgery moved so that its studies leave the windows.
+    let text = std::fs::read_to_string(cohort.join("clinical.csv")).unwrap();
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with("P0002,"))
+        .map(|l| {
+            if l.starts_with("P0003,") {
+                let f: Vec<&str> = l.split(',').collect();
+                format!("P0003,2019-01-01,{}", f[2..].join(","))
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    lines.push("P9999,2022-01-01,L4-L5,left,F,50".into());
+    std::fs::write(dir.join("clinical.csv"), lines.join("\n") + "\n").unwrap();
+
+    let s = scan(&dir.join("tree"), &ScanOptions::default(), &|| {}).unwrap();
+    assert_eq!(
+        s.counts.images,
+        s0.counts.images + 1,
+        "no-preamble copy read as an image"
+    );
+    assert_eq!(s.counts.landmark_files, 1);
+    let (clinical, _) = read_clinical(&dir.join("clinical.csv")).unwrap();
+    let g = group(&s, Some(&clinical), &default_windows());
+    let has = |code: &str, needle: &str| {
+        g.issues
+            .iter()
+            .any(|i| i.code == code && (i.message.contains(needle) || i.patient_id == needle))
+    };
+    assert!(
+        has(codes::DUPLICATE_SOP_INSTANCE, "XR_LAT.dcm")
+            || has(codes::DUPLICATE_SOP_INSTANCE, "copy_without_preamble")
+    );
+    assert!(has(codes::VIEW_CONFLICT, "\"AP\""), "{:#?}", g.issues);
+    assert!(has(codes::POINT_OUT_OF_BOUNDS, "C7_centroid"));
+    assert!(has(codes::DUPLICATE_LANDMARK, "S1_sup_post"));
+    assert!(has(codes::PATIENT_NOT_IN_CLINICAL, "P0002"));
+    assert!(has(codes::CLINICAL_WITHOUT_IMAGES, "P9999"));
+    // P0003's studies without a ClinicalTrialTimePointID now lie years after surgery.
+    assert!(has(codes::OUTSIDE_WINDOWS, "P0003"));
+    // Gamma's reading keeps only the unambiguous, in-bounds landmarks.
+    let gamma = g
+        .readings
+        .iter()
+        .find(|r| r.observer == "Reader^Gamma")
+        .unwrap();
+    let lm = &gamma.lateral.as_ref().unwrap().landmarks;
+    let names: Vec<String> = lm.points().keys().map(|k| k.to_string()).collect();
+    assert_eq!(names, vec!["S1_sup_ant", "FH_left"]);
+    // P0002 has no surgery date: only its studies with a timepoint ID are placed, and the
+    // others are not silently dropped (each is in QC).
+    let p2_tp: BTreeSet<_> = g
+        .readings
+        .iter()
+        .filter(|r| r.patient_id == "P0002")
+        .map(|r| &r.timepoint)
+        .collect();
+    assert!(p2_tp.len() < 4);
+    std::fs::remove_dir_all(dir).unwrap();
+}
