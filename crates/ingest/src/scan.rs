@@ -39,6 +39,11 @@ const NATIVE_TS: [&str; 3] = [
     "1.2.840.10008.1.2.2",
 ];
 
+/// How much of an uncompressed image file the truncation check reads: enough for any
+/// ordinary header (64 KiB), so that the scan stays a header read; a longer header only
+/// skips the check.
+pub const PIXEL_HEADER_WINDOW: u64 = 64 << 10;
+
 /// Stack size of the scan's threads (see [`scan`]).
 pub const SCAN_STACK_BYTES: usize = 512 << 20;
 
@@ -338,7 +343,7 @@ fn looks_like_landmark_csv(path: &Path) -> bool {
 }
 
 /// Where the top-level Pixel Data of an uncompressed little-endian file ends, and the
-/// file's length: looks in the first MiB for the element header `(7FE0,0010)` whose
+/// file's length: looks in the first [`PIXEL_HEADER_WINDOW`] bytes for the element header `(7FE0,0010)` whose
 /// declared length is the `need` bytes the header promises (so pixel values or an icon
 /// image that happen to contain the tag bytes are not mistaken for it). `None` when not
 /// found (the check is then skipped).
@@ -347,7 +352,7 @@ fn native_pixel_data_end(path: &Path, need: u64, implicit: bool) -> Option<(u64,
     let mut head = Vec::new();
     File::open(path)
         .ok()?
-        .take(1 << 20)
+        .take(PIXEL_HEADER_WINDOW)
         .read_to_end(&mut head)
         .ok()?;
     let tag = [0xE0u8, 0x7F, 0x10, 0x00];
