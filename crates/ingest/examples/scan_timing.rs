@@ -24,7 +24,7 @@ fn main() {
         .expect("thread pool");
     let start = Instant::now();
     let s = pool
-        .install(|| scan(&dir, &ScanOptions::default(), &|| {}))
+        .install(|| scan(&dir, &ScanOptions::default(), &|_| {}))
         .expect("scan");
     let secs = start.elapsed().as_secs_f64();
     let points: usize = s.docs.iter().map(|d| d.points.len()).sum();

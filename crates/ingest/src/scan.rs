@@ -172,12 +172,12 @@ pub fn list_files(root: &Path) -> Result<(Vec<PathBuf>, Vec<QcIssue>), ScanError
     Ok((files, issues))
 }
 
-/// Scans every file below `root` in parallel. `on_file` is called once per file read
-/// (for progress bars), from any thread.
+/// Scans every file below `root` in parallel. `on_file` is called once per file read,
+/// with what it was (for progress bars), from any thread.
 pub fn scan(
     root: &Path,
     opts: &ScanOptions,
-    on_file: &(dyn Fn() + Sync),
+    on_file: &(dyn Fn(&FileOutcome) + Sync),
 ) -> Result<ScanResult, ScanError> {
     let (files, mut issues) = list_files(root)?;
     // dicom-rs parses nested sequences recursively, about 10 KiB of stack per level in
@@ -193,7 +193,7 @@ pub fn scan(
             .par_iter()
             .map(|p| {
                 let r = scan_file(p, opts);
-                on_file();
+                on_file(&r.0);
                 r
             })
             .collect()

@@ -36,7 +36,7 @@ fn codes_for<'a>(issues: &'a [QcIssue], path_part: &str) -> BTreeSet<&'a str> {
 #[test]
 fn committed_cohort_reproduces_truth() {
     let cohort = root().join("fixtures/cohort-small");
-    let s = scan(&cohort.join("dicom"), &ScanOptions::default(), &|| {}).unwrap();
+    let s = scan(&cohort.join("dicom"), &ScanOptions::default(), &|_| {}).unwrap();
     assert_eq!(s.counts.files, 122);
     assert_eq!(s.counts.images, 64);
     assert_eq!(s.counts.srs, 58);
@@ -126,7 +126,7 @@ fn scan_result_does_not_depend_on_thread_count() {
             .num_threads(n)
             .build()
             .unwrap();
-        pool.install(|| scan(&dir, &ScanOptions::default(), &|| {}).unwrap())
+        pool.install(|| scan(&dir, &ScanOptions::default(), &|_| {}).unwrap())
     };
     let (a, b) = (run(1), run(2));
     assert_eq!(a.images, b.images);
@@ -137,7 +137,7 @@ fn scan_result_does_not_depend_on_thread_count() {
 #[test]
 fn real_cr_files_zero_spacing_is_a_qc_error_and_pixels_are_never_decoded() {
     let cr = root().join("fixtures/interop/cr");
-    let s = scan(&cr, &ScanOptions::default(), &|| {}).unwrap();
+    let s = scan(&cr, &ScanOptions::default(), &|_| {}).unwrap();
     // Uncompressed, JPEG 2000 lossless and lossy, RLE: all four scanned as images, though
     // this crate has no JPEG 2000 decoder: the scan never touches pixel data.
     assert_eq!(s.counts.images, 4, "{:#?}", s.issues);
@@ -169,7 +169,7 @@ fn real_cr_files_zero_spacing_is_a_qc_error_and_pixels_are_never_decoded() {
     let dir = temp_dir("j2k");
     let bytes = std::fs::read(cr.join("RG1_J2KR.dcm")).unwrap();
     std::fs::write(dir.join("cut.dcm"), &bytes[..bytes.len() / 2]).unwrap();
-    let s = scan(&dir, &ScanOptions::default(), &|| {}).unwrap();
+    let s = scan(&dir, &ScanOptions::default(), &|_| {}).unwrap();
     assert_eq!(s.counts.images, 1);
 }
 
@@ -401,7 +401,7 @@ fn broken_inputs_give_qc_codes_never_a_panic() {
         .unwrap();
     std::fs::copy(&lonely_sr, dir.join("orphan_sr.dcm")).unwrap();
     // An SR with a 200-deep content tree pointing at a good image.
-    let s0 = scan(&dir.join("good"), &ScanOptions::default(), &|| {}).unwrap();
+    let s0 = scan(&dir.join("good"), &ScanOptions::default(), &|_| {}).unwrap();
     let target = &s0.images[0];
     let (uid, pid, out) = (
         target.sop_instance_uid.clone(),
@@ -416,7 +416,7 @@ fn broken_inputs_give_qc_codes_never_a_panic() {
         .join()
         .unwrap();
 
-    let s = scan(&dir, &ScanOptions::default(), &|| {}).unwrap();
+    let s = scan(&dir, &ScanOptions::default(), &|_| {}).unwrap();
     let (clinical, _) = read_clinical(&cohort.join("clinical.csv")).unwrap();
     let g = group(&s, Some(&clinical), &default_windows());
     let all: Vec<QcIssue> = s.issues.iter().chain(&g.issues).cloned().collect();
@@ -479,7 +479,7 @@ fn broken_inputs_give_qc_codes_never_a_panic() {
 #[test]
 fn two_readers_on_one_image_are_two_landmark_sets() {
     let cohort = root().join("fixtures/cohort-small");
-    let s = scan(&cohort.join("dicom"), &ScanOptions::default(), &|| {}).unwrap();
+    let s = scan(&cohort.join("dicom"), &ScanOptions::default(), &|_| {}).unwrap();
     let (clinical, _) = read_clinical(&cohort.join("clinical.csv")).unwrap();
     let g = group(&s, Some(&clinical), &default_windows());
     let mut by_image: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
@@ -506,7 +506,7 @@ fn join_and_grouping_problems_are_reported() {
             copy_study(&p, &dir.join("tree").join(pid).join(p.file_name().unwrap()));
         }
     }
-    let s0 = scan(&dir.join("tree"), &ScanOptions::default(), &|| {}).unwrap();
+    let s0 = scan(&dir.join("tree"), &ScanOptions::default(), &|_| {}).unwrap();
     let lat = s0
         .images
         .iter()
@@ -555,7 +555,7 @@ fn join_and_grouping_problems_are_reported() {
     lines.push("P9999,2022-01-01,L4-L5,left,F,50".into());
     std::fs::write(dir.join("clinical.csv"), lines.join("\n") + "\n").unwrap();
 
-    let s = scan(&dir.join("tree"), &ScanOptions::default(), &|| {}).unwrap();
+    let s = scan(&dir.join("tree"), &ScanOptions::default(), &|_| {}).unwrap();
     assert_eq!(
         s.counts.images,
         s0.counts.images + 1,

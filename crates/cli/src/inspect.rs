@@ -1,0 +1,114 @@
+//! `plumbline inspect FILE`: what one file yields, for a user debugging it.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use plumbline_ingest::ScanOptions;
+use plumbline_ingest::scan::{FileOutcome, scan_file};
+
+use crate::pipeline::Pipeline;
+
+/// Describes a file: an image's geometry, an SR's landmarks, and every QC problem.
+pub fn inspect(path: &Path, pipeline: &Pipeline) -> String {
+    let opts = ScanOptions {
+        vocab: pipeline.vocab.clone(),
+        depth_cap: pipeline.depth_cap,
+    };
+    let (outcome, mut issues) = scan_file(path, &opts);
+    let mut s = String::new();
+    let _ = writeln!(s, "{}", path.display());
+    match &outcome {
+        FileOutcome::Image(im) => {
+            let _ = writeln!(
+                s,
+                "  radiograph: SOP class {}, modality {}",
+                im.sop_class_uid, im.modality
+            );
+            let _ = writeln!(s, "  SOP Instance UID {}", im.sop_instance_uid);
+            let _ = writeln!(
+                s,
+                "  patient {}  study {}  date {}",
+                im.patient_id,
+                im.study_instance_uid,
+                im.study_date.as_deref().unwrap_or("-")
+            );
+            let _ = writeln!(
+                s,
+                "  ClinicalTrialTimePointID {}",
+                im.timepoint_id.as_deref().unwrap_or("-")
+            );
+            let _ = writeln!(
+                s,
+                "  {} rows x {} columns, {} frame(s), transfer syntax {}",
+                im.rows, im.cols, im.number_of_frames, im.transfer_syntax
+            );
+            match im.spacing {
+                Some((sp, src)) => {
+                    let _ = writeln!(
+                        s,
+                        "  spacing {} mm (row) x {} mm (column), from {}",
+                        sp.row,
+                        sp.col,
+                        src.as_str()
+                    );
+                }
+                None => {
+                    let _ = writeln!(s, "  spacing: none usable (no metric can use this image)");
+                }
+            }
+            let _ = writeln!(
+                s,
+                "  PatientOrientation {}  ViewPosition {}",
+                im.orientation
+                    .as_ref()
+                    .map_or("-".to_string(), |(c, r)| format!("{c}\\{r}")),
+                im.view_position.as_deref().unwrap_or("-")
+            );
+        }
+        FileOutcome::Landmarks(doc) => {
+            let _ = writeln!(s, "  landmark document: {} point(s)", doc.points.len());
+            if !doc.sop_instance_uid.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "  SOP Instance UID {}  patient {}",
+                    doc.sop_instance_uid, doc.patient_id
+                );
+                let _ = writeln!(s, "  evidence: {}", doc.evidence.join(", "));
+            }
+            for p in &doc.points {
+                let _ = writeln!(
+                    s,
+                    "    {:<14} col {:>10.3} row {:>10.3}  image {}  reader {}",
+                    p.landmark.to_string(),
+                    p.col,
+                    p.row,
+                    p.image_uid,
+                    if p.observer.is_empty() {
+                        "-"
+                    } else {
+                        &p.observer
+                    }
+                );
+            }
+            issues.extend(doc.issues.iter().cloned());
+        }
+        FileOutcome::OtherDicom => {
+            let _ = writeln!(s, "  another DICOM object: ignored by Plumbline");
+        }
+        FileOutcome::NotDicom => {
+            let _ = writeln!(s, "  not DICOM: ignored by Plumbline");
+        }
+        FileOutcome::Broken => {
+            let _ = writeln!(s, "  unreadable");
+        }
+    }
+    if issues.is_empty() {
+        let _ = writeln!(s, "  QC: no problem");
+    } else {
+        let _ = writeln!(s, "  QC: {} problem(s)", issues.len());
+        for i in &issues {
+            let _ = writeln!(s, "    {} {}: {}", i.severity.as_str(), i.code, i.message);
+        }
+    }
+    s
+}

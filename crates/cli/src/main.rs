@@ -1,0 +1,181 @@
+//! `plumbline`: DICOM whole-spine radiographs and landmark SRs to cohort-study tables.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use plumbline::inspect::inspect;
+use plumbline::pipeline::Pipeline;
+use plumbline::run::{RunOptions, run};
+use plumbline_synth::{ImageSize, SynthOptions, generate};
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Spine alignment metrics and cohort tables from DICOM radiographs and landmark SRs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the batch: scan the DICOM tree, read landmarks, compute every metric, write
+    /// measurements.csv, patients.csv, cohort_summary.csv, qc.csv and run.json.
+    Run {
+        /// Folder holding the DICOM files (any depth, any names); never written to.
+        #[arg(long)]
+        input: PathBuf,
+        /// Clinical table: patient_id,surgery_date,herniation_level,herniation_side[,...].
+        #[arg(long)]
+        clinical: PathBuf,
+        /// Output folder (created if missing; must not be inside --input).
+        #[arg(long)]
+        out: PathBuf,
+        /// Pipeline file (TOML); default: pipelines/default.toml, built in.
+        #[arg(long)]
+        pipeline: Option<PathBuf>,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// No progress bars and no closing summary.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Write a synthetic cohort (same as the plumbline-synth program).
+    Synth {
+        /// Number of patients.
+        #[arg(long)]
+        patients: usize,
+        /// Random seed; the same seed gives byte-identical files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output folder (must not already contain a dicom/ folder).
+        #[arg(long)]
+        out: PathBuf,
+        /// Pixel matrix: small (320 x 136) or clinical (7000 x 3000).
+        #[arg(long, value_enum, default_value = "small")]
+        image_size: ImageSize,
+    },
+    /// Show what one file yields: landmarks, image, spacing source, orientation, QC problems.
+    Inspect {
+        /// The file.
+        file: PathBuf,
+        /// Pipeline file for vocabulary synonyms (default: built in).
+        #[arg(long)]
+        pipeline: Option<PathBuf>,
+    },
+}
+
+fn load_pipeline(path: Option<&PathBuf>) -> Result<Pipeline, String> {
+    match path {
+        Some(p) => Pipeline::load(p).map_err(|e| e.to_string()),
+        None => Ok(Pipeline::embedded_default()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            input,
+            clinical,
+            out,
+            pipeline,
+            threads,
+            quiet,
+        } => {
+            let pipeline = match load_pipeline(pipeline.as_ref()) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("plumbline: error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(n) = threads {
+                if n == 0 {
+                    eprintln!("plumbline: error: --threads must be at least 1");
+                    return ExitCode::from(2);
+                }
+                if let Err(e) = rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build_global()
+                {
+                    eprintln!("plumbline: error: cannot start {n} threads: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            let opts = RunOptions {
+                input,
+                clinical,
+                out,
+                pipeline,
+                progress: !quiet && std::io::stderr().is_terminal(),
+            };
+            match run(&opts) {
+                Ok(s) => {
+                    if !quiet {
+                        eprintln!(
+                            "plumbline: {} files, {} patients, {} rows; QC: {} errors, {} warnings, {} notes; {:.1} s -> {}",
+                            s.files,
+                            s.patients,
+                            s.rows,
+                            s.qc.0,
+                            s.qc.1,
+                            s.qc.2,
+                            s.wall.as_secs_f64(),
+                            opts.out.display()
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("plumbline: error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Synth {
+            patients,
+            seed,
+            out,
+            image_size,
+        } => {
+            let opts = SynthOptions {
+                patients,
+                seed,
+                out,
+                image_size,
+            };
+            match generate(&opts) {
+                Ok(s) => {
+                    eprintln!(
+                        "plumbline synth: {patients} patients, {} DICOM files ({:.1} MB), {} truth rows -> {}",
+                        s.files,
+                        s.bytes as f64 / 1e6,
+                        s.truth_rows,
+                        opts.out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("plumbline synth: error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Inspect { file, pipeline } => {
+            let pipeline = match load_pipeline(pipeline.as_ref()) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("plumbline: error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            print!("{}", inspect(&file, &pipeline));
+            ExitCode::SUCCESS
+        }
+    }
+}

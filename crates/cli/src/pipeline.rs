@@ -1,0 +1,1271 @@
+//! Pipeline files (`pipelines/*.toml`, `pipeline-io.md` input 3): timepoint windows,
+//! classification thresholds, metric options, vocabulary synonyms, SR reader limits and
+//! which outputs to write.
+//!
+//! Every section is optional and takes the defaults of `pipeline-io.md` and
+//! `landmarks.md` section 6 when absent; only `name` is required. Unknown keys are
+//! errors (a misspelt key must never silently fall back to a default), and every bad
+//! value is reported with the pipeline file and the key path, such as
+//! `timepoints[2].to_day`. `pipelines/default.toml` documents every key.
+//!
+//! ```
+//! use plumbline::pipeline::Pipeline;
+//! let p = Pipeline::from_toml("name = \"minimal\"\n", "inline").unwrap();
+//! assert_eq!(p.windows, plumbline_ingest::default_windows());
+//! assert_eq!(p.baseline, "preop");
+//! let err = Pipeline::from_toml("name = \"x\"\n[classification]\nsagittal_sva_mm = -1\n", "bad.toml")
+//!     .unwrap_err()
+//!     .to_string();
+//! assert!(err.contains("bad.toml") && err.contains("classification.sagittal_sva_mm"));
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use plumbline_geometry::{Landmark, Level, MetricOptions, Thresholds};
+use plumbline_ingest::Vocabulary;
+use plumbline_ingest::group::{Pick, Window};
+use plumbline_ingest::sr::DEFAULT_DEPTH_CAP;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// The pipeline file embedded in the binary and used when no --pipeline is given.
+pub const DEFAULT_TOML: &str = include_str!("../../../pipelines/default.toml");
+
+/// The source name of [`DEFAULT_TOML`] in messages and `run.json`.
+pub const EMBEDDED_SOURCE: &str = "embedded default";
+
+/// Largest accepted `sr.depth_cap`.
+pub const MAX_DEPTH_CAP: usize = 10_000;
+
+/// Longest accepted timepoint name (a DICOM LO value, as ClinicalTrialTimePointID is).
+pub const MAX_TIMEPOINT_NAME: usize = 64;
+
+/// A validated pipeline file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pipeline {
+    /// Short name of the pipeline (for `run.json` and logs).
+    pub name: String,
+    /// Free-text description (may be empty).
+    pub description: String,
+    /// Timepoints in window order, which is chronological (ascending `from`) and never
+    /// overlapping; output rows and columns follow this order.
+    pub windows: Vec<Window>,
+    /// Name of the baseline timepoint for `{metric}_change_{timepoint}` and paired tests
+    /// (default "preop"); always one of `windows`.
+    pub baseline: String,
+    /// Imbalance classification thresholds.
+    pub thresholds: Thresholds,
+    /// Metric options (TK levels).
+    pub metric_options: MetricOptions,
+    /// The landmark vocabulary: the `99SPINE` codes plus the file's synonyms.
+    pub vocab: Vocabulary,
+    /// Cap on SR content-tree depth.
+    pub depth_cap: usize,
+    /// Which optional outputs to write (`qc.csv` and `run.json` are always written).
+    pub outputs: Outputs,
+    /// SHA-256 of the file's bytes (hex), for run.json.
+    pub sha256: String,
+    /// Where it came from: a path, or "embedded default".
+    pub source: String,
+}
+
+/// Which optional output files a run writes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Outputs {
+    /// `measurements.csv`.
+    pub measurements: bool,
+    /// `patients.csv`.
+    pub patients: bool,
+    /// `cohort_summary.csv`.
+    pub cohort_summary: bool,
+    /// Overlay images of the landmarks and lines.
+    pub overlays: bool,
+}
+
+impl Default for Outputs {
+    fn default() -> Self {
+        Outputs {
+            measurements: true,
+            patients: true,
+            cohort_summary: true,
+            overlays: false,
+        }
+    }
+}
+
+/// Why a pipeline file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The file could not be read.
+    #[error("cannot read pipeline file {}: {source}", path.display())]
+    Read {
+        /// The path given.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key, a missing key or a value of the
+    /// wrong type.
+    #[error("pipeline file `{source_name}`: {message}")]
+    Parse {
+        /// The path, or "embedded default".
+        source_name: String,
+        /// What went wrong: the key path when known, then toml's message with line,
+        /// column and the offending line.
+        message: String,
+    },
+    /// A value is well-typed but not acceptable.
+    #[error("pipeline file `{source_name}`: `{key}`: {message}")]
+    Invalid {
+        /// The path, or "embedded default".
+        source_name: String,
+        /// The key path, such as `timepoints[2].to_day`.
+        key: String,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+}
+
+// ---------------------------------------------------------------------------------------
+// The file as written (serde), before validation.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    name: String,
+    #[serde(default)]
+    description: String,
+    baseline: Option<String>,
+    timepoints: Option<Vec<RawTimepoint>>,
+    #[serde(default)]
+    classification: RawClassification,
+    #[serde(default)]
+    metrics: RawMetrics,
+    #[serde(default)]
+    sr: RawSr,
+    #[serde(default)]
+    synonyms: Vec<RawSynonym>,
+    #[serde(default)]
+    outputs: RawOutputs,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimepoint {
+    name: String,
+    from_day: i64,
+    to_day: i64,
+    to_inclusive: bool,
+    pick: RawPick,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawPick {
+    Latest,
+    Earliest,
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawClassification {
+    sagittal_sva_mm: f64,
+    coronal_c7pl_csvl_mm: f64,
+}
+
+impl Default for RawClassification {
+    fn default() -> Self {
+        let t = Thresholds::default();
+        RawClassification {
+            sagittal_sva_mm: t.sagittal_sva_mm,
+            coronal_c7pl_csvl_mm: t.coronal_c7pl_csvl_mm,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawMetrics {
+    tk_upper: String,
+    tk_lower: String,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        let m = MetricOptions::default();
+        RawMetrics {
+            tk_upper: m.tk_upper.to_string(),
+            tk_lower: m.tk_lower.to_string(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawSr {
+    depth_cap: i64,
+}
+
+impl Default for RawSr {
+    fn default() -> Self {
+        RawSr {
+            depth_cap: DEFAULT_DEPTH_CAP as i64,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSynonym {
+    landmark: String,
+    text: Option<String>,
+    scheme: Option<String>,
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawOutputs {
+    measurements: bool,
+    patients: bool,
+    cohort_summary: bool,
+    overlays: bool,
+}
+
+impl Default for RawOutputs {
+    fn default() -> Self {
+        let o = Outputs::default();
+        RawOutputs {
+            measurements: o.measurements,
+            patients: o.patients,
+            cohort_summary: o.cohort_summary,
+            overlays: o.overlays,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+
+impl Pipeline {
+    /// Parses and validates a pipeline from its text; `source` names it in errors and
+    /// in [`Pipeline::source`]. The hash is of `text`'s bytes.
+    pub fn from_toml(text: &str, source: &str) -> Result<Pipeline, PipelineError> {
+        let sha256 = sha256_hex(text.as_bytes());
+        // A UTF-8 byte-order mark (some Windows editors write one) is not TOML; skip it.
+        let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let raw: RawPipeline = toml::from_str(body).map_err(|e| parse_error(body, source, &e))?;
+        let invalid = |key: &str, message: String| PipelineError::Invalid {
+            source_name: source.to_string(),
+            key: key.to_string(),
+            message,
+        };
+
+        if raw.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty".into()));
+        }
+
+        let windows = match raw.timepoints {
+            None => plumbline_ingest::default_windows(),
+            Some(tps) => windows_from(&tps).map_err(|(k, m)| invalid(&k, m))?,
+        };
+
+        let baseline = raw.baseline.unwrap_or_else(|| "preop".to_string());
+        if !windows.iter().any(|w| w.name == baseline) {
+            return Err(invalid(
+                "baseline",
+                format!(
+                    "`{baseline}` is not a timepoint of this pipeline; expected one of {}",
+                    list(windows.iter().map(|w| w.name.as_str()))
+                ),
+            ));
+        }
+
+        let c = &raw.classification;
+        let thresholds = Thresholds {
+            sagittal_sva_mm: positive("classification.sagittal_sva_mm", c.sagittal_sva_mm)
+                .map_err(|(k, m)| invalid(&k, m))?,
+            coronal_c7pl_csvl_mm: positive(
+                "classification.coronal_c7pl_csvl_mm",
+                c.coronal_c7pl_csvl_mm,
+            )
+            .map_err(|(k, m)| invalid(&k, m))?,
+        };
+
+        let tk_upper = parse_tk_level("metrics.tk_upper", &raw.metrics.tk_upper)
+            .map_err(|(k, m)| invalid(&k, m))?;
+        let tk_lower = parse_tk_level("metrics.tk_lower", &raw.metrics.tk_lower)
+            .map_err(|(k, m)| invalid(&k, m))?;
+        if tk_upper >= tk_lower {
+            return Err(invalid(
+                "metrics.tk_lower",
+                format!(
+                    "`{tk_lower}` must lie below `metrics.tk_upper` (`{tk_upper}`), e.g. tk_upper = \"T4\", tk_lower = \"T12\""
+                ),
+            ));
+        }
+
+        let depth_cap = match usize::try_from(raw.sr.depth_cap) {
+            Ok(d) if (1..=MAX_DEPTH_CAP).contains(&d) => d,
+            _ => {
+                return Err(invalid(
+                    "sr.depth_cap",
+                    format!(
+                        "{} is out of range; expected 1 to {MAX_DEPTH_CAP} (default {DEFAULT_DEPTH_CAP})",
+                        raw.sr.depth_cap
+                    ),
+                ));
+            }
+        };
+
+        let vocab = vocabulary_from(&raw.synonyms).map_err(|(k, m)| invalid(&k, m))?;
+
+        let o = &raw.outputs;
+        Ok(Pipeline {
+            name: raw.name.trim().to_string(),
+            description: raw.description.trim().to_string(),
+            windows,
+            baseline,
+            thresholds,
+            metric_options: MetricOptions { tk_upper, tk_lower },
+            vocab,
+            depth_cap,
+            outputs: Outputs {
+                measurements: o.measurements,
+                patients: o.patients,
+                cohort_summary: o.cohort_summary,
+                overlays: o.overlays,
+            },
+            sha256,
+            source: source.to_string(),
+        })
+    }
+
+    /// Reads, parses and validates a pipeline file; [`Pipeline::source`] is the path.
+    pub fn load(path: &Path) -> Result<Pipeline, PipelineError> {
+        let bytes = std::fs::read(path).map_err(|source| PipelineError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let source = path.display().to_string();
+        let text = String::from_utf8(bytes).map_err(|e| PipelineError::Parse {
+            source_name: source.clone(),
+            message: format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        })?;
+        Pipeline::from_toml(&text, &source)
+    }
+
+    /// The pipeline of [`DEFAULT_TOML`], with source "embedded default".
+    pub fn embedded_default() -> Pipeline {
+        Pipeline::from_toml(DEFAULT_TOML, EMBEDDED_SOURCE)
+            .expect("the embedded pipelines/default.toml is valid (checked by a unit test)")
+    }
+
+    /// The baseline's index in [`Pipeline::windows`].
+    pub fn baseline_index(&self) -> usize {
+        self.windows
+            .iter()
+            .position(|w| w.name == self.baseline)
+            .expect("validated: the baseline is a timepoint")
+    }
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let digest = Sha256::digest(bytes);
+    let mut s = String::with_capacity(64);
+    for b in digest.iter() {
+        write!(s, "{b:02x}").expect("writing to a String");
+    }
+    s
+}
+
+type KeyError = (String, String);
+
+fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn positive(key: &str, v: f64) -> Result<f64, KeyError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err((
+            key.to_string(),
+            format!("{v} is not a threshold; expected a finite number of mm greater than 0"),
+        ))
+    }
+}
+
+/// T1..T12 or L1..L5, exactly as written in landmark names.
+fn parse_tk_level(key: &str, v: &str) -> Result<Level, KeyError> {
+    let level = match format!("{}_centroid", v.trim()).parse::<Landmark>() {
+        Ok(Landmark::Centroid(l)) if Level::thoracolumbar().any(|x| x == l) => Some(l),
+        _ => None,
+    };
+    level.ok_or_else(|| {
+        (
+            key.to_string(),
+            format!("`{v}` is not a level; expected one of T1..T12, L1..L5 (case-sensitive)"),
+        )
+    })
+}
+
+fn valid_timepoint_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > MAX_TIMEPOINT_NAME {
+        return Err(format!(
+            "`{name}` is longer than {MAX_TIMEPOINT_NAME} characters"
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(format!(
+            "`{name}` may hold only ASCII letters, digits, `_` and `-` (it becomes part of column names)"
+        ));
+    }
+    if name.to_ascii_lowercase().starts_with("change_") {
+        return Err(format!(
+            "`{name}` would make `{{metric}}_{name}` columns ambiguous with `{{metric}}_change_{{timepoint}}`; choose another name"
+        ));
+    }
+    Ok(())
+}
+
+/// The closed integer day range of a window.
+fn day_range(w: &Window) -> (i64, i64) {
+    (w.from, if w.to_inclusive { w.to } else { w.to - 1 })
+}
+
+fn describe(w: &Window) -> String {
+    format!(
+        "[{}, {}{}",
+        w.from,
+        w.to,
+        if w.to_inclusive { "]" } else { ")" }
+    )
+}
+
+fn windows_from(tps: &[RawTimepoint]) -> Result<Vec<Window>, KeyError> {
+    if tps.is_empty() {
+        return Err((
+            "timepoints".into(),
+            "must list at least one timepoint (or be left out for the defaults)".into(),
+        ));
+    }
+    let mut out: Vec<Window> = Vec::with_capacity(tps.len());
+    for (i, tp) in tps.iter().enumerate() {
+        let key = |k: &str| format!("timepoints[{i}].{k}");
+        valid_timepoint_name(&tp.name).map_err(|m| (key("name"), m))?;
+        if let Some(prev) = out.iter().find(|w| w.name.eq_ignore_ascii_case(&tp.name)) {
+            return Err((
+                key("name"),
+                format!(
+                    "`{}` is already the name of another timepoint (`{}`; names match ClinicalTrialTimePointID case-insensitively)",
+                    tp.name, prev.name
+                ),
+            ));
+        }
+        let w = Window {
+            name: tp.name.clone(),
+            from: tp.from_day,
+            to: tp.to_day,
+            to_inclusive: tp.to_inclusive,
+            pick: match tp.pick {
+                RawPick::Latest => Pick::Latest,
+                RawPick::Earliest => Pick::Earliest,
+            },
+        };
+        if !(w.from < w.to || (w.from == w.to && w.to_inclusive)) {
+            return Err((
+                key("to_day"),
+                format!(
+                    "the window {} of `{}` is empty; to_day must be greater than from_day ({}), or equal to it with to_inclusive = true",
+                    describe(&w),
+                    w.name,
+                    w.from
+                ),
+            ));
+        }
+        if let Some(prev) = out.last() {
+            let (_, prev_last) = day_range(prev);
+            let (first, _) = day_range(&w);
+            if first <= prev_last {
+                let msg = if w.from < prev.from {
+                    format!(
+                        "timepoints must be listed in chronological order; `{}` {} starts before the previous timepoint `{}` {}",
+                        w.name,
+                        describe(&w),
+                        prev.name,
+                        describe(prev)
+                    )
+                } else {
+                    format!(
+                        "the window of `{}` {} overlaps the window of `{}` {}; a study's timepoint would be ambiguous",
+                        w.name,
+                        describe(&w),
+                        prev.name,
+                        describe(prev)
+                    )
+                };
+                return Err((key("from_day"), msg));
+            }
+        }
+        out.push(w);
+    }
+    Ok(out)
+}
+
+fn vocabulary_from(synonyms: &[RawSynonym]) -> Result<Vocabulary, KeyError> {
+    let mut vocab = Vocabulary::default();
+    // Synonym key -> (landmark, index of the entry that set it), to catch conflicts.
+    let mut texts: BTreeMap<String, (Landmark, usize)> = BTreeMap::new();
+    let mut codes: BTreeMap<(String, String), (Landmark, usize)> = BTreeMap::new();
+    for (i, s) in synonyms.iter().enumerate() {
+        let key = |k: &str| format!("synonyms[{i}].{k}");
+        let lm: Landmark = s
+            .landmark
+            .parse()
+            .map_err(|e| (key("landmark"), format!("{e}")))?;
+        let nonempty = |k: &str, v: &str| {
+            if v.trim().is_empty() {
+                Err((key(k), "must not be empty".to_string()))
+            } else {
+                Ok(v.trim().to_string())
+            }
+        };
+        let conflict = |k: &str, what: String, other: Landmark, j: usize| {
+            (
+                key(k),
+                format!(
+                    "{what} is already mapped to `{other}` by synonyms[{j}]; one synonym cannot name two landmarks"
+                ),
+            )
+        };
+        match (&s.text, &s.scheme, &s.value) {
+            (Some(text), None, None) => {
+                let text = nonempty("text", text)?;
+                if let Ok(canon) = text.parse::<Landmark>()
+                    && canon != lm
+                {
+                    return Err((
+                        key("text"),
+                        format!(
+                            "`{text}` is the canonical name of another landmark and cannot be remapped to `{lm}`"
+                        ),
+                    ));
+                }
+                if let Some(&(other, j)) = texts.get(&text)
+                    && other != lm
+                {
+                    return Err(conflict("text", format!("text `{text}`"), other, j));
+                }
+                texts.insert(text.clone(), (lm, i));
+                vocab.add_text(&text, lm);
+            }
+            (None, Some(scheme), Some(value)) => {
+                let scheme = nonempty("scheme", scheme)?;
+                let value = nonempty("value", value)?;
+                if scheme == plumbline_ingest::vocab::SCHEME
+                    && let Ok(canon) = value.parse::<Landmark>()
+                    && canon != lm
+                {
+                    return Err((
+                        key("value"),
+                        format!(
+                            "({scheme}, {value}) is the canonical code of another landmark and cannot be remapped to `{lm}`"
+                        ),
+                    ));
+                }
+                let k = (scheme.clone(), value.clone());
+                if let Some(&(other, j)) = codes.get(&k)
+                    && other != lm
+                {
+                    return Err(conflict(
+                        "value",
+                        format!("code ({scheme}, {value})"),
+                        other,
+                        j,
+                    ));
+                }
+                codes.insert(k, (lm, i));
+                vocab.add_code(&scheme, &value, lm);
+            }
+            (None, Some(_), None) => {
+                return Err((
+                    key("value"),
+                    "`scheme` needs a `value` (the code value)".into(),
+                ));
+            }
+            (None, None, Some(_)) => {
+                return Err((
+                    key("scheme"),
+                    "`value` needs a `scheme` (the coding scheme designator)".into(),
+                ));
+            }
+            (None, None, None) => {
+                return Err((
+                    key("text"),
+                    format!("synonym for `{lm}` needs either `text`, or `scheme` and `value`"),
+                ));
+            }
+            (Some(_), _, _) => {
+                return Err((
+                    key("text"),
+                    "give either `text`, or `scheme` and `value`, not both (one entry per synonym)"
+                        .into(),
+                ));
+            }
+        }
+    }
+    Ok(vocab)
+}
+
+/// A toml error as a [`PipelineError::Parse`], with the key path when the error's
+/// position lies on a key or a value (or, for a missing key, on the table's header).
+fn parse_error(text: &str, source: &str, e: &toml::de::Error) -> PipelineError {
+    let rendered = e.to_string();
+    let rendered = rendered.trim_end();
+    // A missing key is reported at its table (the header of a `[table]` or
+    // `[[array]]` item), never at the first key inside it.
+    let tables_only = e.message().starts_with("missing field");
+    let message = match e
+        .span()
+        .and_then(|s| key_path_at(text, s.start, tables_only))
+    {
+        Some(path) => format!("at `{path}`: {rendered}"),
+        None => rendered.to_string(),
+    };
+    PipelineError::Parse {
+        source_name: source.to_string(),
+        message,
+    }
+}
+
+/// The key path (`timepoints[2].to_day`) of the key, value or table header at byte `pos`;
+/// with `tables_only`, of the table only.
+fn key_path_at(text: &str, pos: usize, tables_only: bool) -> Option<String> {
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut finder = KeyFinder {
+        pos,
+        tables_only,
+        path: String::new(),
+    };
+    finder.table(doc.get_ref()).then_some(finder.path)
+}
+
+struct KeyFinder {
+    pos: usize,
+    tables_only: bool,
+    path: String,
+}
+
+impl KeyFinder {
+    fn table(&mut self, t: &toml::de::DeTable<'_>) -> bool {
+        for (k, v) in t.iter() {
+            let len = self.path.len();
+            if !self.path.is_empty() {
+                self.path.push('.');
+            }
+            self.path.push_str(k.get_ref());
+            if (!self.tables_only && k.span().contains(&self.pos)) || self.value(v) {
+                return true;
+            }
+            self.path.truncate(len);
+        }
+        false
+    }
+
+    fn value(&mut self, v: &toml::Spanned<toml::de::DeValue<'_>>) -> bool {
+        let here = v.span().contains(&self.pos);
+        match v.get_ref() {
+            toml::de::DeValue::Table(t) => self.table(t) || here,
+            toml::de::DeValue::Array(a) => {
+                for (i, item) in a.iter().enumerate() {
+                    let len = self.path.len();
+                    self.path.push_str(&format!("[{i}]"));
+                    if self.value(item) {
+                        return true;
+                    }
+                    self.path.truncate(len);
+                }
+                !self.tables_only && here
+            }
+            _ => !self.tables_only && here,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plumbline_ingest::default_windows;
+
+    const WANG_TOML: &str = include_str!("../../../pipelines/wang2022-discectomy.toml");
+
+    /// A valid file with every section, for the bad cases to modify.
+    const FULL: &str = r#"
+name = "t"
+baseline = "preop"
+
+[[timepoints]]
+name = "preop"
+from_day = -180
+to_day = 0
+to_inclusive = false
+pick = "latest"
+
+[[timepoints]]
+name = "postop"
+from_day = 0
+to_day = 30
+to_inclusive = true
+pick = "earliest"
+
+[[timepoints]]
+name = "m3"
+from_day = 60
+to_day = 120
+to_inclusive = true
+pick = "earliest"
+
+[classification]
+sagittal_sva_mm = 40.0
+coronal_c7pl_csvl_mm = 20.0
+
+[metrics]
+tk_upper = "T4"
+tk_lower = "T12"
+
+[sr]
+depth_cap = 64
+
+[[synonyms]]
+landmark = "S1_sup_post"
+text = "Sacral plateau, posterior"
+
+[[synonyms]]
+landmark = "C7_centroid"
+scheme = "99MYLAB"
+value = "C7C"
+
+[outputs]
+overlays = true
+"#;
+
+    fn err(text: &str) -> String {
+        match Pipeline::from_toml(text, "cases/bad.toml") {
+            Ok(_) => panic!("accepted:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// The error names the source and the key path, and says the given words.
+    #[track_caller]
+    fn assert_bad(text: &str, key: &str, words: &[&str]) {
+        let e = err(text);
+        assert!(e.contains("cases/bad.toml"), "no source name in: {e}");
+        assert!(e.contains(&format!("`{key}`")), "no key `{key}` in: {e}");
+        for w in words {
+            assert!(e.contains(w), "no `{w}` in: {e}");
+        }
+    }
+
+    #[test]
+    fn embedded_default_is_the_spec_defaults() {
+        let p = Pipeline::embedded_default();
+        assert_eq!(p.name, "default");
+        assert_eq!(p.windows, default_windows());
+        assert_eq!(p.baseline, "preop");
+        assert_eq!(p.thresholds, Thresholds::default());
+        assert_eq!(p.thresholds.sagittal_sva_mm, 40.0);
+        assert_eq!(p.thresholds.coronal_c7pl_csvl_mm, 20.0);
+        assert_eq!(p.metric_options, MetricOptions::default());
+        assert_eq!(p.vocab, Vocabulary::default());
+        assert_eq!(p.depth_cap, DEFAULT_DEPTH_CAP);
+        assert_eq!(p.outputs, Outputs::default());
+        assert_eq!(
+            p.outputs,
+            Outputs {
+                measurements: true,
+                patients: true,
+                cohort_summary: true,
+                overlays: false
+            }
+        );
+        assert_eq!(p.source, "embedded default");
+        assert_eq!(p.sha256, sha256_hex(DEFAULT_TOML.as_bytes()));
+        assert_eq!(p.baseline_index(), 0);
+    }
+
+    #[test]
+    fn a_file_with_only_a_name_takes_every_default() {
+        let p = Pipeline::from_toml("name = \"minimal\"\n", "m.toml").unwrap();
+        let d = Pipeline::embedded_default();
+        assert_eq!(p.windows, d.windows);
+        assert_eq!(p.baseline, d.baseline);
+        assert_eq!(p.thresholds, d.thresholds);
+        assert_eq!(p.metric_options, d.metric_options);
+        assert_eq!(p.vocab, d.vocab);
+        assert_eq!(p.depth_cap, d.depth_cap);
+        assert_eq!(p.outputs, d.outputs);
+        assert_eq!(p.description, "");
+        assert_eq!(p.source, "m.toml");
+    }
+
+    #[test]
+    fn wang2022_parses_with_four_default_windows() {
+        let p = Pipeline::from_toml(WANG_TOML, "pipelines/wang2022-discectomy.toml").unwrap();
+        assert_eq!(p.name, "wang2022-discectomy");
+        assert!(p.description.contains("10.2147/JPR.S341317"));
+        assert_eq!(p.windows, default_windows()[..4].to_vec());
+        assert_eq!(p.baseline, "preop");
+        assert_eq!(p.thresholds, Thresholds::default());
+        assert_eq!(p.metric_options, MetricOptions::default());
+        assert_eq!(p.depth_cap, DEFAULT_DEPTH_CAP);
+        assert_eq!(p.outputs, Outputs::default());
+    }
+
+    #[test]
+    fn load_reads_the_shipped_files() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
+        for f in ["default.toml", "wang2022-discectomy.toml"] {
+            let path = dir.join(f);
+            let p = Pipeline::load(&path).unwrap();
+            assert_eq!(p.source, path.display().to_string());
+            assert_eq!(p.sha256, sha256_hex(&std::fs::read(&path).unwrap()));
+        }
+        let p = Pipeline::load(&dir.join("default.toml")).unwrap();
+        assert_eq!(
+            Pipeline {
+                source: "embedded default".into(),
+                ..p
+            },
+            Pipeline::embedded_default()
+        );
+    }
+
+    #[test]
+    fn load_reports_a_missing_file_with_its_path() {
+        let e = Pipeline::load(Path::new("/nonexistent/plumbline/p.toml")).unwrap_err();
+        assert!(matches!(e, PipelineError::Read { .. }));
+        assert!(e.to_string().contains("/nonexistent/plumbline/p.toml"));
+    }
+
+    #[test]
+    fn full_file_parses_every_section() {
+        let p = Pipeline::from_toml(FULL, "full.toml").unwrap();
+        assert_eq!(
+            p.windows
+                .iter()
+                .map(|w| w.name.as_str())
+                .collect::<Vec<_>>(),
+            ["preop", "postop", "m3"]
+        );
+        assert!(p.outputs.overlays && p.outputs.measurements);
+        let s1p: Landmark = "S1_sup_post".parse().unwrap();
+        let c7: Landmark = "C7_centroid".parse().unwrap();
+        assert_eq!(p.vocab.text(" Sacral plateau, posterior "), Some(s1p));
+        assert_eq!(p.vocab.code("99MYLAB", "C7C"), Some(c7));
+        assert_eq!(p.vocab.code("99SPINE", "C7_centroid"), Some(c7));
+    }
+
+    #[test]
+    fn custom_values_are_taken() {
+        let text = r#"
+name = " custom "
+description = "d"
+baseline = "pre"
+[[timepoints]]
+name = "pre"
+from_day = -30
+to_day = -1
+to_inclusive = true
+pick = "earliest"
+[[timepoints]]
+name = "day0"
+from_day = 0
+to_day = 0
+to_inclusive = true
+pick = "latest"
+[classification]
+sagittal_sva_mm = 50
+[metrics]
+tk_upper = "T5"
+tk_lower = "L1"
+[sr]
+depth_cap = 10000
+[outputs]
+patients = false
+"#;
+        let p = Pipeline::from_toml(text, "c.toml").unwrap();
+        assert_eq!(p.name, "custom");
+        assert_eq!(p.baseline, "pre");
+        assert_eq!(
+            p.windows[1],
+            Window {
+                name: "day0".into(),
+                from: 0,
+                to: 0,
+                to_inclusive: true,
+                pick: Pick::Latest
+            }
+        );
+        assert_eq!(p.windows[0].pick, Pick::Earliest);
+        // An integer threshold is accepted; the other keeps its default.
+        assert_eq!(p.thresholds.sagittal_sva_mm, 50.0);
+        assert_eq!(p.thresholds.coronal_c7pl_csvl_mm, 20.0);
+        assert_eq!(p.metric_options.tk_upper, Level::T(5));
+        assert_eq!(p.metric_options.tk_lower, Level::L(1));
+        assert_eq!(p.depth_cap, 10000);
+        assert!(!p.outputs.patients && p.outputs.measurements && !p.outputs.overlays);
+    }
+
+    #[test]
+    fn sha256_of_known_strings() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let p = Pipeline::from_toml("name = \"x\"\n", "x").unwrap();
+        assert_eq!(p.sha256, sha256_hex(b"name = \"x\"\n"));
+        assert_eq!(p.sha256.len(), 64);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_but_hashed() {
+        let text = "\u{feff}name = \"x\"\n";
+        let p = Pipeline::from_toml(text, "bom.toml").unwrap();
+        assert_eq!(p.name, "x");
+        assert_eq!(p.sha256, sha256_hex(text.as_bytes()));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        assert_bad(
+            "name = \"x\"\nthreshold = 3\n",
+            "threshold",
+            &["line 2", "unknown field"],
+        );
+        assert_bad(
+            "name = \"x\"\n[classification]\nsagittal_sva_mm = 40\nsva_mm = 30\n",
+            "classification.sva_mm",
+            &["line 4", "unknown field", "coronal_c7pl_csvl_mm"],
+        );
+        assert_bad(
+            &FULL.replace("pick = \"latest\"", "pick = \"latest\"\npik = 1"),
+            "timepoints[0].pik",
+            &["unknown field"],
+        );
+        assert_bad(
+            &format!("{FULL}\n[plots]\nx = 1\n"),
+            "plots",
+            &["unknown field"],
+        );
+        assert_bad(
+            &FULL.replace("value = \"C7C\"", "value = \"C7C\"\nmeaning = \"m\""),
+            "synonyms[1].meaning",
+            &["unknown field"],
+        );
+        assert_bad(
+            &FULL.replace("overlays = true", "overlay = true"),
+            "outputs.overlay",
+            &["unknown field"],
+        );
+        assert_bad(
+            &FULL.replace("depth_cap = 64", "depth = 64"),
+            "sr.depth",
+            &["unknown field"],
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_errors_naming_the_key() {
+        assert_bad(
+            &FULL.replace("sagittal_sva_mm = 40.0", "sagittal_sva_mm = \"40 mm\""),
+            "classification.sagittal_sva_mm",
+            &["invalid type", "line"],
+        );
+        assert_bad(
+            &FULL.replace("to_day = 120", "to_day = 120.5"),
+            "timepoints[2].to_day",
+            &["invalid type"],
+        );
+        assert_bad(
+            &FULL.replace("overlays = true", "overlays = \"yes\""),
+            "outputs.overlays",
+            &["invalid type"],
+        );
+        assert_bad(
+            &FULL.replace("pick = \"latest\"", "pick = \"last\""),
+            "timepoints[0].pick",
+            &["`latest` or `earliest`"],
+        );
+        assert_bad(
+            "name = \"x\"\ntimepoints = 3\n",
+            "timepoints",
+            &["invalid type"],
+        );
+        assert_bad("name = 3\n", "name", &["invalid type"]);
+    }
+
+    #[test]
+    fn missing_keys_are_errors_naming_the_key() {
+        let e = err("description = \"no name\"\n");
+        assert!(
+            e.contains("cases/bad.toml") && e.contains("missing field `name`"),
+            "{e}"
+        );
+        assert_bad(
+            &FULL.replace(
+                "to_inclusive = true\npick = \"earliest\"\n\n[[timepoints]]\nname = \"m3\"",
+                "pick = \"earliest\"\n\n[[timepoints]]\nname = \"m3\"",
+            ),
+            "timepoints[1]",
+            &["missing field `to_inclusive`"],
+        );
+        assert_bad(
+            &FULL.replace("text = \"Sacral plateau, posterior\"\n", ""),
+            "synonyms[0].text",
+            &["either `text`"],
+        );
+        assert_bad(
+            &FULL.replace("value = \"C7C\"\n", ""),
+            "synonyms[1].value",
+            &["needs a `value`"],
+        );
+    }
+
+    #[test]
+    fn bad_thresholds_are_errors() {
+        for v in ["-40", "0", "0.0", "nan", "inf", "-inf"] {
+            assert_bad(
+                &FULL.replace("sagittal_sva_mm = 40.0", &format!("sagittal_sva_mm = {v}")),
+                "classification.sagittal_sva_mm",
+                &["greater than 0"],
+            );
+        }
+        assert_bad(
+            &FULL.replace("coronal_c7pl_csvl_mm = 20.0", "coronal_c7pl_csvl_mm = -20"),
+            "classification.coronal_c7pl_csvl_mm",
+            &["-20"],
+        );
+    }
+
+    #[test]
+    fn bad_windows_are_errors() {
+        // Overlap: m3 starts inside postop.
+        assert_bad(
+            &FULL.replace("from_day = 60", "from_day = 30"),
+            "timepoints[2].from_day",
+            &["overlaps", "`postop`", "ambiguous"],
+        );
+        // Touching half-open windows do not overlap: [0, 60) then [60, 120].
+        let ok = FULL.replace(
+            "to_day = 30\nto_inclusive = true",
+            "to_day = 60\nto_inclusive = false",
+        );
+        Pipeline::from_toml(&ok, "ok").unwrap();
+        // ...but closed ones do.
+        let bad = FULL.replace(
+            "to_day = 30\nto_inclusive = true",
+            "to_day = 60\nto_inclusive = true",
+        );
+        assert_bad(&bad, "timepoints[2].from_day", &["overlaps"]);
+        // Out of order.
+        assert_bad(
+            &FULL.replace("from_day = 60", "from_day = -200"),
+            "timepoints[2].from_day",
+            &["chronological"],
+        );
+        // Empty windows.
+        assert_bad(
+            &FULL.replace("to_day = 120", "to_day = 50"),
+            "timepoints[2].to_day",
+            &["empty"],
+        );
+        assert_bad(
+            &FULL.replace(
+                "to_day = 0\nto_inclusive = false",
+                "to_day = -180\nto_inclusive = false",
+            ),
+            "timepoints[0].to_day",
+            &["empty"],
+        );
+        // Names.
+        assert_bad(
+            &FULL.replace("name = \"m3\"", "name = \"POSTOP\""),
+            "timepoints[2].name",
+            &["already"],
+        );
+        assert_bad(
+            &FULL.replace("name = \"m3\"", "name = \"3 months\""),
+            "timepoints[2].name",
+            &["letters"],
+        );
+        assert_bad(
+            &FULL.replace("name = \"m3\"", "name = \"\""),
+            "timepoints[2].name",
+            &["empty"],
+        );
+        assert_bad(
+            &FULL.replace("name = \"m3\"", "name = \"change_m3\""),
+            "timepoints[2].name",
+            &["ambiguous"],
+        );
+        let long = "x".repeat(65);
+        assert_bad(
+            &FULL.replace("name = \"m3\"", &format!("name = \"{long}\"")),
+            "timepoints[2].name",
+            &["64"],
+        );
+        // None at all.
+        assert_bad(
+            "name = \"x\"\ntimepoints = []\n",
+            "timepoints",
+            &["at least one"],
+        );
+    }
+
+    #[test]
+    fn baseline_must_be_a_timepoint() {
+        assert_bad(
+            &FULL.replace("baseline = \"preop\"", "baseline = \"pre\""),
+            "baseline",
+            &["`pre`", "`preop`, `postop`, `m3`"],
+        );
+        // The default baseline "preop" is checked too when the timepoints lack it.
+        let no_preop = "name = \"x\"\n[[timepoints]]\nname = \"a\"\nfrom_day = 0\nto_day = 1\nto_inclusive = true\npick = \"earliest\"\n";
+        assert_bad(no_preop, "baseline", &["`preop`"]);
+        let p = Pipeline::from_toml(
+            &FULL.replace("baseline = \"preop\"", "baseline = \"postop\""),
+            "ok",
+        )
+        .unwrap();
+        assert_eq!(p.baseline_index(), 1);
+    }
+
+    #[test]
+    fn bad_tk_levels_are_errors() {
+        for v in ["T13", "t4", "C7", "S1", "L6", "T04", "4", ""] {
+            assert_bad(
+                &FULL.replace("tk_upper = \"T4\"", &format!("tk_upper = \"{v}\"")),
+                "metrics.tk_upper",
+                &["T1..T12, L1..L5"],
+            );
+        }
+        assert_bad(
+            &FULL.replace("tk_lower = \"T12\"", "tk_lower = \"T4\""),
+            "metrics.tk_lower",
+            &["below"],
+        );
+        assert_bad(
+            &FULL.replace("tk_lower = \"T12\"", "tk_lower = \"T2\""),
+            "metrics.tk_lower",
+            &["below"],
+        );
+        assert_bad(
+            &FULL.replace("tk_lower = \"T12\"", "tk_lower = 12"),
+            "metrics.tk_lower",
+            &["invalid type"],
+        );
+    }
+
+    #[test]
+    fn bad_depth_caps_are_errors() {
+        for v in ["0", "-1", "10001"] {
+            assert_bad(
+                &FULL.replace("depth_cap = 64", &format!("depth_cap = {v}")),
+                "sr.depth_cap",
+                &["1 to 10000"],
+            );
+        }
+    }
+
+    #[test]
+    fn bad_synonyms_are_errors() {
+        assert_bad(
+            &FULL.replace("landmark = \"S1_sup_post\"", "landmark = \"S1_inf_post\""),
+            "synonyms[0].landmark",
+            &["S1_inf_post", "not a landmark name"],
+        );
+        assert_bad(
+            &FULL.replace("landmark = \"C7_centroid\"", "landmark = \"c7_centroid\""),
+            "synonyms[1].landmark",
+            &["not a landmark name"],
+        );
+        assert_bad(
+            &FULL.replace("text = \"Sacral plateau, posterior\"", "text = \"  \""),
+            "synonyms[0].text",
+            &["empty"],
+        );
+        assert_bad(
+            &FULL.replace(
+                "text = \"Sacral plateau, posterior\"",
+                "text = \"x\"\nscheme = \"S\"\nvalue = \"v\"",
+            ),
+            "synonyms[0].text",
+            &["not both"],
+        );
+        // Remapping a canonical name or a 99SPINE code.
+        assert_bad(
+            &FULL.replace(
+                "text = \"Sacral plateau, posterior\"",
+                "text = \"S1_sup_ant\"",
+            ),
+            "synonyms[0].text",
+            &["canonical"],
+        );
+        assert_bad(
+            &FULL.replace(
+                "scheme = \"99MYLAB\"\nvalue = \"C7C\"",
+                "scheme = \"99SPINE\"\nvalue = \"T1_centroid\"",
+            ),
+            "synonyms[1].value",
+            &["canonical"],
+        );
+        // One synonym, two landmarks.
+        let twice = format!(
+            "{FULL}\n[[synonyms]]\nlandmark = \"S1_sup_ant\"\ntext = \"Sacral plateau, posterior\"\n"
+        );
+        assert_bad(&twice, "synonyms[2].text", &["synonyms[0]", "S1_sup_post"]);
+        let twice = format!(
+            "{FULL}\n[[synonyms]]\nlandmark = \"T1_centroid\"\nscheme = \" 99MYLAB\"\nvalue = \"C7C \"\n"
+        );
+        assert_bad(&twice, "synonyms[2].value", &["synonyms[1]"]);
+        // The same mapping twice is harmless.
+        let same = format!(
+            "{FULL}\n[[synonyms]]\nlandmark = \"S1_sup_post\"\ntext = \"Sacral plateau, posterior\"\n"
+        );
+        Pipeline::from_toml(&same, "ok").unwrap();
+    }
+
+    #[test]
+    fn syntax_errors_name_the_source_and_line() {
+        let e = err("name = \"x\"\n[classification\n");
+        assert!(e.contains("cases/bad.toml") && e.contains("line 2"), "{e}");
+        let e = err("name = \"x\"\nname = \"y\"\n");
+        assert!(e.contains("cases/bad.toml") && e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn empty_name_is_an_error() {
+        assert_bad("name = \" \"\n", "name", &["empty"]);
+    }
+}

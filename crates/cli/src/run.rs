@@ -1,0 +1,338 @@
+//! `plumbline run`: scan -> landmarks -> metrics -> tables.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use plumbline_export::tables::{
+    MeasuredReading, measurements_csv, patients_csv, per_view, qc_csv, summary_csv, summary_rows,
+};
+use plumbline_export::write_atomic;
+use plumbline_geometry::Metrics;
+use plumbline_ingest::clinical::{iso_date, parse_dicom_date, read_clinical};
+use plumbline_ingest::scan::FileOutcome;
+use plumbline_ingest::{QcIssue, ScanOptions, Severity, group, scan};
+use rayon::prelude::*;
+use serde_json::json;
+
+use crate::pipeline::Pipeline;
+
+/// What `plumbline run` needs.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The DICOM tree (read only).
+    pub input: PathBuf,
+    /// The clinical table.
+    pub clinical: PathBuf,
+    /// The output folder (created if missing).
+    pub out: PathBuf,
+    /// The pipeline.
+    pub pipeline: Pipeline,
+    /// Show progress bars (stderr is a terminal and not --quiet).
+    pub progress: bool,
+}
+
+/// Why a run could not run at all (bad files are QC, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The input folder is missing or not a folder.
+    #[error("input folder {}: {reason}; give --input the folder that holds the DICOM files", path.display())]
+    Input {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The output folder would be inside the input.
+    #[error(
+        "output folder {} is inside the input folder {}; Plumbline never writes into its input: choose --out elsewhere",
+        out.display(),
+        input.display()
+    )]
+    OutInsideInput {
+        /// --out.
+        out: PathBuf,
+        /// --input.
+        input: PathBuf,
+    },
+    /// The output folder cannot be created or written.
+    #[error("cannot write to the output folder {}: {source}; choose a writable --out", path.display())]
+    Output {
+        /// The folder.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The clinical table cannot be used at all.
+    #[error(transparent)]
+    Clinical(#[from] plumbline_ingest::clinical::ClinicalError),
+    /// Scanning the input failed at the top level.
+    #[error(transparent)]
+    Scan(#[from] plumbline_ingest::scan::ScanError),
+    /// Writing an output failed.
+    #[error(transparent)]
+    Write(#[from] plumbline_export::WriteError),
+}
+
+/// What a run produced, for the closing summary line.
+#[derive(Clone, Debug, Default)]
+pub struct RunSummary {
+    /// Files scanned.
+    pub files: usize,
+    /// Patients with at least one reading.
+    pub patients: usize,
+    /// Rows of measurements.csv.
+    pub rows: usize,
+    /// QC problems by severity: errors, warnings, infos.
+    pub qc: (usize, usize, usize),
+    /// Wall time.
+    pub wall: Duration,
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The absolute form of a path that may not exist yet: its nearest existing ancestor
+/// canonicalized (links resolved), with the rest appended.
+fn resolved(p: &Path) -> PathBuf {
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    };
+    let mut rest = Vec::new();
+    let mut cur = abs.as_path();
+    loop {
+        if let Ok(c) = std::fs::canonicalize(cur) {
+            let mut out = c;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return out;
+        }
+        match (cur.parent(), cur.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                cur = parent;
+            }
+            _ => return abs,
+        }
+    }
+}
+
+fn bar(mp: &MultiProgress, len: u64, what: &str, show: bool) -> ProgressBar {
+    let b = if show {
+        mp.add(ProgressBar::new(len))
+    } else {
+        ProgressBar::hidden()
+    };
+    b.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>10} [{bar:30}] {pos}/{len} {msg} ({per_sec}, ETA {eta})",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    b.set_prefix(what.to_string());
+    b
+}
+
+/// Runs the batch. Returns the summary; bad input files end up in `qc.csv`.
+pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
+    let start = Instant::now();
+    let meta = std::fs::metadata(&opts.input).map_err(|e| RunError::Input {
+        path: opts.input.clone(),
+        reason: e.to_string(),
+    })?;
+    if !meta.is_dir() {
+        return Err(RunError::Input {
+            path: opts.input.clone(),
+            reason: "not a folder".into(),
+        });
+    }
+    // Check before creating anything: the output must not lie inside the input.
+    if resolved(&opts.out).starts_with(canonical(&opts.input)) {
+        return Err(RunError::OutInsideInput {
+            out: opts.out.clone(),
+            input: opts.input.clone(),
+        });
+    }
+    std::fs::create_dir_all(&opts.out).map_err(|source| RunError::Output {
+        path: opts.out.clone(),
+        source,
+    })?;
+    // Fail early, before hours of scanning, if the output folder is not writable.
+    write_atomic(&opts.out, ".plumbline-write-test", b"ok").and_then(|p| {
+        std::fs::remove_file(&p).map_err(|source| plumbline_export::WriteError { path: p, source })
+    })?;
+    let (clinical, clinical_issues) = read_clinical(&opts.clinical)?;
+    let p = &opts.pipeline;
+
+    let mp = MultiProgress::with_draw_target(if opts.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let (files, _) = plumbline_ingest::scan::list_files(&opts.input)?;
+    let scan_bar = bar(&mp, files.len() as u64, "files", opts.progress);
+    let srs = AtomicUsize::new(0);
+    let t_scan = Instant::now();
+    let scanned = scan(
+        &opts.input,
+        &ScanOptions {
+            vocab: p.vocab.clone(),
+            depth_cap: p.depth_cap,
+        },
+        &|o| {
+            if matches!(o, FileOutcome::Landmarks(_)) {
+                let n = srs.fetch_add(1, Ordering::Relaxed) + 1;
+                scan_bar.set_message(format!("{n} landmark files"));
+            }
+            scan_bar.inc(1);
+        },
+    )?;
+    scan_bar.finish();
+    let d_scan = t_scan.elapsed();
+
+    let t_group = Instant::now();
+    let grouped = group(&scanned, Some(&clinical), &p.windows);
+    let d_group = t_group.elapsed();
+
+    // Metrics: in parallel over patients, collected in reading order.
+    let t_metrics = Instant::now();
+    let mut patients: Vec<(&str, Vec<&plumbline_ingest::Reading>)> = Vec::new();
+    for r in &grouped.readings {
+        match patients.last_mut() {
+            Some((pid, v)) if *pid == r.patient_id => v.push(r),
+            _ => patients.push((&r.patient_id, vec![r])),
+        }
+    }
+    let patient_bar = bar(&mp, patients.len() as u64, "patients", opts.progress);
+    let measured: Vec<MeasuredReading> = patients
+        .par_iter()
+        .flat_map_iter(|(_, readings)| {
+            let out: Vec<MeasuredReading> = readings.iter().map(|r| measure(r, p)).collect();
+            patient_bar.inc(1);
+            out
+        })
+        .collect();
+    patient_bar.finish();
+    let d_metrics = t_metrics.elapsed();
+
+    // Tables.
+    let t_write = Instant::now();
+    let timepoints: Vec<String> = p.windows.iter().map(|w| w.name.clone()).collect();
+    let baseline = timepoints
+        .iter()
+        .position(|t| *t == p.baseline)
+        .unwrap_or(0);
+    let mut issues: Vec<QcIssue> = Vec::new();
+    issues.extend(clinical_issues);
+    issues.extend(scanned.issues.iter().cloned());
+    issues.extend(grouped.issues.iter().cloned());
+    issues.sort();
+    issues.dedup();
+    let summary = summary_rows(&measured, &clinical, &timepoints, baseline);
+    let mut outputs = serde_json::Map::new();
+    if p.outputs.measurements {
+        write_atomic(&opts.out, "measurements.csv", &measurements_csv(&measured))?;
+        outputs.insert("measurements_rows".into(), json!(measured.len()));
+    }
+    if p.outputs.patients {
+        let bytes = patients_csv(&measured, &clinical, &timepoints, baseline);
+        let rows = bytes
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            .saturating_sub(1);
+        write_atomic(&opts.out, "patients.csv", &bytes)?;
+        outputs.insert("patients_rows".into(), json!(rows));
+    }
+    if p.outputs.cohort_summary {
+        write_atomic(&opts.out, "cohort_summary.csv", &summary_csv(&summary))?;
+        outputs.insert("cohort_summary_rows".into(), json!(summary.len()));
+    }
+    write_atomic(&opts.out, "qc.csv", &qc_csv(&issues))?;
+    outputs.insert("qc_rows".into(), json!(issues.len()));
+    let d_write = t_write.elapsed();
+
+    let count = |s: Severity| issues.iter().filter(|i| i.severity == s).count();
+    let n_patients = patients.len();
+    let run_json = json!({
+        "tool": "plumbline",
+        "version": env!("CARGO_PKG_VERSION"),
+        "pipeline": { "name": p.name, "source": p.source, "sha256": p.sha256 },
+        "input": {
+            "folder": opts.input.display().to_string(),
+            "clinical": opts.clinical.display().to_string(),
+            "clinical_rows": clinical.rows.len(),
+            "files": scanned.counts.files,
+            "images": scanned.counts.images,
+            "landmark_srs": scanned.counts.srs,
+            "landmark_files": scanned.counts.landmark_files,
+            "other_dicom": scanned.counts.other_dicom,
+            "not_dicom": scanned.counts.not_dicom,
+            "broken": scanned.counts.broken,
+        },
+        "outputs": outputs,
+        "patients": n_patients,
+        "readings": measured.len(),
+        "qc": { "error": count(Severity::Error), "warning": count(Severity::Warning), "info": count(Severity::Info) },
+        "threads": rayon::current_num_threads(),
+        "durations_s": {
+            "scan": d_scan.as_secs_f64(),
+            "group": d_group.as_secs_f64(),
+            "metrics": d_metrics.as_secs_f64(),
+            "write": d_write.as_secs_f64(),
+            "total": start.elapsed().as_secs_f64(),
+        },
+    });
+    let text = serde_json::to_string_pretty(&run_json).expect("json") + "\n";
+    write_atomic(&opts.out, "run.json", text.as_bytes())?;
+    Ok(RunSummary {
+        files: scanned.counts.files,
+        patients: n_patients,
+        rows: measured.len(),
+        qc: (
+            count(Severity::Error),
+            count(Severity::Warning),
+            count(Severity::Info),
+        ),
+        wall: start.elapsed(),
+    })
+}
+
+fn measure(r: &plumbline_ingest::Reading, p: &Pipeline) -> MeasuredReading {
+    let lat = r.lateral.as_ref();
+    let ap = r.ap.as_ref();
+    let metrics = Metrics::compute(
+        lat.map(|v| &v.landmarks),
+        ap.map(|v| &v.landmarks),
+        &p.metric_options,
+    );
+    MeasuredReading::new(
+        r.patient_id.clone(),
+        r.timepoint.clone(),
+        r.timepoint_index,
+        r.study_date
+            .as_deref()
+            .and_then(parse_dicom_date)
+            .map(iso_date)
+            .unwrap_or_default(),
+        r.observer.clone(),
+        r.study_uid.clone(),
+        metrics,
+        &p.thresholds,
+        per_view(
+            lat.map(|v| v.spacing_source.as_str()),
+            ap.map(|v| v.spacing_source.as_str()),
+        ),
+        per_view(
+            lat.map(|v| v.landmarks.orientation().as_str()),
+            ap.map(|v| v.landmarks.orientation().as_str()),
+        ),
+    )
+}

@@ -1,0 +1,144 @@
+//! The `plumbline` binary: exit codes and messages a user sees.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn plumbline(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_plumbline"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("plumbline-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn run_succeeds_and_prints_a_summary_line() {
+    let out = temp("ok");
+    let (code, _, err) = plumbline(&[
+        "run",
+        "--input",
+        "fixtures/cohort-small/dicom",
+        "--clinical",
+        "fixtures/cohort-small/clinical.csv",
+        "--out",
+        out.to_str().unwrap(),
+        "--threads",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("122 files, 8 patients, 44 rows; QC: 0 errors, 17 warnings"),
+        "{err}"
+    );
+    for f in [
+        "measurements.csv",
+        "patients.csv",
+        "cohort_summary.csv",
+        "qc.csv",
+        "run.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    // No temporary file is left behind.
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    std::fs::remove_dir_all(out).unwrap();
+}
+
+#[test]
+fn cannot_run_gives_a_message_that_names_the_fix() {
+    let out = temp("bad");
+    let o = out.to_str().unwrap();
+    let (code, _, err) = plumbline(&[
+        "run",
+        "--input",
+        "no/such/folder",
+        "--clinical",
+        "fixtures/cohort-small/clinical.csv",
+        "--out",
+        o,
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no/such/folder") && err.contains("--input"),
+        "{err}"
+    );
+    let (code, _, err) = plumbline(&[
+        "run",
+        "--input",
+        "fixtures/cohort-small/dicom",
+        "--clinical",
+        "fixtures/cohort-small/clinical.csv",
+        "--out",
+        "fixtures/cohort-small/dicom/out",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("never writes into its input"), "{err}");
+    assert!(!root().join("fixtures/cohort-small/dicom/out").exists());
+    let bad = temp("pipeline.toml");
+    std::fs::write(
+        &bad,
+        "name = \"x\"\n[classification]\nsagital_sva_mm = 40\n",
+    )
+    .unwrap();
+    let (code, _, err) = plumbline(&[
+        "run",
+        "--input",
+        "fixtures/cohort-small/dicom",
+        "--clinical",
+        "fixtures/cohort-small/clinical.csv",
+        "--out",
+        o,
+        "--pipeline",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("sagital_sva_mm"), "{err}");
+    let clinical = temp("clinical.csv");
+    std::fs::write(&clinical, "patient,surgery_date\nP1,2020-01-01\n").unwrap();
+    let (code, _, err) = plumbline(&[
+        "run",
+        "--input",
+        "fixtures/cohort-small/dicom",
+        "--clinical",
+        clinical.to_str().unwrap(),
+        "--out",
+        o,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("patient_id"), "{err}");
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn inspect_shows_spacing_source_and_landmarks() {
+    let (code, text, _) = plumbline(&["inspect", "fixtures/interop/cr/RG1_UNCR.dcm"]);
+    assert_eq!(code, 0);
+    assert!(text.contains("1955 rows x 1841 columns"), "{text}");
+    assert!(text.contains("no_spacing"), "{text}");
+    let (code, text, _) = plumbline(&["inspect", "fixtures/interop/sr/sr_two_observers.dcm"]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("S1_sup_post") && text.contains("Reader^Beta"),
+        "{text}"
+    );
+    assert!(text.contains("QC: no problem"), "{text}");
+}

@@ -1,0 +1,645 @@
+//! Cohort statistics: proportions with Wilson intervals, descriptive summaries, paired
+//! pre/post comparisons (t-test and Wilcoxon signed-rank), inter-observer agreement
+//! (ICC(2,1) and Bland-Altman).
+//!
+//! Every function is pure, takes slices and returns `None` when its result is not
+//! computable (too few values, mismatched lengths, a non-finite input, a zero
+//! denominator). No function returns NaN.
+//!
+//! The numbers are cross-checked against SciPy on a committed dataset:
+//! `fixtures/stats/make_expected.py` writes `fixtures/stats/expected.json` and the test
+//! `crates/export/tests/stats_vs_scipy.rs` compares to 1e-9 relative.
+//!
+//! ```
+//! use plumbline_export::stats;
+//!
+//! // 7 of 20 patients imbalanced: 35 % (95 % Wilson CI 18.1 % to 56.7 %).
+//! let share = stats::wilson(7, 20).unwrap();
+//! assert_eq!(share.p, 0.35);
+//! assert!((share.lo - 0.1812).abs() < 1e-4 && (share.hi - 0.5671).abs() < 1e-4);
+//!
+//! // Sagittal vertical axis (mm) before and 3 months after surgery, same patients.
+//! let before = [52.0, 61.5, 40.2, 75.0, 48.3];
+//! let after = [31.0, 45.5, 38.9, 50.2, 30.1];
+//! let cmp = stats::paired(&before, &after).unwrap();
+//! assert!(cmp.mean_diff < 0.0 && cmp.t_p.unwrap() < 0.05);
+//! ```
+
+use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+
+/// Two-sided 97.5 % standard normal quantile (`scipy.stats.norm.ppf(0.975)`), the `z`
+/// of 95 % Wilson intervals.
+pub const Z_975: f64 = 1.959963984540054;
+
+/// Multiplier of the SD in Bland-Altman limits of agreement (the conventional 1.96).
+pub const BLAND_ALTMAN_Z: f64 = 1.96;
+
+/// Largest number of differences (zeros included) for which the Wilcoxon signed-rank test
+/// uses an exact null distribution (SciPy's `method="auto"` threshold).
+pub const WILCOXON_EXACT_MAX_N: usize = 50;
+
+/// Largest number of differences (zeros included) for which, with ties or zeros present,
+/// the Wilcoxon p-value comes from the exact permutation (sign-flip) distribution rather
+/// than the normal approximation (SciPy: `2**13 <= 9999` resamples covers every sign flip).
+pub const WILCOXON_PERMUTATION_MAX_N: usize = 13;
+
+/// A share `k / n` with its 95 % Wilson score interval.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Proportion {
+    /// Number of "successes".
+    pub k: usize,
+    /// Number of trials.
+    pub n: usize,
+    /// `k / n`.
+    pub p: f64,
+    /// Lower bound of the 95 % Wilson interval.
+    pub lo: f64,
+    /// Upper bound of the 95 % Wilson interval.
+    pub hi: f64,
+}
+
+/// Share `k / n` with its 95 % Wilson score interval (`z` = [`Z_975`]).
+///
+/// With `p = k / n`:
+///
+/// ```text
+/// centre = (p + z² / 2n) / (1 + z² / n)
+/// half   = z · sqrt(p (1 - p) / n + z² / 4n²) / (1 + z² / n)
+/// lo, hi = centre ∓ half, clamped to [0, 1] (exactly 0 when k = 0, 1 when k = n)
+/// ```
+///
+/// (Wilson 1927; the same as `statsmodels`' `proportion_confint(k, n, method="wilson")`.)
+/// `None` when `n == 0` or `k > n`.
+///
+/// ```
+/// use plumbline_export::stats::wilson;
+///
+/// let none = wilson(0, 10).unwrap();
+/// assert_eq!((none.p, none.lo), (0.0, 0.0));
+/// assert!((none.hi - 0.27753279986288926).abs() < 1e-12);
+///
+/// let half = wilson(5, 10).unwrap();
+/// assert!((half.lo + half.hi - 1.0).abs() < 1e-15); // symmetric around 1/2
+/// assert!(wilson(3, 0).is_none() && wilson(11, 10).is_none());
+/// ```
+pub fn wilson(k: usize, n: usize) -> Option<Proportion> {
+    if n == 0 || k > n {
+        return None;
+    }
+    let nf = n as f64;
+    let p = k as f64 / nf;
+    let z2 = Z_975 * Z_975;
+    let denom = 1.0 + z2 / nf;
+    let centre = (p + z2 / (2.0 * nf)) / denom;
+    let half = Z_975 * (p * (1.0 - p) / nf + z2 / (4.0 * nf * nf)).sqrt() / denom;
+    // The bounds are exactly 0 at k = 0 and exactly 1 at k = n; say so rather than
+    // leave the rounding of `centre ∓ half` (e.g. 0.9999999999999999).
+    let lo = if k == 0 {
+        0.0
+    } else {
+        (centre - half).clamp(0.0, 1.0)
+    };
+    let hi = if k == n {
+        1.0
+    } else {
+        (centre + half).clamp(0.0, 1.0)
+    };
+    Some(Proportion { k, n, p, lo, hi })
+}
+
+/// Size, mean and sample standard deviation of a set of values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Describe {
+    /// Number of values.
+    pub n: usize,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Sample SD (denominator `n - 1`); `None` when `n < 2`.
+    pub sd: Option<f64>,
+}
+
+/// `n`, mean and sample SD of `xs`.
+///
+/// ```text
+/// mean = Σ x / n
+/// sd   = sqrt(Σ (x - mean)² / (n - 1))      (two-pass; n >= 2)
+/// ```
+///
+/// When all values are equal the mean is that value and the SD exactly 0.
+/// `None` when `xs` is empty or holds a non-finite value.
+///
+/// ```
+/// use plumbline_export::stats::describe;
+///
+/// let d = describe(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+/// assert_eq!((d.n, d.mean), (4, 2.5));
+/// assert!((d.sd.unwrap() - 1.2909944487358056).abs() < 1e-15);
+/// assert_eq!(describe(&[7.0]).unwrap().sd, None);
+/// ```
+pub fn describe(xs: &[f64]) -> Option<Describe> {
+    if xs.is_empty() || xs.iter().any(|x| !x.is_finite()) {
+        return None;
+    }
+    let n = xs.len();
+    if xs.iter().all(|x| *x == xs[0]) {
+        return Some(Describe {
+            n,
+            mean: xs[0],
+            sd: (n >= 2).then_some(0.0),
+        });
+    }
+    let mean = xs.iter().sum::<f64>() / n as f64;
+    let sd = (n >= 2).then(|| {
+        let ss: f64 = xs.iter().map(|x| (x - mean) * (x - mean)).sum();
+        (ss / (n - 1) as f64).sqrt()
+    });
+    Some(Describe { n, mean, sd })
+}
+
+/// Result of a paired comparison of `after - before`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PairedTest {
+    /// Number of pairs.
+    pub n: usize,
+    /// Mean of the differences `after - before`.
+    pub mean_diff: f64,
+    /// Lower bound of the 95 % t interval of the mean difference; `None` when `n < 2`.
+    pub ci_lo: Option<f64>,
+    /// Upper bound of the 95 % t interval of the mean difference; `None` when `n < 2`.
+    pub ci_hi: Option<f64>,
+    /// Two-sided paired t-test p-value; `None` when `n < 2` or all differences are
+    /// identical (SD 0).
+    pub t_p: Option<f64>,
+    /// Two-sided Wilcoxon signed-rank p-value (see [`wilcoxon_signed_rank`]); `None` when
+    /// every difference is zero.
+    pub wilcoxon_p: Option<f64>,
+    /// Whether `wilcoxon_p` comes from an exact null distribution (`false`: normal
+    /// approximation).
+    pub wilcoxon_exact: bool,
+}
+
+/// Paired comparison of `after - before` (same patients, same order).
+///
+/// With differences `d = after - before`, `n` pairs, mean `d̄` and sample SD `s`:
+///
+/// ```text
+/// t      = d̄ / (s / sqrt(n)),  df = n - 1
+/// t_p    = 2 · P(T_df >= |t|)                      (scipy.stats.ttest_rel(after, before))
+/// ci     = d̄ ∓ t_{0.975, df} · s / sqrt(n)         (its .confidence_interval())
+/// ```
+///
+/// and the Wilcoxon signed-rank p of `d` from [`wilcoxon_signed_rank`].
+///
+/// `None` when the slices are empty, of different lengths or hold a non-finite value.
+/// With `n == 1` only `mean_diff` and the Wilcoxon p (which is then 1) are given. When
+/// all differences are identical the interval collapses to `d̄` and `t_p` is `None`
+/// (SciPy reports `t = ±inf, p = 0` there).
+///
+/// ```
+/// use plumbline_export::stats::paired;
+///
+/// let before = [10.0, 12.0, 9.0, 14.0, 11.0];
+/// let after = [12.0, 15.0, 10.0, 18.0, 16.0];
+/// let r = paired(&before, &after).unwrap();
+/// assert_eq!((r.n, r.mean_diff), (5, 3.0));
+/// // d = [2, 3, 1, 4, 5]: s = sqrt(2.5), t = 3 / (s / sqrt 5) = 4.2426..., df = 4
+/// assert!((r.t_p.unwrap() - 0.01323559956368269).abs() < 1e-12);
+/// assert!((r.ci_lo.unwrap() - 1.0367568385224428).abs() < 1e-9);
+/// // every difference positive, no ties: exact Wilcoxon p = 2 / 2^5
+/// assert_eq!((r.wilcoxon_p, r.wilcoxon_exact), (Some(0.0625), true));
+///
+/// let one = paired(&[1.0], &[2.0]).unwrap();
+/// assert_eq!((one.t_p, one.ci_lo, one.wilcoxon_p), (None, None, Some(1.0)));
+/// ```
+pub fn paired(before: &[f64], after: &[f64]) -> Option<PairedTest> {
+    if before.len() != after.len() {
+        return None;
+    }
+    let diffs: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    let d = describe(&diffs)?;
+    let n = d.n;
+    let (mut ci_lo, mut ci_hi, mut t_p) = (None, None, None);
+    if let Some(sd) = d.sd {
+        let df = (n - 1) as f64;
+        let se = sd / (n as f64).sqrt();
+        let t_dist = StudentsT::new(0.0, 1.0, df).ok()?;
+        let half = t_dist.inverse_cdf(0.975) * se;
+        ci_lo = Some(d.mean - half).filter(|x| x.is_finite());
+        ci_hi = Some(d.mean + half).filter(|x| x.is_finite());
+        if sd > 0.0 {
+            let t = d.mean / se;
+            t_p = Some((2.0 * t_dist.sf(t.abs())).min(1.0)).filter(|p| p.is_finite());
+        }
+    }
+    let wilcoxon = wilcoxon_signed_rank(&diffs);
+    Some(PairedTest {
+        n,
+        mean_diff: d.mean,
+        ci_lo,
+        ci_hi,
+        t_p,
+        wilcoxon_p: wilcoxon.map(|w| w.0),
+        wilcoxon_exact: wilcoxon.is_some_and(|w| w.1),
+    })
+}
+
+/// Two-sided Wilcoxon signed-rank p-value of the differences `diffs`, with the semantics
+/// of `scipy.stats.wilcoxon(diffs)` under its defaults (`zero_method="wilcox"`,
+/// `correction=False`, `method="auto"`; SciPy 1.17). Returns `(p, exact)`.
+///
+/// Zero differences are dropped; the `m` nonzero `|d|` get average ranks (equal values,
+/// compared exactly, share their mean rank), and the statistic is `T = r_plus`, the sum
+/// of the ranks of the positive differences. With `N = diffs.len()` (zeros included):
+///
+/// * `N <= 50`, no zero and no tie: the exact null distribution of `T` (each of the `2^m`
+///   sign patterns equally likely; counted by dynamic programming over rank sums),
+///   `p = min(1, 2 · min(P(T <= t), P(T >= t)))`; `exact = true`.
+/// * `N <= 13` with zeros or ties: the same formula over the exact sign-flip
+///   (permutation) distribution of `T` given the tied ranks (SciPy switches to
+///   `permutation_test`, which enumerates all `2^N` flips when `2^N <= 9999`; zeros only
+///   duplicate each pattern); `exact = true`.
+/// * otherwise the normal approximation without continuity correction,
+///   `z = (t - m(m+1)/4) / σ`, `σ² = (m(m+1)(2m+1) - Σ(g³ - g)/2) / 24` over the tie
+///   groups `g` of `|d|`, `p = 2 · P(Z >= |z|)`; `exact = false`.
+///
+/// `None` when `diffs` is empty, holds a non-finite value or has no nonzero value (SciPy
+/// gives 1 there when `N <= 13` and NaN above).
+///
+/// ```
+/// use plumbline_export::stats::wilcoxon_signed_rank;
+///
+/// // ranks 1..4, positive ranks {2, 4}: T = 6; of the 16 sign patterns 11 have T <= 6
+/// // and 7 have T >= 6 → p = 2 · 7/16.
+/// assert_eq!(wilcoxon_signed_rank(&[-1.0, 2.0, -3.0, 4.0]), Some((0.875, true)));
+/// assert_eq!(wilcoxon_signed_rank(&[0.0, 0.0]), None);
+/// ```
+pub fn wilcoxon_signed_rank(diffs: &[f64]) -> Option<(f64, bool)> {
+    if diffs.iter().any(|d| !d.is_finite()) {
+        return None;
+    }
+    let total = diffs.len();
+    let has_zero = diffs.contains(&0.0);
+    let mut nonzero: Vec<f64> = diffs.iter().copied().filter(|d| *d != 0.0).collect();
+    let m = nonzero.len();
+    if m == 0 {
+        return None;
+    }
+    // Average ranks of |d|, doubled so that they are integers (tied ranks are half-integers).
+    nonzero.sort_by(|a, b| a.abs().total_cmp(&b.abs()));
+    let mut doubled_ranks = Vec::with_capacity(m);
+    let mut t_plus2 = 0u64; // 2 · r_plus
+    let mut tie_term = 0.0; // Σ (g³ - g)
+    let mut has_ties = false;
+    let mut i = 0;
+    while i < m {
+        let mut j = i + 1;
+        while j < m && nonzero[j].abs() == nonzero[i].abs() {
+            j += 1;
+        }
+        let g = j - i;
+        // positions i+1 ..= j share the rank (i + 1 + j) / 2
+        let r2 = (i + 1 + j) as u64;
+        for d in &nonzero[i..j] {
+            doubled_ranks.push(r2);
+            if *d > 0.0 {
+                t_plus2 += r2;
+            }
+        }
+        if g > 1 {
+            has_ties = true;
+            let g = g as f64;
+            tie_term += g * g * g - g;
+        }
+        i = j;
+    }
+    let exact = if total > WILCOXON_EXACT_MAX_N {
+        false
+    } else if !(has_ties || has_zero) {
+        true
+    } else {
+        total <= WILCOXON_PERMUTATION_MAX_N
+    };
+    if exact {
+        return Some((exact_two_sided(&doubled_ranks, t_plus2), true));
+    }
+    let mf = m as f64;
+    let mean = mf * (mf + 1.0) * 0.25;
+    let var = (mf * (mf + 1.0) * (2.0 * mf + 1.0) - tie_term / 2.0) / 24.0;
+    if var <= 0.0 {
+        return None;
+    }
+    let z = (t_plus2 as f64 / 2.0 - mean) / var.sqrt();
+    let normal = Normal::new(0.0, 1.0).ok()?;
+    let p = (2.0 * normal.sf(z.abs())).min(1.0);
+    p.is_finite().then_some((p, false))
+}
+
+/// `min(1, 2 · min(P(T <= t), P(T >= t)))` where `T` is the sum of a uniformly random
+/// subset of `doubled_ranks` (each rank positive with probability 1/2, independently) and
+/// `t = t_obs`; everything in doubled ranks so that sums are integers.
+///
+/// `counts[s]` = number of subsets with doubled-rank sum `s`, built one rank at a time;
+/// probabilities are `count / 2^m`, exact in `f64` for `m <= 52`.
+fn exact_two_sided(doubled_ranks: &[u64], t_obs: u64) -> f64 {
+    let max: u64 = doubled_ranks.iter().sum();
+    let mut counts = vec![0u64; max as usize + 1];
+    counts[0] = 1;
+    let mut reach = 0usize;
+    for &r in doubled_ranks {
+        let r = r as usize;
+        for s in (0..=reach).rev() {
+            if counts[s] != 0 {
+                counts[s + r] += counts[s];
+            }
+        }
+        reach += r;
+    }
+    let t = t_obs as usize;
+    let le: u64 = counts[..=t].iter().sum();
+    let ge: u64 = counts[t..].iter().sum();
+    let total = 2f64.powi(doubled_ranks.len() as i32);
+    (2.0 * le.min(ge) as f64 / total).min(1.0)
+}
+
+/// Intraclass correlation ICC(2,1): two-way random effects, absolute agreement, single
+/// rater (Shrout & Fleiss 1979 "ICC(2,1)"; McGraw & Wong 1996 "ICC(A,1)").
+///
+/// `ratings[i][j]` is rater `j`'s value for subject `i` (`n` subjects × `k` raters).
+/// From the two-way ANOVA without replication, with grand mean `x̄`, subject means `x̄ᵢ.`
+/// and rater means `x̄.ⱼ`:
+///
+/// ```text
+/// MSR = k Σᵢ (x̄ᵢ. - x̄)² / (n - 1)                          (subjects)
+/// MSC = n Σⱼ (x̄.ⱼ - x̄)² / (k - 1)                          (raters)
+/// MSE = Σᵢⱼ (xᵢⱼ - x̄ᵢ. - x̄.ⱼ + x̄)² / ((n - 1)(k - 1))     (residual)
+/// ICC(2,1) = (MSR - MSE) / (MSR + (k - 1) MSE + k (MSC - MSE) / n)
+/// ```
+///
+/// `None` when `n < 2`, `k < 2`, the rows have unequal lengths, a value is non-finite or
+/// the denominator is 0 (e.g. all values equal).
+///
+/// ```
+/// use plumbline_export::stats::icc_2_1;
+///
+/// let same = vec![vec![1.0, 1.0], vec![2.0, 2.0], vec![4.0, 4.0]];
+/// assert_eq!(icc_2_1(&same), Some(1.0));
+/// assert_eq!(icc_2_1(&[vec![1.0, 2.0]]), None);
+/// ```
+pub fn icc_2_1(ratings: &[Vec<f64>]) -> Option<f64> {
+    let n = ratings.len();
+    let k = ratings.first()?.len();
+    if n < 2 || k < 2 || ratings.iter().any(|r| r.len() != k) {
+        return None;
+    }
+    if ratings.iter().flatten().any(|x| !x.is_finite()) {
+        return None;
+    }
+    let (nf, kf) = (n as f64, k as f64);
+    let grand = ratings.iter().flatten().sum::<f64>() / (nf * kf);
+    let row_means: Vec<f64> = ratings.iter().map(|r| r.iter().sum::<f64>() / kf).collect();
+    let col_means: Vec<f64> = (0..k)
+        .map(|j| ratings.iter().map(|r| r[j]).sum::<f64>() / nf)
+        .collect();
+    let ss_rows = kf * row_means.iter().map(|m| (m - grand).powi(2)).sum::<f64>();
+    let ss_cols = nf * col_means.iter().map(|m| (m - grand).powi(2)).sum::<f64>();
+    let ss_err: f64 = ratings
+        .iter()
+        .zip(&row_means)
+        .flat_map(|(r, rm)| {
+            r.iter()
+                .zip(&col_means)
+                .map(move |(x, cm)| (x - rm - cm + grand).powi(2))
+        })
+        .sum();
+    let msr = ss_rows / (nf - 1.0);
+    let msc = ss_cols / (kf - 1.0);
+    let mse = ss_err / ((nf - 1.0) * (kf - 1.0));
+    let denom = msr + (kf - 1.0) * mse + kf * (msc - mse) / nf;
+    if denom == 0.0 {
+        return None;
+    }
+    let icc = (msr - mse) / denom;
+    icc.is_finite().then_some(icc)
+}
+
+/// Bland-Altman agreement of paired measurements `(a, b)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BlandAltman {
+    /// Number of pairs.
+    pub n: usize,
+    /// Mean difference `mean(a - b)`.
+    pub bias: f64,
+    /// Lower limit of agreement, `bias - 1.96 · SD(a - b)`.
+    pub lo: f64,
+    /// Upper limit of agreement, `bias + 1.96 · SD(a - b)`.
+    pub hi: f64,
+}
+
+/// Bland-Altman bias and 95 % limits of agreement for pairs `(a[i], b[i])` (Bland &
+/// Altman 1986):
+///
+/// ```text
+/// d = a - b,  bias = mean(d),  lo, hi = bias ∓ 1.96 · sd(d)      (sample SD, n - 1)
+/// ```
+///
+/// `None` when fewer than 2 pairs, the slices differ in length or a value is non-finite.
+///
+/// ```
+/// use plumbline_export::stats::bland_altman;
+///
+/// let r = bland_altman(&[10.0, 12.0, 11.0], &[9.0, 12.0, 9.0]).unwrap();
+/// assert_eq!((r.n, r.bias), (3, 1.0));
+/// assert!((r.hi - (1.0 + 1.96)).abs() < 1e-12); // sd(d = [1, 0, 2]) = 1
+/// ```
+pub fn bland_altman(a: &[f64], b: &[f64]) -> Option<BlandAltman> {
+    if a.len() != b.len() {
+        return None;
+    }
+    let diffs: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    let d = describe(&diffs)?;
+    let sd = d.sd?;
+    Some(BlandAltman {
+        n: d.n,
+        bias: d.mean,
+        lo: d.mean - BLAND_ALTMAN_Z * sd,
+        hi: d.mean + BLAND_ALTMAN_Z * sd,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn wilson_edges() {
+        let p = wilson(0, 10).unwrap();
+        assert_eq!((p.k, p.n, p.p, p.lo), (0, 10, 0.0, 0.0));
+        // z² / (n + z²) for k = 0
+        let z2 = Z_975 * Z_975;
+        assert!(close(p.hi, z2 / (10.0 + z2)));
+        let p = wilson(10, 10).unwrap();
+        assert_eq!((p.p, p.hi), (1.0, 1.0));
+        assert!(close(p.lo, 10.0 / (10.0 + z2)));
+        assert!(wilson(0, 0).is_none());
+        assert!(wilson(2, 1).is_none());
+        // symmetric: wilson(k, n) mirrors wilson(n - k, n)
+        let (a, b) = (wilson(3, 17).unwrap(), wilson(14, 17).unwrap());
+        assert!(close(a.lo, 1.0 - b.hi) && close(a.hi, 1.0 - b.lo));
+    }
+
+    #[test]
+    fn describe_cases() {
+        let d = describe(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+        assert_eq!((d.n, d.mean), (4, 2.5));
+        assert!(close(d.sd.unwrap(), 1.2909944487358056));
+        assert_eq!(
+            describe(&[3.5]),
+            Some(Describe {
+                n: 1,
+                mean: 3.5,
+                sd: None
+            })
+        );
+        assert_eq!(describe(&[0.1; 3]).unwrap().sd, Some(0.0));
+        assert_eq!(describe(&[]), None);
+        assert_eq!(describe(&[1.0, f64::NAN]), None);
+        assert_eq!(describe(&[1.0, f64::INFINITY]), None);
+    }
+
+    #[test]
+    fn paired_small_and_degenerate() {
+        let one = paired(&[1.0], &[3.0]).unwrap();
+        assert_eq!(one.n, 1);
+        assert_eq!(one.mean_diff, 2.0);
+        assert_eq!((one.ci_lo, one.ci_hi, one.t_p), (None, None, None));
+        assert_eq!((one.wilcoxon_p, one.wilcoxon_exact), (Some(1.0), true));
+
+        // identical differences: no t-test, degenerate interval
+        let same = paired(&[1.0, 2.0, 3.0], &[3.5, 4.5, 5.5]).unwrap();
+        assert_eq!(same.t_p, None);
+        assert_eq!((same.ci_lo, same.ci_hi), (Some(2.5), Some(2.5)));
+        // all three |d| tied, all positive, N = 3 <= 13: sign-flip p = 2 / 8
+        assert_eq!((same.wilcoxon_p, same.wilcoxon_exact), (Some(0.25), true));
+
+        // no change at all
+        let zero = paired(&[1.0, 2.0], &[1.0, 2.0]).unwrap();
+        assert_eq!(
+            (zero.t_p, zero.wilcoxon_p, zero.wilcoxon_exact),
+            (None, None, false)
+        );
+
+        assert!(paired(&[], &[]).is_none());
+        assert!(paired(&[1.0, 2.0], &[1.0]).is_none());
+        assert!(paired(&[1.0, f64::NAN], &[1.0, 2.0]).is_none());
+    }
+
+    #[test]
+    fn paired_t_by_hand() {
+        // d = [1, 2, 3, 4, 5, 6]: mean 3.5, sd sqrt(3.5), t = 3.5 / sqrt(3.5 / 6), df = 5
+        let before = [0.0; 6];
+        let after = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let r = paired(&before, &after).unwrap();
+        assert_eq!(r.mean_diff, 3.5);
+        let t = 3.5 / (3.5f64 / 6.0).sqrt();
+        let dist = StudentsT::new(0.0, 1.0, 5.0).unwrap();
+        assert!(close(r.t_p.unwrap(), 2.0 * dist.sf(t)));
+        // t_{0.975, 5} = 2.570581835636314 (tables)
+        let half = 2.570581835636314 * (3.5f64 / 6.0).sqrt();
+        assert!((r.ci_lo.unwrap() - (3.5 - half)).abs() < 1e-9);
+        assert!((r.ci_hi.unwrap() - (3.5 + half)).abs() < 1e-9);
+        // all positive, no ties: p = 2 / 2^6
+        assert_eq!(r.wilcoxon_p, Some(2.0 / 64.0));
+    }
+
+    #[test]
+    fn wilcoxon_exact_distribution() {
+        // n = 4, ranks 1..4: sums of subsets 0..10 with counts
+        // [1, 1, 1, 2, 2, 2, 2, 2, 1, 1, 1] (16 subsets)
+        // d = [-1, 2, -3, 4]: T = 6, P(T <= 6) = 11/16, P(T >= 6) = 7/16 → p = 14/16
+        assert_eq!(
+            wilcoxon_signed_rank(&[-1.0, 2.0, -3.0, 4.0]),
+            Some((0.875, true))
+        );
+        // T = 0 at n = 4: p = 2/16
+        assert_eq!(
+            wilcoxon_signed_rank(&[-1.0, -2.0, -3.0, -4.0]),
+            Some((0.125, true))
+        );
+        // symmetric in sign
+        assert_eq!(
+            wilcoxon_signed_rank(&[1.0, -2.0, 3.0, -4.0]),
+            wilcoxon_signed_rank(&[-1.0, 2.0, -3.0, 4.0])
+        );
+        // 50 differences without ties or zeros: still exact; 51: normal approximation
+        let d50: Vec<f64> = (1..=50)
+            .map(|i| if i % 3 == 0 { -(i as f64) } else { i as f64 })
+            .collect();
+        assert!(wilcoxon_signed_rank(&d50).unwrap().1);
+        let d51: Vec<f64> = (1..=51)
+            .map(|i| if i % 3 == 0 { -(i as f64) } else { i as f64 })
+            .collect();
+        assert!(!wilcoxon_signed_rank(&d51).unwrap().1);
+    }
+
+    #[test]
+    fn wilcoxon_ties_and_zeros() {
+        // one zero, N = 5 <= 13: sign flips of ranks [1, 2.5, 2.5, 4] (|d| = 1, 2, 2, 3)
+        // d = [0, 1, 2, -2, 3]: T = 1 + 2.5 + 4 = 7.5; of the 16 subset sums of
+        // {1, 2.5, 2.5, 4}, 14 are <= 7.5 and 4 (7.5, 7.5, 9, 10) are >= 7.5 → p = 8/16
+        assert_eq!(
+            wilcoxon_signed_rank(&[0.0, 1.0, 2.0, -2.0, 3.0]),
+            Some((0.5, true))
+        );
+        // a negative zero is a zero
+        assert_eq!(
+            wilcoxon_signed_rank(&[-0.0, 1.0, 2.0, -2.0, 3.0]),
+            Some((0.5, true))
+        );
+        // N = 14 with a tie: normal approximation with tie correction
+        let mut d: Vec<f64> = (1..=13).map(f64::from).collect();
+        d.push(13.0);
+        let (p, exact) = wilcoxon_signed_rank(&d).unwrap();
+        assert!(!exact);
+        // all positive, m = 14: T = 105, mean 52.5, var = (14·15·29 - (8 - 2)/2) / 24
+        let z = 52.5 / ((14.0f64 * 15.0 * 29.0 - 3.0) / 24.0).sqrt();
+        let normal = Normal::new(0.0, 1.0).unwrap();
+        assert!(close(p, 2.0 * normal.sf(z)));
+        assert_eq!(wilcoxon_signed_rank(&[]), None);
+        assert_eq!(wilcoxon_signed_rank(&[0.0; 20]), None);
+        assert_eq!(wilcoxon_signed_rank(&[1.0, f64::NAN]), None);
+    }
+
+    #[test]
+    fn icc_by_hand() {
+        // 3 subjects × 2 raters, rater 2 = rater 1 + 1 (perfect consistency, bias 1)
+        // grand 3.5; subject means 2.5, 3.5, 4.5 → MSR = 2·2/2 = 2
+        // rater means 3, 4 → MSC = 3·0.5/1 = 1.5; MSE = 0
+        // ICC = 2 / (2 + 0 + 2·1.5/3) = 2/3
+        let r = vec![vec![2.0, 3.0], vec![3.0, 4.0], vec![4.0, 5.0]];
+        assert!(close(icc_2_1(&r).unwrap(), 2.0 / 3.0));
+        assert_eq!(icc_2_1(&[vec![1.0, 1.0], vec![1.0, 1.0]]), None);
+        assert_eq!(icc_2_1(&[vec![1.0, 2.0], vec![1.0]]), None);
+        assert_eq!(icc_2_1(&[vec![1.0], vec![2.0]]), None);
+        assert_eq!(icc_2_1(&[]), None);
+    }
+
+    #[test]
+    fn bland_altman_by_hand() {
+        let r = bland_altman(&[10.0, 12.0, 11.0], &[9.0, 12.0, 9.0]).unwrap();
+        assert_eq!(
+            r,
+            BlandAltman {
+                n: 3,
+                bias: 1.0,
+                lo: 1.0 - 1.96,
+                hi: 1.0 + 1.96
+            }
+        );
+        assert!(bland_altman(&[1.0], &[2.0]).is_none());
+        assert!(bland_altman(&[1.0, 2.0], &[2.0]).is_none());
+    }
+}

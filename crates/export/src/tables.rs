@@ -1,0 +1,629 @@
+//! The output tables of `pipeline-io.md`: `measurements.csv`, `patients.csv`,
+//! `cohort_summary.csv`, `qc.csv`, built in memory as CSV bytes (deterministic, sorted)
+//! and written atomically by [`crate::write_atomic`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use plumbline_geometry::{
+    Classification, HerniationSide, ImbalanceType, Metric, Metrics, SagittalDirection,
+    ShiftRelation, Thresholds, classify, sagittal_direction, shift_relation,
+};
+use plumbline_ingest::QcIssue;
+use plumbline_ingest::clinical::ClinicalTable;
+
+use crate::stats;
+
+/// One reading with its metrics: a row of `measurements.csv`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeasuredReading {
+    /// PatientID.
+    pub patient_id: String,
+    /// Timepoint name.
+    pub timepoint: String,
+    /// Index of the timepoint in the pipeline's window order.
+    pub timepoint_index: usize,
+    /// Study date `YYYY-MM-DD`, or empty.
+    pub study_date: String,
+    /// Reader (Person Observer Name as stored; empty when none).
+    pub observer: String,
+    /// StudyInstanceUID of the study read.
+    pub study_uid: String,
+    /// The metrics.
+    pub metrics: Metrics,
+    /// Classification by the pipeline's thresholds.
+    pub class: Classification,
+    /// Spacing source(s), e.g. `pixel_spacing` or `lateral=pixel_spacing ap=imager_pixel_spacing`.
+    pub spacing_source: String,
+    /// Orientation source(s), e.g. `header` or `lateral=inferred ap=header`.
+    pub orientation_source: String,
+}
+
+impl MeasuredReading {
+    /// Classifies `metrics` by `thresholds` and fills a row.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        patient_id: String,
+        timepoint: String,
+        timepoint_index: usize,
+        study_date: String,
+        observer: String,
+        study_uid: String,
+        metrics: Metrics,
+        thresholds: &Thresholds,
+        spacing_source: String,
+        orientation_source: String,
+    ) -> MeasuredReading {
+        let class = classify(&metrics, thresholds);
+        MeasuredReading {
+            patient_id,
+            timepoint,
+            timepoint_index,
+            study_date,
+            observer,
+            study_uid,
+            metrics,
+            class,
+            spacing_source,
+            orientation_source,
+        }
+    }
+}
+
+/// Joins per-view values: one value when the views agree or only one exists, else
+/// `lateral=a ap=b`.
+pub fn per_view(lateral: Option<&str>, ap: Option<&str>) -> String {
+    match (lateral, ap) {
+        (Some(l), Some(a)) if l == a => l.to_string(),
+        (Some(l), Some(a)) => format!("lateral={l} ap={a}"),
+        (Some(v), None) | (None, Some(v)) => v.to_string(),
+        (None, None) => String::new(),
+    }
+}
+
+/// A number as written in every table: the shortest text that reads back to the same
+/// f64, with at least 4 decimals (`25` is written `25.0000`).
+///
+/// ```
+/// use plumbline_export::tables::num;
+/// assert_eq!(num(25.0), "25.0000");
+/// assert_eq!(num(13.240519915187205), "13.240519915187205");
+/// assert_eq!(num(-0.5), "-0.5000");
+/// ```
+pub fn num(v: f64) -> String {
+    let short = format!("{v}");
+    let decimals = short.split_once('.').map_or(0, |(_, d)| d.len());
+    if short.contains('e') || decimals >= 4 {
+        short
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+/// 95% t interval of a mean (n >= 2 and SD > 0).
+fn mean_ci(xs: &[f64]) -> Option<(f64, f64)> {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let d = stats::describe(xs)?;
+    let sd = d.sd.filter(|s| *s > 0.0)?;
+    let t = StudentsT::new(0.0, 1.0, (d.n - 1) as f64)
+        .ok()?
+        .inverse_cdf(0.975);
+    let half = t * sd / (d.n as f64).sqrt();
+    Some((d.mean - half, d.mean + half))
+}
+
+/// Median (sorts in place); `None` when empty.
+fn median(xs: &mut [f64]) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    Some(if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    })
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map(num).unwrap_or_default()
+}
+
+fn opt_bool(v: Option<bool>) -> String {
+    v.map(|b| b.to_string()).unwrap_or_default()
+}
+
+fn csv_bytes(header: Vec<String>, rows: Vec<Vec<String>>) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&header).expect("writing to memory");
+    for r in rows {
+        w.write_record(&r).expect("writing to memory");
+    }
+    w.into_inner().expect("writing to memory")
+}
+
+/// `measurements.csv` for readings already sorted by (patient, timepoint index, observer).
+pub fn measurements_csv(rows: &[MeasuredReading]) -> Vec<u8> {
+    let mut header: Vec<String> = ["patient_id", "timepoint", "study_date", "observer"]
+        .map(String::from)
+        .to_vec();
+    header.extend(Metric::all().into_iter().map(Metric::name));
+    header.extend(
+        [
+            "sagittal_imbalance",
+            "coronal_imbalance",
+            "imbalance_type",
+            "spacing_source",
+            "orientation_source",
+        ]
+        .map(String::from),
+    );
+    let body = rows
+        .iter()
+        .map(|r| {
+            let mut v = vec![
+                r.patient_id.clone(),
+                r.timepoint.clone(),
+                r.study_date.clone(),
+                r.observer.clone(),
+            ];
+            v.extend(r.metrics.iter().map(|(_, x)| opt(x)));
+            v.push(opt_bool(r.class.sagittal));
+            v.push(opt_bool(r.class.coronal));
+            v.push(
+                r.class
+                    .kind
+                    .map(|k| k.as_str().to_string())
+                    .unwrap_or_default(),
+            );
+            v.push(r.spacing_source.clone());
+            v.push(r.orientation_source.clone());
+            v
+        })
+        .collect();
+    csv_bytes(header, body)
+}
+
+/// The reading that stands for a patient at a timepoint in `patients.csv` and the cohort
+/// statistics: the alphabetically first named reader's, else the unnamed one. Other
+/// readers' readings appear in `measurements.csv` and the agreement statistics.
+pub fn primary_readings(rows: &[MeasuredReading]) -> BTreeMap<(String, usize), &MeasuredReading> {
+    let mut out: BTreeMap<(String, usize), &MeasuredReading> = BTreeMap::new();
+    for r in rows {
+        let key = (r.patient_id.clone(), r.timepoint_index);
+        let better = |old: &MeasuredReading| {
+            (r.observer.is_empty(), &r.observer) < (old.observer.is_empty(), &old.observer)
+        };
+        match out.get(&key) {
+            Some(old) if !better(old) => {}
+            _ => {
+                out.insert(key, r);
+            }
+        }
+    }
+    out
+}
+
+/// `patients.csv`: the clinical columns, then `{metric}_{timepoint}` for each metric and
+/// timepoint, then `{metric}_change_{timepoint}` (timepoint minus baseline) for each
+/// metric and non-baseline timepoint. One row per patient of the clinical table, plus a
+/// row (clinical cells empty but `patient_id`) for each patient with readings who is not
+/// in it.
+pub fn patients_csv(
+    rows: &[MeasuredReading],
+    clinical: &ClinicalTable,
+    timepoints: &[String],
+    baseline: usize,
+) -> Vec<u8> {
+    let primary = primary_readings(rows);
+    let metrics = Metric::all();
+    let mut header = clinical.headers.clone();
+    let pid_col = header
+        .iter()
+        .position(|h| h.trim().eq_ignore_ascii_case("patient_id"));
+    for m in &metrics {
+        for t in timepoints {
+            header.push(format!("{}_{t}", m.name()));
+        }
+    }
+    let later: Vec<usize> = (0..timepoints.len()).filter(|&t| t != baseline).collect();
+    for m in &metrics {
+        for &t in &later {
+            header.push(format!("{}_change_{}", m.name(), timepoints[t]));
+        }
+    }
+    let mut patients: BTreeMap<String, Vec<String>> = clinical
+        .rows
+        .iter()
+        .map(|r| (r.patient_id.clone(), r.fields.clone()))
+        .collect();
+    for r in rows {
+        patients.entry(r.patient_id.clone()).or_insert_with(|| {
+            let mut f = vec![String::new(); clinical.headers.len()];
+            if let Some(c) = pid_col {
+                f[c] = r.patient_id.clone();
+            }
+            f
+        });
+    }
+    let body = patients
+        .into_iter()
+        .map(|(pid, mut fields)| {
+            let value = |m: Metric, t: usize| {
+                primary
+                    .get(&(pid.clone(), t))
+                    .and_then(|r| r.metrics.get(m))
+            };
+            for &m in &metrics {
+                for t in 0..timepoints.len() {
+                    fields.push(opt(value(m, t)));
+                }
+            }
+            for &m in &metrics {
+                for &t in &later {
+                    fields.push(opt(value(m, t).zip(value(m, baseline)).map(|(a, b)| a - b)));
+                }
+            }
+            fields
+        })
+        .collect();
+    csv_bytes(header, body)
+}
+
+/// One row of `cohort_summary.csv`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SummaryRow {
+    /// Section: `prevalence`, `type`, `coronal_shift`, `sagittal_shift`, `recovery`,
+    /// `descriptive`, `paired`, `agreement`.
+    pub section: &'static str,
+    /// What is measured.
+    pub statistic: String,
+    /// Timepoint (or `all`).
+    pub timepoint: String,
+    /// Number of patients (or pairs) it rests on.
+    pub n: usize,
+    /// The value.
+    pub value: Option<f64>,
+    /// Lower 95% bound.
+    pub ci_low: Option<f64>,
+    /// Upper 95% bound.
+    pub ci_high: Option<f64>,
+    /// p value.
+    pub p_value: Option<f64>,
+}
+
+impl SummaryRow {
+    fn new(section: &'static str, statistic: impl Into<String>, timepoint: &str, n: usize) -> Self {
+        SummaryRow {
+            section,
+            statistic: statistic.into(),
+            timepoint: timepoint.to_string(),
+            n,
+            value: None,
+            ci_low: None,
+            ci_high: None,
+            p_value: None,
+        }
+    }
+
+    fn proportion(
+        section: &'static str,
+        statistic: &str,
+        timepoint: &str,
+        k: usize,
+        n: usize,
+    ) -> Self {
+        let mut r = SummaryRow::new(section, statistic, timepoint, n);
+        if let Some(p) = stats::wilson(k, n) {
+            r.value = Some(p.p);
+            r.ci_low = Some(p.lo);
+            r.ci_high = Some(p.hi);
+        }
+        r
+    }
+}
+
+/// Builds the cohort statistics (see [`SummaryRow::section`]) from the primary readings.
+///
+/// - prevalence: imbalanced share at baseline among patients whose type is known, with
+///   a 95% Wilson interval;
+/// - type: sagittal / coronal / biplanar shares among the imbalanced;
+/// - coronal_shift: C7 away from (`away`) or toward the herniated side, among coronal
+///   and biplanar cases with a left/right herniation and a signed C7PL-CSVL;
+/// - sagittal_shift: `forward` / `backward` among sagittal and biplanar cases;
+/// - recovery: balanced share at each later timepoint among the baseline-imbalanced
+///   whose type is known then;
+/// - descriptive: `{metric}_mean` (with the 95% t interval of the mean) and
+///   `{metric}_sd` per timepoint;
+/// - paired: `{metric}_change` (mean of later minus baseline, 95% CI, paired t p) and
+///   `{metric}_wilcoxon` (median change, Wilcoxon signed-rank p) per later timepoint;
+/// - agreement: where one study has two readers, `{metric}_icc21` (ICC(2,1)) and
+///   `{metric}_bland_altman` (bias with the limits of agreement as the interval), over
+///   all timepoints.
+pub fn summary_rows(
+    rows: &[MeasuredReading],
+    clinical: &ClinicalTable,
+    timepoints: &[String],
+    baseline: usize,
+) -> Vec<SummaryRow> {
+    let primary = primary_readings(rows);
+    let base_name = timepoints[baseline].as_str();
+    let side: BTreeMap<&str, HerniationSide> = clinical
+        .rows
+        .iter()
+        .map(|r| (r.patient_id.as_str(), r.herniation_side))
+        .collect();
+    let mut out = Vec::new();
+
+    // Baseline classification.
+    let at_base: Vec<&&MeasuredReading> = primary
+        .iter()
+        .filter(|((_, t), _)| *t == baseline)
+        .map(|(_, r)| r)
+        .collect();
+    let known: Vec<_> = at_base.iter().filter(|r| r.class.kind.is_some()).collect();
+    let imbalanced: Vec<_> = known
+        .iter()
+        .filter(|r| r.class.kind != Some(ImbalanceType::Balanced))
+        .collect();
+    out.push(SummaryRow::proportion(
+        "prevalence",
+        "imbalance",
+        base_name,
+        imbalanced.len(),
+        known.len(),
+    ));
+    for (name, kind) in [
+        ("sagittal", ImbalanceType::Sagittal),
+        ("coronal", ImbalanceType::Coronal),
+        ("biplanar", ImbalanceType::Biplanar),
+    ] {
+        let k = imbalanced
+            .iter()
+            .filter(|r| r.class.kind == Some(kind))
+            .count();
+        out.push(SummaryRow::proportion(
+            "type",
+            name,
+            base_name,
+            k,
+            imbalanced.len(),
+        ));
+    }
+    let coronal: Vec<ShiftRelation> = imbalanced
+        .iter()
+        .filter(|r| r.class.coronal == Some(true))
+        .filter_map(|r| {
+            let s = *side.get(r.patient_id.as_str())?;
+            shift_relation(r.metrics.get(Metric::C7plCsvlMm)?, s)
+        })
+        .collect();
+    for (name, rel) in [
+        ("away", ShiftRelation::Opposite),
+        ("toward", ShiftRelation::Same),
+    ] {
+        let k = coronal.iter().filter(|&&x| x == rel).count();
+        out.push(SummaryRow::proportion(
+            "coronal_shift",
+            name,
+            base_name,
+            k,
+            coronal.len(),
+        ));
+    }
+    let sagittal: Vec<SagittalDirection> = imbalanced
+        .iter()
+        .filter(|r| r.class.sagittal == Some(true))
+        .filter_map(|r| sagittal_direction(r.metrics.get(Metric::SvaMm)?))
+        .collect();
+    for (name, dir) in [
+        ("forward", SagittalDirection::Forward),
+        ("backward", SagittalDirection::Backward),
+    ] {
+        let k = sagittal.iter().filter(|&&x| x == dir).count();
+        out.push(SummaryRow::proportion(
+            "sagittal_shift",
+            name,
+            base_name,
+            k,
+            sagittal.len(),
+        ));
+    }
+    let imbalanced_ids: BTreeSet<&str> = imbalanced.iter().map(|r| r.patient_id.as_str()).collect();
+    for (t, name) in timepoints
+        .iter()
+        .enumerate()
+        .filter(|(t, _)| *t != baseline)
+    {
+        let later: Vec<_> = primary
+            .iter()
+            .filter(|((p, tt), r)| {
+                *tt == t && imbalanced_ids.contains(p.as_str()) && r.class.kind.is_some()
+            })
+            .collect();
+        let k = later
+            .iter()
+            .filter(|(_, r)| r.class.kind == Some(ImbalanceType::Balanced))
+            .count();
+        out.push(SummaryRow::proportion(
+            "recovery",
+            "balanced",
+            name,
+            k,
+            later.len(),
+        ));
+    }
+
+    // Per metric: descriptive by timepoint, paired against baseline.
+    for m in Metric::all() {
+        for (t, name) in timepoints.iter().enumerate() {
+            let xs: Vec<f64> = primary
+                .iter()
+                .filter(|((_, tt), _)| *tt == t)
+                .filter_map(|(_, r)| r.metrics.get(m))
+                .collect();
+            let d = stats::describe(&xs);
+            let mut mean =
+                SummaryRow::new("descriptive", format!("{}_mean", m.name()), name, xs.len());
+            let mut sd = SummaryRow::new("descriptive", format!("{}_sd", m.name()), name, xs.len());
+            if let Some(d) = d {
+                mean.value = Some(d.mean);
+                if let Some((lo, hi)) = mean_ci(&xs) {
+                    mean.ci_low = Some(lo);
+                    mean.ci_high = Some(hi);
+                }
+                sd.value = d.sd;
+            }
+            out.push(mean);
+            out.push(sd);
+        }
+        for (t, name) in timepoints
+            .iter()
+            .enumerate()
+            .filter(|(t, _)| *t != baseline)
+        {
+            let (mut before, mut after) = (Vec::new(), Vec::new());
+            for ((pid, tt), r) in &primary {
+                if *tt != t {
+                    continue;
+                }
+                if let (Some(a), Some(b)) = (
+                    r.metrics.get(m),
+                    primary
+                        .get(&(pid.clone(), baseline))
+                        .and_then(|b| b.metrics.get(m)),
+                ) {
+                    after.push(a);
+                    before.push(b);
+                }
+            }
+            let p = stats::paired(&before, &after);
+            let mut change =
+                SummaryRow::new("paired", format!("{}_change", m.name()), name, before.len());
+            let mut wil = SummaryRow::new(
+                "paired",
+                format!("{}_wilcoxon", m.name()),
+                name,
+                before.len(),
+            );
+            if let Some(p) = p {
+                change.value = Some(p.mean_diff);
+                change.ci_low = p.ci_lo;
+                change.ci_high = p.ci_hi;
+                change.p_value = p.t_p;
+                let mut diffs: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+                wil.value = median(&mut diffs);
+                wil.p_value = p.wilcoxon_p;
+            }
+            out.push(change);
+            out.push(wil);
+        }
+    }
+
+    // Inter-observer agreement: the first two readers of a study, all timepoints.
+    let mut by_study: BTreeMap<(&str, &str), Vec<&MeasuredReading>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| !r.observer.is_empty()) {
+        by_study
+            .entry((r.patient_id.as_str(), r.study_uid.as_str()))
+            .or_default()
+            .push(r);
+    }
+    let pairs: Vec<(&MeasuredReading, &MeasuredReading)> = by_study
+        .values()
+        .filter(|v| v.len() >= 2)
+        .map(|v| {
+            let mut v = v.clone();
+            v.sort_by(|a, b| a.observer.cmp(&b.observer));
+            (v[0], v[1])
+        })
+        .collect();
+    if !pairs.is_empty() {
+        for m in Metric::all() {
+            let (a, b): (Vec<f64>, Vec<f64>) = pairs
+                .iter()
+                .filter_map(|(x, y)| Some((x.metrics.get(m)?, y.metrics.get(m)?)))
+                .unzip();
+            let mut icc =
+                SummaryRow::new("agreement", format!("{}_icc21", m.name()), "all", a.len());
+            let ratings: Vec<Vec<f64>> = a.iter().zip(&b).map(|(x, y)| vec![*x, *y]).collect();
+            icc.value = stats::icc_2_1(&ratings);
+            let mut ba = SummaryRow::new(
+                "agreement",
+                format!("{}_bland_altman", m.name()),
+                "all",
+                a.len(),
+            );
+            if let Some(r) = stats::bland_altman(&a, &b) {
+                ba.value = Some(r.bias);
+                ba.ci_low = Some(r.lo);
+                ba.ci_high = Some(r.hi);
+            }
+            out.push(icc);
+            out.push(ba);
+        }
+    }
+    out
+}
+
+/// `cohort_summary.csv`.
+pub fn summary_csv(rows: &[SummaryRow]) -> Vec<u8> {
+    let header = [
+        "section",
+        "statistic",
+        "timepoint",
+        "n",
+        "value",
+        "ci_low",
+        "ci_high",
+        "p_value",
+    ]
+    .map(String::from)
+    .to_vec();
+    let body = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.section.to_string(),
+                r.statistic.clone(),
+                r.timepoint.clone(),
+                r.n.to_string(),
+                opt(r.value),
+                opt(r.ci_low),
+                opt(r.ci_high),
+                opt(r.p_value),
+            ]
+        })
+        .collect();
+    csv_bytes(header, body)
+}
+
+/// `qc.csv`, sorted.
+pub fn qc_csv(issues: &[QcIssue]) -> Vec<u8> {
+    let mut issues = issues.to_vec();
+    issues.sort();
+    issues.dedup();
+    let header = [
+        "path",
+        "sop_instance_uid",
+        "patient_id",
+        "severity",
+        "code",
+        "message",
+    ]
+    .map(String::from)
+    .to_vec();
+    let body = issues
+        .iter()
+        .map(|i| {
+            vec![
+                i.path.display().to_string(),
+                i.sop_instance_uid.clone(),
+                i.patient_id.clone(),
+                i.severity.as_str().to_string(),
+                i.code.to_string(),
+                i.message.clone(),
+            ]
+        })
+        .collect();
+    csv_bytes(header, body)
+}
