@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use plumbline::inspect::inspect;
 use plumbline::pipeline::Pipeline;
 use plumbline::run::{RunOptions, run};
-use plumbline_synth::{ImageSize, SynthOptions, generate};
+use plumbline_synth::{SynthArgs, run_cli};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -45,20 +45,7 @@ enum Command {
         quiet: bool,
     },
     /// Write a synthetic cohort (same as the plumbline-synth program).
-    Synth {
-        /// Number of patients.
-        #[arg(long)]
-        patients: usize,
-        /// Random seed; the same seed gives byte-identical files.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Output folder (must not already contain a dicom/ folder).
-        #[arg(long)]
-        out: PathBuf,
-        /// Pixel matrix: small (320 x 136) or clinical (7000 x 3000).
-        #[arg(long, value_enum, default_value = "small")]
-        image_size: ImageSize,
-    },
+    Synth(SynthArgs),
     /// Show what one file yields: landmarks, image, spacing source, orientation, QC problems.
     Inspect {
         /// The file.
@@ -137,35 +124,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Synth {
-            patients,
-            seed,
-            out,
-            image_size,
-        } => {
-            let opts = SynthOptions {
-                patients,
-                seed,
-                out,
-                image_size,
-            };
-            match generate(&opts) {
-                Ok(s) => {
-                    eprintln!(
-                        "plumbline synth: {patients} patients, {} DICOM files ({:.1} MB), {} truth rows -> {}",
-                        s.files,
-                        s.bytes as f64 / 1e6,
-                        s.truth_rows,
-                        opts.out.display()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("plumbline synth: error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Synth(args) => run_cli("plumbline synth", args),
         Command::Inspect { file, pipeline } => {
             let pipeline = match load_pipeline(pipeline.as_ref()) {
                 Ok(p) => p,

@@ -73,6 +73,59 @@ pub struct SynthOptions {
     pub image_size: ImageSize,
 }
 
+/// The generator's command-line options, shared by `plumbline-synth` and `plumbline synth`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SynthArgs {
+    /// Number of patients.
+    #[arg(long)]
+    pub patients: usize,
+    /// Random seed; the same seed gives byte-identical files.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output folder (created; must not already contain a dicom/ folder).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Pixel matrix: small (320 x 136) or clinical (7000 x 3000).
+    #[arg(long, value_enum, default_value = "small")]
+    pub image_size: ImageSize,
+}
+
+impl From<SynthArgs> for SynthOptions {
+    fn from(a: SynthArgs) -> Self {
+        SynthOptions {
+            patients: a.patients,
+            seed: a.seed,
+            out: a.out,
+            image_size: a.image_size,
+        }
+    }
+}
+
+/// Runs the generator for a command line and prints its closing line to stderr as
+/// `{program}: ...`; the exit code says whether it worked.
+pub fn run_cli(program: &str, args: SynthArgs) -> std::process::ExitCode {
+    let start = std::time::Instant::now();
+    let opts = SynthOptions::from(args);
+    match generate(&opts) {
+        Ok(s) => {
+            eprintln!(
+                "{program}: {} patients, {} DICOM files ({:.1} MB), {} truth rows in {:.1} s -> {}",
+                opts.patients,
+                s.files,
+                s.bytes as f64 / 1e6,
+                s.truth_rows,
+                start.elapsed().as_secs_f64(),
+                opts.out.display()
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{program}: error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// What was written.
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
