@@ -27,6 +27,7 @@ fn run_on(input: &Path, clinical: &Path, out: &Path, threads: usize) {
             out: out.to_path_buf(),
             pipeline: Pipeline::embedded_default(),
             progress: false,
+            overlays: false,
         })
     })
     .unwrap();

@@ -43,6 +43,10 @@ enum Command {
         /// No progress bars and no closing summary.
         #[arg(long)]
         quiet: bool,
+        /// Also render QC overlays (out/overlays/...); same as `overlays = true` in the
+        /// pipeline's [outputs].
+        #[arg(long)]
+        overlays: bool,
     },
     /// Write a synthetic cohort (same as the plumbline-synth program).
     Synth(SynthArgs),
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
             pipeline,
             threads,
             quiet,
+            overlays,
         } => {
             let pipeline = match load_pipeline(pipeline.as_ref()) {
                 Ok(p) => p,
@@ -100,6 +105,7 @@ fn main() -> ExitCode {
                 out,
                 pipeline,
                 progress: !quiet && std::io::stderr().is_terminal(),
+                overlays,
             };
             match run(&opts) {
                 Ok(s) => {

@@ -11,8 +11,12 @@ use plumbline_export::tables::{
 use plumbline_export::write_atomic;
 use plumbline_geometry::Metrics;
 use plumbline_ingest::clinical::{iso_date, parse_dicom_date, read_clinical};
+use plumbline_ingest::qc::codes;
 use plumbline_ingest::scan::FileOutcome;
 use plumbline_ingest::{QcIssue, ScanOptions, Severity, group, scan};
+use plumbline_render::decode::load_display;
+use plumbline_render::overlay::{OverlaySpec, draw_overlay, file_safe};
+use plumbline_render::report::{OverlayLink, ReportData, report_html};
 use rayon::prelude::*;
 use serde_json::json;
 
@@ -31,6 +35,8 @@ pub struct RunOptions {
     pub pipeline: Pipeline,
     /// Show progress bars (stderr is a terminal and not --quiet).
     pub progress: bool,
+    /// Render QC overlays even if the pipeline does not ask for them.
+    pub overlays: bool,
 }
 
 /// Why a run could not run at all (bad files are QC, not errors).
@@ -255,6 +261,57 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         write_atomic(&opts.out, "cohort_summary.csv", &summary_csv(&summary))?;
         outputs.insert("cohort_summary_rows".into(), json!(summary.len()));
     }
+    // QC overlays (streamed: each worker holds one image at a time) and the report.
+    let mut overlay_links = Vec::new();
+    let t_overlays = Instant::now();
+    if p.outputs.overlays || opts.overlays {
+        let jobs: Vec<(&MeasuredReading, &plumbline_ingest::View, &'static str)> = grouped
+            .readings
+            .iter()
+            .zip(&measured)
+            .flat_map(|(r, m)| {
+                [(r.lateral.as_ref(), "lateral"), (r.ap.as_ref(), "ap")]
+                    .into_iter()
+                    .filter_map(move |(v, name)| Some((m, v?, name)))
+            })
+            .collect();
+        let overlay_bar = bar(&mp, jobs.len() as u64, "overlays", opts.progress);
+        let results: Vec<Result<OverlayLink, QcIssue>> = jobs
+            .par_iter()
+            .map(|(m, v, name)| {
+                let r = render_overlay(&opts.out, m, v, name);
+                overlay_bar.inc(1);
+                r
+            })
+            .collect();
+        overlay_bar.finish();
+        for r in results {
+            match r {
+                Ok(link) => overlay_links.push(link),
+                Err(issue) => issues.push(issue),
+            }
+        }
+        issues.sort();
+        outputs.insert("overlays".into(), json!(overlay_links.len()));
+    }
+    let d_overlays = t_overlays.elapsed();
+    let report = report_html(&ReportData {
+        title: format!("Plumbline report: {}", p.name),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        pipeline_name: p.name.clone(),
+        pipeline_sha256: p.sha256.clone(),
+        input: opts.input.display().to_string(),
+        files: scanned.counts.files,
+        images: scanned.counts.images,
+        landmark_files: scanned.counts.srs + scanned.counts.landmark_files,
+        timepoints: timepoints.clone(),
+        baseline,
+        readings: &measured,
+        summary: &summary,
+        qc: &issues,
+        overlays: &overlay_links,
+    });
+    write_atomic(&opts.out, "report.html", report.as_bytes())?;
     write_atomic(&opts.out, "qc.csv", &qc_csv(&issues))?;
     outputs.insert("qc_rows".into(), json!(issues.len()));
     let d_write = t_write.elapsed();
@@ -286,7 +343,8 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             "scan": d_scan.as_secs_f64(),
             "group": d_group.as_secs_f64(),
             "metrics": d_metrics.as_secs_f64(),
-            "write": d_write.as_secs_f64(),
+            "overlays": d_overlays.as_secs_f64(),
+            "write": (d_write - d_overlays).as_secs_f64(),
             "total": start.elapsed().as_secs_f64(),
         },
     });
@@ -302,6 +360,66 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             count(Severity::Info),
         ),
         wall: start.elapsed(),
+    })
+}
+
+/// Height limit of overlay images.
+pub const OVERLAY_MAX_ROWS: u32 = 1600;
+
+/// Renders one view's overlay to `out/overlays/{patient}/{timepoint}_{reader}_{view}.png`.
+fn render_overlay(
+    out: &Path,
+    m: &MeasuredReading,
+    v: &plumbline_ingest::View,
+    view: &str,
+) -> Result<OverlayLink, QcIssue> {
+    let fail = |msg: String| {
+        QcIssue::file(&v.path, Severity::Warning, codes::OVERLAY_FAILED, msg)
+            .with_ids(&v.image_uid, &m.patient_id)
+    };
+    let display =
+        load_display(&v.path, OVERLAY_MAX_ROWS).map_err(|e| fail(format!("no overlay: {e}")))?;
+    let class = m.class.kind.map_or("unclassified", |k| k.as_str());
+    let spec = OverlaySpec {
+        kind: v.landmarks.kind(),
+        pixels: &v.pixels,
+        metrics: &m.metrics,
+        legend: vec![
+            format!(
+                "{}  {}  {}",
+                m.patient_id,
+                m.timepoint,
+                if m.observer.is_empty() {
+                    "-"
+                } else {
+                    &m.observer
+                }
+            ),
+            format!("{view} view, {class}"),
+        ],
+    };
+    let img = draw_overlay(&display, &spec);
+    let rel = format!(
+        "overlays/{}/{}_{}_{}.png",
+        file_safe(&m.patient_id),
+        file_safe(&m.timepoint),
+        file_safe(&m.observer),
+        view
+    );
+    let path = out.join(&rel);
+    let dir = path.parent().expect("has a parent");
+    std::fs::create_dir_all(dir)
+        .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+    let tmp = path.with_extension("png.tmp");
+    img.save_with_format(&tmp, image::ImageFormat::Png)
+        .and_then(|_| std::fs::rename(&tmp, &path).map_err(image::ImageError::IoError))
+        .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
+    Ok(OverlayLink {
+        patient_id: m.patient_id.clone(),
+        timepoint: m.timepoint.clone(),
+        observer: m.observer.clone(),
+        view: view.to_string(),
+        href: rel,
     })
 }
 

@@ -76,6 +76,8 @@ pub struct View {
     pub spacing_source: SpacingSource,
     /// The landmarks in mm (orientation source inside).
     pub landmarks: ViewLandmarks,
+    /// The same landmarks in source pixels (column, row), for drawing overlays.
+    pub pixels: BTreeMap<Landmark, (f64, f64)>,
 }
 
 /// All landmarks of one reader at one timepoint of one patient.
@@ -387,6 +389,7 @@ fn build_view(
             .as_ref()
             .and_then(|o| PatientDirection::parse(if i == 0 { &o.0 } else { &o.1 }))
     };
+    let pixels = unique.clone();
     let landmarks = ViewLandmarks::from_pixels(kind, unique, spacing, dir(0), dir(1)).ok()?;
     match landmarks.orientation() {
         OrientationSource::Header => {}
@@ -420,6 +423,7 @@ fn build_view(
             path: im.path.clone(),
             spacing_source: source,
             landmarks,
+            pixels,
         },
     ))
 }

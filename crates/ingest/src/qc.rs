@@ -122,6 +122,8 @@ pub mod codes {
     pub const BAD_CLINICAL_ROW: &str = "bad_clinical_row";
     /// A bad row or entry of a landmark CSV or Slicer Markups JSON.
     pub const BAD_LANDMARK_FILE: &str = "bad_landmark_file";
+    /// A QC overlay could not be rendered (pixel data undecodable).
+    pub const OVERLAY_FAILED: &str = "overlay_failed";
     /// Several studies fall into one timepoint window: one was chosen.
     pub const AMBIGUOUS_TIMEPOINT: &str = "ambiguous_timepoint";
 }

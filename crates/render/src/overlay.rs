@@ -1,0 +1,358 @@
+//! QC overlays: every landmark (dot and short label), the endplate lines, and per view the
+//! construction lines of the metrics, drawn on the windowed, downsampled radiograph, with
+//! a legend box of the reading's metrics and imbalance class.
+//!
+//! Colours: landmarks yellow, endplates cyan, plumb lines and the vertical references
+//! magenta, pelvic lines orange, Cobb end-plates green, text black on white.
+
+use std::collections::BTreeMap;
+
+use image::{Rgb, RgbImage};
+use plumbline_geometry::{Corner, Endplate, Landmark, Level, Metric, Metrics, Side, ViewKind};
+
+use crate::decode::DisplayImage;
+
+/// Landmark dot colour.
+pub const DOT: Rgb<u8> = Rgb([255, 212, 0]);
+const ENDPLATE: Rgb<u8> = Rgb([0, 220, 255]);
+const PLUMB: Rgb<u8> = Rgb([255, 0, 200]);
+const PELVIS: Rgb<u8> = Rgb([255, 140, 0]);
+const COBB: Rgb<u8> = Rgb([60, 230, 60]);
+const TEXT: Rgb<u8> = Rgb([0, 0, 0]);
+const BOX: Rgb<u8> = Rgb([255, 255, 255]);
+
+/// Radius of a landmark dot in output pixels.
+pub const DOT_RADIUS: i64 = 3;
+
+/// What to draw for one view of one reading.
+pub struct OverlaySpec<'a> {
+    /// Lateral or AP.
+    pub kind: ViewKind,
+    /// Landmarks in source pixels (column, row).
+    pub pixels: &'a BTreeMap<Landmark, (f64, f64)>,
+    /// The reading's metrics (both views).
+    pub metrics: &'a Metrics,
+    /// Legend lines above the metrics: patient, timepoint, reader, class.
+    pub legend: Vec<String>,
+}
+
+/// Draws the overlay on a copy of `display` and returns it.
+pub fn draw_overlay(display: &DisplayImage, spec: &OverlaySpec) -> RgbImage {
+    let mut img = RgbImage::from_fn(display.image.width(), display.image.height(), |x, y| {
+        let g = display.image.get_pixel(x, y)[0];
+        Rgb([g, g, g])
+    });
+    let s = display.scale;
+    let at = |lm: Landmark| spec.pixels.get(&lm).map(|&(c, r)| (c * s, r * s));
+    let (pos, neg) = match spec.kind {
+        ViewKind::Lateral => (Corner::Ant, Corner::Post),
+        ViewKind::Ap => (Corner::Left, Corner::Right),
+    };
+    let endplate = |l: Level, e: Endplate| {
+        Some((
+            at(Landmark::Corner(l, e, neg))?,
+            at(Landmark::Corner(l, e, pos))?,
+        ))
+    };
+    let h = f64::from(img.height());
+
+    // Endplates of every level.
+    for l in Level::thoracolumbar().chain([Level::S1]) {
+        for e in [Endplate::Sup, Endplate::Inf] {
+            if let Some((a, b)) = endplate(l, e) {
+                line(&mut img, a, b, ENDPLATE, 1);
+            }
+        }
+    }
+    let c7 = at(Landmark::Centroid(Level::C7));
+    let s1 = endplate(Level::S1, Endplate::Sup);
+    let s1_mid = s1.map(|(a, b)| ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0));
+    let heads: Vec<(f64, f64)> = [Side::Left, Side::Right]
+        .into_iter()
+        .filter_map(|sd| at(Landmark::FemoralHead(sd)))
+        .collect();
+    let head_mid = (!heads.is_empty()).then(|| {
+        let n = heads.len() as f64;
+        (
+            heads.iter().map(|p| p.0).sum::<f64>() / n,
+            heads.iter().map(|p| p.1).sum::<f64>() / n,
+        )
+    });
+    let mut notes: Vec<String> = Vec::new();
+    match spec.kind {
+        ViewKind::Lateral => {
+            // C7 plumb line and the vertical through the S1 posterior corner: SVA.
+            if let Some(c) = c7 {
+                line(&mut img, c, (c.0, h), PLUMB, 2);
+            }
+            if let Some((post, _)) = s1 {
+                line(&mut img, (post.0, post.1 - 40.0), (post.0, h), PLUMB, 1);
+            }
+            if let (Some(c), Some((post, _)), Some(v)) = (c7, s1, spec.metrics.get(Metric::SvaMm)) {
+                let y = post.1 - 12.0;
+                line(&mut img, (c.0, y), (post.0, y), PLUMB, 1);
+                text(
+                    &mut img,
+                    ((c.0 + post.0) / 2.0 - 20.0, y - 20.0),
+                    &format!("SVA {v:.1}"),
+                    1,
+                );
+            }
+            // S1 endplate extended; head midpoint -> S1 midpoint (PT, PI).
+            if let Some((a, b)) = s1 {
+                let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+                line(
+                    &mut img,
+                    (a.0 - dx * 0.5, a.1 - dy * 0.5),
+                    (b.0 + dx * 0.5, b.1 + dy * 0.5),
+                    PELVIS,
+                    2,
+                );
+            }
+            if let (Some(hm), Some(m)) = (head_mid, s1_mid) {
+                line(&mut img, hm, m, PELVIS, 2);
+                line(
+                    &mut img,
+                    hm,
+                    (hm.0, hm.1 - (hm.1 - m.1).abs() - 20.0),
+                    PELVIS,
+                    1,
+                );
+            }
+            // L1 superior endplate (LL) extended.
+            if let Some((a, b)) = endplate(Level::L(1), Endplate::Sup) {
+                let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+                line(
+                    &mut img,
+                    (a.0 - dx * 0.5, a.1 - dy * 0.5),
+                    (b.0 + dx * 0.5, b.1 + dy * 0.5),
+                    COBB,
+                    2,
+                );
+            }
+            for m in [
+                Metric::SvaMm,
+                Metric::PtDeg,
+                Metric::PiDeg,
+                Metric::SsDeg,
+                Metric::LlDeg,
+                Metric::TkDeg,
+                Metric::PiLlDeg,
+                Metric::TpaDeg,
+            ] {
+                notes.push(metric_line(spec.metrics, m));
+            }
+        }
+        ViewKind::Ap => {
+            // CSVL through the S1 midpoint; C7 plumb line; their distance.
+            if let Some(m) = s1_mid {
+                line(&mut img, (m.0, 0.0), (m.0, h), PLUMB, 1);
+            }
+            if let Some(c) = c7 {
+                line(&mut img, c, (c.0, h), PLUMB, 2);
+            }
+            if let (Some(c), Some(m), Some(v)) = (c7, s1_mid, spec.metrics.get(Metric::C7plCsvlMm))
+            {
+                let y = c.1 + 30.0;
+                line(&mut img, (c.0, y), (m.0, y), PLUMB, 1);
+                text(
+                    &mut img,
+                    (c.0.min(m.0), y + 6.0),
+                    &format!("C7PL-CSVL {v:.1}"),
+                    1,
+                );
+            }
+            // Cobb end vertebrae: their end plates extended, and the angle.
+            if let Some((u, l)) = spec.metrics.cobb_levels {
+                for (lv, e) in [(u, Endplate::Sup), (l, Endplate::Inf)] {
+                    if let Some((a, b)) = endplate(lv, e) {
+                        let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+                        line(
+                            &mut img,
+                            (a.0 - dx * 1.5, a.1 - dy * 1.5),
+                            (b.0 + dx * 1.5, b.1 + dy * 1.5),
+                            COBB,
+                            2,
+                        );
+                    }
+                }
+                if let (Some((a, _)), Some(v)) = (
+                    endplate(u, Endplate::Sup),
+                    spec.metrics.get(Metric::CobbDeg),
+                ) {
+                    text(
+                        &mut img,
+                        (a.0 - 70.0, a.1 - 14.0),
+                        &format!("Cobb {v:.1} {u}-{l}"),
+                        1,
+                    );
+                }
+            }
+            if let (Some(a), Some(b)) = (
+                at(Landmark::FemoralHead(Side::Right)),
+                at(Landmark::FemoralHead(Side::Left)),
+            ) {
+                line(&mut img, a, b, PELVIS, 1);
+            }
+            for m in [
+                Metric::C7plCsvlMm,
+                Metric::CobbDeg,
+                Metric::PelvicObliquityDeg,
+            ] {
+                notes.push(metric_line(spec.metrics, m));
+            }
+        }
+    }
+    // Labels, then the legend, then the dots: nothing hides a landmark.
+    for (lm, &(c, r)) in spec.pixels {
+        text(&mut img, (c * s + 5.0, r * s - 4.0), &short_label(*lm), 1);
+    }
+    let mut legend = spec.legend.clone();
+    legend.extend(notes);
+    legend_box(&mut img, &legend);
+    for &(c, r) in spec.pixels.values() {
+        disc(&mut img, (c * s, r * s), DOT_RADIUS, DOT);
+    }
+    img
+}
+
+fn metric_line(m: &Metrics, k: Metric) -> String {
+    match m.get(k) {
+        Some(v) => format!("{} {v:.1}", k.name()),
+        None => format!("{} -", k.name()),
+    }
+}
+
+/// A short label: `L3` for a centroid, `L3sa` for the superior anterior corner, `FHl`.
+pub fn short_label(lm: Landmark) -> String {
+    match lm {
+        Landmark::Centroid(l) => l.to_string(),
+        Landmark::Corner(l, e, c) => {
+            let e = match e {
+                Endplate::Sup => 's',
+                Endplate::Inf => 'i',
+            };
+            let c = match c {
+                Corner::Ant => 'a',
+                Corner::Post => 'p',
+                Corner::Left => 'l',
+                Corner::Right => 'r',
+            };
+            format!("{l}{e}{c}")
+        }
+        Landmark::FemoralHead(Side::Left) => "FHl".into(),
+        Landmark::FemoralHead(Side::Right) => "FHr".into(),
+    }
+}
+
+fn put(img: &mut RgbImage, x: i64, y: i64, c: Rgb<u8>) {
+    if x >= 0 && y >= 0 && (x as u32) < img.width() && (y as u32) < img.height() {
+        img.put_pixel(x as u32, y as u32, c);
+    }
+}
+
+/// A filled disc centred on the pixel that contains `(x, y)`.
+fn disc(img: &mut RgbImage, (x, y): (f64, f64), r: i64, c: Rgb<u8>) {
+    let (cx, cy) = (x.floor() as i64, y.floor() as i64);
+    for dy in -r..=r {
+        for dx in -r..=r {
+            if dx * dx + dy * dy <= r * r {
+                put(img, cx + dx, cy + dy, c);
+            }
+        }
+    }
+}
+
+/// A line of the given thickness (DDA, clipped per pixel).
+fn line(img: &mut RgbImage, a: (f64, f64), b: (f64, f64), c: Rgb<u8>, thickness: i64) {
+    if !(a.0.is_finite() && a.1.is_finite() && b.0.is_finite() && b.1.is_finite()) {
+        return;
+    }
+    let steps = (b.0 - a.0)
+        .abs()
+        .max((b.1 - a.1).abs())
+        .ceil()
+        .clamp(1.0, 20_000.0) as i64;
+    let half = thickness / 2;
+    for i in 0..=steps {
+        let t = i as f64 / steps as f64;
+        let (x, y) = (a.0 + (b.0 - a.0) * t, a.1 + (b.1 - a.1) * t);
+        for dy in -half..=(thickness - 1 - half) {
+            for dx in -half..=(thickness - 1 - half) {
+                put(img, x.floor() as i64 + dx, y.floor() as i64 + dy, c);
+            }
+        }
+    }
+}
+
+/// Text in the 8x8 bitmap font on a white background strip, `scale` times enlarged.
+fn text(img: &mut RgbImage, (x, y): (f64, f64), s: &str, scale: i64) {
+    let (x0, y0) = (x.round() as i64, y.round() as i64);
+    let w = 8 * scale * s.chars().count() as i64;
+    for yy in y0 - 1..y0 + 8 * scale + 1 {
+        for xx in x0 - 1..x0 + w + 1 {
+            put(img, xx, yy, BOX);
+        }
+    }
+    for (i, ch) in s.chars().enumerate() {
+        let glyph = font8x8::legacy::BASIC_LEGACY
+            .get(ch as usize)
+            .copied()
+            .unwrap_or([0; 8]);
+        for (row, bits) in glyph.iter().enumerate() {
+            for col in 0..8 {
+                if bits >> col & 1 == 1 {
+                    for sy in 0..scale {
+                        for sx in 0..scale {
+                            put(
+                                img,
+                                x0 + (i as i64 * 8 + col) * scale + sx,
+                                y0 + row as i64 * scale + sy,
+                                TEXT,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn legend_box(img: &mut RgbImage, lines: &[String]) {
+    let scale = if img.height() >= 800 { 2 } else { 1 };
+    let lh = 10 * scale;
+    let w = lines
+        .iter()
+        .map(|l| l.chars().count() as i64)
+        .max()
+        .unwrap_or(0)
+        * 8
+        * scale
+        + 8;
+    let hgt = lines.len() as i64 * lh + 8;
+    for y in 0..hgt {
+        for x in 0..w {
+            put(img, x, y, BOX);
+        }
+    }
+    for (i, l) in lines.iter().enumerate() {
+        text(img, (4.0, 4.0 + (i as i64 * lh) as f64), l, scale);
+    }
+}
+
+/// A file-name-safe form of a reader's name: letters, digits, `^`, `.`, `-` kept, others
+/// `_`; `none` when empty.
+pub fn file_safe(s: &str) -> String {
+    if s.is_empty() {
+        return "none".into();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "^.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
