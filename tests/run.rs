@@ -28,6 +28,7 @@ fn run_on(input: &Path, clinical: &Path, out: &Path, threads: usize) {
             pipeline: Pipeline::embedded_default(),
             progress: false,
             overlays: false,
+            pseudonymize: None,
         })
     })
     .unwrap();

@@ -3,4 +3,5 @@
 
 pub mod inspect;
 pub mod pipeline;
+pub mod privacy;
 pub mod run;

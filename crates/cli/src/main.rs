@@ -47,6 +47,13 @@ enum Command {
         /// pipeline's [outputs].
         #[arg(long)]
         overlays: bool,
+        /// Replace every patient identifier in every output by the first 16 hex digits of
+        /// HMAC-SHA256(key, PatientID); the key is this file's bytes (at least 16).
+        #[arg(long, value_name = "KEYFILE")]
+        pseudonymize: Option<PathBuf>,
+        /// With --pseudonymize: shift each patient's dates by a keyed offset (-182..=182 days).
+        #[arg(long, requires = "pseudonymize")]
+        shift_dates: bool,
     },
     /// Write a synthetic cohort (same as the plumbline-synth program).
     Synth(SynthArgs),
@@ -78,7 +85,19 @@ fn main() -> ExitCode {
             threads,
             quiet,
             overlays,
+            pseudonymize,
+            shift_dates,
         } => {
+            let pseudonymize = match pseudonymize
+                .map(|k| plumbline::privacy::Pseudonymizer::from_key_file(&k, shift_dates))
+                .transpose()
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("plumbline: error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let pipeline = match load_pipeline(pipeline.as_ref()) {
                 Ok(p) => p,
                 Err(e) => {
@@ -106,6 +125,7 @@ fn main() -> ExitCode {
                 pipeline,
                 progress: !quiet && std::io::stderr().is_terminal(),
                 overlays,
+                pseudonymize,
             };
             match run(&opts) {
                 Ok(s) => {

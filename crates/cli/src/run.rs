@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Render QC overlays even if the pipeline does not ask for them.
     pub overlays: bool,
+    /// Replace patient identifiers (and shift dates) in every output.
+    pub pseudonymize: Option<crate::privacy::Pseudonymizer>,
 }
 
 /// Why a run could not run at all (bad files are QC, not errors).
@@ -174,7 +176,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     write_atomic(&opts.out, ".plumbline-write-test", b"ok").and_then(|p| {
         std::fs::remove_file(&p).map_err(|source| plumbline_export::WriteError { path: p, source })
     })?;
-    let (clinical, clinical_issues) = read_clinical(&opts.clinical)?;
+    let (mut clinical, clinical_issues) = read_clinical(&opts.clinical)?;
     let p = &opts.pipeline;
 
     let mp = MultiProgress::with_draw_target(if opts.progress {
@@ -217,7 +219,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         }
     }
     let patient_bar = bar(&mp, patients.len() as u64, "patients", opts.progress);
-    let measured: Vec<MeasuredReading> = patients
+    let mut measured: Vec<MeasuredReading> = patients
         .par_iter()
         .flat_map_iter(|(_, readings)| {
             let out: Vec<MeasuredReading> = readings.iter().map(|r| measure(r, p)).collect();
@@ -241,8 +243,76 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     issues.extend(grouped.issues.iter().cloned());
     issues.sort();
     issues.dedup();
-    let summary = summary_rows(&measured, &clinical, &timepoints, baseline);
+    // Pseudonyms: all real IDs are collected first; tables now, QC issues (including
+    // those of the overlay stage) after the overlays.
+    let id_map = opts.pseudonymize.as_ref().map(|ps| {
+        let map = ps.id_map(
+            clinical
+                .rows
+                .iter()
+                .map(|r| r.patient_id.as_str())
+                .chain(measured.iter().map(|r| r.patient_id.as_str()))
+                .chain(issues.iter().map(|i| i.patient_id.as_str())),
+        );
+        (ps, map)
+    });
+    if let Some((ps, _)) = &id_map {
+        ps.apply_tables(&mut measured, &mut clinical);
+    }
     let mut outputs = serde_json::Map::new();
+    // QC overlays (streamed: each worker holds one image at a time) and the report.
+    let mut overlay_links = Vec::new();
+    let t_overlays = Instant::now();
+    if p.outputs.overlays || opts.overlays {
+        let jobs: Vec<(
+            &str,
+            &MeasuredReading,
+            &plumbline_ingest::View,
+            &'static str,
+        )> = grouped
+            .readings
+            .iter()
+            .zip(&measured)
+            .flat_map(|(r, m)| {
+                [(r.lateral.as_ref(), "lateral"), (r.ap.as_ref(), "ap")]
+                    .into_iter()
+                    .filter_map(move |(v, name)| Some((r.patient_id.as_str(), m, v?, name)))
+            })
+            .collect();
+        let overlay_bar = bar(&mp, jobs.len() as u64, "overlays", opts.progress);
+        let results: Vec<Result<OverlayLink, QcIssue>> = jobs
+            .par_iter()
+            .map(|(real_id, m, v, name)| {
+                let r = render_overlay(&opts.out, real_id, m, v, name);
+                overlay_bar.inc(1);
+                r
+            })
+            .collect();
+        overlay_bar.finish();
+        for r in results {
+            match r {
+                Ok(link) => overlay_links.push(link),
+                Err(issue) => issues.push(issue),
+            }
+        }
+        issues.sort();
+        outputs.insert("overlays".into(), json!(overlay_links.len()));
+    }
+    let d_overlays = t_overlays.elapsed();
+    // Pseudonyms change the order: tables are sorted after the overlays are paired.
+    measured.sort_by(|a, b| {
+        (&a.patient_id, a.timepoint_index, &a.observer).cmp(&(
+            &b.patient_id,
+            b.timepoint_index,
+            &b.observer,
+        ))
+    });
+    if let Some((ps, map)) = &id_map {
+        ps.apply_issues(map, &mut issues);
+    }
+    issues.sort();
+    issues.dedup();
+    let summary = summary_rows(&measured, &clinical, &timepoints, baseline);
     if p.outputs.measurements {
         write_atomic(&opts.out, "measurements.csv", &measurements_csv(&measured))?;
         outputs.insert("measurements_rows".into(), json!(measured.len()));
@@ -261,40 +331,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         write_atomic(&opts.out, "cohort_summary.csv", &summary_csv(&summary))?;
         outputs.insert("cohort_summary_rows".into(), json!(summary.len()));
     }
-    // QC overlays (streamed: each worker holds one image at a time) and the report.
-    let mut overlay_links = Vec::new();
-    let t_overlays = Instant::now();
-    if p.outputs.overlays || opts.overlays {
-        let jobs: Vec<(&MeasuredReading, &plumbline_ingest::View, &'static str)> = grouped
-            .readings
-            .iter()
-            .zip(&measured)
-            .flat_map(|(r, m)| {
-                [(r.lateral.as_ref(), "lateral"), (r.ap.as_ref(), "ap")]
-                    .into_iter()
-                    .filter_map(move |(v, name)| Some((m, v?, name)))
-            })
-            .collect();
-        let overlay_bar = bar(&mp, jobs.len() as u64, "overlays", opts.progress);
-        let results: Vec<Result<OverlayLink, QcIssue>> = jobs
-            .par_iter()
-            .map(|(m, v, name)| {
-                let r = render_overlay(&opts.out, m, v, name);
-                overlay_bar.inc(1);
-                r
-            })
-            .collect();
-        overlay_bar.finish();
-        for r in results {
-            match r {
-                Ok(link) => overlay_links.push(link),
-                Err(issue) => issues.push(issue),
-            }
-        }
-        issues.sort();
-        outputs.insert("overlays".into(), json!(overlay_links.len()));
-    }
-    let d_overlays = t_overlays.elapsed();
+
     let report = report_html(&ReportData {
         title: format!("Plumbline report: {}", p.name),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -369,13 +406,14 @@ pub const OVERLAY_MAX_ROWS: u32 = 1600;
 /// Renders one view's overlay to `out/overlays/{patient}/{timepoint}_{reader}_{view}.png`.
 fn render_overlay(
     out: &Path,
+    real_patient_id: &str,
     m: &MeasuredReading,
     v: &plumbline_ingest::View,
     view: &str,
 ) -> Result<OverlayLink, QcIssue> {
     let fail = |msg: String| {
         QcIssue::file(&v.path, Severity::Warning, codes::OVERLAY_FAILED, msg)
-            .with_ids(&v.image_uid, &m.patient_id)
+            .with_ids(&v.image_uid, real_patient_id)
     };
     let display =
         load_display(&v.path, OVERLAY_MAX_ROWS).map_err(|e| fail(format!("no overlay: {e}")))?;
