@@ -54,6 +54,19 @@ enum Command {
         /// With --pseudonymize: shift each patient's dates by a keyed offset (-182..=182 days).
         #[arg(long, requires = "pseudonymize")]
         shift_dates: bool,
+        /// Process only shard K of N (K from 0) of the patients, for cluster array jobs;
+        /// read from SLURM_ARRAY_TASK_ID/COUNT when not given. Combine with `plumbline merge`.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
+    },
+    /// Combine the output folders of `plumbline run --shard K/N` into the tables of one run.
+    Merge {
+        /// The shard output folders (all N of them).
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Write a synthetic cohort (same as the plumbline-synth program).
     Synth(SynthArgs),
@@ -87,7 +100,16 @@ fn main() -> ExitCode {
             overlays,
             pseudonymize,
             shift_dates,
+            shard,
         } => {
+            let shard =
+                match plumbline::run::parse_shard(shard.as_deref(), |k| std::env::var(k).ok()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("plumbline: error: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
             let pseudonymize = match pseudonymize
                 .map(|k| plumbline::privacy::Pseudonymizer::from_key_file(&k, shift_dates))
                 .transpose()
@@ -126,6 +148,7 @@ fn main() -> ExitCode {
                 progress: !quiet && std::io::stderr().is_terminal(),
                 overlays,
                 pseudonymize,
+                shard,
             };
             match run(&opts) {
                 Ok(s) => {
@@ -151,6 +174,20 @@ fn main() -> ExitCode {
             }
         }
         Command::Synth(args) => run_cli("plumbline synth", args),
+        Command::Merge { shards, out } => match plumbline::merge::merge(&shards, &out) {
+            Ok(n) => {
+                eprintln!(
+                    "plumbline merge: {} shards, {n} readings -> {}",
+                    shards.len(),
+                    out.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("plumbline merge: error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Inspect { file, pipeline } => {
             let pipeline = match load_pipeline(pipeline.as_ref()) {
                 Ok(p) => p,

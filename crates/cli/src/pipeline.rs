@@ -66,6 +66,9 @@ pub struct Pipeline {
     pub outputs: Outputs,
     /// SHA-256 of the file's bytes (hex), for run.json.
     pub sha256: String,
+    /// The file's text as read (shard outputs carry it so that `plumbline merge` uses the
+    /// very same pipeline).
+    pub text: String,
     /// Where it came from: a path, or "embedded default".
     pub source: String,
 }
@@ -338,6 +341,7 @@ impl Pipeline {
                 overlays: o.overlays,
             },
             sha256,
+            text: text.to_string(),
             source: source.to_string(),
         })
     }

@@ -10,7 +10,7 @@ use plumbline_export::tables::{
 };
 use plumbline_export::write_atomic;
 use plumbline_geometry::Metrics;
-use plumbline_ingest::clinical::{iso_date, parse_dicom_date, read_clinical};
+use plumbline_ingest::clinical::{ClinicalTable, iso_date, parse_dicom_date, read_clinical};
 use plumbline_ingest::qc::codes;
 use plumbline_ingest::scan::FileOutcome;
 use plumbline_ingest::{QcIssue, ScanOptions, Severity, group, scan};
@@ -39,6 +39,9 @@ pub struct RunOptions {
     pub overlays: bool,
     /// Replace patient identifiers (and shift dates) in every output.
     pub pseudonymize: Option<crate::privacy::Pseudonymizer>,
+    /// Process only shard K (0-based) of N: the patients with `shard_of(id, N) == K`;
+    /// QC problems of no patient go to shard 0.
+    pub shard: Option<(usize, usize)>,
 }
 
 /// Why a run could not run at all (bad files are QC, not errors).
@@ -206,7 +209,13 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let d_scan = t_scan.elapsed();
 
     let t_group = Instant::now();
-    let grouped = group(&scanned, Some(&clinical), &p.windows);
+    let mut grouped = group(&scanned, Some(&clinical), &p.windows);
+    let in_shard = |pid: &str| match opts.shard {
+        None => true,
+        Some((k, _)) if pid.is_empty() => k == 0,
+        Some((k, n)) => shard_of(pid, n) == k,
+    };
+    grouped.readings.retain(|r| in_shard(&r.patient_id));
     let d_group = t_group.elapsed();
 
     // Metrics: in parallel over patients, collected in reading order.
@@ -232,15 +241,12 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
 
     // Tables.
     let t_write = Instant::now();
-    let timepoints: Vec<String> = p.windows.iter().map(|w| w.name.clone()).collect();
-    let baseline = timepoints
-        .iter()
-        .position(|t| *t == p.baseline)
-        .unwrap_or(0);
     let mut issues: Vec<QcIssue> = Vec::new();
     issues.extend(clinical_issues);
     issues.extend(scanned.issues.iter().cloned());
     issues.extend(grouped.issues.iter().cloned());
+    issues.retain(|i| in_shard(&i.patient_id));
+    clinical.rows.retain(|r| in_shard(&r.patient_id));
     issues.sort();
     issues.dedup();
     // Pseudonyms: all real IDs are collected first; tables now, QC issues (including
@@ -312,45 +318,35 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     }
     issues.sort();
     issues.dedup();
-    let summary = summary_rows(&measured, &clinical, &timepoints, baseline);
-    if p.outputs.measurements {
-        write_atomic(&opts.out, "measurements.csv", &measurements_csv(&measured))?;
-        outputs.insert("measurements_rows".into(), json!(measured.len()));
+    write_tables(
+        &TableInputs {
+            out: &opts.out,
+            pipeline: p,
+            input: opts.input.display().to_string(),
+            files: scanned.counts.files,
+            images: scanned.counts.images,
+            landmark_files: scanned.counts.srs + scanned.counts.landmark_files,
+            measured: &measured,
+            clinical: &clinical,
+            issues: &issues,
+            overlays: &overlay_links,
+        },
+        &mut outputs,
+    )?;
+    if let Some((k, n)) = opts.shard {
+        write_shard_files(
+            &opts.out,
+            k,
+            n,
+            p,
+            &opts.input,
+            &scanned.counts,
+            &measured,
+            &clinical,
+            &overlay_links,
+        )?;
+        outputs.insert("shard".into(), json!(format!("{k}/{n}")));
     }
-    if p.outputs.patients {
-        let bytes = patients_csv(&measured, &clinical, &timepoints, baseline);
-        let rows = bytes
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            .saturating_sub(1);
-        write_atomic(&opts.out, "patients.csv", &bytes)?;
-        outputs.insert("patients_rows".into(), json!(rows));
-    }
-    if p.outputs.cohort_summary {
-        write_atomic(&opts.out, "cohort_summary.csv", &summary_csv(&summary))?;
-        outputs.insert("cohort_summary_rows".into(), json!(summary.len()));
-    }
-
-    let report = report_html(&ReportData {
-        title: format!("Plumbline report: {}", p.name),
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        pipeline_name: p.name.clone(),
-        pipeline_sha256: p.sha256.clone(),
-        input: opts.input.display().to_string(),
-        files: scanned.counts.files,
-        images: scanned.counts.images,
-        landmark_files: scanned.counts.srs + scanned.counts.landmark_files,
-        timepoints: timepoints.clone(),
-        baseline,
-        readings: &measured,
-        summary: &summary,
-        qc: &issues,
-        overlays: &overlay_links,
-    });
-    write_atomic(&opts.out, "report.html", report.as_bytes())?;
-    write_atomic(&opts.out, "qc.csv", &qc_csv(&issues))?;
-    outputs.insert("qc_rows".into(), json!(issues.len()));
     let d_write = t_write.elapsed();
 
     let count = |s: Severity| issues.iter().filter(|i| i.severity == s).count();
@@ -398,6 +394,175 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         ),
         wall: start.elapsed(),
     })
+}
+
+/// What the tables, the report and QC are written from (a run or a merge of shards).
+pub(crate) struct TableInputs<'a> {
+    pub out: &'a Path,
+    pub pipeline: &'a Pipeline,
+    pub input: String,
+    pub files: usize,
+    pub images: usize,
+    pub landmark_files: usize,
+    /// Sorted by (patient, timepoint index, observer).
+    pub measured: &'a [MeasuredReading],
+    pub clinical: &'a ClinicalTable,
+    /// Sorted and deduplicated.
+    pub issues: &'a [QcIssue],
+    pub overlays: &'a [OverlayLink],
+}
+
+/// Writes measurements.csv, patients.csv, cohort_summary.csv (as the pipeline asks),
+/// report.html and qc.csv, and notes their row counts in `outputs`.
+pub(crate) fn write_tables(
+    t: &TableInputs,
+    outputs: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<(), RunError> {
+    let p = t.pipeline;
+    let timepoints: Vec<String> = p.windows.iter().map(|w| w.name.clone()).collect();
+    let baseline = timepoints
+        .iter()
+        .position(|x| *x == p.baseline)
+        .unwrap_or(0);
+    let summary = summary_rows(t.measured, t.clinical, &timepoints, baseline);
+    if p.outputs.measurements {
+        write_atomic(t.out, "measurements.csv", &measurements_csv(t.measured))?;
+        outputs.insert("measurements_rows".into(), json!(t.measured.len()));
+    }
+    if p.outputs.patients {
+        let bytes = patients_csv(t.measured, t.clinical, &timepoints, baseline);
+        let rows = bytes
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            .saturating_sub(1);
+        write_atomic(t.out, "patients.csv", &bytes)?;
+        outputs.insert("patients_rows".into(), json!(rows));
+    }
+    if p.outputs.cohort_summary {
+        write_atomic(t.out, "cohort_summary.csv", &summary_csv(&summary))?;
+        outputs.insert("cohort_summary_rows".into(), json!(summary.len()));
+    }
+    let report = report_html(&ReportData {
+        title: format!("Plumbline report: {}", p.name),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        pipeline_name: p.name.clone(),
+        pipeline_sha256: p.sha256.clone(),
+        input: t.input.clone(),
+        files: t.files,
+        images: t.images,
+        landmark_files: t.landmark_files,
+        timepoints: timepoints.clone(),
+        baseline,
+        readings: t.measured,
+        summary: &summary,
+        qc: t.issues,
+        overlays: t.overlays,
+    });
+    write_atomic(t.out, "report.html", report.as_bytes())?;
+    write_atomic(t.out, "qc.csv", &qc_csv(t.issues))?;
+    outputs.insert("qc_rows".into(), json!(t.issues.len()));
+    Ok(())
+}
+
+/// Parses `K/N` (0-based K < N). Without `--shard`, Slurm array jobs give the shard:
+/// K = SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN (0 when unset), N =
+/// SLURM_ARRAY_TASK_COUNT.
+pub fn parse_shard(
+    arg: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<(usize, usize)>, String> {
+    let parse = |what: &str, v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("{what} `{v}` is not a whole number"))
+    };
+    let (k, n) = match arg {
+        Some(a) => {
+            let (k, n) = a
+                .split_once('/')
+                .ok_or_else(|| format!("--shard `{a}`: write K/N, e.g. 0/4 (K counts from 0)"))?;
+            (parse("--shard K", k)?, parse("--shard N", n)?)
+        }
+        None => match (env("SLURM_ARRAY_TASK_ID"), env("SLURM_ARRAY_TASK_COUNT")) {
+            (Some(id), Some(count)) => {
+                let min = env("SLURM_ARRAY_TASK_MIN")
+                    .map_or(Ok(0), |m| parse("SLURM_ARRAY_TASK_MIN", &m))?;
+                let id = parse("SLURM_ARRAY_TASK_ID", &id)?;
+                (
+                    id.checked_sub(min)
+                        .ok_or("SLURM_ARRAY_TASK_ID is below SLURM_ARRAY_TASK_MIN")?,
+                    parse("SLURM_ARRAY_TASK_COUNT", &count)?,
+                )
+            }
+            _ => return Ok(None),
+        },
+    };
+    if n == 0 || k >= n {
+        return Err(format!("shard {k}/{n}: K must be 0..N-1 and N at least 1"));
+    }
+    Ok(Some((k, n)))
+}
+
+/// The shard (0-based) a patient belongs to: the first 8 bytes of SHA-256(PatientID),
+/// little-endian, modulo the shard count. Stable across machines and versions.
+pub fn shard_of(patient_id: &str, n: usize) -> usize {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(patient_id.as_bytes());
+    (u64::from_le_bytes(h[..8].try_into().expect("8 bytes")) % n as u64) as usize
+}
+
+/// The files a shard adds for `plumbline merge`: its readings in full, its clinical rows,
+/// its overlay list and `shard.json` (shard number, pipeline text, input counts).
+#[allow(clippy::too_many_arguments)]
+fn write_shard_files(
+    out: &Path,
+    k: usize,
+    n: usize,
+    p: &Pipeline,
+    input: &Path,
+    counts: &plumbline_ingest::scan::ScanCounts,
+    measured: &[MeasuredReading],
+    clinical: &ClinicalTable,
+    overlays: &[OverlayLink],
+) -> Result<(), RunError> {
+    write_atomic(
+        out,
+        "shard_readings.csv",
+        &plumbline_export::shard::readings_csv(measured),
+    )?;
+    let mut w = csv_writer();
+    w.write_record(&clinical.headers).expect("memory");
+    for r in &clinical.rows {
+        w.write_record(&r.fields).expect("memory");
+    }
+    write_atomic(out, "shard_clinical.csv", &w.into_inner().expect("memory"))?;
+    let mut w = csv_writer();
+    w.write_record(["patient_id", "timepoint", "observer", "view", "href"])
+        .expect("memory");
+    for o in overlays {
+        w.write_record([&o.patient_id, &o.timepoint, &o.observer, &o.view, &o.href])
+            .expect("memory");
+    }
+    write_atomic(out, "shard_overlays.csv", &w.into_inner().expect("memory"))?;
+    let meta = json!({
+        "format": 1,
+        "shard": k,
+        "shards": n,
+        "pipeline_source": p.source,
+        "pipeline_text": p.text,
+        "input": input.display().to_string(),
+        "files": counts.files,
+        "images": counts.images,
+        "landmark_files": counts.srs + counts.landmark_files,
+    });
+    let text = serde_json::to_string_pretty(&meta).expect("json") + "\n";
+    write_atomic(out, "shard.json", text.as_bytes())?;
+    Ok(())
+}
+
+fn csv_writer() -> csv::Writer<Vec<u8>> {
+    csv::Writer::from_writer(Vec::new())
 }
 
 /// Height limit of overlay images.

@@ -29,7 +29,8 @@ impl Level {
         (1..=5).map(Level::L)
     }
 
-    fn parse(s: &str) -> Option<Level> {
+    /// Parses `C7`, `T1`..`T12`, `L1`..`L5`, `S1`.
+    pub fn parse(s: &str) -> Option<Level> {
         match s {
             "C7" => return Some(Level::C7),
             "S1" => return Some(Level::S1),

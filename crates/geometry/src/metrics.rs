@@ -387,6 +387,23 @@ impl Metrics {
         m
     }
 
+    /// Rebuilds metrics from stored values (e.g. a shard's table), keeping only finite ones.
+    pub fn from_parts(
+        values: impl IntoIterator<Item = (Metric, f64)>,
+        cobb_levels: Option<(Level, Level)>,
+        c7pl_csvl_magnitude_mm: Option<f64>,
+    ) -> Metrics {
+        let mut m = Metrics {
+            values: BTreeMap::new(),
+            cobb_levels,
+            c7pl_csvl_magnitude_mm,
+        };
+        for (k, v) in values {
+            m.set(k, Some(v));
+        }
+        m
+    }
+
     fn set(&mut self, k: Metric, v: Option<f64>) {
         if let Some(v) = v.filter(|v| v.is_finite()) {
             self.values.insert(k, v);

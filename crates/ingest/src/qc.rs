@@ -70,6 +70,10 @@ pub mod codes {
     pub const NOT_DICOM: &str = "not_dicom";
     /// A DICOM file that could not be parsed (truncated, corrupt).
     pub const BROKEN_FILE: &str = "broken_file";
+    /// A DICOM file not parsed because its structure exceeds a resource limit of the
+    /// check run before parsing (nesting depth, element count, value size): a crafted or
+    /// pathological file that could otherwise exhaust the stack or memory.
+    pub const HOSTILE_STRUCTURE: &str = "hostile_structure";
     /// A DICOM object that is neither a supported image nor a landmark SR.
     pub const OTHER_DICOM: &str = "other_dicom";
     /// A required attribute is missing (SOP Instance UID, PatientID, ...).
@@ -126,4 +130,39 @@ pub mod codes {
     pub const OVERLAY_FAILED: &str = "overlay_failed";
     /// Several studies fall into one timepoint window: one was chosen.
     pub const AMBIGUOUS_TIMEPOINT: &str = "ambiguous_timepoint";
+
+    /// Every code above (for reading `qc.csv` back, e.g. when merging shards).
+    pub const ALL: &[&str] = &[
+        NOT_DICOM,
+        BROKEN_FILE,
+        HOSTILE_STRUCTURE,
+        OTHER_DICOM,
+        MISSING_ATTRIBUTE,
+        DUPLICATE_SOP_INSTANCE,
+        NO_SPACING,
+        BAD_SPACING,
+        NO_ORIENTATION,
+        MULTI_FRAME,
+        SR_TOO_DEEP,
+        SCOORD3D,
+        UNSUPPORTED_GRAPHIC,
+        UNNAMED_POINT,
+        NO_IMAGE_REFERENCE,
+        BAD_CONTENT_ITEM,
+        IMAGE_NOT_FOUND,
+        POINT_OUT_OF_BOUNDS,
+        DUPLICATE_LANDMARK,
+        WRONG_VIEW_LANDMARK,
+        VIEW_CONFLICT,
+        VIEW_UNKNOWN,
+        DUPLICATE_VIEW,
+        OUTSIDE_WINDOWS,
+        NO_STUDY_DATE,
+        PATIENT_NOT_IN_CLINICAL,
+        CLINICAL_WITHOUT_IMAGES,
+        BAD_CLINICAL_ROW,
+        BAD_LANDMARK_FILE,
+        OVERLAY_FAILED,
+        AMBIGUOUS_TIMEPOINT,
+    ];
 }
