@@ -50,6 +50,7 @@ fn run_with(out: &Path, key: Option<&Path>, shift: bool) {
         progress: false,
         overlays: true,
         pseudonymize: key.map(|k| Pseudonymizer::from_key_file(k, shift).unwrap()),
+        fresh: false,
         shard: None,
     })
     .unwrap();

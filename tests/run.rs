@@ -29,6 +29,7 @@ fn run_on(input: &Path, clinical: &Path, out: &Path, threads: usize) {
             progress: false,
             overlays: false,
             pseudonymize: None,
+            fresh: false,
             shard: None,
         })
     })

@@ -25,6 +25,7 @@ fn run_into(input: &Path, out: &Path, shard: Option<(usize, usize)>) {
         progress: false,
         overlays: true,
         pseudonymize: None,
+        fresh: false,
         shard,
     })
     .unwrap();

@@ -2,6 +2,7 @@
 //! The binary (`src/main.rs`) only parses arguments and prints.
 
 pub mod inspect;
+pub mod journal;
 pub mod merge;
 pub mod pipeline;
 pub mod privacy;

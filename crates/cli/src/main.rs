@@ -58,6 +58,9 @@ enum Command {
         /// read from SLURM_ARRAY_TASK_ID/COUNT when not given. Combine with `plumbline merge`.
         #[arg(long, value_name = "K/N")]
         shard: Option<String>,
+        /// Ignore the work record of earlier runs into this --out (re-read every file).
+        #[arg(long)]
+        fresh: bool,
     },
     /// Combine the output folders of `plumbline run --shard K/N` into the tables of one run.
     Merge {
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
             pseudonymize,
             shift_dates,
             shard,
+            fresh,
         } => {
             let shard =
                 match plumbline::run::parse_shard(shard.as_deref(), |k| std::env::var(k).ok()) {
@@ -148,6 +152,7 @@ fn main() -> ExitCode {
                 progress: !quiet && std::io::stderr().is_terminal(),
                 overlays,
                 pseudonymize,
+                fresh,
                 shard,
             };
             match run(&opts) {

@@ -12,8 +12,10 @@ use plumbline_export::write_atomic;
 use plumbline_geometry::Metrics;
 use plumbline_ingest::clinical::{ClinicalTable, iso_date, parse_dicom_date, read_clinical};
 use plumbline_ingest::qc::codes;
-use plumbline_ingest::scan::FileOutcome;
-use plumbline_ingest::{QcIssue, ScanOptions, Severity, group, scan};
+use plumbline_ingest::scan::{FileOutcome, scan_file, scan_with};
+use plumbline_ingest::{QcIssue, ScanOptions, Severity, group};
+
+use crate::journal::{FileKey, Journal, JournalError};
 use plumbline_render::decode::load_display;
 use plumbline_render::overlay::{OverlaySpec, draw_overlay, file_safe};
 use plumbline_render::report::{OverlayLink, ReportData, report_html};
@@ -39,6 +41,8 @@ pub struct RunOptions {
     pub overlays: bool,
     /// Replace patient identifiers (and shift dates) in every output.
     pub pseudonymize: Option<crate::privacy::Pseudonymizer>,
+    /// Ignore the work record of earlier runs in the output folder and start it anew.
+    pub fresh: bool,
     /// Process only shard K (0-based) of N: the patients with `shard_of(id, N) == K`;
     /// QC problems of no patient go to shard 0.
     pub shard: Option<(usize, usize)>,
@@ -85,6 +89,9 @@ pub enum RunError {
     /// Writing an output failed.
     #[error(transparent)]
     Write(#[from] plumbline_export::WriteError),
+    /// The work record cannot be opened.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 /// What a run produced, for the closing summary line.
@@ -191,12 +198,32 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let scan_bar = bar(&mp, files.len() as u64, "files", opts.progress);
     let srs = AtomicUsize::new(0);
     let t_scan = Instant::now();
-    let scanned = scan(
+    // The work record: files already scanned (by a killed run, or an earlier run on a
+    // tree that has grown since) are reused when their key still matches.
+    let journal = Journal::open(&opts.out, opts.fresh)?;
+    let (reused, read) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let read_file = |path: &Path, so: &ScanOptions| {
+        let key = FileKey::of(path);
+        if let Some(k) = &key
+            && let Some(hit) = journal.reuse(path, k)
+        {
+            reused.fetch_add(1, Ordering::Relaxed);
+            return hit;
+        }
+        let r = scan_file(path, so);
+        read.fetch_add(1, Ordering::Relaxed);
+        if let Some(k) = key {
+            journal.record(path, &k, &r.0, &r.1);
+        }
+        r
+    };
+    let scanned = scan_with(
         &opts.input,
         &ScanOptions {
             vocab: p.vocab.clone(),
             depth_cap: p.depth_cap,
         },
+        &read_file,
         &|o| {
             if matches!(o, FileOutcome::Landmarks(_)) {
                 let n = srs.fetch_add(1, Ordering::Relaxed) + 1;
@@ -366,6 +393,8 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             "other_dicom": scanned.counts.other_dicom,
             "not_dicom": scanned.counts.not_dicom,
             "broken": scanned.counts.broken,
+            "files_read": read.load(Ordering::Relaxed),
+            "files_reused": reused.load(Ordering::Relaxed),
         },
         "outputs": outputs,
         "patients": n_patients,
@@ -383,6 +412,17 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     });
     let text = serde_json::to_string_pretty(&run_json).expect("json") + "\n";
     write_atomic(&opts.out, "run.json", text.as_bytes())?;
+    if opts.pseudonymize.is_some() {
+        // The work record holds real identifiers: a pseudonymised output folder keeps it
+        // only while the run is unfinished (to resume after a kill).
+        drop(journal);
+        let dir = opts.out.join(crate::journal::JOURNAL);
+        let dir = dir.parent().expect("journal in a folder");
+        std::fs::remove_dir_all(dir).map_err(|source| RunError::Output {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
     Ok(RunSummary {
         files: scanned.counts.files,
         patients: n_patients,

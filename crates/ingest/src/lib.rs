@@ -10,6 +10,7 @@
 pub mod clinical;
 pub mod group;
 pub mod markups;
+pub mod precheck;
 pub mod qc;
 pub mod records;
 pub mod scan;

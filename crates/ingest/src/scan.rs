@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use crate::qc::{QcIssue, Severity, codes};
 use crate::records::{ImageRecord, LandmarkDoc, SpacingSource};
 use crate::sr::{DEFAULT_DEPTH_CAP, is_landmark_sr_class, read_sr};
-use crate::{Vocabulary, markups};
+use crate::{Vocabulary, markups, precheck};
 
 /// SOP classes read as projection radiographs: CR, DX (for presentation and for
 /// processing), and secondary capture (single- and multi-frame), the form of many
@@ -179,6 +179,20 @@ pub fn scan(
     opts: &ScanOptions,
     on_file: &(dyn Fn(&FileOutcome) + Sync),
 ) -> Result<ScanResult, ScanError> {
+    scan_with(root, opts, &scan_file, on_file)
+}
+
+/// Reads one file: [`scan_file`], or a caching wrapper around it.
+pub type FileReader<'a> = dyn Fn(&Path, &ScanOptions) -> (FileOutcome, Vec<QcIssue>) + Sync + 'a;
+
+/// [`scan`] with the per-file reader given: the batch job passes one that reuses what
+/// its work record already knows of a file and records what it reads.
+pub fn scan_with(
+    root: &Path,
+    opts: &ScanOptions,
+    read: &FileReader<'_>,
+    on_file: &(dyn Fn(&FileOutcome) + Sync),
+) -> Result<ScanResult, ScanError> {
     let (files, mut issues) = list_files(root)?;
     // dicom-rs parses nested sequences recursively, about 10 KiB of stack per level in
     // a debug build: a 200-deep SR overflows rayon's default stack and would abort the
@@ -192,7 +206,7 @@ pub fn scan(
         files
             .par_iter()
             .map(|p| {
-                let r = scan_file(p, opts);
+                let r = read(p, opts);
                 on_file(&r.0);
                 r
             })
@@ -299,6 +313,30 @@ pub fn scan_file(path: &Path, opts: &ScanOptions) -> (FileOutcome, Vec<QcIssue>)
             );
         }
     };
+    // dicom-rs recurses into nested sequences and allocates declared lengths before
+    // reading them: a hostile or corrupt structure could abort the process or exhaust
+    // memory. Walk the headers first (iteratively, values skipped) and reject what it
+    // could not survive.
+    if let Err(e) = precheck::precheck_file(path, &precheck::Limits::for_depth_cap(opts.depth_cap))
+    {
+        let (code, what) = if e.problem.is_limit() {
+            (
+                codes::HOSTILE_STRUCTURE,
+                "exceeds a limit of the structure check",
+            )
+        } else {
+            (codes::BROKEN_FILE, "not readable as DICOM")
+        };
+        return (
+            FileOutcome::Broken,
+            vec![QcIssue::file(
+                path,
+                Severity::Error,
+                code,
+                format!("{what}, so it was not parsed: {e}; not used"),
+            )],
+        );
+    }
     let obj = match OpenFileOptions::new()
         .read_preamble(preamble)
         .read_until(tags::PIXEL_DATA)

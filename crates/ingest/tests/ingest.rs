@@ -400,21 +400,25 @@ fn broken_inputs_give_qc_codes_never_a_panic() {
         .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("SR"))
         .unwrap();
     std::fs::copy(&lonely_sr, dir.join("orphan_sr.dcm")).unwrap();
-    // An SR with a 200-deep content tree pointing at a good image.
+    // SRs with a 100- and a 200-deep content tree pointing at a good image: the first is
+    // read down to the depth cap (64), the second is nested deeper than the structure
+    // check lets through to dicom-rs (4 * 64 + 16 sequence and item levels).
     let s0 = scan(&dir.join("good"), &ScanOptions::default(), &|_| {}).unwrap();
     let target = &s0.images[0];
-    let (uid, pid, out) = (
-        target.sop_instance_uid.clone(),
-        target.patient_id.clone(),
-        dir.join("deep_sr.dcm"),
-    );
-    // Building and writing a 200-deep tree recurses in dicom-rs: give it a big stack.
-    std::thread::Builder::new()
-        .stack_size(256 << 20)
-        .spawn(move || deep_sr(200, &uid, &pid).write_to_file(out).unwrap())
-        .unwrap()
-        .join()
-        .unwrap();
+    for (depth, name) in [(100, "deep_sr.dcm"), (200, "deeper_sr.dcm")] {
+        let (uid, pid, out) = (
+            target.sop_instance_uid.clone(),
+            target.patient_id.clone(),
+            dir.join(name),
+        );
+        // Building and writing a deep tree recurses in dicom-rs: give it a big stack.
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(move || deep_sr(depth, &uid, &pid).write_to_file(out).unwrap())
+            .unwrap()
+            .join()
+            .unwrap();
+    }
 
     let s = scan(&dir, &ScanOptions::default(), &|_| {}).unwrap();
     let (clinical, _) = read_clinical(&cohort.join("clinical.csv")).unwrap();
@@ -445,8 +449,10 @@ fn broken_inputs_give_qc_codes_never_a_panic() {
     assert!(codes_for(&all, "no_uid.dcm").contains(codes::MISSING_ATTRIBUTE));
     let orphan = codes_for(&all, "orphan_sr.dcm");
     assert!(orphan.contains(codes::IMAGE_NOT_FOUND), "{orphan:?}");
-    let deep = codes_for(&all, "deep_sr.dcm");
+    let deep = codes_for(&all, "/deep_sr.dcm");
     assert!(deep.contains(codes::SR_TOO_DEEP), "{deep:?}");
+    let deeper = codes_for(&all, "deeper_sr.dcm");
+    assert_eq!(deeper, BTreeSet::from([codes::HOSTILE_STRUCTURE]));
     // Every file is accounted for: read as image or landmarks, or listed in QC.
     let listed: BTreeSet<&Path> = all.iter().map(|i| i.path.as_path()).collect();
     let used: BTreeSet<&Path> = s

@@ -1,0 +1,894 @@
+//! A structural check of a DICOM file's raw bytes, run before dicom-rs parses it.
+//!
+//! dicom-rs (0.10) is a trusting parser. It builds nested sequences by recursion (several
+//! KiB of stack per level, so a file nested ten thousand levels deep overflows any stack
+//! and aborts the whole process), and it allocates each value's declared length before
+//! reading it (so a length of 4 GB in a 1 KB file is a 4 GB allocation, zero-filled). One
+//! such file must not end an overnight batch.
+//!
+//! [`precheck_file`] walks the file the way dicom-rs's tokenizer would
+//! (`dicom_parser::dataset::DataSetReader` with the options `scan` uses), but
+//! iteratively and reading element headers only: values are seeked over, never loaded.
+//! It follows the file meta group (always explicit VR little endian, as long as its group
+//! length says), then the data set in the file's transfer syntax (implicit VR little
+//! endian, explicit VR little or big endian, the encapsulated syntaxes), through
+//! sequences and items of defined length (by end offsets) and undefined length (by
+//! delimiters), up to the first top-level element at or after (7FE0,0010) Pixel Data,
+//! where the scan's parse stops too. It rejects the file, with the byte offset, when:
+//!
+//! - sequences and items nest deeper than [`Limits::max_nesting`];
+//! - there are more than [`Limits::max_elements`] elements and items;
+//! - a value is longer than [`Limits::max_value_len`], or runs past the end of the file;
+//! - the text values of multi-valued string elements (each `\`-separated value is one
+//!   string when loaded, ~24 bytes even when empty) number more than
+//!   [`Limits::max_text_values`] (the only values the check reads, through the same
+//!   small buffer);
+//! - the structure is broken where dicom-rs would fail anyway (a header cut by the end of
+//!   the file, a sequence holding something other than items, an item running past its
+//!   sequence's end).
+//!
+//! Like dicom-rs it treats an element of undefined length other than Pixel Data as a
+//! sequence (whatever its VR), so its nesting is counted. Transfer syntaxes dicom-rs does
+//! not parse (unknown UIDs, deflated ones without the `deflate` feature) are let through:
+//! dicom-rs refuses them before reading the data set.
+//!
+//! Memory: a buffered reader's 8 KiB and one small frame per open sequence or item
+//! (bounded by the nesting limit); nothing depends on a declared length.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek};
+use std::path::Path;
+
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+use dicom_core::{Tag, VR};
+use dicom_dictionary_std::StandardDataDictionary;
+use dicom_encoding::transfer_syntax::{Codec, Endianness, TransferSyntaxIndex};
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+
+/// What the check allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Deepest nesting of sequences and items together (a sequence inside an item inside
+    /// a sequence is 3).
+    pub max_nesting: usize,
+    /// Most elements and items in the parsed part of the file.
+    pub max_elements: u64,
+    /// Longest value (bytes) of an element dicom-rs would load.
+    pub max_value_len: u64,
+    /// Most `\`-separated values over all multi-valued string elements.
+    pub max_text_values: u64,
+}
+
+/// Nesting levels never allowed, whatever the SR depth cap: at ~10 KiB of dicom-rs stack
+/// per sequence-plus-item pair in a debug build, 20,000 levels stay far below the scan's
+/// 512 MiB thread stacks ([`crate::scan::SCAN_STACK_BYTES`]).
+pub const MAX_NESTING: usize = 20_000;
+
+/// Default of [`Limits::max_elements`]: 2 million elements and items. dicom-rs holds
+/// each in about 100-200 bytes, so at most a few hundred MB; a large landmark SR has
+/// tens of thousands.
+pub const DEFAULT_MAX_ELEMENTS: u64 = 2_000_000;
+
+/// Default of [`Limits::max_value_len`]: 256 MiB. The scan stops before Pixel Data, so
+/// this applies to everything else (private blobs, encapsulated documents).
+pub const DEFAULT_MAX_VALUE_LEN: u64 = 256 << 20;
+
+/// Default of [`Limits::max_text_values`]: 2 million strings (~50-100 MB once loaded).
+pub const DEFAULT_MAX_TEXT_VALUES: u64 = 2_000_000;
+
+impl Limits {
+    /// The limits for reading SRs with content-tree depth cap `depth_cap`
+    /// ([`crate::sr::read_sr`]).
+    ///
+    /// A content item at level `d` sits at nesting `2d` (each level is a ContentSequence
+    /// and an item in it), and its own code and reference sequences (an item each) add
+    /// 2, so a tree of depth `D` needs `2D + 2` (a few more with nested code sequences).
+    /// `4 * depth_cap + 16` lets trees up to about twice the cap through, so that the SR
+    /// reader reads the part above the cap and reports the rest (`sr_too_deep`); deeper
+    /// files are rejected here. Never more than [`MAX_NESTING`].
+    pub fn for_depth_cap(depth_cap: usize) -> Limits {
+        Limits {
+            max_nesting: depth_cap
+                .saturating_mul(4)
+                .saturating_add(16)
+                .min(MAX_NESTING),
+            ..Limits::default()
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_nesting: 4 * crate::sr::DEFAULT_DEPTH_CAP + 16,
+            max_elements: DEFAULT_MAX_ELEMENTS,
+            max_value_len: DEFAULT_MAX_VALUE_LEN,
+            max_text_values: DEFAULT_MAX_TEXT_VALUES,
+        }
+    }
+}
+
+/// Why a file failed the check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Problem {
+    /// Nested deeper than [`Limits::max_nesting`].
+    TooDeep,
+    /// More than [`Limits::max_elements`] elements and items.
+    TooManyElements,
+    /// A value longer than [`Limits::max_value_len`].
+    ValueTooLong,
+    /// More than [`Limits::max_text_values`] text values.
+    TooManyTextValues,
+    /// A value, item or sequence runs past the end of the file, or a header is cut by it.
+    Truncated,
+    /// A structure dicom-rs cannot read (an item that overruns its sequence, something
+    /// other than an item inside a sequence, an odd delimiter).
+    Malformed,
+    /// The file could not be read.
+    Io,
+}
+
+impl Problem {
+    /// Whether the file is rejected for a resource limit (a crafted or pathological file,
+    /// QC `hostile_structure`) rather than for being truncated or corrupt (`broken_file`).
+    pub fn is_limit(self) -> bool {
+        matches!(
+            self,
+            Problem::TooDeep
+                | Problem::TooManyElements
+                | Problem::ValueTooLong
+                | Problem::TooManyTextValues
+        )
+    }
+}
+
+/// A failed check: what, where (byte offset from the start of the file), and a message
+/// for a person that names both.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrecheckError {
+    /// The kind of problem.
+    pub problem: Problem,
+    /// Byte offset (from the start of the file, preamble included) of the element, item or
+    /// header concerned.
+    pub offset: u64,
+    /// The declared length concerned, when there is one (for [`Problem::Truncated`] and
+    /// [`Problem::ValueTooLong`]).
+    pub declared_len: Option<u64>,
+    /// What is wrong, with the offset.
+    pub message: String,
+}
+
+impl fmt::Display for PrecheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PrecheckError {}
+
+/// Checks the file at `path` (with or without the 128-byte preamble: `DICM` at byte 128
+/// or at byte 0, as the scan decides).
+pub fn precheck_file(path: &Path, limits: &Limits) -> Result<(), PrecheckError> {
+    let io = |e: std::io::Error| PrecheckError {
+        problem: Problem::Io,
+        offset: 0,
+        declared_len: None,
+        message: format!("cannot read the file: {e}"),
+    };
+    let file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    precheck_reader(file, len, limits)
+}
+
+/// Checks a DICOM file read from `source`, `len` bytes long.
+pub fn precheck_reader<R: Read + Seek>(
+    source: R,
+    len: u64,
+    limits: &Limits,
+) -> Result<(), PrecheckError> {
+    let mut w = Walker {
+        src: Src {
+            r: BufReader::new(source),
+            pos: 0,
+            len,
+        },
+        limits,
+        big_endian: false,
+        explicit: true,
+        stack: Vec::new(),
+        elements: 0,
+        text_values: 0,
+    };
+    w.run()
+}
+
+/// Checks a whole DICOM file held in memory.
+pub fn precheck_bytes(bytes: &[u8], limits: &Limits) -> Result<(), PrecheckError> {
+    precheck_reader(std::io::Cursor::new(bytes), bytes.len() as u64, limits)
+}
+
+const ITEM: Tag = Tag(0xFFFE, 0xE000);
+const ITEM_DELIMITER: Tag = Tag(0xFFFE, 0xE00D);
+const SEQUENCE_DELIMITER: Tag = Tag(0xFFFE, 0xE0DD);
+const PIXEL_DATA: Tag = Tag(0x7FE0, 0x0010);
+const GROUP_LENGTH: Tag = Tag(0x0002, 0x0000);
+const TRANSFER_SYNTAX: Tag = Tag(0x0002, 0x0010);
+const UNDEFINED: u32 = 0xFFFF_FFFF;
+const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
+
+/// VRs with a 2-byte length in explicit VR (PS3.5 table 7.1-2), as dicom-rs's decoders
+/// list them; every other VR, unknown ones included (read as UN), has a 4-byte length.
+fn short_length(vr: VR) -> bool {
+    use VR::*;
+    matches!(
+        vr,
+        AE | AS
+            | AT
+            | CS
+            | DA
+            | DS
+            | DT
+            | FL
+            | FD
+            | IS
+            | LO
+            | LT
+            | PN
+            | SH
+            | SL
+            | SS
+            | ST
+            | TM
+            | UI
+            | UL
+            | US
+    )
+}
+
+/// VRs dicom-rs loads as a list of strings split at `\`.
+fn multi_text(vr: VR) -> bool {
+    use VR::*;
+    matches!(
+        vr,
+        AE | AS | PN | SH | LO | UC | UI | IS | DS | DA | TM | DT | CS
+    )
+}
+
+fn tag_str(t: Tag) -> String {
+    format!("({:04X},{:04X})", t.0, t.1)
+}
+
+/// The file, with its position tracked.
+struct Src<R> {
+    r: BufReader<R>,
+    pos: u64,
+    len: u64,
+}
+
+impl<R: Read + Seek> Src<R> {
+    fn remaining(&self) -> u64 {
+        self.len.saturating_sub(self.pos)
+    }
+
+    /// Reads up to `buf.len()` bytes; fewer only at the end of the file.
+    fn read_up_to(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            match self.r.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    /// Moves `n` bytes forward (the caller has checked that they exist).
+    fn skip(&mut self, n: u64) -> std::io::Result<()> {
+        if n > 0 {
+            let step = i64::try_from(n).map_err(std::io::Error::other)?;
+            self.r.seek_relative(step)?;
+            self.pos += n;
+        }
+        Ok(())
+    }
+
+    /// Reads `n` bytes through the buffer, counting the bytes equal to `b`; stops early
+    /// (returning what was counted) once `stop_above` is exceeded.
+    fn count_byte(&mut self, mut n: u64, b: u8, stop_above: u64) -> std::io::Result<u64> {
+        let mut count = 0;
+        while n > 0 {
+            let buf = self.r.fill_buf()?;
+            if buf.is_empty() {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let k = buf.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+            count += buf[..k].iter().filter(|&&c| c == b).count() as u64;
+            self.r.consume(k);
+            self.pos += k as u64;
+            n -= k as u64;
+            if count > stop_above {
+                break;
+            }
+        }
+        Ok(count)
+    }
+}
+
+/// One open sequence or item.
+#[derive(Clone, Copy, Debug)]
+struct Frame {
+    /// A sequence (else an item).
+    seq: bool,
+    /// Inside encapsulated pixel data (fragments, not data sets).
+    pixel: bool,
+    /// Where it starts (its header), for messages.
+    start: u64,
+    /// Where its value ends, for a defined length; `None` when delimited.
+    end: Option<u64>,
+}
+
+/// An element header as dicom-rs decodes it.
+#[derive(Clone, Copy, Debug)]
+struct Header {
+    tag: Tag,
+    vr: VR,
+    len: u32,
+    /// Offset of the header's first byte.
+    at: u64,
+}
+
+struct Walker<'l, R> {
+    src: Src<R>,
+    limits: &'l Limits,
+    big_endian: bool,
+    explicit: bool,
+    stack: Vec<Frame>,
+    elements: u64,
+    text_values: u64,
+}
+
+impl<R: Read + Seek> Walker<'_, R> {
+    fn err(&self, problem: Problem, offset: u64, message: String) -> PrecheckError {
+        PrecheckError {
+            problem,
+            offset,
+            declared_len: None,
+            message,
+        }
+    }
+
+    fn io(&self, e: std::io::Error) -> PrecheckError {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            return self.err(
+                Problem::Truncated,
+                self.src.pos,
+                format!(
+                    "the file ends at byte {} in the middle of a value (truncated)",
+                    self.src.pos
+                ),
+            );
+        }
+        self.err(
+            Problem::Io,
+            self.src.pos,
+            format!("cannot read the file at byte {}: {e}", self.src.pos),
+        )
+    }
+
+    fn u16(&self, b: [u8; 2]) -> u16 {
+        if self.big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    }
+
+    fn u32(&self, b: [u8; 4]) -> u32 {
+        if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    }
+
+    fn read_u16(&mut self, at: u64) -> Result<u16, PrecheckError> {
+        let b = self.header_bytes::<2>(at)?;
+        Ok(self.u16(b))
+    }
+
+    fn read_u32(&mut self, at: u64) -> Result<u32, PrecheckError> {
+        let b = self.header_bytes::<4>(at)?;
+        Ok(self.u32(b))
+    }
+
+    /// Reads exactly `N` bytes of a header that started at `at`.
+    fn header_bytes<const N: usize>(&mut self, at: u64) -> Result<[u8; N], PrecheckError> {
+        let mut b = [0u8; N];
+        let n = self.src.read_up_to(&mut b).map_err(|e| self.io(e))?;
+        if n < N {
+            return Err(self.err(
+                Problem::Truncated,
+                at,
+                format!(
+                    "the file ends at byte {} inside the element header that starts at byte {at} (truncated)",
+                    self.src.len
+                ),
+            ));
+        }
+        Ok(b)
+    }
+
+    /// Decodes an element header. `None` at the end of the file (fewer than 4 bytes left
+    /// for the tag, which dicom-rs takes as the end of the data set).
+    fn element_header(&mut self) -> Result<Option<Header>, PrecheckError> {
+        let at = self.src.pos;
+        let mut t = [0u8; 4];
+        let n = self.src.read_up_to(&mut t).map_err(|e| self.io(e))?;
+        if n < 4 {
+            return Ok(None);
+        }
+        let tag = Tag(self.u16([t[0], t[1]]), self.u16([t[2], t[3]]));
+        let (vr, len) = if self.explicit {
+            if tag.0 == 0xFFFE {
+                (VR::UN, self.read_u32(at)?)
+            } else {
+                let v = self.header_bytes::<2>(at)?;
+                let vr = VR::from_binary(v).unwrap_or(VR::UN);
+                if short_length(vr) {
+                    (vr, u32::from(self.read_u16(at)?))
+                } else {
+                    let b = self.header_bytes::<6>(at)?;
+                    (vr, self.u32([b[2], b[3], b[4], b[5]]))
+                }
+            }
+        } else {
+            let len = self.read_u32(at)?;
+            let vr = if tag == PIXEL_DATA || (tag.0 >> 8 == 0x60 && tag.1 == 0x3000) {
+                VR::OW
+            } else {
+                StandardDataDictionary
+                    .by_tag(tag)
+                    .map(|e| e.vr().relaxed())
+                    .unwrap_or(VR::UN)
+            };
+            (vr, len)
+        };
+        Ok(Some(Header { tag, vr, len, at }))
+    }
+
+    /// Checks that `len` bytes from here fit in the file and the value limit.
+    fn check_value(&self, h: &Header, what: &str) -> Result<(), PrecheckError> {
+        let len = u64::from(h.len);
+        if len > self.src.remaining() {
+            return Err(PrecheckError {
+                problem: Problem::Truncated,
+                offset: h.at,
+                declared_len: Some(len),
+                message: format!(
+                    "{what} {} at byte {} declares a length of {len} bytes, but only {} bytes remain in the file ({} bytes): truncated or corrupt",
+                    tag_str(h.tag),
+                    h.at,
+                    self.src.remaining(),
+                    self.src.len
+                ),
+            });
+        }
+        if len > self.limits.max_value_len {
+            return Err(PrecheckError {
+                problem: Problem::ValueTooLong,
+                offset: h.at,
+                declared_len: Some(len),
+                message: format!(
+                    "{what} {} at byte {} has a {len}-byte value, more than the {} bytes the scan loads for one value",
+                    tag_str(h.tag),
+                    h.at,
+                    self.limits.max_value_len
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, at: u64) -> Result<(), PrecheckError> {
+        self.elements += 1;
+        if self.elements > self.limits.max_elements {
+            return Err(self.err(
+                Problem::TooManyElements,
+                at,
+                format!(
+                    "more than {} data elements and items (the last counted at byte {at}); not parsed, to bound memory",
+                    self.limits.max_elements
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, frame: Frame) -> Result<(), PrecheckError> {
+        if self.stack.len() >= self.limits.max_nesting {
+            let what = if frame.seq { "a sequence" } else { "an item" };
+            return Err(self.err(
+                Problem::TooDeep,
+                frame.start,
+                format!(
+                    "{what} at byte {} is nested {} levels deep (sequences and items), more than the limit of {} (which allows an SR content tree about {} levels deep); not parsed, as parsing it could exhaust the stack",
+                    frame.start,
+                    self.stack.len() + 1,
+                    self.limits.max_nesting,
+                    self.limits.max_nesting.saturating_sub(2) / 2
+                ),
+            ));
+        }
+        self.stack.push(frame);
+        Ok(())
+    }
+
+    fn run(&mut self) -> Result<(), PrecheckError> {
+        // Preamble and magic, as the scan decides: "DICM" at 128, else at 0.
+        let mut head = [0u8; 132];
+        let n = self.src.read_up_to(&mut head).map_err(|e| self.io(e))?;
+        let start = if n >= 132 && &head[128..132] == b"DICM" {
+            132
+        } else if n >= 4 && &head[..4] == b"DICM" {
+            4
+        } else {
+            return Err(self.err(
+                Problem::Malformed,
+                0,
+                "no \"DICM\" at byte 128 or 0: not a DICOM file".to_string(),
+            ));
+        };
+        self.src
+            .r
+            .seek(std::io::SeekFrom::Start(start))
+            .map_err(|e| self.io(e))?;
+        self.src.pos = start;
+        let Some(ts) = self.meta()? else {
+            return Ok(());
+        };
+        let ts = ts.as_str();
+        let Some(syntax) = TransferSyntaxRegistry.get(ts) else {
+            // dicom-rs refuses an unknown transfer syntax before reading the data set.
+            return Ok(());
+        };
+        if matches!(syntax.codec(), Codec::Dataset(_)) {
+            // Deflated data sets: dicom-rs as built here (no `deflate` feature) refuses
+            // them before reading; the check cannot look inside without inflating.
+            return Ok(());
+        }
+        self.big_endian = matches!(syntax.endianness(), Endianness::Big);
+        self.explicit = syntax.uid() != IMPLICIT_VR_LE;
+        self.data_set()
+    }
+
+    /// Walks the file meta group as dicom-rs reads it (its elements until the group
+    /// length given by (0002,0000) is used up). Returns the transfer syntax UID, trimmed;
+    /// `None` when dicom-rs would stop at the meta group on its own, without allocating
+    /// (wrong first element, no transfer syntax, an undefined length).
+    fn meta(&mut self) -> Result<Option<TsUid>, PrecheckError> {
+        let Some(h) = self.element_header()? else {
+            return Ok(None);
+        };
+        if h.tag != GROUP_LENGTH || h.len != 4 {
+            // dicom-rs: "unexpected tag" / "unexpected length", before any allocation.
+            return Ok(None);
+        }
+        let group_length = self.read_u32(h.at)?;
+        let mut read: u32 = 0;
+        let mut ts = None;
+        while read < group_length {
+            let Some(h) = self.element_header()? else {
+                return Err(self.err(
+                    Problem::Truncated,
+                    self.src.pos,
+                    format!(
+                        "the file ends at byte {} inside the file meta group (its group length says {group_length} bytes)",
+                        self.src.len
+                    ),
+                ));
+            };
+            if h.len == UNDEFINED {
+                // dicom-rs: "undefined value length", before any allocation.
+                return Ok(None);
+            }
+            let header_len = (self.src.pos - h.at) as u32;
+            self.count(h.at)?;
+            self.check_value(&h, "file meta element")?;
+            if h.tag == TRANSFER_SYNTAX {
+                ts = Some(self.ts_uid(h.len)?);
+            } else {
+                self.src.skip(u64::from(h.len)).map_err(|e| self.io(e))?;
+            }
+            read = read.saturating_add(header_len).saturating_add(h.len);
+        }
+        Ok(ts)
+    }
+
+    /// Reads a transfer syntax UID value of `len` bytes (already checked to fit) into a
+    /// fixed buffer, trimming trailing NULs and spaces as dicom-rs does. A UID longer
+    /// than 64 characters is no known transfer syntax; it is returned empty.
+    fn ts_uid(&mut self, len: u32) -> Result<TsUid, PrecheckError> {
+        let mut uid = TsUid {
+            bytes: [0; 64],
+            len: 0,
+        };
+        let mut long = false;
+        let mut left = u64::from(len);
+        let mut i = 0usize;
+        let mut b = [0u8; 64];
+        while left > 0 {
+            let k = (left.min(64)) as usize;
+            let n = self.src.read_up_to(&mut b[..k]).map_err(|e| self.io(e))?;
+            if n < k {
+                return Err(self.io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            for &c in &b[..k] {
+                if !(c == 0 || c.is_ascii_whitespace()) {
+                    if i < 64 {
+                        uid.len = i + 1;
+                    } else {
+                        long = true;
+                    }
+                }
+                if i < 64 {
+                    uid.bytes[i] = c;
+                }
+                i += 1;
+            }
+            left -= k as u64;
+        }
+        if long {
+            uid.len = 0;
+        }
+        Ok(uid)
+    }
+
+    /// Closes the sequences and items of defined length that end here (as dicom-rs
+    /// checks after each value and delimiter); an overrun is an error.
+    fn close_defined(&mut self, in_seq: &mut bool) -> Result<(), PrecheckError> {
+        while let Some(top) = self.stack.last().copied() {
+            let Some(end) = top.end else { break };
+            if self.src.pos < end {
+                break;
+            }
+            if self.src.pos > end {
+                let what = if top.seq { "sequence" } else { "item" };
+                return Err(self.err(
+                    Problem::Malformed,
+                    top.start,
+                    format!(
+                        "the {what} at byte {} should end at byte {end} by its length, but its content runs to byte {}: corrupt",
+                        top.start, self.src.pos
+                    ),
+                ));
+            }
+            self.stack.pop();
+            // After a sequence: back among its parent's elements. After an item: among
+            // its sequence's items.
+            *in_seq = !top.seq;
+        }
+        Ok(())
+    }
+
+    fn data_set(&mut self) -> Result<(), PrecheckError> {
+        // `in_seq`: expecting an item header (inside a sequence), else an element header
+        // (top level or inside an item).
+        let mut in_seq = false;
+        loop {
+            self.close_defined(&mut in_seq)?;
+            if in_seq {
+                self.item_header(&mut in_seq)?;
+                continue;
+            }
+            if let Some(top) = self.stack.last().copied()
+                && top.pixel
+                && !top.seq
+            {
+                // A pixel data fragment: its whole (defined) length is its value.
+                let end = top.end.unwrap_or(self.src.pos);
+                self.src.skip(end - self.src.pos).map_err(|e| self.io(e))?;
+                continue;
+            }
+            let Some(h) = self.element_header()? else {
+                if let Some(top) = self.stack.last() {
+                    let what = if top.seq { "sequence" } else { "item" };
+                    return Err(self.err(
+                        Problem::Truncated,
+                        self.src.pos,
+                        format!(
+                            "the file ends at byte {} inside the {what} that starts at byte {} (truncated)",
+                            self.src.len, top.start
+                        ),
+                    ));
+                }
+                return Ok(());
+            };
+            if h.vr != VR::SQ && h.tag == ITEM_DELIMITER {
+                if self.stack.is_empty() {
+                    // dicom-rs ignores a stray item delimiter at the top level (and does
+                    // not skip a value after it).
+                    continue;
+                }
+                self.stack.pop();
+                in_seq = true;
+                continue;
+            }
+            // The scan reads up to, not including, the first top-level element at or
+            // after Pixel Data.
+            if self.stack.is_empty() && h.tag >= PIXEL_DATA {
+                return Ok(());
+            }
+            self.count(h.at)?;
+            let pixel_seq = h.vr != VR::SQ && h.tag == PIXEL_DATA && h.len == UNDEFINED;
+            if h.vr == VR::SQ || h.len == UNDEFINED {
+                let end = if h.len == UNDEFINED {
+                    None
+                } else {
+                    let len = u64::from(h.len);
+                    if len > self.src.remaining() {
+                        return Err(PrecheckError {
+                            problem: Problem::Truncated,
+                            offset: h.at,
+                            declared_len: Some(len),
+                            message: format!(
+                                "sequence {} at byte {} declares a length of {len} bytes, but only {} bytes remain in the file ({} bytes): truncated or corrupt",
+                                tag_str(h.tag),
+                                h.at,
+                                self.src.remaining(),
+                                self.src.len
+                            ),
+                        });
+                    }
+                    Some(self.src.pos + len)
+                };
+                self.push(Frame {
+                    seq: true,
+                    pixel: pixel_seq,
+                    start: h.at,
+                    end,
+                })?;
+                in_seq = true;
+                continue;
+            }
+            self.check_value(&h, "element")?;
+            if multi_text(h.vr) && h.len > 0 {
+                let budget =
+                    self.limits.max_text_values - self.text_values.min(self.limits.max_text_values);
+                let seps = self
+                    .src
+                    .count_byte(u64::from(h.len), b'\\', budget)
+                    .map_err(|e| self.io(e))?;
+                self.text_values += seps + 1;
+                if self.text_values > self.limits.max_text_values {
+                    return Err(self.err(
+                        Problem::TooManyTextValues,
+                        h.at,
+                        format!(
+                            "more than {} text values (separated by `\\`) in multi-valued string elements, the last in {} at byte {}; not parsed, to bound memory",
+                            self.limits.max_text_values,
+                            tag_str(h.tag),
+                            h.at
+                        ),
+                    ));
+                }
+            } else {
+                self.src.skip(u64::from(h.len)).map_err(|e| self.io(e))?;
+            }
+        }
+    }
+
+    /// Inside a sequence: an item, an item delimiter (an error there) or the sequence
+    /// delimiter.
+    fn item_header(&mut self, in_seq: &mut bool) -> Result<(), PrecheckError> {
+        let at = self.src.pos;
+        let top = self.stack.last().copied();
+        let mut b = [0u8; 8];
+        let n = self.src.read_up_to(&mut b).map_err(|e| self.io(e))?;
+        if n < 8 {
+            let start = top.map_or(0, |t| t.start);
+            return Err(self.err(
+                Problem::Truncated,
+                at,
+                format!(
+                    "the file ends at byte {} inside the sequence that starts at byte {start} (truncated)",
+                    self.src.len
+                ),
+            ));
+        }
+        let tag = Tag(self.u16([b[0], b[1]]), self.u16([b[2], b[3]]));
+        let len = self.u32([b[4], b[5], b[6], b[7]]);
+        match tag {
+            ITEM => {
+                self.count(at)?;
+                let pixel = top.is_some_and(|t| t.pixel);
+                let end = if len == UNDEFINED {
+                    if pixel {
+                        return Err(self.err(
+                            Problem::Malformed,
+                            at,
+                            format!(
+                                "pixel data fragment at byte {at} has an undefined length: corrupt"
+                            ),
+                        ));
+                    }
+                    None
+                } else {
+                    let l = u64::from(len);
+                    if l > self.src.remaining() {
+                        return Err(PrecheckError {
+                            problem: Problem::Truncated,
+                            offset: at,
+                            declared_len: Some(l),
+                            message: format!(
+                                "item at byte {at} declares a length of {l} bytes, but only {} bytes remain in the file ({} bytes): truncated or corrupt",
+                                self.src.remaining(),
+                                self.src.len
+                            ),
+                        });
+                    }
+                    if pixel && l > self.limits.max_value_len {
+                        return Err(PrecheckError {
+                            problem: Problem::ValueTooLong,
+                            offset: at,
+                            declared_len: Some(l),
+                            message: format!(
+                                "pixel data fragment at byte {at} has {l} bytes, more than the {} bytes the scan loads for one value",
+                                self.limits.max_value_len
+                            ),
+                        });
+                    }
+                    Some(self.src.pos + l)
+                };
+                self.push(Frame {
+                    seq: false,
+                    pixel,
+                    start: at,
+                    end,
+                })?;
+                *in_seq = false;
+            }
+            SEQUENCE_DELIMITER => {
+                self.stack.pop();
+                *in_seq = false;
+            }
+            ITEM_DELIMITER => {
+                let start = top.map_or(0, |t| t.start);
+                return Err(self.err(
+                    Problem::Malformed,
+                    at,
+                    format!(
+                        "item delimiter at byte {at} where an item or the end of the sequence that starts at byte {start} is expected: corrupt"
+                    ),
+                ));
+            }
+            other => {
+                let start = top.map_or(0, |t| t.start);
+                return Err(self.err(
+                    Problem::Malformed,
+                    at,
+                    format!(
+                        "{} at byte {at} inside the sequence that starts at byte {start}, where an item (FFFE,E000) or a sequence delimiter (FFFE,E0DD) is expected: corrupt",
+                        tag_str(other)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A transfer syntax UID held without allocating.
+struct TsUid {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl TsUid {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
+    }
+}
