@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use plumbline_export::tables::{
-    MeasuredReading, measurements_csv, patients_csv, per_view, qc_csv, summary_csv, summary_rows,
+    MeasuredReading, measurements_csv, patients_csv, qc_csv, summary_csv, summary_rows,
 };
 use plumbline_export::write_atomic;
-use plumbline_geometry::Metrics;
-use plumbline_ingest::clinical::{ClinicalTable, iso_date, parse_dicom_date, read_clinical};
+
+use plumbline_ingest::clinical::{ClinicalTable, read_clinical};
 use plumbline_ingest::qc::codes;
 use plumbline_ingest::scan::{FileOutcome, scan_file, scan_with};
 use plumbline_ingest::{QcIssue, ScanOptions, Severity, group};
@@ -258,7 +258,10 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let mut measured: Vec<MeasuredReading> = patients
         .par_iter()
         .flat_map_iter(|(_, readings)| {
-            let out: Vec<MeasuredReading> = readings.iter().map(|r| measure(r, p)).collect();
+            let out: Vec<MeasuredReading> = readings
+                .iter()
+                .map(|r| MeasuredReading::measure(r, &p.metric_options, &p.thresholds))
+                .collect();
             patient_bar.inc(1);
             out
         })
@@ -664,36 +667,4 @@ fn render_overlay(
         view: view.to_string(),
         href: rel,
     })
-}
-
-fn measure(r: &plumbline_ingest::Reading, p: &Pipeline) -> MeasuredReading {
-    let lat = r.lateral.as_ref();
-    let ap = r.ap.as_ref();
-    let metrics = Metrics::compute(
-        lat.map(|v| &v.landmarks),
-        ap.map(|v| &v.landmarks),
-        &p.metric_options,
-    );
-    MeasuredReading::new(
-        r.patient_id.clone(),
-        r.timepoint.clone(),
-        r.timepoint_index,
-        r.study_date
-            .as_deref()
-            .and_then(parse_dicom_date)
-            .map(iso_date)
-            .unwrap_or_default(),
-        r.observer.clone(),
-        r.study_uid.clone(),
-        metrics,
-        &p.thresholds,
-        per_view(
-            lat.map(|v| v.spacing_source.as_str()),
-            ap.map(|v| v.spacing_source.as_str()),
-        ),
-        per_view(
-            lat.map(|v| v.landmarks.orientation().as_str()),
-            ap.map(|v| v.landmarks.orientation().as_str()),
-        ),
-    )
 }

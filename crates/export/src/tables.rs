@@ -69,6 +69,44 @@ impl MeasuredReading {
     }
 }
 
+impl MeasuredReading {
+    /// Computes the metrics of one grouped reading and fills its row: what a run does
+    /// for every reading.
+    pub fn measure(
+        r: &plumbline_ingest::Reading,
+        options: &plumbline_geometry::MetricOptions,
+        thresholds: &Thresholds,
+    ) -> MeasuredReading {
+        use plumbline_ingest::clinical::{iso_date, parse_dicom_date};
+        let lat = r.lateral.as_ref();
+        let ap = r.ap.as_ref();
+        let metrics =
+            Metrics::compute(lat.map(|v| &v.landmarks), ap.map(|v| &v.landmarks), options);
+        MeasuredReading::new(
+            r.patient_id.clone(),
+            r.timepoint.clone(),
+            r.timepoint_index,
+            r.study_date
+                .as_deref()
+                .and_then(parse_dicom_date)
+                .map(iso_date)
+                .unwrap_or_default(),
+            r.observer.clone(),
+            r.study_uid.clone(),
+            metrics,
+            thresholds,
+            per_view(
+                lat.map(|v| v.spacing_source.as_str()),
+                ap.map(|v| v.spacing_source.as_str()),
+            ),
+            per_view(
+                lat.map(|v| v.landmarks.orientation().as_str()),
+                ap.map(|v| v.landmarks.orientation().as_str()),
+            ),
+        )
+    }
+}
+
 /// Joins per-view values: one value when the views agree or only one exists, else
 /// `lateral=a ap=b`.
 pub fn per_view(lateral: Option<&str>, ap: Option<&str>) -> String {

@@ -100,14 +100,7 @@ pub fn draw_overlay(display: &DisplayImage, spec: &OverlaySpec) -> RgbImage {
             }
             // S1 endplate extended; head midpoint -> S1 midpoint (PT, PI).
             if let Some((a, b)) = s1 {
-                let (dx, dy) = (b.0 - a.0, b.1 - a.1);
-                line(
-                    &mut img,
-                    (a.0 - dx * 0.5, a.1 - dy * 0.5),
-                    (b.0 + dx * 0.5, b.1 + dy * 0.5),
-                    PELVIS,
-                    2,
-                );
+                extended_line(&mut img, a, b, 0.5, PELVIS);
             }
             if let (Some(hm), Some(m)) = (head_mid, s1_mid) {
                 line(&mut img, hm, m, PELVIS, 2);
@@ -121,14 +114,7 @@ pub fn draw_overlay(display: &DisplayImage, spec: &OverlaySpec) -> RgbImage {
             }
             // L1 superior endplate (LL) extended.
             if let Some((a, b)) = endplate(Level::L(1), Endplate::Sup) {
-                let (dx, dy) = (b.0 - a.0, b.1 - a.1);
-                line(
-                    &mut img,
-                    (a.0 - dx * 0.5, a.1 - dy * 0.5),
-                    (b.0 + dx * 0.5, b.1 + dy * 0.5),
-                    COBB,
-                    2,
-                );
+                extended_line(&mut img, a, b, 0.5, COBB);
             }
             for m in [
                 Metric::SvaMm,
@@ -166,14 +152,7 @@ pub fn draw_overlay(display: &DisplayImage, spec: &OverlaySpec) -> RgbImage {
             if let Some((u, l)) = spec.metrics.cobb_levels {
                 for (lv, e) in [(u, Endplate::Sup), (l, Endplate::Inf)] {
                     if let Some((a, b)) = endplate(lv, e) {
-                        let (dx, dy) = (b.0 - a.0, b.1 - a.1);
-                        line(
-                            &mut img,
-                            (a.0 - dx * 1.5, a.1 - dy * 1.5),
-                            (b.0 + dx * 1.5, b.1 + dy * 1.5),
-                            COBB,
-                            2,
-                        );
+                        extended_line(&mut img, a, b, 1.5, COBB);
                     }
                 }
                 if let (Some((a, _)), Some(v)) = (
@@ -261,6 +240,18 @@ fn disc(img: &mut RgbImage, (x, y): (f64, f64), r: i64, c: Rgb<u8>) {
             }
         }
     }
+}
+
+/// The segment a-b extended by `factor` times its length beyond both ends, 2 px thick.
+fn extended_line(img: &mut RgbImage, a: (f64, f64), b: (f64, f64), factor: f64, c: Rgb<u8>) {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    line(
+        img,
+        (a.0 - dx * factor, a.1 - dy * factor),
+        (b.0 + dx * factor, b.1 + dy * factor),
+        c,
+        2,
+    );
 }
 
 /// A line of the given thickness (DDA, clipped per pixel).

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use plumbline_export::tables::{MeasuredReading, SummaryRow, per_view, summary_rows};
-use plumbline_geometry::{MetricOptions, Metrics, Thresholds};
-use plumbline_ingest::clinical::{iso_date, parse_dicom_date, read_clinical};
+use plumbline_export::tables::{MeasuredReading, SummaryRow, summary_rows};
+use plumbline_geometry::{MetricOptions, Thresholds};
+use plumbline_ingest::clinical::read_clinical;
 use plumbline_ingest::{QcIssue, ScanOptions, default_windows, group, scan};
 use plumbline_render::report::{OverlayLink, ReportData, report_html};
 
@@ -35,37 +35,7 @@ fn cohort() -> Cohort {
     let readings: Vec<MeasuredReading> = grouped
         .readings
         .iter()
-        .map(|r| {
-            let lat = r.lateral.as_ref();
-            let ap = r.ap.as_ref();
-            let metrics = Metrics::compute(
-                lat.map(|v| &v.landmarks),
-                ap.map(|v| &v.landmarks),
-                &options,
-            );
-            MeasuredReading::new(
-                r.patient_id.clone(),
-                r.timepoint.clone(),
-                r.timepoint_index,
-                r.study_date
-                    .as_deref()
-                    .and_then(parse_dicom_date)
-                    .map(iso_date)
-                    .unwrap_or_default(),
-                r.observer.clone(),
-                r.study_uid.clone(),
-                metrics,
-                &thresholds,
-                per_view(
-                    lat.map(|v| v.spacing_source.as_str()),
-                    ap.map(|v| v.spacing_source.as_str()),
-                ),
-                per_view(
-                    lat.map(|v| v.landmarks.orientation().as_str()),
-                    ap.map(|v| v.landmarks.orientation().as_str()),
-                ),
-            )
-        })
+        .map(|r| MeasuredReading::measure(r, &options, &thresholds))
         .collect();
     let timepoints: Vec<String> = windows.iter().map(|w| w.name.clone()).collect();
     let summary = summary_rows(&readings, &clinical, &timepoints, 0);
