@@ -52,6 +52,7 @@ fn run_with(out: &Path, key: Option<&Path>, shift: bool) {
         pseudonymize: key.map(|k| Pseudonymizer::from_key_file(k, shift).unwrap()),
         fresh: false,
         shard: None,
+        parquet: false,
     })
     .unwrap();
 }

@@ -31,6 +31,7 @@ fn run_on(input: &Path, clinical: &Path, out: &Path, threads: usize) {
             pseudonymize: None,
             fresh: false,
             shard: None,
+            parquet: false,
         })
     })
     .unwrap();

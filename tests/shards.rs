@@ -27,6 +27,8 @@ fn run_into(input: &Path, out: &Path, shard: Option<(usize, usize)>) {
         pseudonymize: None,
         fresh: false,
         shard,
+        // Also checks that the Parquet forms merge to the bytes of one run.
+        parquet: true,
     })
     .unwrap();
 }
@@ -67,12 +69,14 @@ fn four_shards_merged_equal_one_run() {
     assert!(dirs.iter().all(|d| rows(d) < rows(&single)));
     assert_eq!(dirs.iter().map(|d| rows(d)).sum::<usize>(), rows(&single));
     let merged = temp_dir("merged");
-    merge(&dirs, &merged).unwrap();
+    merge(&dirs, &merged, true).unwrap();
     for f in [
         "measurements.csv",
         "patients.csv",
         "cohort_summary.csv",
         "qc.csv",
+        "measurements.parquet",
+        "patients.parquet",
     ] {
         let (a, b) = (
             std::fs::read(single.join(f)).unwrap(),
@@ -89,7 +93,7 @@ fn four_shards_merged_equal_one_run() {
         tree(&merged.join("overlays"))
     );
     // A missing shard is an error that says which.
-    let e = merge(&dirs[..3], &temp_dir("partial")).unwrap_err();
+    let e = merge(&dirs[..3], &temp_dir("partial"), false).unwrap_err();
     assert!(e.to_string().contains("shard 3 of 4 is missing"), "{e}");
     for d in dirs.into_iter().chain([single, merged]) {
         std::fs::remove_dir_all(d).unwrap();

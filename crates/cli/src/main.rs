@@ -61,6 +61,10 @@ enum Command {
         /// Ignore the work record of earlier runs into this --out (re-read every file).
         #[arg(long)]
         fresh: bool,
+        /// Also write measurements.parquet and patients.parquet (same columns as the CSVs)
+        /// for Spark, DuckDB or Polars.
+        #[arg(long)]
+        parquet: bool,
     },
     /// Combine the output folders of `plumbline run --shard K/N` into the tables of one run.
     Merge {
@@ -70,6 +74,9 @@ enum Command {
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
+        /// Also write measurements.parquet and patients.parquet.
+        #[arg(long)]
+        parquet: bool,
     },
     /// Write a synthetic cohort (same as the plumbline-synth program).
     Synth(SynthArgs),
@@ -105,6 +112,7 @@ fn main() -> ExitCode {
             shift_dates,
             shard,
             fresh,
+            parquet,
         } => {
             let shard =
                 match plumbline::run::parse_shard(shard.as_deref(), |k| std::env::var(k).ok()) {
@@ -154,6 +162,7 @@ fn main() -> ExitCode {
                 pseudonymize,
                 fresh,
                 shard,
+                parquet,
             };
             match run(&opts) {
                 Ok(s) => {
@@ -179,7 +188,11 @@ fn main() -> ExitCode {
             }
         }
         Command::Synth(args) => run_cli("plumbline synth", args),
-        Command::Merge { shards, out } => match plumbline::merge::merge(&shards, &out) {
+        Command::Merge {
+            shards,
+            out,
+            parquet,
+        } => match plumbline::merge::merge(&shards, &out, parquet) {
             Ok(n) => {
                 eprintln!(
                     "plumbline merge: {} shards, {n} readings -> {}",

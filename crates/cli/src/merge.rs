@@ -56,8 +56,9 @@ fn bad(path: &Path, reason: impl Into<String>) -> MergeError {
     }
 }
 
-/// Merges shard folders into `out`. Returns the number of readings.
-pub fn merge(shard_dirs: &[PathBuf], out: &Path) -> Result<usize, MergeError> {
+/// Merges shard folders into `out`, with `parquet` also `measurements.parquet` and
+/// `patients.parquet`. Returns the number of readings.
+pub fn merge(shard_dirs: &[PathBuf], out: &Path, parquet: bool) -> Result<usize, MergeError> {
     let mut shards = Vec::new();
     for dir in shard_dirs {
         let path = dir.join("shard.json");
@@ -117,6 +118,10 @@ pub fn merge(shard_dirs: &[PathBuf], out: &Path) -> Result<usize, MergeError> {
         return Err(MergeError::Set(format!("shard {k} of {n} is missing")));
     }
     shards.sort_by_key(|s| s.k);
+    std::fs::create_dir_all(out).map_err(|source| RunError::Output {
+        path: out.to_path_buf(),
+        source,
+    })?;
     let first = &shards[0];
     let text = first.meta["pipeline_text"].as_str().unwrap_or_default();
     let source = first.meta["pipeline_source"].as_str().unwrap_or_default();
@@ -186,6 +191,7 @@ pub fn merge(shard_dirs: &[PathBuf], out: &Path) -> Result<usize, MergeError> {
             clinical: &clinical,
             issues: &issues,
             overlays: &overlays,
+            parquet,
         },
         &mut outputs,
     )?;

@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use plumbline_export::parquet::table_parquet;
 use plumbline_export::tables::{
-    MeasuredReading, measurements_csv, patients_csv, qc_csv, summary_csv, summary_rows,
+    MeasuredReading, measurements_table, patients_table, qc_csv, summary_csv, summary_rows,
 };
 use plumbline_export::write_atomic;
 
@@ -46,6 +47,8 @@ pub struct RunOptions {
     /// Process only shard K (0-based) of N: the patients with `shard_of(id, N) == K`;
     /// QC problems of no patient go to shard 0.
     pub shard: Option<(usize, usize)>,
+    /// Also write `measurements.parquet` and `patients.parquet` beside their CSVs.
+    pub parquet: bool,
 }
 
 /// Why a run could not run at all (bad files are QC, not errors).
@@ -360,6 +363,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             clinical: &clinical,
             issues: &issues,
             overlays: &overlay_links,
+            parquet: opts.parquet,
         },
         &mut outputs,
     )?;
@@ -453,10 +457,13 @@ pub(crate) struct TableInputs<'a> {
     /// Sorted and deduplicated.
     pub issues: &'a [QcIssue],
     pub overlays: &'a [OverlayLink],
+    /// Also write the Parquet forms of measurements.csv and patients.csv.
+    pub parquet: bool,
 }
 
-/// Writes measurements.csv, patients.csv, cohort_summary.csv (as the pipeline asks),
-/// report.html and qc.csv, and notes their row counts in `outputs`.
+/// Writes measurements.csv, patients.csv, cohort_summary.csv (as the pipeline asks; the
+/// first two also as Parquet with `t.parquet`), report.html and qc.csv, and notes their
+/// row counts in `outputs`.
 pub(crate) fn write_tables(
     t: &TableInputs,
     outputs: &mut serde_json::Map<String, serde_json::Value>,
@@ -469,18 +476,20 @@ pub(crate) fn write_tables(
         .unwrap_or(0);
     let summary = summary_rows(t.measured, t.clinical, &timepoints, baseline);
     if p.outputs.measurements {
-        write_atomic(t.out, "measurements.csv", &measurements_csv(t.measured))?;
-        outputs.insert("measurements_rows".into(), json!(t.measured.len()));
+        let table = measurements_table(t.measured);
+        write_atomic(t.out, "measurements.csv", &table.csv())?;
+        if t.parquet {
+            write_atomic(t.out, "measurements.parquet", &table_parquet(&table))?;
+        }
+        outputs.insert("measurements_rows".into(), json!(table.rows));
     }
     if p.outputs.patients {
-        let bytes = patients_csv(t.measured, t.clinical, &timepoints, baseline);
-        let rows = bytes
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            .saturating_sub(1);
-        write_atomic(t.out, "patients.csv", &bytes)?;
-        outputs.insert("patients_rows".into(), json!(rows));
+        let table = patients_table(t.measured, t.clinical, &timepoints, baseline);
+        write_atomic(t.out, "patients.csv", &table.csv())?;
+        if t.parquet {
+            write_atomic(t.out, "patients.parquet", &table_parquet(&table))?;
+        }
+        outputs.insert("patients_rows".into(), json!(table.rows));
     }
     if p.outputs.cohort_summary {
         write_atomic(t.out, "cohort_summary.csv", &summary_csv(&summary))?;

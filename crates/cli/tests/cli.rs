@@ -60,7 +60,62 @@ fn run_succeeds_and_prints_a_summary_line() {
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
     assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    // Parquet only when asked for.
+    assert!(names.iter().all(|n| !n.ends_with(".parquet")), "{names:?}");
     std::fs::remove_dir_all(out).unwrap();
+}
+
+#[test]
+fn parquet_beside_the_csvs_the_pipeline_writes_in_run_and_merge() {
+    // A pipeline without patients.csv: no patients.parquet either.
+    let dir = temp("parquet");
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(root().join("pipelines/default.toml")).unwrap();
+    assert!(text.contains("\npatients = true\n"));
+    let pipeline = dir.join("no-patients.toml");
+    std::fs::write(
+        &pipeline,
+        text.replace("\npatients = true\n", "\npatients = false\n"),
+    )
+    .unwrap();
+    let (shard, merged) = (dir.join("shard"), dir.join("merged"));
+    let (code, _, err) = plumbline(&[
+        "run",
+        "--input",
+        "fixtures/cohort-small/dicom",
+        "--clinical",
+        "fixtures/cohort-small/clinical.csv",
+        "--out",
+        shard.to_str().unwrap(),
+        "--pipeline",
+        pipeline.to_str().unwrap(),
+        "--shard",
+        "0/1",
+        "--parquet",
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let parquet = std::fs::read(shard.join("measurements.parquet")).unwrap();
+    assert_eq!(&parquet[..4], b"PAR1");
+    assert_eq!(&parquet[parquet.len() - 4..], b"PAR1");
+    assert!(!shard.join("patients.csv").exists());
+    assert!(!shard.join("patients.parquet").exists());
+    assert!(!shard.join(".measurements.parquet.tmp").exists());
+    // merge --parquet into a folder that does not exist yet: the same bytes.
+    let (code, _, err) = plumbline(&[
+        "merge",
+        shard.to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+        "--parquet",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read(merged.join("measurements.parquet")).unwrap(),
+        parquet
+    );
+    assert!(!merged.join("patients.parquet").exists());
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

@@ -180,46 +180,140 @@ fn csv_bytes(header: Vec<String>, rows: Vec<Vec<String>>) -> Vec<u8> {
     w.into_inner().expect("writing to memory")
 }
 
+/// The values of one column of a table, typed: what `measurements.csv` and
+/// `patients.csv` write as text and the Parquet files as typed, nullable columns.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Values {
+    /// Text; an empty string is a missing value.
+    Text(Vec<String>),
+    /// Numbers (written by [`num`]); `None` is missing.
+    Number(Vec<Option<f64>>),
+    /// Flags (`true` / `false`); `None` is missing.
+    Flag(Vec<Option<bool>>),
+}
+
+impl Values {
+    /// Number of cells.
+    pub fn len(&self) -> usize {
+        match self {
+            Values::Text(v) => v.len(),
+            Values::Number(v) => v.len(),
+            Values::Flag(v) => v.len(),
+        }
+    }
+
+    /// Whether the column has no cells.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Cell `i` as written in the CSV (empty when missing).
+    pub fn csv_cell(&self, i: usize) -> String {
+        match self {
+            Values::Text(v) => v[i].clone(),
+            Values::Number(v) => opt(v[i]),
+            Values::Flag(v) => opt_bool(v[i]),
+        }
+    }
+}
+
+/// One named column of a [`Table`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    /// Header.
+    pub name: String,
+    /// Cells, one per row.
+    pub values: Values,
+}
+
+impl Column {
+    fn text(name: impl Into<String>, values: impl IntoIterator<Item = String>) -> Column {
+        Column {
+            name: name.into(),
+            values: Values::Text(values.into_iter().collect()),
+        }
+    }
+
+    fn number(name: impl Into<String>, values: impl IntoIterator<Item = Option<f64>>) -> Column {
+        Column {
+            name: name.into(),
+            values: Values::Number(values.into_iter().collect()),
+        }
+    }
+
+    fn flag(name: impl Into<String>, values: impl IntoIterator<Item = Option<bool>>) -> Column {
+        Column {
+            name: name.into(),
+            values: Values::Flag(values.into_iter().collect()),
+        }
+    }
+}
+
+/// A table by columns: the one source of the column lists, cells and row order of
+/// `measurements.csv` and `patients.csv` (see [`Table::csv`]) and of their Parquet
+/// forms ([`crate::parquet`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// Columns in output order; every one has [`Table::rows`] cells.
+    pub columns: Vec<Column>,
+    /// Number of rows.
+    pub rows: usize,
+}
+
+impl Table {
+    fn new(columns: Vec<Column>, rows: usize) -> Table {
+        debug_assert!(columns.iter().all(|c| c.values.len() == rows));
+        Table { columns, rows }
+    }
+
+    /// The table as CSV: the header, then one record per row.
+    pub fn csv(&self) -> Vec<u8> {
+        let header = self.columns.iter().map(|c| c.name.clone()).collect();
+        let body = (0..self.rows)
+            .map(|i| self.columns.iter().map(|c| c.values.csv_cell(i)).collect())
+            .collect();
+        csv_bytes(header, body)
+    }
+}
+
+/// The columns of `measurements.csv` for readings already sorted by (patient, timepoint
+/// index, observer): identity, every metric, the imbalance flags and type, the sources.
+pub fn measurements_table(rows: &[MeasuredReading]) -> Table {
+    let text =
+        |name: &str, f: fn(&MeasuredReading) -> String| Column::text(name, rows.iter().map(f));
+    let mut columns = vec![
+        text("patient_id", |r| r.patient_id.clone()),
+        text("timepoint", |r| r.timepoint.clone()),
+        text("study_date", |r| r.study_date.clone()),
+        text("observer", |r| r.observer.clone()),
+    ];
+    columns.extend(
+        Metric::all()
+            .into_iter()
+            .map(|m| Column::number(m.name(), rows.iter().map(|r| r.metrics.get(m)))),
+    );
+    columns.push(Column::flag(
+        "sagittal_imbalance",
+        rows.iter().map(|r| r.class.sagittal),
+    ));
+    columns.push(Column::flag(
+        "coronal_imbalance",
+        rows.iter().map(|r| r.class.coronal),
+    ));
+    columns.push(text("imbalance_type", |r| {
+        r.class
+            .kind
+            .map(|k| k.as_str().to_string())
+            .unwrap_or_default()
+    }));
+    columns.push(text("spacing_source", |r| r.spacing_source.clone()));
+    columns.push(text("orientation_source", |r| r.orientation_source.clone()));
+    Table::new(columns, rows.len())
+}
+
 /// `measurements.csv` for readings already sorted by (patient, timepoint index, observer).
 pub fn measurements_csv(rows: &[MeasuredReading]) -> Vec<u8> {
-    let mut header: Vec<String> = ["patient_id", "timepoint", "study_date", "observer"]
-        .map(String::from)
-        .to_vec();
-    header.extend(Metric::all().into_iter().map(Metric::name));
-    header.extend(
-        [
-            "sagittal_imbalance",
-            "coronal_imbalance",
-            "imbalance_type",
-            "spacing_source",
-            "orientation_source",
-        ]
-        .map(String::from),
-    );
-    let body = rows
-        .iter()
-        .map(|r| {
-            let mut v = vec![
-                r.patient_id.clone(),
-                r.timepoint.clone(),
-                r.study_date.clone(),
-                r.observer.clone(),
-            ];
-            v.extend(r.metrics.iter().map(|(_, x)| opt(x)));
-            v.push(opt_bool(r.class.sagittal));
-            v.push(opt_bool(r.class.coronal));
-            v.push(
-                r.class
-                    .kind
-                    .map(|k| k.as_str().to_string())
-                    .unwrap_or_default(),
-            );
-            v.push(r.spacing_source.clone());
-            v.push(r.orientation_source.clone());
-            v
-        })
-        .collect();
-    csv_bytes(header, body)
+    measurements_table(rows).csv()
 }
 
 /// The reading that stands for a patient at a timepoint in `patients.csv` and the cohort
@@ -242,34 +336,24 @@ pub fn primary_readings(rows: &[MeasuredReading]) -> BTreeMap<(String, usize), &
     out
 }
 
-/// `patients.csv`: the clinical columns, then `{metric}_{timepoint}` for each metric and
-/// timepoint, then `{metric}_change_{timepoint}` (timepoint minus baseline) for each
-/// metric and non-baseline timepoint. One row per patient of the clinical table, plus a
-/// row (clinical cells empty but `patient_id`) for each patient with readings who is not
-/// in it.
-pub fn patients_csv(
+/// The columns of `patients.csv`: the clinical columns, then `{metric}_{timepoint}` for
+/// each metric and timepoint, then `{metric}_change_{timepoint}` (timepoint minus
+/// baseline) for each metric and non-baseline timepoint. One row per patient of the
+/// clinical table, plus a row (clinical cells empty but `patient_id`) for each patient
+/// with readings who is not in it, sorted by patient.
+pub fn patients_table(
     rows: &[MeasuredReading],
     clinical: &ClinicalTable,
     timepoints: &[String],
     baseline: usize,
-) -> Vec<u8> {
+) -> Table {
     let primary = primary_readings(rows);
     let metrics = Metric::all();
-    let mut header = clinical.headers.clone();
-    let pid_col = header
+    let pid_col = clinical
+        .headers
         .iter()
         .position(|h| h.trim().eq_ignore_ascii_case("patient_id"));
-    for m in &metrics {
-        for t in timepoints {
-            header.push(format!("{}_{t}", m.name()));
-        }
-    }
     let later: Vec<usize> = (0..timepoints.len()).filter(|&t| t != baseline).collect();
-    for m in &metrics {
-        for &t in &later {
-            header.push(format!("{}_change_{}", m.name(), timepoints[t]));
-        }
-    }
     let mut patients: BTreeMap<String, Vec<String>> = clinical
         .rows
         .iter()
@@ -284,28 +368,55 @@ pub fn patients_csv(
             f
         });
     }
-    let body = patients
-        .into_iter()
-        .map(|(pid, mut fields)| {
-            let value = |m: Metric, t: usize| {
-                primary
-                    .get(&(pid.clone(), t))
-                    .and_then(|r| r.metrics.get(m))
-            };
-            for &m in &metrics {
-                for t in 0..timepoints.len() {
-                    fields.push(opt(value(m, t)));
-                }
-            }
-            for &m in &metrics {
-                for &t in &later {
-                    fields.push(opt(value(m, t).zip(value(m, baseline)).map(|(a, b)| a - b)));
-                }
-            }
-            fields
+    let value = |pid: &str, m: Metric, t: usize| {
+        primary
+            .get(&(pid.to_string(), t))
+            .and_then(|r| r.metrics.get(m))
+    };
+    let mut columns: Vec<Column> = clinical
+        .headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            Column::text(
+                h.clone(),
+                patients
+                    .values()
+                    .map(|f| f.get(i).cloned().unwrap_or_default()),
+            )
         })
         .collect();
-    csv_bytes(header, body)
+    for &m in &metrics {
+        for (t, name) in timepoints.iter().enumerate() {
+            columns.push(Column::number(
+                format!("{}_{name}", m.name()),
+                patients.keys().map(|pid| value(pid, m, t)),
+            ));
+        }
+    }
+    for &m in &metrics {
+        for &t in &later {
+            columns.push(Column::number(
+                format!("{}_change_{}", m.name(), timepoints[t]),
+                patients.keys().map(|pid| {
+                    value(pid, m, t)
+                        .zip(value(pid, m, baseline))
+                        .map(|(a, b)| a - b)
+                }),
+            ));
+        }
+    }
+    Table::new(columns, patients.len())
+}
+
+/// `patients.csv`: see [`patients_table`].
+pub fn patients_csv(
+    rows: &[MeasuredReading],
+    clinical: &ClinicalTable,
+    timepoints: &[String],
+    baseline: usize,
+) -> Vec<u8> {
+    patients_table(rows, clinical, timepoints, baseline).csv()
 }
 
 /// One row of `cohort_summary.csv`.
