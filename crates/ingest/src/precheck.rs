@@ -1,38 +1,46 @@
 //! A structural check of a DICOM file's raw bytes, run before dicom-rs parses it.
 //!
-//! dicom-rs (0.10) is a trusting parser. It builds nested sequences by recursion (several
-//! KiB of stack per level, so a file nested ten thousand levels deep overflows any stack
-//! and aborts the whole process), and it allocates each value's declared length before
-//! reading it (so a length of 4 GB in a 1 KB file is a 4 GB allocation, zero-filled). One
-//! such file must not end an overnight batch.
+//! dicom-rs (0.10) is a trusting parser. It builds nested sequences by recursion (about
+//! 10 KiB of stack per sequence-and-item level in a debug build, 1.3 KiB in release, so a
+//! deep enough file overflows any stack and aborts the whole process), and it allocates
+//! each value's declared length before reading it (a length of 4 GB in a 1 KB file is a
+//! 4 GB allocation, zero-filled). One such file must not end an overnight batch.
 //!
-//! [`precheck_file`] walks the file the way dicom-rs's tokenizer would
-//! (`dicom_parser::dataset::DataSetReader` with the options `scan` uses), but
+//! [`precheck_file`] walks the file the way dicom-rs's tokenizer
+//! (`dicom_parser::dataset::DataSetReader`, with the options the scan uses) would, but
 //! iteratively and reading element headers only: values are seeked over, never loaded.
-//! It follows the file meta group (always explicit VR little endian, as long as its group
-//! length says), then the data set in the file's transfer syntax (implicit VR little
-//! endian, explicit VR little or big endian, the encapsulated syntaxes), through
-//! sequences and items of defined length (by end offsets) and undefined length (by
-//! delimiters), up to the first top-level element at or after (7FE0,0010) Pixel Data,
-//! where the scan's parse stops too. It rejects the file, with the byte offset, when:
+//! It follows the file meta group (explicit VR little endian, for as long as its group
+//! length says, as dicom-rs does), then the data set in the file's transfer syntax
+//! (implicit VR little endian with the standard dictionary's VRs, explicit VR little or
+//! big endian, the encapsulated syntaxes), through sequences and items of defined length
+//! (by end offsets, checked when reached) and undefined length (by delimiters), up to the
+//! first top-level element at or after (7FE0,0010) Pixel Data, where the scan's parse
+//! stops. It rejects the file, naming the element and its byte offset, when:
 //!
 //! - sequences and items nest deeper than [`Limits::max_nesting`];
-//! - there are more than [`Limits::max_elements`] elements and items;
-//! - a value is longer than [`Limits::max_value_len`], or runs past the end of the file;
-//! - the text values of multi-valued string elements (each `\`-separated value is one
-//!   string when loaded, ~24 bytes even when empty) number more than
-//!   [`Limits::max_text_values`] (the only values the check reads, through the same
-//!   small buffer);
-//! - the structure is broken where dicom-rs would fail anyway (a header cut by the end of
-//!   the file, a sequence holding something other than items, an item running past its
-//!   sequence's end).
+//! - there are more than [`Limits::max_items`] items or [`Limits::max_elements`]
+//!   elements (dicom-rs holds an item in ~1.3 KB, an element in ~100 bytes);
+//! - a value (or a fragment of nested encapsulated pixel data) is longer than
+//!   [`Limits::max_value_len`], or runs past the end of the file;
+//! - the multi-valued string elements hold more than [`Limits::max_text_values`]
+//!   `\`-separated values in all (each is one string, ~24 bytes even when empty, once
+//!   loaded; these are the only values the check reads, through its small buffer);
+//! - a binary numeric value's length is not a multiple of its value size (dicom-rs would
+//!   read on from the wrong offset, where the fuzzer found 1 GB lengths; see
+//!   [`Problem::BadValueLength`]);
+//! - the file ends inside a header, sequence or item, or the structure is one dicom-rs
+//!   cannot read (an item that overruns its sequence, something other than an item in a
+//!   sequence).
 //!
-//! Like dicom-rs it treats an element of undefined length other than Pixel Data as a
-//! sequence (whatever its VR), so its nesting is counted. Transfer syntaxes dicom-rs does
-//! not parse (unknown UIDs, deflated ones without the `deflate` feature) are let through:
+//! It mirrors dicom-rs where dicom-rs is lenient, so that it never throws away a file
+//! dicom-rs reads: an element of undefined length other than Pixel Data is a sequence,
+//! whatever its VR (so its nesting is counted); a delimiter closes a sequence or item
+//! before its defined end; a stray item delimiter at the top level is skipped; one to
+//! three bytes after the last element are ignored. Transfer syntaxes dicom-rs does not
+//! parse (unknown UIDs, deflated ones without its `deflate` feature) are let through:
 //! dicom-rs refuses them before reading the data set.
 //!
-//! Memory: a buffered reader's 8 KiB and one small frame per open sequence or item
+//! Memory: a buffered reader's 8 KiB and one 40-byte frame per open sequence or item
 //! (bounded by the nesting limit); nothing depends on a declared length.
 
 use std::fmt;
@@ -52,7 +60,9 @@ pub struct Limits {
     /// Deepest nesting of sequences and items together (a sequence inside an item inside
     /// a sequence is 3).
     pub max_nesting: usize,
-    /// Most elements and items in the parsed part of the file.
+    /// Most sequence items (data sets) in the parsed part of the file.
+    pub max_items: u64,
+    /// Most data elements (and pixel data fragments) in the parsed part of the file.
     pub max_elements: u64,
     /// Longest value (bytes) of an element dicom-rs would load.
     pub max_value_len: u64,
@@ -65,9 +75,13 @@ pub struct Limits {
 /// 512 MiB thread stacks ([`crate::scan::SCAN_STACK_BYTES`]).
 pub const MAX_NESTING: usize = 20_000;
 
-/// Default of [`Limits::max_elements`]: 2 million elements and items. dicom-rs holds
-/// each in about 100-200 bytes, so at most a few hundred MB; a large landmark SR has
-/// tens of thousands.
+/// Default of [`Limits::max_items`]: 250,000 sequence items. dicom-rs holds an item with
+/// elements in about 1.3 KB (a B-tree node), so at most ~330 MB; a landmark SR has about
+/// ten items per point, a few thousand in all.
+pub const DEFAULT_MAX_ITEMS: u64 = 250_000;
+
+/// Default of [`Limits::max_elements`]: 2 million data elements, about 100 bytes each in
+/// dicom-rs when packed into items (~200 MB at most).
 pub const DEFAULT_MAX_ELEMENTS: u64 = 2_000_000;
 
 /// Default of [`Limits::max_value_len`]: 256 MiB. The scan stops before Pixel Data, so
@@ -102,6 +116,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_nesting: 4 * crate::sr::DEFAULT_DEPTH_CAP + 16,
+            max_items: DEFAULT_MAX_ITEMS,
             max_elements: DEFAULT_MAX_ELEMENTS,
             max_value_len: DEFAULT_MAX_VALUE_LEN,
             max_text_values: DEFAULT_MAX_TEXT_VALUES,
@@ -114,17 +129,24 @@ impl Default for Limits {
 pub enum Problem {
     /// Nested deeper than [`Limits::max_nesting`].
     TooDeep,
-    /// More than [`Limits::max_elements`] elements and items.
+    /// More than [`Limits::max_items`] sequence items.
+    TooManyItems,
+    /// More than [`Limits::max_elements`] data elements.
     TooManyElements,
     /// A value longer than [`Limits::max_value_len`].
     ValueTooLong,
     /// More than [`Limits::max_text_values`] text values.
     TooManyTextValues,
-    /// A value, item or sequence runs past the end of the file, or a header is cut by it.
+    /// A value runs past the end of the file, or the file ends inside a header, a sequence
+    /// or an item.
     Truncated,
     /// A structure dicom-rs cannot read (an item that overruns its sequence, something
     /// other than an item inside a sequence, an odd delimiter).
     Malformed,
+    /// A binary numeric value (US, UL, FL, FD, AT, ...) whose length is not a multiple of
+    /// its values' size: dicom-rs loses its place in the file after it and goes on
+    /// reading headers from the wrong offset (it may even report success, with garbage).
+    BadValueLength,
     /// The file could not be read.
     Io,
 }
@@ -136,6 +158,7 @@ impl Problem {
         matches!(
             self,
             Problem::TooDeep
+                | Problem::TooManyItems
                 | Problem::TooManyElements
                 | Problem::ValueTooLong
                 | Problem::TooManyTextValues
@@ -197,6 +220,7 @@ pub fn precheck_reader<R: Read + Seek>(
         big_endian: false,
         explicit: true,
         stack: Vec::new(),
+        items: 0,
         elements: 0,
         text_values: 0,
     };
@@ -246,6 +270,20 @@ fn short_length(vr: VR) -> bool {
     )
 }
 
+/// The size of one value of a binary numeric VR (1 for the others). dicom-rs 0.10 reads
+/// `len / size` whole values but counts `len` bytes as read, so a length that is not a
+/// multiple leaves it reading the next headers from the wrong offset (in the middle of
+/// the value), where anything, a 1 GB length say, may be found.
+fn value_size(vr: VR) -> u32 {
+    use VR::*;
+    match vr {
+        US | SS | OW => 2,
+        AT | FL | OF | UL | OL | SL => 4,
+        FD | OD | SV | UV | OV => 8,
+        _ => 1,
+    }
+}
+
 /// VRs dicom-rs loads as a list of strings split at `\`.
 fn multi_text(vr: VR) -> bool {
     use VR::*;
@@ -253,6 +291,48 @@ fn multi_text(vr: VR) -> bool {
         vr,
         AE | AS | PN | SH | LO | UC | UI | IS | DS | DA | TM | DT | CS
     )
+}
+
+/// `VR::from_binary` without going through text: the VR named by two bytes, if any.
+fn vr_from_bytes(b: [u8; 2]) -> Option<VR> {
+    use VR::*;
+    Some(match &b {
+        b"AE" => AE,
+        b"AS" => AS,
+        b"AT" => AT,
+        b"CS" => CS,
+        b"DA" => DA,
+        b"DS" => DS,
+        b"DT" => DT,
+        b"FL" => FL,
+        b"FD" => FD,
+        b"IS" => IS,
+        b"LO" => LO,
+        b"LT" => LT,
+        b"OB" => OB,
+        b"OD" => OD,
+        b"OF" => OF,
+        b"OL" => OL,
+        b"OV" => OV,
+        b"OW" => OW,
+        b"PN" => PN,
+        b"SH" => SH,
+        b"SL" => SL,
+        b"SQ" => SQ,
+        b"SS" => SS,
+        b"ST" => ST,
+        b"SV" => SV,
+        b"TM" => TM,
+        b"UC" => UC,
+        b"UI" => UI,
+        b"UL" => UL,
+        b"UN" => UN,
+        b"UR" => UR,
+        b"US" => US,
+        b"UT" => UT,
+        b"UV" => UV,
+        _ => return None,
+    })
 }
 
 fn tag_str(t: Tag) -> String {
@@ -329,6 +409,9 @@ struct Frame {
     start: u64,
     /// Where its value ends, for a defined length; `None` when delimited.
     end: Option<u64>,
+    /// A sequence: an item of it has been opened (the first fragment of encapsulated
+    /// pixel data is the offset table).
+    seen_item: bool,
 }
 
 /// An element header as dicom-rs decodes it.
@@ -347,6 +430,7 @@ struct Walker<'l, R> {
     big_endian: bool,
     explicit: bool,
     stack: Vec<Frame>,
+    items: u64,
     elements: u64,
     text_values: u64,
 }
@@ -422,10 +506,52 @@ impl<R: Read + Seek> Walker<'_, R> {
         Ok(b)
     }
 
+    /// Decodes the element header at the start of the read buffer, when the buffer holds
+    /// 12 bytes or more: (tag, VR, length, header size). Same result as the slow path.
+    fn header_in_buffer(&mut self) -> Option<(Tag, VR, u32, usize)> {
+        let (be, explicit) = (self.big_endian, self.explicit);
+        let b = self.src.r.buffer();
+        if !explicit || b.len() < 12 {
+            return None;
+        }
+        let u16_at = |i: usize| {
+            let x = [b[i], b[i + 1]];
+            if be {
+                u16::from_be_bytes(x)
+            } else {
+                u16::from_le_bytes(x)
+            }
+        };
+        let u32_at = |i: usize| {
+            let x = [b[i], b[i + 1], b[i + 2], b[i + 3]];
+            if be {
+                u32::from_be_bytes(x)
+            } else {
+                u32::from_le_bytes(x)
+            }
+        };
+        let tag = Tag(u16_at(0), u16_at(2));
+        if tag.0 == 0xFFFE {
+            return Some((tag, VR::UN, u32_at(4), 8));
+        }
+        let vr = vr_from_bytes([b[4], b[5]]).unwrap_or(VR::UN);
+        Some(if short_length(vr) {
+            (tag, vr, u32::from(u16_at(6)), 8)
+        } else {
+            (tag, vr, u32_at(8), 12)
+        })
+    }
+
     /// Decodes an element header. `None` at the end of the file (fewer than 4 bytes left
     /// for the tag, which dicom-rs takes as the end of the data set).
     fn element_header(&mut self) -> Result<Option<Header>, PrecheckError> {
         let at = self.src.pos;
+        // Fast path: the whole header is in the read buffer.
+        if let Some((tag, vr, len, size)) = self.header_in_buffer() {
+            self.src.r.consume(size);
+            self.src.pos += size as u64;
+            return Ok(Some(Header { tag, vr, len, at }));
+        }
         let mut t = [0u8; 4];
         let n = self.src.read_up_to(&mut t).map_err(|e| self.io(e))?;
         if n < 4 {
@@ -437,7 +563,7 @@ impl<R: Read + Seek> Walker<'_, R> {
                 (VR::UN, self.read_u32(at)?)
             } else {
                 let v = self.header_bytes::<2>(at)?;
-                let vr = VR::from_binary(v).unwrap_or(VR::UN);
+                let vr = vr_from_bytes(v).unwrap_or(VR::UN);
                 if short_length(vr) {
                     (vr, u32::from(self.read_u16(at)?))
                 } else {
@@ -500,8 +626,23 @@ impl<R: Read + Seek> Walker<'_, R> {
                 Problem::TooManyElements,
                 at,
                 format!(
-                    "more than {} data elements and items (the last counted at byte {at}); not parsed, to bound memory",
+                    "more than {} data elements (the last counted at byte {at}), a limit that bounds the memory used to load it",
                     self.limits.max_elements
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn count_item(&mut self, at: u64) -> Result<(), PrecheckError> {
+        self.items += 1;
+        if self.items > self.limits.max_items {
+            return Err(self.err(
+                Problem::TooManyItems,
+                at,
+                format!(
+                    "more than {} sequence items (the last at byte {at}), a limit that bounds the memory used to load it (about 1 KB per item)",
+                    self.limits.max_items
                 ),
             ));
         }
@@ -515,7 +656,7 @@ impl<R: Read + Seek> Walker<'_, R> {
                 Problem::TooDeep,
                 frame.start,
                 format!(
-                    "{what} at byte {} is nested {} levels deep (sequences and items), more than the limit of {} (which allows an SR content tree about {} levels deep); not parsed, as parsing it could exhaust the stack",
+                    "{what} at byte {} is nested {} levels deep (sequences and items), more than the limit of {} (enough for an SR content tree about {} levels deep; parsing deeper nesting could exhaust the stack)",
                     frame.start,
                     self.stack.len() + 1,
                     self.limits.max_nesting,
@@ -725,36 +866,35 @@ impl<R: Read + Seek> Walker<'_, R> {
             self.count(h.at)?;
             let pixel_seq = h.vr != VR::SQ && h.tag == PIXEL_DATA && h.len == UNDEFINED;
             if h.vr == VR::SQ || h.len == UNDEFINED {
-                let end = if h.len == UNDEFINED {
-                    None
-                } else {
-                    let len = u64::from(h.len);
-                    if len > self.src.remaining() {
-                        return Err(PrecheckError {
-                            problem: Problem::Truncated,
-                            offset: h.at,
-                            declared_len: Some(len),
-                            message: format!(
-                                "sequence {} at byte {} declares a length of {len} bytes, but only {} bytes remain in the file ({} bytes): truncated or corrupt",
-                                tag_str(h.tag),
-                                h.at,
-                                self.src.remaining(),
-                                self.src.len
-                            ),
-                        });
-                    }
-                    Some(self.src.pos + len)
-                };
+                // A sequence's length is not allocated, and a delimiter may close it
+                // before its end (dicom-rs honours both): its end is only checked when
+                // reached, and running out of file inside it is caught as it happens.
+                let end = (h.len != UNDEFINED).then(|| self.src.pos + u64::from(h.len));
                 self.push(Frame {
                     seq: true,
                     pixel: pixel_seq,
                     start: h.at,
                     end,
+                    seen_item: false,
                 })?;
                 in_seq = true;
                 continue;
             }
             self.check_value(&h, "element")?;
+            let size = value_size(h.vr);
+            if h.len % size != 0 {
+                return Err(self.err(
+                    Problem::BadValueLength,
+                    h.at,
+                    format!(
+                        "element {} at byte {} has VR {} and a length of {} bytes, not a multiple of its {size}-byte values: corrupt (a parser reading whole values loses its place in the file here)",
+                        tag_str(h.tag),
+                        h.at,
+                        h.vr.to_string(),
+                        h.len
+                    ),
+                ));
+            }
             if multi_text(h.vr) && h.len > 0 {
                 let budget =
                     self.limits.max_text_values - self.text_values.min(self.limits.max_text_values);
@@ -768,7 +908,7 @@ impl<R: Read + Seek> Walker<'_, R> {
                         Problem::TooManyTextValues,
                         h.at,
                         format!(
-                            "more than {} text values (separated by `\\`) in multi-valued string elements, the last in {} at byte {}; not parsed, to bound memory",
+                            "more than {} text values (separated by `\\`) in multi-valued string elements, the last in {} at byte {}, a limit that bounds the memory used to load them",
                             self.limits.max_text_values,
                             tag_str(h.tag),
                             h.at
@@ -803,8 +943,12 @@ impl<R: Read + Seek> Walker<'_, R> {
         let len = self.u32([b[4], b[5], b[6], b[7]]);
         match tag {
             ITEM => {
-                self.count(at)?;
                 let pixel = top.is_some_and(|t| t.pixel);
+                if pixel {
+                    self.count(at)?;
+                } else {
+                    self.count_item(at)?;
+                }
                 let end = if len == UNDEFINED {
                     if pixel {
                         return Err(self.err(
@@ -818,17 +962,28 @@ impl<R: Read + Seek> Walker<'_, R> {
                     None
                 } else {
                     let l = u64::from(len);
-                    if l > self.src.remaining() {
+                    // Only a fragment's length is allocated; an item's, like a
+                    // sequence's, is checked when reached.
+                    if pixel && l > self.src.remaining() {
                         return Err(PrecheckError {
                             problem: Problem::Truncated,
                             offset: at,
                             declared_len: Some(l),
                             message: format!(
-                                "item at byte {at} declares a length of {l} bytes, but only {} bytes remain in the file ({} bytes): truncated or corrupt",
+                                "pixel data fragment at byte {at} declares a length of {l} bytes, but only {} bytes remain in the file ({} bytes): truncated or corrupt",
                                 self.src.remaining(),
                                 self.src.len
                             ),
                         });
+                    }
+                    if pixel && !top.is_some_and(|t| t.seen_item) && l % 4 != 0 {
+                        // dicom-rs reads the offset table as whole 32-bit offsets and
+                        // then fails on the leftover bytes.
+                        return Err(self.err(
+                            Problem::Malformed,
+                            at,
+                            format!("the basic offset table at byte {at} has {l} bytes, not a multiple of 4: corrupt"),
+                        ));
                     }
                     if pixel && l > self.limits.max_value_len {
                         return Err(PrecheckError {
@@ -843,11 +998,15 @@ impl<R: Read + Seek> Walker<'_, R> {
                     }
                     Some(self.src.pos + l)
                 };
+                if let Some(t) = self.stack.last_mut() {
+                    t.seen_item = true;
+                }
                 self.push(Frame {
                     seq: false,
                     pixel,
                     start: at,
                     end,
+                    seen_item: false,
                 })?;
                 *in_seq = false;
             }

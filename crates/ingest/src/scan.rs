@@ -194,10 +194,13 @@ pub fn scan_with(
     on_file: &(dyn Fn(&FileOutcome) + Sync),
 ) -> Result<ScanResult, ScanError> {
     let (files, mut issues) = list_files(root)?;
-    // dicom-rs parses nested sequences recursively, about 10 KiB of stack per level in
-    // a debug build: a 200-deep SR overflows rayon's default stack and would abort the
-    // whole batch. The scan therefore runs on its own pool (same thread count as the
-    // caller's) with large stacks; the memory is only reserved, not touched.
+    // dicom-rs parses nested sequences recursively, about 10 KiB of stack per sequence
+    // and item level in a debug build: a 200-deep SR overflows rayon's default stack and
+    // would abort the whole batch. The structure check (`precheck`) refuses files nested
+    // deeper than 4 * depth_cap + 16 levels (at most `precheck::MAX_NESTING`, 20,000,
+    // about 100 MiB of stack in a debug build), so dicom-rs never recurses further; the
+    // scan runs on its own pool (same thread count as the caller's) with stacks large
+    // enough for that; the memory is only reserved, not touched.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(rayon::current_num_threads())
         .stack_size(SCAN_STACK_BYTES)
@@ -322,7 +325,7 @@ pub fn scan_file(path: &Path, opts: &ScanOptions) -> (FileOutcome, Vec<QcIssue>)
         let (code, what) = if e.problem.is_limit() {
             (
                 codes::HOSTILE_STRUCTURE,
-                "exceeds a limit of the structure check",
+                "exceeds a limit of the structure check run before parsing",
             )
         } else {
             (codes::BROKEN_FILE, "not readable as DICOM")
@@ -333,7 +336,7 @@ pub fn scan_file(path: &Path, opts: &ScanOptions) -> (FileOutcome, Vec<QcIssue>)
                 path,
                 Severity::Error,
                 code,
-                format!("{what}, so it was not parsed: {e}; not used"),
+                format!("{what}: {e}; the file was not parsed and is not used"),
             )],
         );
     }

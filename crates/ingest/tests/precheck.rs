@@ -364,7 +364,27 @@ fn text_values_and_element_counts_are_bounded() {
         ..Limits::default()
     };
     expect(precheck_bytes(&sr, &limits), Problem::TooManyElements);
+    let limits = Limits {
+        max_items: 100,
+        ..Limits::default()
+    };
+    let e = expect(precheck_bytes(&sr, &limits), Problem::TooManyItems);
+    assert!(e.problem.is_limit());
     precheck_bytes(&sr, &Limits::default()).unwrap();
+    // 300,000 one-element items (5.4 MB of file; ~400 MB in dicom-rs) under the default
+    // limits.
+    let mut b = meta(EXPLICIT_LE, COMPREHENSIVE_SR, "2.25.9");
+    b.extend(header(0x0040, 0xA730, b"SQ", UNDEFINED));
+    for _ in 0..300_000 {
+        b.extend(item(10));
+        b.extend(el(0x0028, 0x0010, b"US", &[1, 0]));
+    }
+    b.extend(seq_end());
+    let e = expect(
+        precheck_bytes(&b, &Limits::default()),
+        Problem::TooManyItems,
+    );
+    assert!(e.message.contains("250000"), "{e}");
 }
 
 #[test]
@@ -384,4 +404,88 @@ fn cut_headers_are_truncation() {
         precheck_bytes(&sr[..at + 13], &Limits::default()),
         Problem::Truncated,
     );
+}
+
+/// A reader that hands out one byte per call, so that the check's read buffer never holds
+/// a whole header and every header takes the slow path.
+struct OneByte(std::io::Cursor<Vec<u8>>);
+
+impl std::io::Read for OneByte {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(1);
+        self.0.read(&mut buf[..n])
+    }
+}
+
+impl std::io::Seek for OneByte {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.0.seek(pos)
+    }
+}
+
+#[test]
+fn buffered_and_byte_by_byte_reads_agree() {
+    let limits = Limits::default();
+    let same = |bytes: &[u8]| {
+        let slow = plumbline_ingest::precheck::precheck_reader(
+            OneByte(std::io::Cursor::new(bytes.to_vec())),
+            bytes.len() as u64,
+            &limits,
+        );
+        assert_eq!(precheck_bytes(bytes, &limits), slow);
+    };
+    let mut seed = 7u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let dir = root().join("fixtures");
+    for rel in [
+        "interop/sr/sr_two_observers.dcm",
+        "interop/codecs/SYNTH_RLE.dcm",
+        "cohort-small/dicom/P0001/20210530_preop/SR_alpha_ap.dcm",
+        "cohort-small/dicom/P0001/20210530_preop/IM0002",
+    ] {
+        let bytes = std::fs::read(dir.join(rel)).unwrap();
+        let bytes = &bytes[..bytes.len().min(40_000)];
+        same(bytes);
+        for _ in 0..40 {
+            let mut m = bytes.to_vec();
+            for _ in 0..1 + next() % 6 {
+                let at = (next() % m.len() as u64) as usize;
+                m[at] ^= 1 + (next() % 255) as u8;
+            }
+            same(&m);
+            let cut = (next() % m.len() as u64) as usize;
+            same(&m[..cut]);
+        }
+    }
+    for defined in [false, true] {
+        same(&deep_sr(300, "2.25.1", "P1", defined));
+    }
+    // Big endian, and implicit VR (slow path only).
+    let sr = dir.join("cohort-small/dicom/P0001/20210530_preop/SR_alpha_ap.dcm");
+    for ts in [EXPLICIT_BE, IMPLICIT_LE] {
+        let obj = dicom_object::open_file(&sr).unwrap();
+        let meta = FileMetaTableBuilder::new()
+            .transfer_syntax(ts)
+            .media_storage_sop_class_uid(COMPREHENSIVE_SR)
+            .media_storage_sop_instance_uid("2.25.3");
+        let mut bytes = Vec::new();
+        obj.into_inner()
+            .with_meta(meta)
+            .unwrap()
+            .write_all(&mut bytes)
+            .unwrap();
+        precheck_bytes(&bytes, &limits).unwrap();
+        same(&bytes);
+        for _ in 0..20 {
+            let mut m = bytes.clone();
+            let at = 132 + (next() % (m.len() as u64 - 132)) as usize;
+            m[at] ^= 1 + (next() % 255) as u8;
+            same(&m);
+        }
+    }
 }
