@@ -90,9 +90,7 @@ fn plumbline_run_survives_mutated_and_hostile_files() {
     // Memory bounded: the run must succeed under a 3 GiB address-space limit (ulimit -v).
     let status = Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "ulimit -v 3145728; exec \"$0\" run --quiet --threads 2 --input \"$1\" --clinical \"$2\" --out \"$3\""
-        ))
+        .arg("ulimit -v 3145728; exec \"$0\" run --quiet --threads 2 --input \"$1\" --clinical \"$2\" --out \"$3\"")
         .arg(env!("CARGO_BIN_EXE_plumbline"))
         .arg(&input)
         .arg(cohort.join("clinical.csv"))
