@@ -273,6 +273,14 @@ fn magic(path: &Path) -> std::io::Result<Magic> {
     })
 }
 
+/// A file that cannot be used: `Broken` with one error.
+fn broken(path: &Path, code: &'static str, message: String) -> (FileOutcome, Vec<QcIssue>) {
+    (
+        FileOutcome::Broken,
+        vec![QcIssue::file(path, Severity::Error, code, message)],
+    )
+}
+
 /// Reads one file; returns what it is and the problems found.
 pub fn scan_file(path: &Path, opts: &ScanOptions) -> (FileOutcome, Vec<QcIssue>) {
     if has_suffix(path, ".mrk.json") {
@@ -305,14 +313,10 @@ pub fn scan_file(path: &Path, opts: &ScanOptions) -> (FileOutcome, Vec<QcIssue>)
             );
         }
         Err(e) => {
-            return (
-                FileOutcome::Broken,
-                vec![QcIssue::file(
-                    path,
-                    Severity::Error,
-                    codes::BROKEN_FILE,
-                    format!("cannot read the file: {e}"),
-                )],
+            return broken(
+                path,
+                codes::BROKEN_FILE,
+                format!("cannot read the file: {e}"),
             );
         }
     };
@@ -330,14 +334,10 @@ pub fn scan_file(path: &Path, opts: &ScanOptions) -> (FileOutcome, Vec<QcIssue>)
         } else {
             (codes::BROKEN_FILE, "not readable as DICOM")
         };
-        return (
-            FileOutcome::Broken,
-            vec![QcIssue::file(
-                path,
-                Severity::Error,
-                code,
-                format!("{what}: {e}; the file was not parsed and is not used"),
-            )],
+        return broken(
+            path,
+            code,
+            format!("{what}: {e}; the file was not parsed and is not used"),
         );
     }
     let obj = match OpenFileOptions::new()
@@ -347,14 +347,10 @@ pub fn scan_file(path: &Path, opts: &ScanOptions) -> (FileOutcome, Vec<QcIssue>)
     {
         Ok(o) => o,
         Err(e) => {
-            return (
-                FileOutcome::Broken,
-                vec![QcIssue::file(
-                    path,
-                    Severity::Error,
-                    codes::BROKEN_FILE,
-                    format!("not readable as DICOM (truncated or corrupt?): {e}"),
-                )],
+            return broken(
+                path,
+                codes::BROKEN_FILE,
+                format!("not readable as DICOM (truncated or corrupt?): {e}"),
             );
         }
     };
