@@ -17,7 +17,7 @@ use plumbline_ingest::scan::{FileOutcome, scan_file, scan_with};
 use plumbline_ingest::{QcIssue, ScanOptions, Severity, group};
 
 use crate::journal::{FileKey, Journal, JournalError};
-use plumbline_render::decode::load_display;
+use plumbline_render::decode::{DecodeError, load_display};
 use plumbline_render::overlay::{OverlaySpec, draw_overlay, file_safe};
 use plumbline_render::report::{OverlayLink, ReportData, report_html};
 use rayon::prelude::*;
@@ -628,12 +628,17 @@ fn render_overlay(
     v: &plumbline_ingest::View,
     view: &str,
 ) -> Result<OverlayLink, QcIssue> {
-    let fail = |msg: String| {
-        QcIssue::file(&v.path, Severity::Warning, codes::OVERLAY_FAILED, msg)
-            .with_ids(&v.image_uid, real_patient_id)
+    let fail_as = |code: &'static str, msg: String| {
+        QcIssue::file(&v.path, Severity::Warning, code, msg).with_ids(&v.image_uid, real_patient_id)
     };
-    let display =
-        load_display(&v.path, OVERLAY_MAX_ROWS).map_err(|e| fail(format!("no overlay: {e}")))?;
+    let fail = |msg: String| fail_as(codes::OVERLAY_FAILED, msg);
+    let display = load_display(&v.path, OVERLAY_MAX_ROWS).map_err(|e| {
+        let code = match e {
+            DecodeError::CodecUnavailable { .. } => codes::CODEC_UNAVAILABLE,
+            _ => codes::OVERLAY_FAILED,
+        };
+        fail_as(code, format!("no overlay: {e}"))
+    })?;
     let class = m.class.kind.map_or("unclassified", |k| k.as_str());
     let spec = OverlaySpec {
         kind: v.landmarks.kind(),

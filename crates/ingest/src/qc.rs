@@ -128,6 +128,9 @@ pub mod codes {
     pub const BAD_LANDMARK_FILE: &str = "bad_landmark_file";
     /// A QC overlay could not be rendered (pixel data undecodable).
     pub const OVERLAY_FAILED: &str = "overlay_failed";
+    /// A QC overlay was not rendered because this build lacks the decoder of the image's
+    /// transfer syntax; the message names the cargo feature that brings it.
+    pub const CODEC_UNAVAILABLE: &str = "codec_unavailable";
     /// Several studies fall into one timepoint window: one was chosen.
     pub const AMBIGUOUS_TIMEPOINT: &str = "ambiguous_timepoint";
 
@@ -163,6 +166,7 @@ pub mod codes {
         BAD_CLINICAL_ROW,
         BAD_LANDMARK_FILE,
         OVERLAY_FAILED,
+        CODEC_UNAVAILABLE,
         AMBIGUOUS_TIMEPOINT,
     ];
 }

@@ -7,7 +7,8 @@
 //! 1. **Decode** frame 0. Native (uncompressed) pixel data is read in place from the parsed
 //!    object, without a copy. Encapsulated pixel data is decoded by `dicom-pixeldata` 0.10
 //!    (`PixelDecoder::decode_pixel_data_frame(0)`: JPEG baseline/extended 8-bit and
-//!    lossless, JPEG-LS, JPEG 2000), except two cases it cannot do, decoded here:
+//!    lossless, JPEG-LS with the `jpeg-ls` cargo feature, JPEG 2000), except two cases it
+//!    cannot do, decoded here:
 //!    * RLE Lossless (module `rle`): its decoder refuses frames of 16 MB or more that are
 //!      compressed better than 32:1 ("Could not allocate frame"), which flat synthetic
 //!      images (the cohort's 7000 x 3000 RLE files, ~0.7 MB) are;
@@ -112,6 +113,20 @@ pub enum DecodeError {
         path: PathBuf,
         uid: String,
         name: &'static str,
+    },
+    /// The transfer syntax has a decoder behind a cargo feature this build was made without
+    /// (JPEG-LS: `jpeg-ls`, which builds the C++ CharLS library).
+    #[error(
+        "{}: the {name} ({uid}) pixel data needs the `{feature}` feature, which this build of plumbline \
+         was made without; rebuild with `cargo build --release -p plumbline --features {feature}` \
+         (needs cmake and a C++ compiler, Debian: apt-get install cmake g++)",
+        path.display()
+    )]
+    CodecUnavailable {
+        path: PathBuf,
+        uid: String,
+        name: &'static str,
+        feature: &'static str,
     },
     /// The codec failed, or gave a frame of the wrong size.
     #[error("{}: cannot decode the {name} ({uid}) pixel data: {message}", path.display())]
@@ -510,6 +525,14 @@ fn with_frame<R>(
                 .trim_end_matches(['\0', ' '])
                 .to_string();
             let name = ts_name(&uid);
+            if let Some(feature) = missing_codec_feature(&uid) {
+                return Err(DecodeError::CodecUnavailable {
+                    path: path.to_path_buf(),
+                    uid,
+                    name,
+                    feature,
+                });
+            }
             // Decoded here rather than by dicom-pixeldata: RLE (its decoder refuses frames of
             // 16 MB or more compressed better than 32:1, which flat synthetic images are) and
             // 12-bit lossy JPEG (its JPEG decoder has no 12-bit DCT).
@@ -1033,6 +1056,17 @@ fn percentile_window(hist: &[u64], modality: &[f32]) -> (f64, f64) {
 }
 
 // ------------------------------------------------------------------------------ messages
+
+/// The cargo feature that brings the decoder of transfer syntax `uid`, when this build was
+/// made without it; `None` when the build has the decoder (or no feature brings one).
+pub fn missing_codec_feature(uid: &str) -> Option<&'static str> {
+    match uid {
+        "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81" if !cfg!(feature = "jpeg-ls") => {
+            Some("jpeg-ls")
+        }
+        _ => None,
+    }
+}
 
 /// An error and its sources, deduplicated, joined by ": ".
 fn error_chain(e: &dyn std::error::Error) -> String {

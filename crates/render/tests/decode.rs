@@ -34,12 +34,15 @@ fn synth_lateral() -> PathBuf {
     fixtures().join("cohort-small/dicom/P0001/20210607_postop/XR_LAT.dcm")
 }
 
-const RG1_LOSSLESS: [&str; 4] = [
-    "cr/RG1_J2KR.dcm",
-    "cr/RG1_RLE.dcm",
-    "codecs/RG1_JLSL.dcm",
-    "codecs/RG1_JPLL.dcm",
-];
+/// The lossless encodings of RG1 this build decodes (JPEG-LS only with the `jpeg-ls`
+/// feature; `jpeg_ls_needs_its_feature` checks the refusal without it).
+fn rg1_lossless() -> Vec<&'static str> {
+    let mut v = vec!["cr/RG1_J2KR.dcm", "cr/RG1_RLE.dcm", "codecs/RG1_JPLL.dcm"];
+    if cfg!(feature = "jpeg-ls") {
+        v.push("codecs/RG1_JLSL.dcm");
+    }
+    v
+}
 
 fn interop(rel: &str) -> PathBuf {
     fixtures().join("interop").join(rel)
@@ -124,14 +127,10 @@ fn linear(x: f64, c: f64, w: f64) -> f64 {
 
 #[test]
 fn rg1_decodes_in_every_codec() {
-    for rel in [
-        "cr/RG1_UNCR.dcm",
-        "cr/RG1_J2KR.dcm",
-        "cr/RG1_J2KI.dcm",
-        "cr/RG1_RLE.dcm",
-        "codecs/RG1_JLSL.dcm",
-        "codecs/RG1_JPLL.dcm",
-    ] {
+    for rel in ["cr/RG1_UNCR.dcm", "cr/RG1_J2KI.dcm"]
+        .into_iter()
+        .chain(rg1_lossless())
+    {
         let (rows, cols, v) = decode_modality(&interop(rel)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((rows, cols), (1955, 1841), "{rel}");
         assert_eq!(v.len(), 1955 * 1841, "{rel}");
@@ -147,9 +146,35 @@ fn rg1_decodes_in_every_codec() {
 }
 
 #[test]
+fn jpeg_ls_needs_its_feature() {
+    let f = codecs("RG1_JLSL.dcm");
+    let r = decode_modality(&f);
+    if cfg!(feature = "jpeg-ls") {
+        let (rows, cols, _) = r.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((rows, cols), (1955, 1841));
+    } else {
+        let e = r.expect_err("a build without jpeg-ls must refuse JPEG-LS");
+        let text = e.to_string();
+        assert!(
+            matches!(
+                &e,
+                DecodeError::CodecUnavailable { uid, feature: "jpeg-ls", .. }
+                    if uid == "1.2.840.10008.1.2.4.80"
+            ),
+            "{text}"
+        );
+        assert!(text.starts_with(&f.display().to_string()), "{text}");
+        assert!(
+            text.contains("--features jpeg-ls") && text.contains("cmake"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
 fn rg1_lossless_codecs_equal_uncompressed_exactly() {
     let (_, _, uncr) = decode_modality(&cr("RG1_UNCR.dcm")).unwrap();
-    for rel in RG1_LOSSLESS {
+    for rel in rg1_lossless() {
         let (_, _, v) = decode_modality(&interop(rel)).unwrap();
         let first = uncr.iter().zip(&v).position(|(a, b)| a != b);
         assert_eq!(
@@ -175,7 +200,7 @@ fn rg1_display_is_identical_for_lossless_and_close_for_lossy() {
     for max_rows in [800, 4000] {
         let base = load_display(&cr("RG1_UNCR.dcm"), max_rows).unwrap();
         assert_eq!(base.window_source, "window");
-        for rel in RG1_LOSSLESS {
+        for rel in rg1_lossless() {
             let d = load_display(&interop(rel), max_rows).unwrap();
             assert_eq!(pixels(&d), pixels(&base), "{rel} at max_rows {max_rows}");
             assert_eq!((d.scale, d.window_source), (base.scale, "window"));
@@ -200,7 +225,7 @@ fn synth_codecs_decode_equal_or_close_to_the_original() {
         orig, cohort,
         "SYNTH_UNCR is the cohort image with a new UID"
     );
-    // DCMTK's RLE encoder (the cohort's own RLE files come from dicom-rs, RG1_RLE from pydicom)
+    // DCMTK's RLE encoder (the cohort's own RLE files come from synth's own encoder, RG1_RLE from pydicom)
     let (_, _, rle) = decode_modality(&codecs("SYNTH_RLE.dcm")).unwrap();
     assert_eq!(rle, orig);
     // 12-bit JPEG extended, decoded by this crate's own 12-bit decoder: measured mean abs
