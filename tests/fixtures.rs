@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use plumbline_e2e::repo_root;
+use plumbline_e2e::{DCIODVFY, DSRDUMP, PYDICOM, repo_root, require};
 use plumbline_synth::{ImageSize, SynthOptions, generate};
 
 fn files(root: &Path) -> Vec<PathBuf> {
@@ -55,18 +55,13 @@ fn committed_cohort_is_what_the_generator_writes() {
 }
 
 #[test]
+#[cfg_attr(
+    missing_tool = "pydicom",
+    ignore = "needs python3 with pydicom and numpy: pip install -r fixtures/tools/requirements.txt"
+)]
 fn truth_agrees_with_an_independent_pydicom_computation() {
+    require(&PYDICOM);
     let root = repo_root();
-    let probe = Command::new("python3")
-        .args(["-c", "import pydicom, numpy"])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!(
-            "\n!!!!!!!! SKIPPED: python3 with pydicom and numpy is not installed \
-             (pip install -r fixtures/tools/requirements.txt); .ci/run installs them !!!!!!!!\n"
-        );
-        return;
-    }
     let out = Command::new("python3")
         .arg(root.join("fixtures/tools/check_truth.py"))
         .arg(root.join("fixtures/cohort-small"))
@@ -82,26 +77,33 @@ fn truth_agrees_with_an_independent_pydicom_computation() {
 }
 
 #[test]
-fn interop_srs_are_valid_for_two_independent_toolkits() {
-    // highdicom wrote them; dicom3tools and dcmtk must accept them (no Error line,
-    // dsrdump exit 0), and each has the JSON pydicom extracted from it.
+fn interop_srs_have_their_expected_json() {
     let dir = repo_root().join("fixtures/interop");
-    let names = [
-        "sr_finding_codes",
-        "sr_tracking_only",
-        "sr_two_images",
-        "sr_two_observers",
-    ];
-    for n in names {
+    for n in INTEROP_SRS {
+        assert!(dir.join(format!("sr/{n}.dcm")).is_file(), "{n}.dcm");
         assert!(dir.join(format!("expected/{n}.json")).is_file(), "{n}.json");
     }
-    let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok();
-    if !have("dciodvfy") || !have("dsrdump") {
-        eprintln!(
-            "\n!!!!!!!! SKIPPED: dciodvfy (dicom3tools) or dsrdump (dcmtk) not installed; .ci/run installs them !!!!!!!!\n"
-        );
-        return;
-    }
+}
+
+const INTEROP_SRS: [&str; 4] = [
+    "sr_finding_codes",
+    "sr_tracking_only",
+    "sr_two_images",
+    "sr_two_observers",
+];
+
+#[test]
+#[cfg_attr(
+    any(missing_tool = "dciodvfy", missing_tool = "dsrdump"),
+    ignore = "needs dciodvfy and dsrdump: apt-get install dicom3tools dcmtk"
+)]
+fn interop_srs_are_valid_for_two_independent_toolkits() {
+    // highdicom wrote them; dicom3tools and dcmtk must accept them (no Error line,
+    // dsrdump exit 0).
+    require(&DCIODVFY);
+    require(&DSRDUMP);
+    let dir = repo_root().join("fixtures/interop");
+    let names = INTEROP_SRS;
     for n in names {
         let f = dir.join(format!("sr/{n}.dcm"));
         let out = Command::new("dciodvfy").arg(&f).output().unwrap();
