@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use plumbline::merge::merge;
 use plumbline::pipeline::Pipeline;
-use plumbline::run::{RunOptions, parse_shard, run};
+use plumbline::run::{RunOptions, Shard, parse_shard, run};
 use plumbline_e2e::repo_root;
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -26,7 +26,11 @@ fn run_into(input: &Path, out: &Path, shard: Option<(usize, usize)>) {
         overlays: true,
         pseudonymize: None,
         fresh: false,
-        shard,
+        shard: shard.map(|(k, n)| Shard {
+            k,
+            n,
+            source: "--shard",
+        }),
         // Also checks that the Parquet forms merge to the bytes of one run.
         parquet: true,
     })
@@ -109,7 +113,21 @@ fn slurm_array_variables_select_the_shard() {
                 .map(|(_, v)| v.to_string())
         }
     };
-    assert_eq!(parse_shard(Some("2/4"), env(&[])), Ok(Some((2, 4))));
+    let flag = |k, n| {
+        Ok(Some(Shard {
+            k,
+            n,
+            source: "--shard",
+        }))
+    };
+    let slurm = |k, n| {
+        Ok(Some(Shard {
+            k,
+            n,
+            source: "SLURM_ARRAY_TASK_ID",
+        }))
+    };
+    assert_eq!(parse_shard(Some("2/4"), env(&[])), flag(2, 4));
     assert_eq!(parse_shard(None, env(&[])), Ok(None));
     // --array=1-4: ids 1..4, min 1, count 4 -> shards 0..3.
     let e = env(&[
@@ -117,18 +135,18 @@ fn slurm_array_variables_select_the_shard() {
         ("SLURM_ARRAY_TASK_MIN", "1"),
         ("SLURM_ARRAY_TASK_COUNT", "4"),
     ]);
-    assert_eq!(parse_shard(None, e), Ok(Some((3, 4))));
+    assert_eq!(parse_shard(None, e), slurm(3, 4));
     let e = env(&[
         ("SLURM_ARRAY_TASK_ID", "0"),
         ("SLURM_ARRAY_TASK_COUNT", "2"),
     ]);
-    assert_eq!(parse_shard(None, e), Ok(Some((0, 2))));
+    assert_eq!(parse_shard(None, e), slurm(0, 2));
     // The flag wins over the environment.
     let e = env(&[
         ("SLURM_ARRAY_TASK_ID", "0"),
         ("SLURM_ARRAY_TASK_COUNT", "2"),
     ]);
-    assert_eq!(parse_shard(Some("1/3"), e), Ok(Some((1, 3))));
+    assert_eq!(parse_shard(Some("1/3"), e), flag(1, 3));
     for bad in ["4/4", "1", "a/2", "0/0"] {
         assert!(parse_shard(Some(bad), env(&[])).is_err(), "{bad}");
     }

@@ -8,8 +8,10 @@ use plumbline_ingest::scan::{FileOutcome, scan_file};
 
 use crate::pipeline::Pipeline;
 
-/// Describes a file: an image's geometry, an SR's landmarks, and every QC problem.
-pub fn inspect(path: &Path, pipeline: &Pipeline) -> String {
+/// Describes a file: an image's geometry, an SR's landmarks, and every QC problem; and
+/// whether Plumbline could read it at all (false for a missing, unreadable, broken or
+/// non-DICOM file: `plumbline inspect` then exits 1).
+pub fn inspect(path: &Path, pipeline: &Pipeline) -> (String, bool) {
     let opts = ScanOptions {
         vocab: pipeline.vocab.clone(),
         depth_cap: pipeline.depth_cap,
@@ -102,6 +104,7 @@ pub fn inspect(path: &Path, pipeline: &Pipeline) -> String {
             let _ = writeln!(s, "  unreadable");
         }
     }
+    let readable = !matches!(outcome, FileOutcome::Broken | FileOutcome::NotDicom);
     if issues.is_empty() {
         let _ = writeln!(s, "  QC: no problem");
     } else {
@@ -110,5 +113,5 @@ pub fn inspect(path: &Path, pipeline: &Pipeline) -> String {
             let _ = writeln!(s, "    {} {}: {}", i.severity.as_str(), i.code, i.message);
         }
     }
-    s
+    (s, readable)
 }

@@ -6,6 +6,14 @@
 //! already in the journal and reads only the rest; a later run on a grown or changed tree
 //! reads only new or changed files. `--fresh` ignores and restarts the journal.
 //!
+//! The record's first line is a header: the work record format, the plumbline version and
+//! a SHA-256 of each setting that changes what the scan reads from a file
+//! ([`ScanOptions::fingerprint`]: the pipeline's vocabulary, the SR depth cap, the
+//! structure limits). A record whose header differs from the current run's (or that has
+//! none) is set aside, renamed `scan-journal.discarded-N.jsonl` beside it, never deleted,
+//! and the run reads every file; [`Journal::discarded`] says why, for the closing line and
+//! `run.json`.
+//!
 //! Why a JSON-lines journal rather than SQLite or redb: the only operations are "append
 //! one finished file" and "load all at start", which an append-only file does with no
 //! dependency and no compile cost; a line is written with one `write` call, so a kill
@@ -13,23 +21,26 @@
 //! Lines reach the operating system at once, so a killed process loses nothing; a power
 //! cut may lose the last lines, which are then simply read again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use plumbline_geometry::Spacing;
-use plumbline_ingest::qc::{QcIssue, Severity, codes};
-use plumbline_ingest::scan::FileOutcome;
-use plumbline_ingest::{ImageRecord, LandmarkDoc, RawPoint, SpacingSource};
-use serde_json::{Value, json};
+use plumbline_ingest::qc::QcIssue;
+use plumbline_ingest::scan::{FileOutcome, ScanOptions};
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::sha256_hex;
 
 /// Journal file name inside the output folder.
 pub const JOURNAL: &str = ".plumbline/scan-journal.jsonl";
 
+/// Version of the record's line format (the header's `plumbline_work_record`).
+const FORMAT: u32 = 2;
+
 /// A file's identity for reuse.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileKey {
     /// Size in bytes.
     pub size: u64,
@@ -58,15 +69,80 @@ impl FileKey {
         Some(FileKey {
             size: meta.len(),
             mtime_ns,
-            head: crate::pipeline::sha256_hex(&head),
+            head: sha256_hex(&head),
         })
     }
+}
+
+/// The record's first line: what the entries below it were read with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Header {
+    plumbline_work_record: u32,
+    /// The plumbline version that read the files.
+    version: String,
+    /// Setting name -> SHA-256 of its canonical text ([`ScanOptions::fingerprint`]).
+    settings: BTreeMap<String, String>,
+}
+
+impl Header {
+    fn current(scan: &ScanOptions) -> Header {
+        Header {
+            plumbline_work_record: FORMAT,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            settings: scan
+                .fingerprint()
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), sha256_hex(value.as_bytes())))
+                .collect(),
+        }
+    }
+
+    /// Why a record with header `old` cannot serve a run with this header; `None` when it can.
+    fn mismatch(&self, old: &Header) -> Option<String> {
+        if old.plumbline_work_record != self.plumbline_work_record {
+            return Some(format!(
+                "work record format {} -> {}",
+                old.plumbline_work_record, self.plumbline_work_record
+            ));
+        }
+        let mut why = Vec::new();
+        if old.version != self.version {
+            why.push(format!("plumbline {} -> {}", old.version, self.version));
+        }
+        for (name, hash) in &self.settings {
+            match old.settings.get(name) {
+                Some(h) if h == hash => {}
+                Some(_) => why.push(format!("{name} changed")),
+                None => why.push(format!("{name} not recorded")),
+            }
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
+}
+
+/// One line of the record after the header, as written (borrowed) ...
+#[derive(Serialize)]
+struct EntryRef<'a> {
+    path: &'a Path,
+    key: &'a FileKey,
+    outcome: &'a FileOutcome,
+    issues: &'a [QcIssue],
+}
+
+/// ... and as read back.
+#[derive(Deserialize)]
+struct Entry {
+    path: PathBuf,
+    key: FileKey,
+    outcome: FileOutcome,
+    issues: Vec<QcIssue>,
 }
 
 /// The journal: entries loaded at start, and the open file new entries are appended to.
 pub struct Journal {
     entries: HashMap<PathBuf, (FileKey, FileOutcome, Vec<QcIssue>)>,
     file: Mutex<File>,
+    discarded: Option<String>,
 }
 
 /// The journal cannot be opened.
@@ -81,37 +157,66 @@ pub struct JournalError {
 }
 
 impl Journal {
-    /// Opens (creating) the journal in `out`; with `fresh`, starts it empty.
-    pub fn open(out: &Path, fresh: bool) -> Result<Journal, JournalError> {
+    /// Opens the journal in `out` for a scan with options `scan`. An existing record is
+    /// reused when its header matches this run's, set aside (renamed beside it) when it
+    /// does not, and ignored with `fresh`; a new record starts with this run's header.
+    pub fn open(out: &Path, fresh: bool, scan: &ScanOptions) -> Result<Journal, JournalError> {
         let path = out.join(JOURNAL);
         let err = |source| JournalError {
             path: path.clone(),
             source,
         };
         std::fs::create_dir_all(path.parent().expect("has a parent")).map_err(err)?;
+        let header = Header::current(scan);
         let mut entries = HashMap::new();
-        if fresh {
-            File::create(&path).map_err(err)?;
-        } else if let Ok(f) = File::open(&path) {
-            for line in BufReader::new(f).split(b'\n').map_while(Result::ok) {
-                if let Some((p, k, o, i)) = serde_json::from_slice::<Value>(&line)
-                    .ok()
-                    .as_ref()
-                    .and_then(decode_entry)
-                {
-                    entries.insert(p, (k, o, i));
-                }
+        let mut discarded = None;
+        let mut reuse = false;
+        if !fresh && let Ok(f) = File::open(&path) {
+            let mut lines = BufReader::new(f).split(b'\n').map_while(Result::ok);
+            match lines.next() {
+                None => {} // created by a run killed before its header was written
+                Some(first) => match serde_json::from_slice::<Header>(&first) {
+                    Ok(old) => match header.mismatch(&old) {
+                        None => {
+                            reuse = true;
+                            for line in lines {
+                                if let Ok(e) = serde_json::from_slice::<Entry>(&line) {
+                                    entries.insert(e.path, (e.key, e.outcome, e.issues));
+                                }
+                            }
+                        }
+                        Some(why) => discarded = Some(why),
+                    },
+                    Err(_) => {
+                        discarded = Some(
+                            "work record without a settings header (an older plumbline)".into(),
+                        )
+                    }
+                },
+            }
+            if discarded.is_some() {
+                set_aside(&path).map_err(err)?;
             }
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(err)?;
+        let file = if reuse {
+            OpenOptions::new().append(true).open(&path)
+        } else {
+            let mut line = serde_json::to_vec(&header).expect("a header serialises");
+            line.push(b'\n');
+            File::create(&path).and_then(|mut f| f.write_all(&line).map(|()| f))
+        }
+        .map_err(err)?;
         Ok(Journal {
             entries,
             file: Mutex::new(file),
+            discarded,
         })
+    }
+
+    /// Why the record an earlier run left was set aside (`None` when it was reused, or
+    /// there was none, or `--fresh` ignored it).
+    pub fn discarded(&self) -> Option<&str> {
+        self.discarded.as_deref()
     }
 
     /// The recorded outcome of `path` if its key still matches.
@@ -120,211 +225,37 @@ impl Journal {
         (k == key).then(|| (o.clone(), i.clone()))
     }
 
-    /// Appends one scanned file (one `write` of one line).
+    /// Appends one scanned file (one `write` of one line). A file whose line cannot be
+    /// written (a path that is not UTF-8, a full disk) is simply read again next time.
     pub fn record(&self, path: &Path, key: &FileKey, outcome: &FileOutcome, issues: &[QcIssue]) {
-        let mut line = serde_json::to_vec(&encode_entry(path, key, outcome, issues)).expect("json");
+        let entry = EntryRef {
+            path,
+            key,
+            outcome,
+            issues,
+        };
+        let Ok(mut line) = serde_json::to_vec(&entry) else {
+            return;
+        };
         line.push(b'\n');
         if let Ok(mut f) = self.file.lock() {
-            // A failed append only costs a re-read next time.
             let _ = f.write_all(&line);
         }
     }
 }
 
-fn p(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
-}
-
-fn issue_json(i: &QcIssue) -> Value {
-    json!([
-        p(&i.path),
-        i.sop_instance_uid,
-        i.patient_id,
-        i.severity.as_str(),
-        i.code,
-        i.message
-    ])
-}
-
-fn issue_from(v: &Value) -> Option<QcIssue> {
-    let a = v.as_array()?;
-    let s = |k: usize| a.get(k)?.as_str().map(String::from);
-    let code = s(4)?;
-    Some(QcIssue {
-        path: PathBuf::from(s(0)?),
-        sop_instance_uid: s(1)?,
-        patient_id: s(2)?,
-        severity: match s(3)?.as_str() {
-            "error" => Severity::Error,
-            "warning" => Severity::Warning,
-            "info" => Severity::Info,
-            _ => return None,
-        },
-        code: codes::ALL.iter().find(|c| **c == code).copied()?,
-        message: s(5)?,
-    })
-}
-
-fn source_str(s: SpacingSource) -> &'static str {
-    s.as_str()
-}
-
-fn source_from(s: &str) -> Option<SpacingSource> {
-    [
-        SpacingSource::PixelSpacing,
-        SpacingSource::ImagerMagnified,
-        SpacingSource::Imager,
-    ]
-    .into_iter()
-    .find(|x| x.as_str() == s)
-}
-
-fn image_json(r: &ImageRecord) -> Value {
-    json!({
-        "path": p(&r.path), "class": r.sop_class_uid, "uid": r.sop_instance_uid, "ts": r.transfer_syntax,
-        "patient": r.patient_id, "study": r.study_instance_uid, "date": r.study_date, "tp": r.timepoint_id,
-        "modality": r.modality, "view": r.view_position, "rows": r.rows, "cols": r.cols,
-        "spacing": r.spacing.map(|(s, src)| json!([s.row, s.col, source_str(src)])),
-        "orientation": r.orientation.as_ref().map(|(a, b)| json!([a, b])),
-        "frames": r.number_of_frames,
-    })
-}
-
-fn image_from(v: &Value) -> Option<ImageRecord> {
-    let s = |k: &str| v.get(k)?.as_str().map(String::from);
-    let opt = |k: &str| v.get(k).and_then(Value::as_str).map(String::from);
-    let spacing = match v.get("spacing")? {
-        Value::Null => None,
-        x => {
-            let a = x.as_array()?;
-            Some((
-                Spacing {
-                    row: a.first()?.as_f64()?,
-                    col: a.get(1)?.as_f64()?,
-                },
-                source_from(a.get(2)?.as_str()?)?,
-            ))
+/// Renames the record to the first free `scan-journal.discarded-N.jsonl` beside it.
+fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let dir = path.parent().expect("has a parent");
+    let mut n = 1;
+    loop {
+        let to = dir.join(format!("scan-journal.discarded-{n}.jsonl"));
+        if !to.exists() {
+            std::fs::rename(path, &to)?;
+            return Ok(to);
         }
-    };
-    let orientation = match v.get("orientation")? {
-        Value::Null => None,
-        x => {
-            let a = x.as_array()?;
-            Some((
-                a.first()?.as_str()?.to_string(),
-                a.get(1)?.as_str()?.to_string(),
-            ))
-        }
-    };
-    Some(ImageRecord {
-        path: PathBuf::from(s("path")?),
-        sop_class_uid: s("class")?,
-        sop_instance_uid: s("uid")?,
-        transfer_syntax: s("ts")?,
-        patient_id: s("patient")?,
-        study_instance_uid: s("study")?,
-        study_date: opt("date"),
-        timepoint_id: opt("tp"),
-        modality: s("modality")?,
-        view_position: opt("view"),
-        rows: v.get("rows")?.as_u64()? as u32,
-        cols: v.get("cols")?.as_u64()? as u32,
-        spacing,
-        orientation,
-        number_of_frames: v.get("frames")?.as_u64()? as u32,
-    })
-}
-
-fn doc_json(d: &LandmarkDoc) -> Value {
-    json!({
-        "path": p(&d.path), "uid": d.sop_instance_uid, "patient": d.patient_id, "study": d.study_instance_uid,
-        "evidence": d.evidence,
-        "points": d.points.iter().map(|x| json!([p(&x.source), x.source_uid, x.landmark.to_string(), x.image_uid, x.frame, x.col, x.row, x.observer])).collect::<Vec<_>>(),
-        "issues": d.issues.iter().map(issue_json).collect::<Vec<_>>(),
-    })
-}
-
-fn doc_from(v: &Value) -> Option<LandmarkDoc> {
-    let s = |k: &str| v.get(k)?.as_str().map(String::from);
-    let mut points = Vec::new();
-    for x in v.get("points")?.as_array()? {
-        let a = x.as_array()?;
-        let t = |k: usize| a.get(k)?.as_str().map(String::from);
-        points.push(RawPoint {
-            source: PathBuf::from(t(0)?),
-            source_uid: t(1)?,
-            landmark: t(2)?.parse().ok()?,
-            image_uid: t(3)?,
-            frame: a.get(4)?.as_u64().map(|f| f as u32),
-            col: a.get(5)?.as_f64()?,
-            row: a.get(6)?.as_f64()?,
-            observer: t(7)?,
-        });
+        n += 1;
     }
-    Some(LandmarkDoc {
-        path: PathBuf::from(s("path")?),
-        sop_instance_uid: s("uid")?,
-        patient_id: s("patient")?,
-        study_instance_uid: s("study")?,
-        evidence: v
-            .get("evidence")?
-            .as_array()?
-            .iter()
-            .map(|e| e.as_str().map(String::from))
-            .collect::<Option<_>>()?,
-        points,
-        issues: v
-            .get("issues")?
-            .as_array()?
-            .iter()
-            .map(issue_from)
-            .collect::<Option<_>>()?,
-    })
-}
-
-fn encode_entry(path: &Path, key: &FileKey, outcome: &FileOutcome, issues: &[QcIssue]) -> Value {
-    let (kind, body) = match outcome {
-        FileOutcome::Image(r) => ("image", image_json(r)),
-        FileOutcome::Landmarks(d) => ("landmarks", doc_json(d)),
-        FileOutcome::OtherDicom => ("other", Value::Null),
-        FileOutcome::NotDicom => ("not_dicom", Value::Null),
-        FileOutcome::Broken => ("broken", Value::Null),
-    };
-    json!({
-        "path": p(path), "size": key.size, "mtime_ns": key.mtime_ns.to_string(), "head": key.head,
-        "kind": kind, "body": body, "issues": issues.iter().map(issue_json).collect::<Vec<_>>(),
-    })
-}
-
-type Entry = (PathBuf, FileKey, FileOutcome, Vec<QcIssue>);
-
-fn decode_entry(v: &Value) -> Option<Entry> {
-    let key = FileKey {
-        size: v.get("size")?.as_u64()?,
-        mtime_ns: v.get("mtime_ns")?.as_str()?.parse().ok()?,
-        head: v.get("head")?.as_str()?.to_string(),
-    };
-    let body = v.get("body")?;
-    let outcome = match v.get("kind")?.as_str()? {
-        "image" => FileOutcome::Image(image_from(body)?),
-        "landmarks" => FileOutcome::Landmarks(doc_from(body)?),
-        "other" => FileOutcome::OtherDicom,
-        "not_dicom" => FileOutcome::NotDicom,
-        "broken" => FileOutcome::Broken,
-        _ => return None,
-    };
-    let issues = v
-        .get("issues")?
-        .as_array()?
-        .iter()
-        .map(issue_from)
-        .collect::<Option<_>>()?;
-    Some((
-        PathBuf::from(v.get("path")?.as_str()?),
-        key,
-        outcome,
-        issues,
-    ))
 }
 
 #[cfg(test)]
@@ -345,9 +276,20 @@ mod tests {
         {
             let (o, i) = scan_file(f, &ScanOptions::default());
             let key = FileKey::of(f).unwrap();
-            let line = serde_json::to_vec(&encode_entry(f, &key, &o, &i)).unwrap();
-            let back = decode_entry(&serde_json::from_slice(&line).unwrap()).unwrap();
-            assert_eq!(back, (f.clone(), key, o, i), "{}", f.display());
+            let line = serde_json::to_vec(&EntryRef {
+                path: f,
+                key: &key,
+                outcome: &o,
+                issues: &i,
+            })
+            .unwrap();
+            let back: Entry = serde_json::from_slice(&line).unwrap();
+            assert_eq!(
+                (back.path, back.key, back.outcome, back.issues),
+                (f.clone(), key, o, i),
+                "{}",
+                f.display()
+            );
             n += 1;
         }
         assert!(n > 150);

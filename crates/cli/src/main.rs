@@ -10,10 +10,14 @@ use plumbline::pipeline::Pipeline;
 use plumbline::run::{RunOptions, run};
 use plumbline_synth::{SynthArgs, run_cli};
 
+/// Exit codes (README): 0 the run finished (bad input files are in qc.csv); 1 it could
+/// not finish (I/O: output not writable, a file vanished) or `inspect` could not read its
+/// file; 2 the command, the pipeline file or the clinical table is wrong.
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Spine alignment metrics and cohort tables from DICOM radiographs and landmark SRs"
+    about = "Spine alignment metrics and cohort tables from DICOM radiographs and landmark SRs",
+    after_help = "Exit codes: 0 finished (bad input files are listed in qc.csv); 1 could not finish (I/O); 2 the command, pipeline file or clinical table is wrong."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -167,23 +171,13 @@ fn main() -> ExitCode {
             match run(&opts) {
                 Ok(s) => {
                     if !quiet {
-                        eprintln!(
-                            "plumbline: {} files, {} patients, {} rows; QC: {} errors, {} warnings, {} notes; {:.1} s -> {}",
-                            s.files,
-                            s.patients,
-                            s.rows,
-                            s.qc.0,
-                            s.qc.1,
-                            s.qc.2,
-                            s.wall.as_secs_f64(),
-                            opts.out.display()
-                        );
+                        eprintln!("{}", s.closing_line(&opts.out));
                     }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
                     eprintln!("plumbline: error: {e}");
-                    ExitCode::FAILURE
+                    ExitCode::from(e.exit_code())
                 }
             }
         }
@@ -214,8 +208,13 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            print!("{}", inspect(&file, &pipeline));
-            ExitCode::SUCCESS
+            let (text, readable) = inspect(&file, &pipeline);
+            print!("{text}");
+            if readable {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

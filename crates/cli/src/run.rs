@@ -46,9 +46,22 @@ pub struct RunOptions {
     pub fresh: bool,
     /// Process only shard K (0-based) of N: the patients with `shard_of(id, N) == K`;
     /// QC problems of no patient go to shard 0.
-    pub shard: Option<(usize, usize)>,
+    pub shard: Option<Shard>,
     /// Also write `measurements.parquet` and `patients.parquet` beside their CSVs.
     pub parquet: bool,
+}
+
+/// The part of the patients one run of an array job processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// K, from 0.
+    pub k: usize,
+    /// N, at least 1.
+    pub n: usize,
+    /// Where K/N came from: `"--shard"` or `"SLURM_ARRAY_TASK_ID"` (the Slurm array
+    /// variables), so that a run inside an array job never covers 1/N of the patients
+    /// without saying so.
+    pub source: &'static str,
 }
 
 /// Why a run could not run at all (bad files are QC, not errors).
@@ -110,6 +123,55 @@ pub struct RunSummary {
     pub qc: (usize, usize, usize),
     /// Wall time.
     pub wall: Duration,
+    /// Why the work record of an earlier run was set aside (every file was read again).
+    pub record_discarded: Option<String>,
+    /// The shard processed, when only part of the patients was.
+    pub shard: Option<Shard>,
+}
+
+impl RunError {
+    /// The process exit code for this error: 2 when the command, the pipeline or the
+    /// clinical table must be changed, 1 when the run could not finish (I/O).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Input { .. } | RunError::OutInsideInput { .. } | RunError::Clinical(_) => 2,
+            RunError::Output { .. }
+            | RunError::Scan(_)
+            | RunError::Write(_)
+            | RunError::Journal(_) => 1,
+        }
+    }
+}
+
+impl RunSummary {
+    /// The line `plumbline run` ends with: counts, QC by severity, wall time, the output
+    /// folder, and (when so) the shard processed and why an earlier work record was set
+    /// aside.
+    pub fn closing_line(&self, out: &Path) -> String {
+        let mut s = format!(
+            "plumbline: {} files, {} patients, {} rows; QC: {} errors, {} warnings, {} notes; {:.1} s -> {}",
+            self.files,
+            self.patients,
+            self.rows,
+            self.qc.0,
+            self.qc.1,
+            self.qc.2,
+            self.wall.as_secs_f64(),
+            out.display()
+        );
+        if let Some(sh) = self.shard {
+            s.push_str(&format!(
+                "\nplumbline: shard {}/{} only (from {}): the patients of the other shards are not in these tables; combine all shards with `plumbline merge`",
+                sh.k, sh.n, sh.source
+            ));
+        }
+        if let Some(why) = &self.record_discarded {
+            s.push_str(&format!(
+                "\nplumbline: the work record of an earlier run was set aside ({why}); every file was read again"
+            ));
+        }
+        s
+    }
 }
 
 fn canonical(p: &Path) -> PathBuf {
@@ -181,6 +243,8 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             input: opts.input.clone(),
         });
     }
+    // The clinical table is checked before anything is created.
+    let (mut clinical, clinical_issues) = read_clinical(&opts.clinical)?;
     std::fs::create_dir_all(&opts.out).map_err(|source| RunError::Output {
         path: opts.out.clone(),
         source,
@@ -189,7 +253,6 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     write_atomic(&opts.out, ".plumbline-write-test", b"ok").and_then(|p| {
         std::fs::remove_file(&p).map_err(|source| plumbline_export::WriteError { path: p, source })
     })?;
-    let (mut clinical, clinical_issues) = read_clinical(&opts.clinical)?;
     let p = &opts.pipeline;
 
     let mp = MultiProgress::with_draw_target(if opts.progress {
@@ -203,7 +266,11 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let t_scan = Instant::now();
     // The work record: files already scanned (by a killed run, or an earlier run on a
     // tree that has grown since) are reused when their key still matches.
-    let journal = Journal::open(&opts.out, opts.fresh)?;
+    let scan_options = ScanOptions {
+        vocab: p.vocab.clone(),
+        depth_cap: p.depth_cap,
+    };
+    let journal = Journal::open(&opts.out, opts.fresh, &scan_options)?;
     let (reused, read) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let read_file = |path: &Path, so: &ScanOptions| {
         let key = FileKey::of(path);
@@ -220,21 +287,13 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         }
         r
     };
-    let scanned = scan_with(
-        &opts.input,
-        &ScanOptions {
-            vocab: p.vocab.clone(),
-            depth_cap: p.depth_cap,
-        },
-        &read_file,
-        &|o| {
-            if matches!(o, FileOutcome::Landmarks(_)) {
-                let n = srs.fetch_add(1, Ordering::Relaxed) + 1;
-                scan_bar.set_message(format!("{n} landmark files"));
-            }
-            scan_bar.inc(1);
-        },
-    )?;
+    let scanned = scan_with(&opts.input, &scan_options, &read_file, &|o| {
+        if matches!(o, FileOutcome::Landmarks(_)) {
+            let n = srs.fetch_add(1, Ordering::Relaxed) + 1;
+            scan_bar.set_message(format!("{n} landmark files"));
+        }
+        scan_bar.inc(1);
+    })?;
     scan_bar.finish();
     let d_scan = t_scan.elapsed();
 
@@ -242,8 +301,8 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let mut grouped = group(&scanned, Some(&clinical), &p.windows);
     let in_shard = |pid: &str| match opts.shard {
         None => true,
-        Some((k, _)) if pid.is_empty() => k == 0,
-        Some((k, n)) => shard_of(pid, n) == k,
+        Some(s) if pid.is_empty() => s.k == 0,
+        Some(s) => shard_of(pid, s.n) == s.k,
     };
     grouped.readings.retain(|r| in_shard(&r.patient_id));
     let d_group = t_group.elapsed();
@@ -367,7 +426,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         },
         &mut outputs,
     )?;
-    if let Some((k, n)) = opts.shard {
+    if let Some(Shard { k, n, .. }) = opts.shard {
         write_shard_files(
             &opts.out,
             k,
@@ -379,7 +438,6 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             &clinical,
             &overlay_links,
         )?;
-        outputs.insert("shard".into(), json!(format!("{k}/{n}")));
     }
     let d_write = t_write.elapsed();
 
@@ -403,6 +461,8 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             "files_read": read.load(Ordering::Relaxed),
             "files_reused": reused.load(Ordering::Relaxed),
         },
+        "record_discarded": journal.discarded(),
+        "shard": opts.shard.map(|s| json!({ "k": s.k, "n": s.n, "source": s.source })),
         "outputs": outputs,
         "patients": n_patients,
         "readings": measured.len(),
@@ -419,6 +479,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     });
     let text = serde_json::to_string_pretty(&run_json).expect("json") + "\n";
     write_atomic(&opts.out, "run.json", text.as_bytes())?;
+    let record_discarded = journal.discarded().map(String::from);
     if opts.pseudonymize.is_some() {
         // The work record holds real identifiers: a pseudonymised output folder keeps it
         // only while the run is unfinished (to resume after a kill).
@@ -440,6 +501,8 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             count(Severity::Info),
         ),
         wall: start.elapsed(),
+        record_discarded,
+        shard: opts.shard,
     })
 }
 
@@ -523,18 +586,18 @@ pub(crate) fn write_tables(
 pub fn parse_shard(
     arg: Option<&str>,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<Option<(usize, usize)>, String> {
+) -> Result<Option<Shard>, String> {
     let parse = |what: &str, v: &str| {
         v.trim()
             .parse::<usize>()
             .map_err(|_| format!("{what} `{v}` is not a whole number"))
     };
-    let (k, n) = match arg {
+    let (k, n, source) = match arg {
         Some(a) => {
             let (k, n) = a
                 .split_once('/')
                 .ok_or_else(|| format!("--shard `{a}`: write K/N, e.g. 0/4 (K counts from 0)"))?;
-            (parse("--shard K", k)?, parse("--shard N", n)?)
+            (parse("--shard K", k)?, parse("--shard N", n)?, "--shard")
         }
         None => match (env("SLURM_ARRAY_TASK_ID"), env("SLURM_ARRAY_TASK_COUNT")) {
             (Some(id), Some(count)) => {
@@ -545,6 +608,7 @@ pub fn parse_shard(
                     id.checked_sub(min)
                         .ok_or("SLURM_ARRAY_TASK_ID is below SLURM_ARRAY_TASK_MIN")?,
                     parse("SLURM_ARRAY_TASK_COUNT", &count)?,
+                    "SLURM_ARRAY_TASK_ID",
                 )
             }
             _ => return Ok(None),
@@ -553,7 +617,7 @@ pub fn parse_shard(
     if n == 0 || k >= n {
         return Err(format!("shard {k}/{n}: K must be 0..N-1 and N at least 1"));
     }
-    Ok(Some((k, n)))
+    Ok(Some(Shard { k, n, source }))
 }
 
 /// The shard (0-based) a patient belongs to: the first 8 bytes of SHA-256(PatientID),

@@ -131,7 +131,7 @@ fn cannot_run_gives_a_message_that_names_the_fix() {
         "--out",
         o,
     ]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "a wrong --input is a wrong command");
     assert!(
         err.contains("no/such/folder") && err.contains("--input"),
         "{err}"
@@ -145,7 +145,7 @@ fn cannot_run_gives_a_message_that_names_the_fix() {
         "--out",
         "fixtures/cohort-small/dicom/out",
     ]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(err.contains("never writes into its input"), "{err}");
     assert!(!root().join("fixtures/cohort-small/dicom/out").exists());
     let bad = temp("pipeline.toml");
@@ -167,6 +167,10 @@ fn cannot_run_gives_a_message_that_names_the_fix() {
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("sagital_sva_mm"), "{err}");
+    assert!(
+        !out.exists(),
+        "a bad pipeline is refused before --out is created"
+    );
     let clinical = temp("clinical.csv");
     std::fs::write(&clinical, "patient,surgery_date\nP1,2020-01-01\n").unwrap();
     let (code, _, err) = plumbline(&[
@@ -178,9 +182,77 @@ fn cannot_run_gives_a_message_that_names_the_fix() {
         "--out",
         o,
     ]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(err.contains("patient_id"), "{err}");
+    assert!(
+        !out.exists(),
+        "a bad clinical table is refused before --out is created"
+    );
+    // Could not finish (I/O): the output folder cannot be created (its parent is a file).
+    let file = temp("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let (code, _, err) = plumbline(&[
+        "run",
+        "--input",
+        "fixtures/cohort-small/dicom",
+        "--clinical",
+        "fixtures/cohort-small/clinical.csv",
+        "--out",
+        file.join("out").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("choose a writable --out"), "{err}");
+    let _ = std::fs::remove_file(file);
     let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn a_slurm_array_task_says_it_covers_one_shard() {
+    let out = temp("slurm");
+    let output = Command::new(env!("CARGO_BIN_EXE_plumbline"))
+        .args([
+            "run",
+            "--input",
+            "fixtures/cohort-small/dicom",
+            "--clinical",
+            "fixtures/cohort-small/clinical.csv",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .env("SLURM_ARRAY_TASK_COUNT", "2")
+        .env_remove("SLURM_ARRAY_TASK_MIN")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("plumbline: shard 1/2 only (from SLURM_ARRAY_TASK_ID)")
+            && err.contains("plumbline merge"),
+        "{err}"
+    );
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(
+        run["shard"],
+        serde_json::json!({"k": 1, "n": 2, "source": "SLURM_ARRAY_TASK_ID"})
+    );
+    assert!(run["patients"].as_u64().unwrap() < 8);
+    // Without the variables: no shard, and the closing line says nothing of one.
+    let (code, _, err) = plumbline(&[
+        "run",
+        "--input",
+        "fixtures/cohort-small/dicom",
+        "--clinical",
+        "fixtures/cohort-small/clinical.csv",
+        "--out",
+        temp("noslurm").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("shard"), "{err}");
+    let _ = std::fs::remove_dir_all(out);
+    let _ = std::fs::remove_dir_all(temp("noslurm"));
 }
 
 #[test]
@@ -196,4 +268,14 @@ fn inspect_shows_spacing_source_and_landmarks() {
         "{text}"
     );
     assert!(text.contains("QC: no problem"), "{text}");
+}
+
+#[test]
+fn inspect_fails_on_a_file_it_cannot_read() {
+    let (code, text, _) = plumbline(&["inspect", "no/such/file.dcm"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("no/such/file.dcm"), "{text}");
+    let (code, text, _) = plumbline(&["inspect", "README.md"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("not DICOM"), "{text}");
 }

@@ -133,11 +133,7 @@ pub fn parse_readings_csv(
 /// The QC code constant with this name, so that merged issues sort and print exactly
 /// like the originals; an unknown code (from a newer Plumbline) is kept as text.
 fn code(name: &str) -> &'static str {
-    codes::ALL
-        .iter()
-        .find(|c| **c == name)
-        .copied()
-        .unwrap_or_else(|| Box::leak(name.to_string().into_boxed_str()))
+    codes::known(name).unwrap_or_else(|| Box::leak(name.to_string().into_boxed_str()))
 }
 
 /// Reads `qc.csv` back into issues.

@@ -78,7 +78,7 @@ impl PatientDirection {
 }
 
 /// Pixel spacing in mm, row spacing (vertical) first as in DICOM.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Spacing {
     /// Distance between the centres of adjacent rows, mm.
     pub row: f64,

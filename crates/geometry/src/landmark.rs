@@ -216,6 +216,20 @@ impl fmt::Display for Landmark {
     }
 }
 
+/// A landmark is stored as its canonical name (`"L1_sup_ant"`), as in the tables.
+impl serde::Serialize for Landmark {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Landmark {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for Landmark {
     type Err = UnknownLandmark;
 

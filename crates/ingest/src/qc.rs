@@ -3,8 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 /// How bad a problem is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Data was lost: a file, a view or a landmark could not be used.
     Error,
@@ -26,7 +29,7 @@ impl Severity {
 }
 
 /// One problem.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct QcIssue {
     /// The file concerned (empty for problems of the clinical table's rows, which use
     /// the table's path).
@@ -61,6 +64,33 @@ impl QcIssue {
         self.sop_instance_uid = sop_instance_uid.to_string();
         self.patient_id = patient_id.to_string();
         self
+    }
+}
+
+/// A [`QcIssue`] as read back (from a work record, say), before its code is checked to be
+/// one of [`codes::ALL`].
+#[derive(Deserialize)]
+struct StoredIssue {
+    path: PathBuf,
+    sop_instance_uid: String,
+    patient_id: String,
+    severity: Severity,
+    code: String,
+    message: String,
+}
+
+impl<'de> Deserialize<'de> for QcIssue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<QcIssue, D::Error> {
+        let s = StoredIssue::deserialize(d)?;
+        Ok(QcIssue {
+            code: codes::known(&s.code)
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown QC code `{}`", s.code)))?,
+            path: s.path,
+            sop_instance_uid: s.sop_instance_uid,
+            patient_id: s.patient_id,
+            severity: s.severity,
+            message: s.message,
+        })
     }
 }
 
@@ -133,6 +163,11 @@ pub mod codes {
     pub const CODEC_UNAVAILABLE: &str = "codec_unavailable";
     /// Several studies fall into one timepoint window: one was chosen.
     pub const AMBIGUOUS_TIMEPOINT: &str = "ambiguous_timepoint";
+
+    /// The constant equal to `code`, if it is one of [`ALL`].
+    pub fn known(code: &str) -> Option<&'static str> {
+        ALL.iter().find(|c| **c == code).copied()
+    }
 
     /// Every code above (for reading `qc.csv` back, e.g. when merging shards).
     pub const ALL: &[&str] = &[

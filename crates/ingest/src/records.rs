@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 
 use plumbline_geometry::{Landmark, Spacing};
+use serde::{Deserialize, Serialize};
 
 use crate::qc::QcIssue;
 
 /// Where a view's mm scale came from (spec section 4), in order of preference.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SpacingSource {
     /// PixelSpacing (0028,0030), calibrated at the patient.
     PixelSpacing,
@@ -30,7 +32,7 @@ impl SpacingSource {
 }
 
 /// The header facts of one radiograph, read without its pixel data.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ImageRecord {
     /// The file.
     pub path: PathBuf,
@@ -66,7 +68,7 @@ pub struct ImageRecord {
 
 /// One landmark point as read from an SR, a Slicer Markups JSON or a CSV, before it
 /// is joined with its image.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RawPoint {
     /// The file it came from.
     pub source: PathBuf,
@@ -87,7 +89,7 @@ pub struct RawPoint {
 }
 
 /// What a landmark document (SR, JSON or CSV) yields.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LandmarkDoc {
     /// The file.
     pub path: PathBuf,

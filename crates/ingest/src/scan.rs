@@ -65,8 +65,38 @@ impl Default for ScanOptions {
     }
 }
 
+impl ScanOptions {
+    /// Every setting that changes what [`scan_file`] reads from a file, as (name, value in
+    /// a canonical text form). A work record of scanned files may be reused only by a scan
+    /// whose fingerprint is the same: a new synonym names points that were unnamed, a new
+    /// depth cap reads deeper. A field added to `ScanOptions` must be added here (the
+    /// destructuring below does not compile until it is).
+    ///
+    /// ```
+    /// use plumbline_ingest::ScanOptions;
+    /// let a = ScanOptions::default();
+    /// let mut b = ScanOptions::default();
+    /// b.vocab.add_text("Sacral plateau, posterior", "S1_sup_post".parse().unwrap());
+    /// let changed: Vec<&str> = a.fingerprint().iter().zip(b.fingerprint().iter())
+    ///     .filter(|(x, y)| x != y).map(|(x, _)| x.0).collect();
+    /// assert_eq!(changed, ["pipeline vocabulary"]);
+    /// ```
+    pub fn fingerprint(&self) -> Vec<(&'static str, String)> {
+        let ScanOptions { vocab, depth_cap } = self;
+        vec![
+            ("pipeline vocabulary", vocab.canonical_text()),
+            ("SR depth cap", depth_cap.to_string()),
+            (
+                "structure limits",
+                format!("{:?}", precheck::Limits::for_depth_cap(*depth_cap)),
+            ),
+        ]
+    }
+}
+
 /// What one file turned out to be.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FileOutcome {
     /// A radiograph's header.
     Image(ImageRecord),

@@ -49,6 +49,20 @@ impl Vocabulary {
         None
     }
 
+    /// Every synonym, one per line in a fixed order (codes, then texts, each sorted):
+    /// `code<TAB>scheme<TAB>value<TAB>landmark` or `text<TAB>text<TAB>landmark`. Two
+    /// vocabularies read points alike exactly when their texts are equal.
+    pub fn canonical_text(&self) -> String {
+        let mut out = String::new();
+        for ((scheme, value), lm) in &self.codes {
+            out.push_str(&format!("code\t{scheme}\t{value}\t{lm}\n"));
+        }
+        for (text, lm) in &self.texts {
+            out.push_str(&format!("text\t{text}\t{lm}\n"));
+        }
+        out
+    }
+
     /// A free-text candidate: the synonyms first, then the string verbatim if canonical.
     pub fn text(&self, text: &str) -> Option<Landmark> {
         let t = text.trim();
