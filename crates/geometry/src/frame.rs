@@ -44,6 +44,16 @@ pub enum ViewKind {
     Ap,
 }
 
+/// `lateral` or `AP`, as messages and tables name the views.
+impl std::fmt::Display for ViewKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ViewKind::Lateral => "lateral",
+            ViewKind::Ap => "AP",
+        })
+    }
+}
+
 /// A patient direction letter of DICOM PatientOrientation (0020,0020).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PatientDirection {

@@ -110,6 +110,24 @@ pub struct Grouped {
     pub issues: Vec<QcIssue>,
 }
 
+/// A header attribute as a QC message shows it: "ViewPosition is `LL`", or "ViewPosition
+/// is empty or absent".
+fn attribute_is(name: &str, value: Option<String>) -> String {
+    match value {
+        Some(v) => format!("{name} is `{v}`"),
+        None => format!("{name} is empty or absent"),
+    }
+}
+
+/// "PatientOrientation is `A\F`", or "PatientOrientation is empty or absent" (which
+/// includes a single value: the attribute has two).
+fn orientation_is(im: &ImageRecord) -> String {
+    attribute_is(
+        "PatientOrientation",
+        im.orientation.as_ref().map(|(c, r)| format!("{c}\\{r}")),
+    )
+}
+
 fn is_lateral_position(vp: &str) -> Option<ViewKind> {
     match vp.trim().to_ascii_uppercase().as_str() {
         "LL" | "RL" | "LLD" | "RLD" | "LAT" | "LATERAL" => Some(ViewKind::Lateral),
@@ -230,7 +248,7 @@ pub fn group(scan: &ScanResult, clinical: Option<&ClinicalTable>, windows: &[Win
                     Severity::Warning,
                     codes::DUPLICATE_VIEW,
                     format!(
-                        "a second {kind:?} image for reader `{observer}` at {}; {} is used, this one is not",
+                        "a second {kind} image for reader `{observer}` at {}; {} is used, this one is not",
                         windows[tp].name,
                         kept.path.display()
                     ),
@@ -352,8 +370,8 @@ fn build_view(
             Severity::Error,
             codes::VIEW_UNKNOWN,
             format!(
-                "cannot tell whether this image is lateral or AP for {who}: its landmarks have no anterior/posterior or left/right corners (or as many of each) and ViewPosition is {:?}; its landmarks are not used",
-                im.view_position
+                "cannot tell whether this image is lateral or AP for {who}: its landmarks have no anterior/posterior or left/right corners (or as many of each) and {}; its landmarks are not used",
+                attribute_is("ViewPosition", im.view_position.clone())
             ),
         ));
         return None;
@@ -365,7 +383,7 @@ fn build_view(
             Severity::Warning,
             codes::VIEW_CONFLICT,
             format!(
-                "ViewPosition {:?} says {h:?} but the landmarks of {who} are {kind:?} corners; the landmarks win",
+                "ViewPosition `{}` says {h} but the landmarks of {who} are {kind} corners; the landmarks win",
                 im.view_position.as_deref().unwrap_or("")
             ),
         ));
@@ -380,7 +398,7 @@ fn build_view(
         issues.push(issue(
             Severity::Error,
             codes::WRONG_VIEW_LANDMARK,
-            format!("{lm} ({who}) belongs on the other view, this image is {kind:?}; not used"),
+            format!("{lm} ({who}) belongs on the other view, this image is {kind}; not used"),
         ));
     }
     let (spacing, source) = im.spacing?; // no spacing: reported by the scan
@@ -397,8 +415,8 @@ fn build_view(
             Severity::Warning,
             codes::NO_ORIENTATION,
             format!(
-                "PatientOrientation {:?} gives no anterior/posterior column direction; anterior inferred from the S1 corners ({who})",
-                im.orientation
+                "{} and gives no anterior/posterior column direction; anterior inferred from the S1 corners ({who})",
+                orientation_is(im)
             ),
         )),
         OrientationSource::Unknown => issues.push(issue(
@@ -406,12 +424,12 @@ fn build_view(
             codes::NO_ORIENTATION,
             match kind {
                 ViewKind::Ap => format!(
-                    "PatientOrientation {:?} gives no left/right column direction: signed coronal metrics (C7PL-CSVL, pelvic obliquity) are missing, magnitudes are kept ({who})",
-                    im.orientation
+                    "{} and gives no left/right column direction: signed coronal metrics (C7PL-CSVL, pelvic obliquity) are missing, magnitudes are kept ({who})",
+                    orientation_is(im)
                 ),
                 ViewKind::Lateral => format!(
-                    "PatientOrientation {:?} gives no anterior/posterior direction and no corner pair tells it: sagittal metrics are missing ({who})",
-                    im.orientation
+                    "{} and gives no anterior/posterior direction, and no corner pair tells it: sagittal metrics are missing ({who})",
+                    orientation_is(im)
                 ),
             },
         )),

@@ -54,6 +54,20 @@ fn committed_cohort_reproduces_truth() {
         .filter(|i| i.severity == Severity::Error)
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
+    // Messages speak plainly: no Rust `None`/`Some(..)` in them.
+    for i in &g.issues {
+        assert!(
+            i.message
+                .starts_with("PatientOrientation is empty or absent and gives no "),
+            "{}",
+            i.message
+        );
+        assert!(
+            !i.message.contains("None") && !i.message.contains("Some("),
+            "{}",
+            i.message
+        );
+    }
     assert!(
         g.issues.iter().all(|i| i.code == codes::NO_ORIENTATION),
         "{:#?}",
@@ -579,7 +593,11 @@ fn join_and_grouping_problems_are_reported() {
         has(codes::DUPLICATE_SOP_INSTANCE, "XR_LAT.dcm")
             || has(codes::DUPLICATE_SOP_INSTANCE, "copy_without_preamble")
     );
-    assert!(has(codes::VIEW_CONFLICT, "\"AP\""), "{:#?}", g.issues);
+    assert!(
+        has(codes::VIEW_CONFLICT, "`AP` says AP but"),
+        "{:#?}",
+        g.issues
+    );
     assert!(has(codes::POINT_OUT_OF_BOUNDS, "C7_centroid"));
     assert!(has(codes::DUPLICATE_LANDMARK, "S1_sup_post"));
     assert!(has(codes::PATIENT_NOT_IN_CLINICAL, "P0002"));

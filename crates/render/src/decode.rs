@@ -665,7 +665,11 @@ fn read_header(path: &Path, obj: &DefaultDicomObject) -> Result<(Header, u16), D
         (r, c) => {
             return Err(bad(
                 "Rows/Columns",
-                format!("missing or zero ({r:?} x {c:?})"),
+                format!(
+                    "missing or zero ({} x {})",
+                    r.map_or("absent".to_string(), |r| r.to_string()),
+                    c.map_or("absent".to_string(), |c| c.to_string())
+                ),
             ));
         }
     };
