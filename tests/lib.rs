@@ -4,7 +4,7 @@
 //!
 //! A test that needs an outside tool is written
 //!
-//! ```ignore
+//! ```text
 //! #[test]
 //! #[cfg_attr(missing_tool = "dciodvfy", ignore = "needs dciodvfy: apt-get install dicom3tools")]
 //! fn synth_files_pass_dciodvfy() {

@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use plumbline_ingest::ScanOptions;
 use plumbline_ingest::scan::{FileOutcome, scan_file};
 
 use crate::pipeline::Pipeline;
@@ -12,10 +11,7 @@ use crate::pipeline::Pipeline;
 /// whether Plumbline could read it at all (false for a missing, unreadable, broken or
 /// non-DICOM file: `plumbline inspect` then exits 1).
 pub fn inspect(path: &Path, pipeline: &Pipeline) -> (String, bool) {
-    let opts = ScanOptions {
-        vocab: pipeline.vocab.clone(),
-        depth_cap: pipeline.depth_cap,
-    };
+    let opts = pipeline.scan_options();
     let (outcome, mut issues) = scan_file(path, &opts);
     let mut s = String::new();
     let _ = writeln!(s, "{}", path.display());

@@ -252,6 +252,15 @@ impl Default for RawOutputs {
 // ---------------------------------------------------------------------------------------
 
 impl Pipeline {
+    /// How this pipeline reads files: its vocabulary and SR depth cap (what the work
+    /// record's header fingerprints).
+    pub fn scan_options(&self) -> plumbline_ingest::ScanOptions {
+        plumbline_ingest::ScanOptions {
+            vocab: self.vocab.clone(),
+            depth_cap: self.depth_cap,
+        }
+    }
+
     /// Parses and validates a pipeline from its text; `source` names it in errors and
     /// in [`Pipeline::source`]. The hash is of `text`'s bytes.
     pub fn from_toml(text: &str, source: &str) -> Result<Pipeline, PipelineError> {

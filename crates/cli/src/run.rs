@@ -266,10 +266,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let t_scan = Instant::now();
     // The work record: files already scanned (by a killed run, or an earlier run on a
     // tree that has grown since) are reused when their key still matches.
-    let scan_options = ScanOptions {
-        vocab: p.vocab.clone(),
-        depth_cap: p.depth_cap,
-    };
+    let scan_options = p.scan_options();
     let journal = Journal::open(&opts.out, opts.fresh, &scan_options)?;
     let (reused, read) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let read_file = |path: &Path, so: &ScanOptions| {
