@@ -1,5 +1,6 @@
 //! Writes every image variant and an SR, validates them with dicom3tools' `dciodvfy` and
-//! dcmtk's `dsrdump` (and `dcmdrle` for RLE), and reads them back with dicom-rs.
+//! dcmtk's `dsrdump` (and `dcmdrle` for RLE), and reads them back with dicom-rs; and
+//! validates every file of a generated 16-patient cohort the same way.
 //!
 //! The read-back checks always run; each outside tool's check is its own test, ignored
 //! outside CI when the tool is missing and failed under `CI=true` (see `lib.rs`).
@@ -442,5 +443,67 @@ fn written_rle_decodes_in_dcmdrle() {
             assert_eq!(px, im.canvas.data, "dcmdrle-decoded pixels of {}", v.name);
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A generated 16-patient cohort (seed 5, every variant: see
+/// `crates/synth/tests/cohort.rs`) and its files.
+fn generated_cohort(name: &str) -> (PathBuf, Vec<PathBuf>) {
+    let dir = out_dir(name);
+    plumbline_synth::generate(&plumbline_synth::SynthOptions {
+        patients: 16,
+        seed: 5,
+        out: dir.clone(),
+        image_size: plumbline_synth::ImageSize::Small,
+    })
+    .unwrap();
+    let files = plumbline_ingest::scan::list_files(&dir.join("dicom"))
+        .unwrap()
+        .0;
+    assert!(files.len() > 200, "{} files", files.len());
+    (dir, files)
+}
+
+#[test]
+#[cfg_attr(
+    missing_tool = "dciodvfy",
+    ignore = "needs dciodvfy: apt-get install dicom3tools"
+)]
+fn generated_cohort_passes_dciodvfy() {
+    require(&DCIODVFY);
+    let (dir, all) = generated_cohort("cohort-dciodvfy");
+    for f in &all {
+        let (_, text) = run("dciodvfy", &[], f);
+        assert!(
+            !text.lines().any(|l| l.starts_with("Error")),
+            "dciodvfy {}:\n{text}",
+            f.display()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[cfg_attr(
+    missing_tool = "dsrdump",
+    ignore = "needs dsrdump: apt-get install dcmtk"
+)]
+fn generated_cohort_srs_read_in_dsrdump() {
+    require(&DSRDUMP);
+    let (dir, all) = generated_cohort("cohort-dsrdump");
+    let mut dumped = 0;
+    for f in all
+        .iter()
+        .filter(|f| f.file_name().unwrap().to_string_lossy().starts_with("SR_"))
+    {
+        let (ok, text) = run("dsrdump", &[], f);
+        assert!(ok, "dsrdump {}: {text}", f.display());
+        assert!(
+            text.contains("Imaging Measurement Report") && text.contains("99SPINE"),
+            "{text}"
+        );
+        dumped += 1;
+    }
+    assert!(dumped >= 64, "{dumped} SRs dumped");
     let _ = std::fs::remove_dir_all(&dir);
 }

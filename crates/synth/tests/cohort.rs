@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use dicom_dictionary_std::tags;
 use dicom_object::OpenFileOptions;
@@ -86,7 +85,7 @@ fn same_seed_gives_byte_identical_files() {
 }
 
 #[test]
-fn cohort_mixes_every_variant_and_validates() {
+fn cohort_mixes_every_variant() {
     let dir = temp_dir("mix");
     gen_into(&dir, 16, 5);
     let mut seen = BTreeSet::new();
@@ -183,52 +182,5 @@ fn cohort_mixes_every_variant_and_validates() {
     assert!(per_reading.values().any(|&n| n < 22), "no missing metric");
     assert!(per_reading.values().any(|&n| n == 22));
 
-    // Every file passes dciodvfy with no Error line.
-    if Command::new("dciodvfy").arg("-help").output().is_err() {
-        eprintln!(
-            "\n!!!!!!!! SKIPPED: dciodvfy (Debian package dicom3tools) is not installed; .ci/run installs it !!!!!!!!\n"
-        );
-    } else {
-        for f in &all {
-            let out = Command::new("dciodvfy").arg(f).output().unwrap();
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(
-                !text.lines().any(|l| l.starts_with("Error")),
-                "dciodvfy {}:\n{text}",
-                f.display()
-            );
-        }
-    }
-    // dsrdump (dcmtk) prints every SR.
-    if Command::new("dsrdump").arg("--version").output().is_err() {
-        eprintln!(
-            "\n!!!!!!!! SKIPPED: dsrdump (Debian package dcmtk) is not installed; .ci/run installs it !!!!!!!!\n"
-        );
-    } else {
-        let mut dumped = 0;
-        for f in all
-            .iter()
-            .filter(|f| f.file_name().unwrap().to_string_lossy().starts_with("SR_"))
-        {
-            let out = Command::new("dsrdump").arg(f).output().unwrap();
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success(),
-                "dsrdump {}: {}",
-                f.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(
-                text.contains("Imaging Measurement Report") && text.contains("99SPINE"),
-                "{text}"
-            );
-            dumped += 1;
-        }
-        assert!(dumped >= 64, "{dumped} SRs dumped");
-    }
     std::fs::remove_dir_all(dir).unwrap();
 }
