@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, KeyInit, Mac};
-use plumbline::pipeline::Pipeline;
 use plumbline::privacy::Pseudonymizer;
 use plumbline::run::{RunOptions, run};
 use plumbline_e2e::repo_root;
@@ -43,16 +42,13 @@ fn names_and_birth_dates() -> (BTreeSet<String>, BTreeSet<String>) {
 fn run_with(out: &Path, key: Option<&Path>, shift: bool) {
     let cohort = repo_root().join("fixtures/cohort-small");
     run(&RunOptions {
-        input: cohort.join("dicom"),
-        clinical: cohort.join("clinical.csv"),
-        out: out.to_path_buf(),
-        pipeline: Pipeline::embedded_default(),
-        progress: false,
         overlays: true,
         pseudonymize: key.map(|k| Pseudonymizer::from_key_file(k, shift).unwrap()),
-        fresh: false,
-        shard: None,
-        parquet: false,
+        ..RunOptions::new(
+            cohort.join("dicom"),
+            cohort.join("clinical.csv"),
+            out.to_path_buf(),
+        )
     })
     .unwrap();
 }

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use plumbline::pipeline::Pipeline;
 use plumbline::run::{RunOptions, run};
 use plumbline_e2e::{CHROMIUM, on_path, repo_root, require};
 
@@ -22,16 +21,12 @@ fn report_renders_in_chromium() {
     let out = std::env::temp_dir().join(format!("plumbline-chromium-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     run(&RunOptions {
-        input: cohort.join("dicom"),
-        clinical: cohort.join("clinical.csv"),
-        out: out.clone(),
-        pipeline: Pipeline::embedded_default(),
-        progress: false,
         overlays: true,
-        pseudonymize: None,
-        fresh: true,
-        shard: None,
-        parquet: false,
+        ..RunOptions::new(
+            cohort.join("dicom"),
+            cohort.join("clinical.csv"),
+            out.clone(),
+        )
     })
     .unwrap();
     let page = out.join("report.html");

@@ -81,16 +81,12 @@ fn rename_landmarks(item: &mut InMemDicomObject, seen: &mut Vec<String>) {
 /// Options of a run of the free-text tree into `out` with pipeline `p`.
 fn opts(input: &Path, out: &Path, p: &Pipeline) -> RunOptions {
     RunOptions {
-        input: input.to_path_buf(),
-        clinical: repo_root().join("fixtures/cohort-small/clinical.csv"),
-        out: out.to_path_buf(),
         pipeline: p.clone(),
-        progress: false,
-        overlays: false,
-        pseudonymize: None,
-        fresh: false,
-        shard: None,
-        parquet: false,
+        ..RunOptions::new(
+            input.to_path_buf(),
+            repo_root().join("fixtures/cohort-small/clinical.csv"),
+            out.to_path_buf(),
+        )
     }
 }
 

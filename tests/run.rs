@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use plumbline::pipeline::Pipeline;
 use plumbline::run::{RunOptions, run};
 use plumbline_e2e::repo_root;
 
@@ -21,18 +20,11 @@ fn run_on(input: &Path, clinical: &Path, out: &Path, threads: usize) {
         .build()
         .unwrap();
     pool.install(|| {
-        run(&RunOptions {
-            input: input.to_path_buf(),
-            clinical: clinical.to_path_buf(),
-            out: out.to_path_buf(),
-            pipeline: Pipeline::embedded_default(),
-            progress: false,
-            overlays: false,
-            pseudonymize: None,
-            fresh: false,
-            shard: None,
-            parquet: false,
-        })
+        run(&RunOptions::new(
+            input.to_path_buf(),
+            clinical.to_path_buf(),
+            out.to_path_buf(),
+        ))
     })
     .unwrap();
 }

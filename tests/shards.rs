@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use plumbline::merge::merge;
-use plumbline::pipeline::Pipeline;
 use plumbline::run::{RunOptions, Shard, parse_shard, run};
 use plumbline_e2e::repo_root;
 
@@ -18,14 +17,7 @@ fn temp_dir(name: &str) -> PathBuf {
 fn run_into(input: &Path, out: &Path, shard: Option<(usize, usize)>) {
     let cohort = repo_root().join("fixtures/cohort-small");
     run(&RunOptions {
-        input: input.to_path_buf(),
-        clinical: cohort.join("clinical.csv"),
-        out: out.to_path_buf(),
-        pipeline: Pipeline::embedded_default(),
-        progress: false,
         overlays: true,
-        pseudonymize: None,
-        fresh: false,
         shard: shard.map(|(k, n)| Shard {
             k,
             n,
@@ -33,6 +25,11 @@ fn run_into(input: &Path, out: &Path, shard: Option<(usize, usize)>) {
         }),
         // Also checks that the Parquet forms merge to the bytes of one run.
         parquet: true,
+        ..RunOptions::new(
+            input.to_path_buf(),
+            cohort.join("clinical.csv"),
+            out.to_path_buf(),
+        )
     })
     .unwrap();
 }

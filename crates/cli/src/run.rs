@@ -51,6 +51,36 @@ pub struct RunOptions {
     pub parquet: bool,
 }
 
+impl RunOptions {
+    /// A run of `input` with `clinical` into `out` as `plumbline run` does it without
+    /// other flags: the built-in default pipeline, no progress bars, no overlays, no
+    /// pseudonyms, the work record reused, all patients, no Parquet. Change a field with
+    /// struct update syntax:
+    ///
+    /// ```
+    /// use plumbline::run::RunOptions;
+    /// let opts = RunOptions {
+    ///     overlays: true,
+    ///     ..RunOptions::new("dicom".into(), "clinical.csv".into(), "out".into())
+    /// };
+    /// assert!(opts.overlays && !opts.fresh && opts.shard.is_none());
+    /// ```
+    pub fn new(input: PathBuf, clinical: PathBuf, out: PathBuf) -> RunOptions {
+        RunOptions {
+            input,
+            clinical,
+            out,
+            pipeline: Pipeline::embedded_default(),
+            progress: false,
+            overlays: false,
+            pseudonymize: None,
+            fresh: false,
+            shard: None,
+            parquet: false,
+        }
+    }
+}
+
 /// The part of the patients one run of an array job processes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shard {

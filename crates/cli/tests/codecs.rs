@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
-use plumbline::pipeline::Pipeline;
 use plumbline::run::{RunOptions, run};
 
 fn root() -> PathBuf {
@@ -37,16 +36,12 @@ fn copy_tree(from: &Path, to: &Path) {
 
 fn run_overlays(input: &Path, out: &Path) {
     run(&RunOptions {
-        input: input.to_path_buf(),
-        clinical: root().join("fixtures/cohort-small/clinical.csv"),
-        out: out.to_path_buf(),
-        pipeline: Pipeline::embedded_default(),
-        progress: false,
         overlays: true,
-        pseudonymize: None,
-        fresh: true,
-        shard: None,
-        parquet: false,
+        ..RunOptions::new(
+            input.to_path_buf(),
+            root().join("fixtures/cohort-small/clinical.csv"),
+            out.to_path_buf(),
+        )
     })
     .unwrap();
 }
