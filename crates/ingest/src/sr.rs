@@ -49,6 +49,13 @@ const FINDING: &str = "121071";
 const TRACKING_IDENTIFIER: &str = "112039";
 /// Person Observer Name (DCM 121008): the reader.
 const PERSON_OBSERVER_NAME: &str = "121008";
+/// Comment (DCM 121106): where OHIF's Cornerstone adapters put the user's label.
+const COMMENT: &str = "121106";
+/// Finding Site: SNOMED CT 363698007, or its older SNOMED-RT code G-C0E3 (where dcmjs puts
+/// free-text labels).
+const FINDING_SITE: [(&str, &str); 2] = [("SCT", "363698007"), ("SRT", "G-C0E3")];
+/// The Person Observer Name dcmjs writes when it knows none: no reader.
+const UNKNOWN_OBSERVER: &str = "unknown^unknown";
 
 /// Evidence entries of these SOP class families are documents, not images: SR and Key
 /// Object Selection (`...88.*`) and presentation states (`...11.*`). They are left out of
@@ -119,6 +126,8 @@ pub fn read_sr(
 struct Frame<'a> {
     /// The parent's ContentSequence items.
     items: &'a [InMemDicomObject],
+    /// The parent item (`None` for the document root).
+    parent: Option<&'a InMemDicomObject>,
     /// 1-based index of the item being visited (0 before the first).
     next: usize,
     /// The parent is a CONTAINER (or the document root): the boundary of a "group".
@@ -187,6 +196,7 @@ impl Reader<'_> {
         };
         let mut stack = vec![Frame {
             items: root,
+            parent: None,
             next: 0,
             container: true,
             observer: Rc::from(person_observer(root).unwrap_or_default()),
@@ -264,6 +274,7 @@ impl Reader<'_> {
             };
             stack.push(Frame {
                 items: children,
+                parent: Some(item),
                 next: 0,
                 container,
                 observer,
@@ -431,74 +442,176 @@ impl Reader<'_> {
         );
     }
 
-    /// The landmark name of a SCOORD(3D) item (`landmarks.md` section 2, first match wins).
+    /// The landmark name of a SCOORD(3D) item (`landmarks.md` section 2): the first
+    /// candidate, in rule order, that maps to a landmark; one that maps to none (a tool tag
+    /// such as `Cornerstone3DTools@^0.1.0:Probe`) falls through to the next.
     ///
-    /// The "group" is the children of the nearest enclosing CONTAINER, plus the children of
-    /// any non-container items between that container and the point, nearest first.
+    /// 1. Finding (DCM 121071): its (scheme, value), then its meaning as text;
+    /// 2. Tracking Identifier (DCM 112039);
+    /// 3. Comment (DCM 121106);
+    /// 4. Finding Site (SCT 363698007 / SRT G-C0E3): its meaning as text;
+    /// 5. the SCOORD's own concept name, then that of the NUM it is INFERRED FROM.
+    ///
+    /// Candidates 1-4 come from the point's "group": the children of the nearest enclosing
+    /// CONTAINER, plus the children of any non-container items between that container and
+    /// the point, nearest first. A container holding several points (SCOORDs, or NUMs over
+    /// SCOORDs) pairs each point with the name items just before it among its siblings
+    /// (after the previous point), so one name is never given to every point.
     fn name_point(&self, item: &InMemDicomObject, stack: &[Frame<'_>]) -> Naming {
-        let mut finding = None;
-        let mut tracking = None;
-        let mut tracking_text = None;
-        let mut tried = Vec::new();
+        let mut cand = Candidates::default();
         for frame in stack.iter().rev() {
-            for it in frame.items {
-                match upper(it, tags::VALUE_TYPE).as_deref() {
-                    Some("CODE") if concept_is(it, FINDING) => {
-                        for code in codes_in(it, tags::CONCEPT_CODE_SEQUENCE) {
-                            match self.vocab.code(&code.scheme, &code.value) {
-                                Some(lm) => {
-                                    finding.get_or_insert(lm);
-                                }
-                                None => tried.push(format!("Finding {code}")),
-                            }
-                        }
-                    }
-                    Some("TEXT") if concept_is(it, TRACKING_IDENTIFIER) => {
-                        let Some(t) = text(it, tags::TEXT_VALUE) else {
-                            continue;
-                        };
-                        match self.vocab.text(&t) {
-                            Some(lm) => {
-                                tracking.get_or_insert(lm);
-                            }
-                            None => tried.push(format!("Tracking Identifier {t:?}")),
-                        }
-                        tracking_text.get_or_insert(t);
-                    }
-                    _ => {}
+            let siblings: &[InMemDicomObject] = if frame.container {
+                let at = frame.next.saturating_sub(1);
+                if frame.items.iter().filter(|i| bears_point(i)).count() > 1 {
+                    let from = frame.items[..at]
+                        .iter()
+                        .rposition(bears_point)
+                        .map_or(0, |p| p + 1);
+                    &frame.items[from..at]
+                } else {
+                    frame.items
                 }
+            } else {
+                frame.items
+            };
+            for it in siblings {
+                cand.collect(it, self.vocab);
             }
             if frame.container {
                 break;
             }
         }
-
-        let own = codes_in(item, tags::CONCEPT_NAME_CODE_SEQUENCE)
-            .into_iter()
-            .next()
-            .and_then(|c| {
+        // 5. The SCOORD's own concept name, then the NUM's it is INFERRED FROM.
+        let parent = stack
+            .last()
+            .and_then(|f| f.parent)
+            .filter(|p| upper(p, tags::VALUE_TYPE).as_deref() == Some("NUM"));
+        for (what, it) in [("concept name", Some(item)), ("NUM concept name", parent)] {
+            let Some(it) = it else { continue };
+            if let Some(c) = codes_in(it, tags::CONCEPT_NAME_CODE_SEQUENCE)
+                .into_iter()
+                .next()
+            {
                 let lm = self
                     .vocab
                     .code(&c.scheme, &c.value)
                     .or_else(|| self.vocab.text(&c.value))
                     .or_else(|| self.vocab.text(&c.meaning));
-                if lm.is_none() {
-                    tried.push(format!("concept name {c}"));
+                match lm {
+                    Some(lm) => {
+                        cand.own.get_or_insert(lm);
+                    }
+                    None => cand.tried.push(format!("{what} {c}")),
                 }
-                lm
-            });
-
-        let conflict = match (finding, tracking) {
+            }
+        }
+        let conflict = match (cand.finding, cand.tracking) {
             (Some(f), Some(t)) if f != t => Some((f, t)),
             _ => None,
         };
         Naming {
-            landmark: finding.or(tracking).or(own),
-            tracking_text,
-            tried,
+            landmark: cand
+                .finding
+                .or(cand.tracking)
+                .or(cand.comment)
+                .or(cand.site)
+                .or(cand.own),
+            tracking_text: cand.tracking_text,
+            tried: cand.tried,
             conflict,
         }
     }
+}
+
+/// Whether a content item holds a point: a SCOORD, or an item (a NUM) with a SCOORD child.
+fn bears_point(item: &InMemDicomObject) -> bool {
+    let is_scoord = |i: &InMemDicomObject| {
+        matches!(
+            upper(i, tags::VALUE_TYPE).as_deref(),
+            Some("SCOORD" | "SCOORD3D")
+        )
+    };
+    is_scoord(item) || items(item, tags::CONTENT_SEQUENCE).iter().any(is_scoord)
+}
+
+/// The name candidates of one point, by rule (the first of each kind that maps).
+#[derive(Default)]
+struct Candidates {
+    finding: Option<Landmark>,
+    tracking: Option<Landmark>,
+    comment: Option<Landmark>,
+    site: Option<Landmark>,
+    own: Option<Landmark>,
+    /// The group's first Tracking Identifier text.
+    tracking_text: Option<String>,
+    /// Candidates that are not in the vocabulary, for the unnamed-point message.
+    tried: Vec<String>,
+}
+
+impl Candidates {
+    /// Takes what content item `it` offers as a name.
+    fn collect(&mut self, it: &InMemDicomObject, vocab: &Vocabulary) {
+        match upper(it, tags::VALUE_TYPE).as_deref() {
+            Some("CODE") if concept_is(it, FINDING) => {
+                for code in codes_in(it, tags::CONCEPT_CODE_SEQUENCE) {
+                    match vocab
+                        .code(&code.scheme, &code.value)
+                        .or_else(|| vocab.text(&code.meaning))
+                    {
+                        Some(lm) => {
+                            self.finding.get_or_insert(lm);
+                        }
+                        None => self.tried.push(format!("Finding {code}")),
+                    }
+                }
+            }
+            Some("CODE") if is_finding_site(it) => {
+                for code in codes_in(it, tags::CONCEPT_CODE_SEQUENCE) {
+                    match vocab.text(&code.meaning) {
+                        Some(lm) => {
+                            self.site.get_or_insert(lm);
+                        }
+                        None => self.tried.push(format!("Finding Site {code}")),
+                    }
+                }
+            }
+            Some("TEXT") if concept_is(it, TRACKING_IDENTIFIER) => {
+                let Some(t) = text(it, tags::TEXT_VALUE) else {
+                    return;
+                };
+                match vocab.text(&t) {
+                    Some(lm) => {
+                        self.tracking.get_or_insert(lm);
+                    }
+                    None => self.tried.push(format!("Tracking Identifier {t:?}")),
+                }
+                self.tracking_text.get_or_insert(t);
+            }
+            Some("TEXT") if concept_is(it, COMMENT) => {
+                let Some(t) = text(it, tags::TEXT_VALUE) else {
+                    return;
+                };
+                match vocab.text(&t) {
+                    Some(lm) => {
+                        self.comment.get_or_insert(lm);
+                    }
+                    None => self.tried.push(format!("Comment {t:?}")),
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether an item's concept name is Finding Site.
+fn is_finding_site(item: &InMemDicomObject) -> bool {
+    codes_in(item, tags::CONCEPT_NAME_CODE_SEQUENCE)
+        .first()
+        .is_some_and(|c| {
+            FINDING_SITE
+                .iter()
+                .any(|(s, v)| c.scheme == *s && c.value == *v)
+        })
 }
 
 /// What naming found for one point.
@@ -645,14 +758,15 @@ fn evidence_images(obj: &InMemDicomObject) -> Vec<String> {
     out
 }
 
-/// The first Person Observer Name among a container's own HAS OBS CONTEXT items.
+/// The first Person Observer Name among a container's own HAS OBS CONTEXT items;
+/// `unknown^unknown` (dcmjs's placeholder) is no name.
 fn person_observer(children: &[InMemDicomObject]) -> Option<String> {
     children.iter().find_map(|c| {
         let is_name = upper(c, tags::RELATIONSHIP_TYPE).as_deref() == Some("HAS OBS CONTEXT")
             && upper(c, tags::VALUE_TYPE).as_deref() == Some("PNAME")
             && concept_is(c, PERSON_OBSERVER_NAME);
         if is_name {
-            text(c, tags::PERSON_NAME)
+            text(c, tags::PERSON_NAME).filter(|n| !n.eq_ignore_ascii_case(UNKNOWN_OBSERVER))
         } else {
             None
         }

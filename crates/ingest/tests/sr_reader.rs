@@ -1041,3 +1041,225 @@ fn malformed_trees_give_issues_not_panics() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The naming rules of OHIF/dcmjs trees (landmarks.md section 2, candidates 1-5)
+
+/// A TEXT item with concept `name` and value `text`.
+fn text_item(name: Concept, text: &str) -> InMemDicomObject {
+    let mut it = item("CONTAINS", "TEXT", Some(name));
+    put_str(&mut it, tags::TEXT_VALUE, VR::UT, text);
+    it
+}
+
+/// A Comment (DCM 121106) TEXT item.
+fn comment(text: &str) -> InMemDicomObject {
+    text_item(("121106", "DCM", "Comment"), text)
+}
+
+/// A CODE item with concept `name` holding the code (value, scheme, meaning).
+fn code_item(name: Concept, value: Concept) -> InMemDicomObject {
+    let mut it = item("HAS CONCEPT MOD", "CODE", Some(name));
+    put_seq(&mut it, tags::CONCEPT_CODE_SEQUENCE, vec![code(value)]);
+    it
+}
+
+/// OHIF's Probe: `NUM "Center"` with the SCOORD POINT under it by INFERRED FROM.
+fn probe_num(col: f32, row: f32) -> InMemDicomObject {
+    let mut pt = scoord(None, "POINT", &[col, row], Some(IMG1));
+    put_str(&mut pt, tags::RELATIONSHIP_TYPE, VR::CS, "INFERRED FROM");
+    with_children(
+        item("CONTAINS", "NUM", Some(("111010", "DCM", "Center"))),
+        vec![pt],
+    )
+}
+
+const PROBE_TAG: &str = "Cornerstone3DTools@^0.1.0:Probe";
+
+fn names(doc: &LandmarkDoc) -> Vec<(String, f64)> {
+    doc.points
+        .iter()
+        .map(|p| (p.landmark.to_string(), p.col))
+        .collect()
+}
+
+#[test]
+fn a_probe_label_in_a_comment_names_the_point_under_its_num() {
+    // The tool tag in the Tracking Identifier maps to nothing and falls through to the
+    // user's label in the Comment; the point sits under NUM "Center".
+    let obj = sr(
+        vec![container(
+            ("126010", "DCM", "Imaging Measurements"),
+            vec![
+                group(vec![
+                    tracking(PROBE_TAG),
+                    comment("S1_sup_post"),
+                    probe_num(10.5, 20.5),
+                ]),
+                group(vec![
+                    tracking(PROBE_TAG),
+                    comment("S1_sup_ant"),
+                    probe_num(30.5, 21.5),
+                ]),
+            ],
+        )],
+        &[IMG1],
+    );
+    let doc = read(&obj);
+    assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
+    assert_eq!(
+        names(&doc),
+        [
+            ("S1_sup_post".to_string(), 10.5),
+            ("S1_sup_ant".to_string(), 30.5)
+        ]
+    );
+    // A human label is found through a text synonym.
+    let obj = sr(
+        vec![group(vec![
+            tracking(PROBE_TAG),
+            comment("S1 superior posterior"),
+            probe_num(10.5, 20.5),
+        ])],
+        &[IMG1],
+    );
+    let doc = read(&obj);
+    assert_eq!(issue_codes(&doc), [codes::UNNAMED_POINT]);
+    let msg = &doc.issues[0].message;
+    assert!(
+        msg.contains(PROBE_TAG) && msg.contains("S1 superior posterior"),
+        "{msg}"
+    );
+    let mut v = Vocabulary::default();
+    v.add_text("S1 superior posterior", lm("S1_sup_post"));
+    let doc = read_with(&obj, &v, DEFAULT_DEPTH_CAP);
+    assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
+    assert_eq!(names(&doc), [("S1_sup_post".to_string(), 10.5)]);
+}
+
+#[test]
+fn dcmjs_labels_in_finding_site_and_finding_meanings_name_points() {
+    // dcmjs's own adapter: CODE Finding Site (CORNERSTONEFREETEXT, CORNERSTONEJS, label).
+    let site = code_item(
+        ("363698007", "SCT", "Finding Site"),
+        ("CORNERSTONEFREETEXT", "CORNERSTONEJS", "L5_inf_ant"),
+    );
+    let old_site = code_item(
+        ("G-C0E3", "SRT", "Finding Site"),
+        ("CORNERSTONEFREETEXT", "CORNERSTONEJS", "L5_inf_post"),
+    );
+    // Cornerstone 3D: CODE Finding (CS3DTEXT, 99dcmjs, label): the scheme is unknown, the
+    // meaning names the landmark.
+    let mut fnd = item("CONTAINS", "CODE", Some(("121071", "DCM", "Finding")));
+    put_seq(
+        &mut fnd,
+        tags::CONCEPT_CODE_SEQUENCE,
+        vec![code(("CS3DTEXT", "99dcmjs", "L4_sup_ant"))],
+    );
+    let obj = sr(
+        vec![
+            group(vec![tracking(PROBE_TAG), site, probe_num(1.5, 2.5)]),
+            group(vec![tracking(PROBE_TAG), old_site, probe_num(3.5, 4.5)]),
+            group(vec![tracking(PROBE_TAG), fnd, probe_num(5.5, 6.5)]),
+        ],
+        &[IMG1],
+    );
+    let doc = read(&obj);
+    assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
+    assert_eq!(
+        names(&doc),
+        [
+            ("L5_inf_ant".to_string(), 1.5),
+            ("L5_inf_post".to_string(), 3.5),
+            ("L4_sup_ant".to_string(), 5.5)
+        ]
+    );
+}
+
+#[test]
+fn the_nums_concept_name_is_the_last_candidate() {
+    // No group names: the NUM over the point is named by a synonym of its concept.
+    let mut num = with_children(
+        item("CONTAINS", "NUM", Some(("T12C", "99LAB", "T12 centre"))),
+        vec![scoord(None, "POINT", &[7.5, 8.5], Some(IMG1))],
+    );
+    put_str(&mut num, tags::RELATIONSHIP_TYPE, VR::CS, "CONTAINS");
+    let obj = sr(vec![group(vec![num])], &[IMG1]);
+    assert_eq!(issue_codes(&read(&obj)), [codes::UNNAMED_POINT]);
+    let mut v = Vocabulary::default();
+    v.add_code("99LAB", "T12C", lm("T12_centroid"));
+    let doc = read_with(&obj, &v, DEFAULT_DEPTH_CAP);
+    assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
+    assert_eq!(names(&doc), [("T12_centroid".to_string(), 7.5)]);
+}
+
+#[test]
+fn a_flat_container_pairs_each_point_with_the_name_before_it() {
+    // No Measurement Groups: names and points alternate in one container; each point
+    // takes the name just before it, a point with no name before it has none, and one
+    // name is never given to every point.
+    let obj = sr(
+        vec![container(
+            ("126010", "DCM", "Imaging Measurements"),
+            vec![
+                tracking("L1_sup_ant"),
+                point(1.0, 1.0),
+                tracking("L1_sup_post"),
+                comment("ignored: the Tracking Identifier comes first"),
+                point(2.0, 2.0),
+                point(3.0, 3.0),
+                text_item(("121106", "DCM", "Comment"), "L2_inf_ant"),
+                probe_num(4.0, 4.0),
+            ],
+        )],
+        &[IMG1],
+    );
+    let doc = read(&obj);
+    assert_eq!(
+        names(&doc),
+        [
+            ("L1_sup_ant".to_string(), 1.0),
+            ("L1_sup_post".to_string(), 2.0),
+            ("L2_inf_ant".to_string(), 4.0)
+        ]
+    );
+    assert_eq!(
+        issue_codes(&doc),
+        [codes::UNNAMED_POINT],
+        "{:#?}",
+        doc.issues
+    );
+    assert!(
+        doc.issues[0].message.contains("1.1.6"),
+        "{}",
+        doc.issues[0].message
+    );
+    // One name and two points: the name goes to the point after it only.
+    let obj = sr(
+        vec![tracking("C7_centroid"), point(1.0, 1.0), point(2.0, 2.0)],
+        &[IMG1],
+    );
+    let doc = read(&obj);
+    assert_eq!(names(&doc), [("C7_centroid".to_string(), 1.0)]);
+    assert_eq!(issue_codes(&doc), [codes::UNNAMED_POINT]);
+}
+
+#[test]
+fn an_unknown_observer_is_no_reader() {
+    let obj = sr(
+        vec![
+            observer("unknown^unknown"),
+            group(vec![tracking("L3_sup_ant"), point(5.0, 6.0)]),
+            group(vec![
+                observer("Reader^Two"),
+                tracking("L3_sup_post"),
+                point(7.0, 8.0),
+            ]),
+        ],
+        &[IMG1],
+    );
+    let doc = read(&obj);
+    assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
+    let readers: Vec<&str> = doc.points.iter().map(|p| p.observer.as_str()).collect();
+    assert_eq!(readers, ["", "Reader^Two"]);
+}
