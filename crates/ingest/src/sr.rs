@@ -54,6 +54,9 @@ const COMMENT: &str = "121106";
 /// Finding Site: SNOMED CT 363698007, or its older SNOMED-RT code G-C0E3 (where dcmjs puts
 /// free-text labels).
 const FINDING_SITE: [(&str, &str); 2] = [("SCT", "363698007"), ("SRT", "G-C0E3")];
+/// The end of the Tracking Identifier of Cornerstone's ArrowAnnotate tool
+/// (`Cornerstone3DTools@^0.1.0:ArrowAnnotate`, `cornerstoneTools@^4.0.0:ArrowAnnotate`).
+const ARROW_TOOL_SUFFIX: &str = ":ArrowAnnotate";
 /// The Person Observer Name dcmjs writes when it knows none: no reader.
 const UNKNOWN_OBSERVER: &str = "unknown^unknown";
 
@@ -305,8 +308,21 @@ impl Reader<'_> {
         let naming = self.name_point(item, stack);
         let what = naming.describe("SCOORD", &loc);
 
-        match upper(item, tags::GRAPHIC_TYPE).as_deref() {
+        // Cornerstone's ArrowAnnotate: the arrowhead is the landmark. Cornerstone 3D's tool
+        // keeps the head in `points[0]` (`arrowFirst` defaults to true; the head is drawn
+        // at `canvasCoordinates[0]`), and `@cornerstonejs/adapters` 5 writes the POLYLINE
+        // as [head, tail]; dcmjs's own Cornerstone 3D adapter writes a one-vertex POLYLINE
+        // of the head, its legacy adapter a POINT. (fixtures/interop/ohif/README.md cites
+        // the sources.) An arrow without `arrowFirst` is written [tail, head]: nothing in
+        // the SR tells it apart, so such files need the head moved first.
+        let arrow = naming
+            .tracking_text
+            .as_deref()
+            .is_some_and(|t| t.ends_with(ARROW_TOOL_SUFFIX));
+        let graphic = upper(item, tags::GRAPHIC_TYPE);
+        match graphic.as_deref() {
             Some("POINT") => {}
+            Some("POLYLINE") if arrow => {}
             None => {
                 self.issue(
                     Severity::Error,
@@ -328,7 +344,7 @@ impl Reader<'_> {
             }
         }
 
-        let (col, row) = match graphic_point(item) {
+        let (col, row) = match graphic_point(item, graphic.as_deref() == Some("POLYLINE")) {
             Ok(p) => p,
             Err(why) => {
                 self.issue(
@@ -699,8 +715,9 @@ fn selected_image(item: &InMemDicomObject) -> ImageRef {
     ImageRef::Found { uid, frame }
 }
 
-/// GraphicData of a POINT: exactly (column, row), finite, stored as floats.
-fn graphic_point(item: &InMemDicomObject) -> Result<(f64, f64), String> {
+/// GraphicData of a POINT: exactly (column, row), finite, stored as floats; with
+/// `arrow`, the first vertex of an ArrowAnnotate POLYLINE of one or two vertices (its head).
+fn graphic_point(item: &InMemDicomObject, arrow: bool) -> Result<(f64, f64), String> {
     let Some(el) = item.get(tags::GRAPHIC_DATA) else {
         return Err("it has no GraphicData".to_string());
     };
@@ -715,14 +732,26 @@ fn graphic_point(item: &InMemDicomObject) -> Result<(f64, f64), String> {
             ));
         }
     };
-    match values.as_slice() {
-        &[col, row] if col.is_finite() && row.is_finite() => Ok((col, row)),
-        &[col, row] => Err(format!(
+    let head = match values.as_slice() {
+        &[col, row] => (col, row),
+        &[col, row, _, _] if arrow => (col, row),
+        v if arrow => {
+            return Err(format!(
+                "its arrow POLYLINE has {} values, expected 2 or 4 (head, then tail)",
+                v.len()
+            ));
+        }
+        v => {
+            return Err(format!(
+                "its GraphicData has {} values, expected 2 (column, row)",
+                v.len()
+            ));
+        }
+    };
+    match head {
+        (col, row) if col.is_finite() && row.is_finite() => Ok((col, row)),
+        (col, row) => Err(format!(
             "its GraphicData ({col}, {row}) is not a finite coordinate pair"
-        )),
-        v => Err(format!(
-            "its GraphicData has {} values, expected 2 (column, row)",
-            v.len()
         )),
     }
 }

@@ -1263,3 +1263,106 @@ fn an_unknown_observer_is_no_reader() {
     let readers: Vec<&str> = doc.points.iter().map(|p| p.observer.as_str()).collect();
     assert_eq!(readers, ["", "Reader^Two"]);
 }
+
+// ---------------------------------------------------------------------------------------
+// SRs written by OHIF's libraries (fixtures/interop/ohif: @cornerstonejs/adapters 5.14.0
+// and dcmjs 0.52.0 from npm, Probe and ArrowAnnotate, canonical and human labels)
+
+/// The `[[synonyms]]` tables of `fixtures/interop/ohif/human_labels.toml` (text synonyms
+/// only: `landmark = "..."` then `text = "..."`).
+fn human_labels() -> Vocabulary {
+    let text = std::fs::read_to_string(repo_root().join("fixtures/interop/ohif/human_labels.toml"))
+        .unwrap();
+    let value = |l: &str| {
+        l.split_once('=')
+            .unwrap()
+            .1
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    };
+    let mut v = Vocabulary::default();
+    let mut landmark = None;
+    let mut n = 0;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("landmark") {
+            landmark = Some(lm(&value(line)));
+        } else if line.starts_with("text") {
+            v.add_text(&value(line), landmark.take().unwrap());
+            n += 1;
+        }
+    }
+    assert_eq!(n, 160);
+    v
+}
+
+#[test]
+fn every_ohif_and_dcmjs_sr_gives_all_its_points_named_where_the_tool_put_them() {
+    let dir = repo_root().join("fixtures/interop/ohif");
+    let human = human_labels();
+    let mut files = 0;
+    for entry in std::fs::read_dir(dir.join("expected")).unwrap() {
+        let exp: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
+        let name = exp["file"].as_str().unwrap();
+        let path = dir.join("sr").join(name);
+        let obj = dicom_object::open_file(&path).unwrap();
+        let vocab = if exp["labels"] == "human" {
+            // Without the synonyms nothing is named, and every point says why.
+            let doc = read_sr(&obj, &path, &Vocabulary::default(), DEFAULT_DEPTH_CAP);
+            assert!(doc.points.is_empty(), "{name}");
+            let unnamed = doc
+                .issues
+                .iter()
+                .filter(|i| i.code == codes::UNNAMED_POINT)
+                .count();
+            assert_eq!(unnamed, 180, "{name}");
+            human.clone()
+        } else {
+            Vocabulary::default()
+        };
+        let doc = read_sr(&obj, &path, &vocab, DEFAULT_DEPTH_CAP);
+        // dcmjs leaves PatientID empty: one warning, the points still read.
+        for i in &doc.issues {
+            assert_eq!(i.code, codes::MISSING_ATTRIBUTE, "{name}: {i:?}");
+            assert!(
+                name.starts_with("dcmjs") && i.message.contains("PatientID"),
+                "{name}: {i:?}"
+            );
+        }
+        let want = exp["landmarks"].as_array().unwrap();
+        assert_eq!(want.len(), 180, "{name}");
+        assert_eq!(doc.points.len(), 180, "{name}: {:#?}", doc.issues);
+        let mut got: BTreeMap<(String, String), (f64, f64, String)> = BTreeMap::new();
+        for p in &doc.points {
+            got.insert(
+                (p.image_uid.clone(), p.landmark.to_string()),
+                (p.col, p.row, p.observer.clone()),
+            );
+        }
+        for w in want {
+            let key = (
+                w["image_sop_uid"].as_str().unwrap().to_string(),
+                w["name"].as_str().unwrap().to_string(),
+            );
+            let (col, row, observer) = got.get(&key).unwrap_or_else(|| panic!("{name}: {key:?}"));
+            // Exactly what the tool stored (the arrowhead for arrows) ...
+            assert_eq!(
+                (col.to_bits(), row.to_bits()),
+                (f32_bits(&w["stored_col"]), f32_bits(&w["stored_row"])),
+                "{name}: {key:?}"
+            );
+            // ... which is the source landmark to one float32 step.
+            let (sc, sr) = (w["col"].as_f64().unwrap(), w["row"].as_f64().unwrap());
+            assert!(
+                (col - sc).abs() < 2e-5 && (row - sr).abs() < 2e-5,
+                "{name}: {key:?}"
+            );
+            // unknown^unknown is no reader.
+            assert_eq!(w["observer"], "unknown^unknown");
+            assert_eq!(observer, "", "{name}");
+        }
+        files += 1;
+    }
+    assert_eq!(files, 10);
+}
