@@ -455,6 +455,7 @@ fn generated_cohort(name: &str) -> (PathBuf, Vec<PathBuf>) {
         seed: 5,
         out: dir.clone(),
         image_size: plumbline_synth::ImageSize::Small,
+        plant_errors: false,
     })
     .unwrap();
     let files = plumbline_ingest::scan::list_files(&dir.join("dicom"))

@@ -36,6 +36,7 @@ fn committed_cohort_is_what_the_generator_writes() {
         seed: 1,
         out: fresh.clone(),
         image_size: ImageSize::Small,
+        plant_errors: false,
     })
     .unwrap();
     let (a, b) = (files(&committed), files(&fresh));

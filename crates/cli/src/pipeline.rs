@@ -62,6 +62,9 @@ pub struct Pipeline {
     pub vocab: Vocabulary,
     /// Cap on SR content-tree depth.
     pub depth_cap: usize,
+    /// Largest change of one reader's pelvic incidence between two timepoints of a
+    /// patient that is still plausible (`[plausibility] pi_tolerance_deg`, default 6).
+    pub pi_tolerance_deg: f64,
     /// Which optional outputs to write (`qc.csv` and `run.json` are always written).
     pub outputs: Outputs,
     /// SHA-256 of the file's bytes (hex), for run.json.
@@ -149,6 +152,8 @@ struct RawPipeline {
     #[serde(default)]
     sr: RawSr,
     #[serde(default)]
+    plausibility: RawPlausibility,
+    #[serde(default)]
     synonyms: Vec<RawSynonym>,
     #[serde(default)]
     outputs: RawOutputs,
@@ -215,6 +220,23 @@ impl Default for RawSr {
     fn default() -> Self {
         RawSr {
             depth_cap: DEFAULT_DEPTH_CAP as i64,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawPlausibility {
+    pi_tolerance_deg: f64,
+}
+
+/// Default of `[plausibility] pi_tolerance_deg` (landmarks.md section 7).
+pub const DEFAULT_PI_TOLERANCE_DEG: f64 = 6.0;
+
+impl Default for RawPlausibility {
+    fn default() -> Self {
+        RawPlausibility {
+            pi_tolerance_deg: DEFAULT_PI_TOLERANCE_DEG,
         }
     }
 }
@@ -296,11 +318,12 @@ impl Pipeline {
 
         let c = &raw.classification;
         let thresholds = Thresholds {
-            sagittal_sva_mm: positive("classification.sagittal_sva_mm", c.sagittal_sva_mm)
+            sagittal_sva_mm: positive("classification.sagittal_sva_mm", c.sagittal_sva_mm, "mm")
                 .map_err(|(k, m)| invalid(&k, m))?,
             coronal_c7pl_csvl_mm: positive(
                 "classification.coronal_c7pl_csvl_mm",
                 c.coronal_c7pl_csvl_mm,
+                "mm",
             )
             .map_err(|(k, m)| invalid(&k, m))?,
         };
@@ -332,6 +355,12 @@ impl Pipeline {
         };
 
         let vocab = vocabulary_from(&raw.synonyms).map_err(|(k, m)| invalid(&k, m))?;
+        let pi_tolerance_deg = positive(
+            "plausibility.pi_tolerance_deg",
+            raw.plausibility.pi_tolerance_deg,
+            "degrees",
+        )
+        .map_err(|(k, m)| invalid(&k, m))?;
 
         let o = &raw.outputs;
         Ok(Pipeline {
@@ -343,6 +372,7 @@ impl Pipeline {
             metric_options: MetricOptions { tk_upper, tk_lower },
             vocab,
             depth_cap,
+            pi_tolerance_deg,
             outputs: Outputs {
                 measurements: o.measurements,
                 patients: o.patients,
@@ -407,13 +437,13 @@ fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
         .join(", ")
 }
 
-fn positive(key: &str, v: f64) -> Result<f64, KeyError> {
+fn positive(key: &str, v: f64, unit: &str) -> Result<f64, KeyError> {
     if v.is_finite() && v > 0.0 {
         Ok(v)
     } else {
         Err((
             key.to_string(),
-            format!("{v} is not a threshold; expected a finite number of mm greater than 0"),
+            format!("{v} is not a threshold; expected a finite number of {unit} greater than 0"),
         ))
     }
 }
@@ -765,6 +795,9 @@ tk_lower = "T12"
 [sr]
 depth_cap = 64
 
+[plausibility]
+pi_tolerance_deg = 4.5
+
 [[synonyms]]
 landmark = "S1_sup_post"
 text = "Sacral plateau, posterior"
@@ -888,6 +921,7 @@ overlays = true
             ["preop", "postop", "m3"]
         );
         assert!(p.outputs.overlays && p.outputs.measurements);
+        assert_eq!(p.pi_tolerance_deg, 4.5);
         let s1p: Landmark = "S1_sup_post".parse().unwrap();
         let c7: Landmark = "C7_centroid".parse().unwrap();
         assert_eq!(p.vocab.text(" Sacral plateau, posterior "), Some(s1p));
@@ -1198,6 +1232,24 @@ patients = false
             "metrics.tk_lower",
             &["invalid type"],
         );
+    }
+
+    #[test]
+    fn pi_tolerance_defaults_to_6_and_must_be_positive() {
+        assert_eq!(Pipeline::embedded_default().pi_tolerance_deg, 6.0);
+        assert_eq!(
+            Pipeline::from_toml("name = \"x\"", "x.toml")
+                .unwrap()
+                .pi_tolerance_deg,
+            DEFAULT_PI_TOLERANCE_DEG
+        );
+        for v in ["0.0", "-1.0", "nan", "inf"] {
+            assert_bad(
+                &FULL.replace("pi_tolerance_deg = 4.5", &format!("pi_tolerance_deg = {v}")),
+                "plausibility.pi_tolerance_deg",
+                &["degrees greater than 0"],
+            );
+        }
     }
 
     #[test]

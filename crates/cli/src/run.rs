@@ -356,6 +356,12 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         })
         .collect();
     patient_bar.finish();
+    // Plausibility (landmarks.md section 7): per view, and PI across timepoints.
+    let plausibility_issues = plumbline_export::plausibility::assess(
+        &grouped.readings,
+        &mut measured,
+        p.pi_tolerance_deg,
+    );
     let d_metrics = t_metrics.elapsed();
 
     // Tables.
@@ -364,6 +370,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     issues.extend(clinical_issues);
     issues.extend(scanned.issues.iter().cloned());
     issues.extend(grouped.issues.iter().cloned());
+    issues.extend(plausibility_issues);
     issues.retain(|i| in_shard(&i.patient_id));
     clinical.rows.retain(|r| in_shard(&r.patient_id));
     issues.sort();
@@ -731,23 +738,32 @@ fn render_overlay(
         fail_as(code, format!("no overlay: {e}"))
     })?;
     let class = m.class.kind.map_or("unclassified", |k| k.as_str());
+    let flagged = plumbline_export::plausibility::flagged_landmarks(v, m);
+    let mut legend = vec![
+        format!(
+            "{}  {}  {}",
+            m.patient_id,
+            m.timepoint,
+            if m.observer.is_empty() {
+                "-"
+            } else {
+                &m.observer
+            }
+        ),
+        format!("{view} view, {class}"),
+    ];
+    if !flagged.is_empty() {
+        legend.push(format!(
+            "implausible (red rings): {}",
+            m.plausibility_text()
+        ));
+    }
     let spec = OverlaySpec {
         kind: v.landmarks.kind(),
         pixels: &v.pixels,
         metrics: &m.metrics,
-        legend: vec![
-            format!(
-                "{}  {}  {}",
-                m.patient_id,
-                m.timepoint,
-                if m.observer.is_empty() {
-                    "-"
-                } else {
-                    &m.observer
-                }
-            ),
-            format!("{view} view, {class}"),
-        ],
+        legend,
+        flagged: &flagged,
     };
     let img = draw_overlay(&display, &spec);
     let rel = format!(

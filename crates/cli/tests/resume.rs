@@ -62,6 +62,7 @@ fn killed_ten_times_then_resumed_gives_the_uninterrupted_tables() {
         seed: 3,
         out: cohort.clone(),
         image_size: ImageSize::Small,
+        plant_errors: false,
     })
     .unwrap();
     let (input, clinical) = (cohort.join("dicom"), cohort.join("clinical.csv"));
@@ -127,6 +128,7 @@ fn reruns_read_only_new_or_changed_files() {
         seed: 4,
         out: cohort.clone(),
         image_size: ImageSize::Small,
+        plant_errors: false,
     })
     .unwrap();
     let clinical = cohort.join("clinical.csv");

@@ -4,6 +4,7 @@
 //! table and an interrupted run leaves the previous file intact.
 
 pub mod parquet;
+pub mod plausibility;
 pub mod shard;
 pub mod stats;
 pub mod tables;

@@ -5,12 +5,12 @@
 
 use std::path::PathBuf;
 
-use plumbline_geometry::{Level, Metric, Metrics, Thresholds};
+use plumbline_geometry::{Check, Level, Metric, Metrics, Thresholds};
 use plumbline_ingest::qc::{QcIssue, Severity, codes};
 
 use crate::tables::{MeasuredReading, num};
 
-const FIXED: [&str; 11] = [
+const FIXED: [&str; 12] = [
     "patient_id",
     "timepoint",
     "timepoint_index",
@@ -22,6 +22,7 @@ const FIXED: [&str; 11] = [
     "c7pl_csvl_magnitude_mm",
     "cobb_upper",
     "cobb_lower",
+    "plausibility",
 ];
 
 /// `shard_readings.csv`: one row per reading, every field needed to rebuild it.
@@ -52,6 +53,7 @@ pub fn readings_csv(rows: &[MeasuredReading]) -> Vec<u8> {
                 .cobb_levels
                 .map(|c| c.1.to_string())
                 .unwrap_or_default(),
+            r.plausibility_text(),
         ];
         v.extend(
             r.metrics
@@ -112,7 +114,7 @@ pub fn parse_readings_csv(
             }
         }
         let m = Metrics::from_parts(values, cobb, parse_f64(&rec[8], "magnitude", line)?);
-        out.push(MeasuredReading::new(
+        let mut reading = MeasuredReading::new(
             rec[0].to_string(),
             rec[1].to_string(),
             rec[2]
@@ -125,9 +127,27 @@ pub fn parse_readings_csv(
             thresholds,
             rec[6].to_string(),
             rec[7].to_string(),
-        ));
+        );
+        reading.plausibility = parse_plausibility(&rec[11], line)?;
+        out.push(reading);
     }
     Ok(out)
+}
+
+/// The `plausibility` cell back: empty (not assessed), `ok`, or check names `;`-joined.
+fn parse_plausibility(s: &str, line: usize) -> Result<Option<Vec<Check>>, String> {
+    match s {
+        "" => Ok(None),
+        "ok" => Ok(Some(Vec::new())),
+        _ => s
+            .split(';')
+            .map(|name| {
+                Check::from_name(name)
+                    .ok_or_else(|| format!("line {line}: `{name}` is not a plausibility check"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+    }
 }
 
 /// The QC code constant with this name, so that merged issues sort and print exactly

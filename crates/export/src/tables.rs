@@ -36,6 +36,9 @@ pub struct MeasuredReading {
     pub spacing_source: String,
     /// Orientation source(s), e.g. `header` or `lateral=inferred ap=header`.
     pub orientation_source: String,
+    /// The plausibility checks (`landmarks.md` section 7) this reading failed, sorted;
+    /// `None` until [`crate::plausibility::assess`] has looked at it.
+    pub plausibility: Option<Vec<plumbline_geometry::Check>>,
 }
 
 impl MeasuredReading {
@@ -65,6 +68,17 @@ impl MeasuredReading {
             class,
             spacing_source,
             orientation_source,
+            plausibility: None,
+        }
+    }
+
+    /// The `plausibility` cell: `ok`, the failed checks `;`-joined, or empty when the
+    /// reading was not assessed.
+    pub fn plausibility_text(&self) -> String {
+        match &self.plausibility {
+            None => String::new(),
+            Some(v) if v.is_empty() => "ok".to_string(),
+            Some(v) => v.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(";"),
         }
     }
 }
@@ -308,6 +322,7 @@ pub fn measurements_table(rows: &[MeasuredReading]) -> Table {
     }));
     columns.push(text("spacing_source", |r| r.spacing_source.clone()));
     columns.push(text("orientation_source", |r| r.orientation_source.clone()));
+    columns.push(text("plausibility", MeasuredReading::plausibility_text));
     Table::new(columns, rows.len())
 }
 

@@ -161,12 +161,12 @@ fn measurements_parquet_equals_measurements_csv() {
     let bytes = measurements_parquet(&rows);
     let (kinds, counts) = assert_same(&measurements_csv(&rows), &bytes, "measurements.parquet");
     assert!(counts.iter().all(|&n| n > 0), "{counts:?}");
-    // identity text, 22 metrics, 2 flags, type and sources text
+    // identity text, 22 metrics, 2 flags, type, sources and plausibility text
     let n = kinds.len();
     assert!(kinds[..4].iter().all(|k| *k == Kind::Text));
-    assert!(kinds[4..n - 5].iter().all(|k| *k == Kind::Number));
-    assert_eq!(kinds[n - 5..n - 3], [Kind::Flag, Kind::Flag]);
-    assert!(kinds[n - 3..].iter().all(|k| *k == Kind::Text));
+    assert!(kinds[4..n - 6].iter().all(|k| *k == Kind::Number));
+    assert_eq!(kinds[n - 6..n - 4], [Kind::Flag, Kind::Flag]);
+    assert!(kinds[n - 4..].iter().all(|k| *k == Kind::Text));
     // Deterministic: the same readings give the same bytes.
     assert_eq!(bytes, measurements_parquet(&rows.clone()));
 }

@@ -1,6 +1,6 @@
 //! Plumbline's geometry core: typed spine landmarks, the millimetre frame of a view,
-//! every alignment metric of `landmarks.md` section 5 and the imbalance classification
-//! of section 6. Pure functions on plain data: no I/O.
+//! every alignment metric of `landmarks.md` section 5, the imbalance classification
+//! of section 6 and the plausibility checks of section 7. Pure functions on plain data: no I/O.
 //!
 //! ```
 //! use plumbline_geometry::*;
@@ -21,8 +21,10 @@ mod classify;
 mod frame;
 mod landmark;
 mod metrics;
+mod plausibility;
 
 pub use classify::*;
 pub use frame::*;
 pub use landmark::*;
 pub use metrics::*;
+pub use plausibility::*;

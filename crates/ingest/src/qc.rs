@@ -161,6 +161,9 @@ pub mod codes {
     /// A QC overlay was not rendered because this build lacks the decoder of the image's
     /// transfer syntax; the message names the cargo feature that brings it.
     pub const CODEC_UNAVAILABLE: &str = "codec_unavailable";
+    /// A landmark set failed a plausibility check (`landmarks.md` section 7): the
+    /// message names the check, the landmarks and their values; metrics are still computed.
+    pub const IMPLAUSIBLE_LANDMARKS: &str = "implausible_landmarks";
     /// Several studies fall into one timepoint window: one was chosen.
     pub const AMBIGUOUS_TIMEPOINT: &str = "ambiguous_timepoint";
 
@@ -202,6 +205,7 @@ pub mod codes {
         BAD_LANDMARK_FILE,
         OVERLAY_FAILED,
         CODEC_UNAVAILABLE,
+        IMPLAUSIBLE_LANDMARKS,
         AMBIGUOUS_TIMEPOINT,
     ];
 }

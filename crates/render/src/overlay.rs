@@ -20,6 +20,10 @@ const PELVIS: Rgb<u8> = Rgb([255, 140, 0]);
 const COBB: Rgb<u8> = Rgb([60, 230, 60]);
 const TEXT: Rgb<u8> = Rgb([0, 0, 0]);
 const BOX: Rgb<u8> = Rgb([255, 255, 255]);
+/// Rings around the landmarks of a failed plausibility check.
+const FLAG: Rgb<u8> = Rgb([255, 0, 0]);
+/// Radius of those rings, in output pixels.
+const FLAG_RADIUS: i64 = 9;
 
 /// Radius of a landmark dot in output pixels.
 pub const DOT_RADIUS: i64 = 3;
@@ -34,6 +38,8 @@ pub struct OverlaySpec<'a> {
     pub metrics: &'a Metrics,
     /// Legend lines above the metrics: patient, timepoint, reader, class.
     pub legend: Vec<String>,
+    /// Landmarks of failed plausibility checks (`landmarks.md` section 7): ringed in red.
+    pub flagged: &'a [Landmark],
 }
 
 /// Draws the overlay on a copy of `display` and returns it.
@@ -192,7 +198,25 @@ pub fn draw_overlay(display: &DisplayImage, spec: &OverlaySpec) -> RgbImage {
     for &(c, r) in spec.pixels.values() {
         disc(&mut img, (c * s, r * s), DOT_RADIUS, DOT);
     }
+    for lm in spec.flagged {
+        if let Some(p) = at(*lm) {
+            ring(&mut img, p, FLAG_RADIUS, FLAG);
+        }
+    }
     img
+}
+
+/// A circle outline 2 px wide.
+fn ring(img: &mut RgbImage, (x, y): (f64, f64), r: i64, c: Rgb<u8>) {
+    let (cx, cy) = (x.floor() as i64, y.floor() as i64);
+    for dy in -r..=r {
+        for dx in -r..=r {
+            let d2 = dx * dx + dy * dy;
+            if d2 <= r * r && d2 > (r - 2) * (r - 2) {
+                put(img, cx + dx, cy + dy, c);
+            }
+        }
+    }
 }
 
 fn metric_line(m: &Metrics, k: Metric) -> String {

@@ -20,7 +20,7 @@ use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plumbline_export::tables::{MeasuredReading, SummaryRow, primary_readings};
-use plumbline_geometry::{ImbalanceType, Metric};
+use plumbline_geometry::{Check, ImbalanceType, Metric};
 use plumbline_ingest::{QcIssue, Severity};
 
 /// Where an overlay PNG of one view lies, relative to the report (`out/`), e.g.
@@ -362,7 +362,7 @@ pub fn report_html(data: &ReportData) -> String {
          <nav><a href=\"#findings\">Key findings</a><a href=\"#cohort\">Cohort</a>\
          <a href=\"#imbalance\">Imbalance</a><a href=\"#metrics\">Metrics</a>\
          <a href=\"#plots\">Plots</a><a href=\"#patients\">Patients</a>\
-         <a href=\"#agreement\">Agreement</a></nav>\n</header>\n"
+         <a href=\"#agreement\">Agreement</a><a href=\"#plausibility\">Plausibility</a></nav>\n</header>\n"
     );
     findings(&mut h, &ctx);
     cohort(&mut h, &ctx);
@@ -371,6 +371,7 @@ pub fn report_html(data: &ReportData) -> String {
     plots(&mut h, &ctx);
     patient_table(&mut h, &ctx);
     agreement(&mut h, &ctx);
+    plausibility(&mut h, &ctx);
     let _ = write!(
         h,
         "<footer>\n<p>Plumbline {} &middot; pipeline <b>{}</b> &middot; SHA-256 <code>{}</code></p>\n\
@@ -1250,6 +1251,94 @@ fn overlay_line(links: Option<&Vec<&OverlayLink>>, timepoint: &str) -> String {
         ));
     }
     groups.join(" &ensp; ")
+}
+
+/// Section 7: every reading that failed a plausibility check (landmarks.md section 7),
+/// with its checks, the QC messages that give the landmarks and values, and its overlays.
+fn plausibility(h: &mut String, c: &Ctx) {
+    let d = c.data;
+    h.push_str("<section id=\"plausibility\">\n<h2>7. Plausibility of the landmark sets</h2>\n");
+    let bad: Vec<&MeasuredReading> = d
+        .readings
+        .iter()
+        .filter(|r| r.plausibility.as_ref().is_some_and(|p| !p.is_empty()))
+        .collect();
+    let assessed = d
+        .readings
+        .iter()
+        .filter(|r| r.plausibility.is_some())
+        .count();
+    let _ = writeln!(
+        h,
+        "<p class=\"note\">Each landmark set is checked for gross errors (vertebrae in \
+         head-to-foot order, superior corners above inferior ones, anterior/left corners on \
+         their side, femoral heads below S1, one reader's pelvic incidence stable across \
+         timepoints). The metrics of a reading that fails are still computed; its overlay rings \
+         the landmarks at fault in red. {} of {assessed} readings failed a check.</p>",
+        bad.len()
+    );
+    if bad.is_empty() {
+        h.push_str("</section>\n");
+        return;
+    }
+    h.push_str(
+        "<table>\n<tr><th>Patient</th><th>Timepoint</th><th>Reader</th><th>Failed checks</th>\
+         <th>Why</th><th>Overlays</th></tr>\n",
+    );
+    for r in bad {
+        let who = if r.observer.is_empty() {
+            "the unnamed reader".to_string()
+        } else {
+            format!("reader `{}`", r.observer)
+        };
+        let why: Vec<String> =
+            d.qc.iter()
+                .filter(|i| {
+                    // The messages of crates/export/src/plausibility.rs: a view's check names
+                    // "(lateral view, preop, reader `X`)", a PI jump "(reader `X`)" and
+                    // "... deg at preop and ... deg at m3 (...".
+                    let view = format!(" view, {}, {who}): ", r.timepoint);
+                    let pi = format!("{} ({who}): ", Check::PiJump);
+                    let at = |end: &str| format!(" deg at {}{end}", r.timepoint);
+                    i.code == plumbline_ingest::qc::codes::IMPLAUSIBLE_LANDMARKS
+                        && i.patient_id == r.patient_id
+                        && (i.message.contains(&view)
+                            || (i.message.starts_with(&pi)
+                                && (i.message.contains(&at(" ")) || i.message.contains(&at(" (")))))
+                })
+                .map(|i| esc(&i.message))
+                .collect();
+        let links: Vec<&OverlayLink> = d
+            .overlays
+            .iter()
+            .filter(|o| {
+                o.patient_id == r.patient_id
+                    && o.timepoint == r.timepoint
+                    && o.observer == r.observer
+            })
+            .collect();
+        let _ = writeln!(
+            h,
+            "<tr><td><a href=\"#patient-{}\">{}</a></td><td>{}</td><td>{}</td><td><code>{}</code></td>\
+             <td class=\"small\">{}</td><td>{}</td></tr>",
+            esc(&r.patient_id),
+            esc(&r.patient_id),
+            esc(&r.timepoint),
+            esc(if r.observer.is_empty() {
+                "–"
+            } else {
+                &r.observer
+            }),
+            esc(&r.plausibility_text()),
+            why.join("<br>"),
+            if links.is_empty() {
+                "<span class=\"small\">–</span>".to_string()
+            } else {
+                overlay_line(Some(&links), &r.timepoint)
+            }
+        );
+    }
+    h.push_str("</table>\n</section>\n");
 }
 
 fn agreement(h: &mut String, c: &Ctx) {

@@ -44,6 +44,7 @@ fn landmark_dots_are_at_the_scaled_coordinates() {
                         pixels: &v.pixels,
                         metrics: &m,
                         legend: vec![r.patient_id.clone()],
+                        flagged: &[],
                     },
                 );
                 assert_eq!((img.width(), img.height()), d.image.dimensions());
@@ -57,6 +58,37 @@ fn landmark_dots_are_at_the_scaled_coordinates() {
                     );
                     checked += 1;
                 }
+                // A flagged landmark gets a red ring 9 px out (drawn last, on top).
+                let (first, &(c, row)) = v.pixels.iter().next().unwrap();
+                let ringed = draw_overlay(
+                    &d,
+                    &OverlaySpec {
+                        kind: v.landmarks.kind(),
+                        pixels: &v.pixels,
+                        metrics: &m,
+                        legend: vec![],
+                        flagged: &[*first],
+                    },
+                );
+                let (x, y) = ((c * d.scale).floor() as i64, (row * d.scale).floor() as i64);
+                let mut red = 0;
+                for (dx, dy) in [(8, 0), (-8, 0), (0, 8), (0, -8)] {
+                    let (px, py) = (x + dx, y + dy);
+                    if px >= 0
+                        && py >= 0
+                        && px < i64::from(img.width())
+                        && py < i64::from(img.height())
+                    {
+                        assert_eq!(
+                            ringed.get_pixel(px as u32, py as u32).0,
+                            [255, 0, 0],
+                            "{first}"
+                        );
+                        red += 1;
+                    }
+                }
+                assert!(red >= 2, "{first} at {x},{y}");
+                assert_eq!(*ringed.get_pixel(x as u32, y as u32), DOT, "the dot stays");
                 // The rest of the picture is the radiograph: most pixels stay grey.
                 let grey = img
                     .pixels()

@@ -15,6 +15,7 @@
 //!     seed: 1,
 //!     out: "cohort".into(),
 //!     image_size: ImageSize::Small,
+//!     plant_errors: false,
 //! })
 //! .unwrap();
 //! println!("{} files", summary.files);
@@ -71,6 +72,126 @@ pub struct SynthOptions {
     pub out: PathBuf,
     /// Pixel matrix.
     pub image_size: ImageSize,
+    /// Plant one gross landmark error (see [`Planted`]) in reader Alpha's reading of every
+    /// fifth patient (indices 2, 7, 12, ...), the kinds in turn; `design.csv` says which.
+    /// Off, the cohort is exactly the one without the option.
+    pub plant_errors: bool,
+}
+
+/// A gross error of the kind readers make (`landmarks.md` section 7), planted on the
+/// lateral view of one reading when [`SynthOptions::plant_errors`] is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Planted {
+    /// The anterior and posterior corners of one endplate swapped (at postop).
+    SwappedCorners,
+    /// L2 and L4 named in each other's place, corners and centroids (at postop).
+    VertebraOutOfOrder,
+    /// FH_right clicked 20 mm above the S1 endplate (at postop). The hip axis moves with
+    /// it, so that reading's PI is off too: it also trips the PI check.
+    FemoralHeadAboveS1,
+    /// Both femoral heads turned 15 degrees about the S1 endplate midpoint, so PI changes
+    /// by 15 degrees (at m3).
+    PiJump,
+}
+
+impl Planted {
+    const ALL: [Planted; 4] = [
+        Planted::SwappedCorners,
+        Planted::VertebraOutOfOrder,
+        Planted::FemoralHeadAboveS1,
+        Planted::PiJump,
+    ];
+
+    /// The name in `design.csv` (the plausibility check it should trip, where they differ).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Planted::SwappedCorners => "swapped_corners",
+            Planted::VertebraOutOfOrder => "vertebra_out_of_order",
+            Planted::FemoralHeadAboveS1 => "femoral_head_above_s1",
+            Planted::PiJump => "pi_jump",
+        }
+    }
+
+    /// The error planted in patient `index`'s reading, and the timepoint index (into
+    /// `TIMEPOINTS`) it is planted at.
+    fn for_patient(index: usize) -> Option<(Planted, usize)> {
+        (index % 5 == 2).then(|| {
+            let kind = Planted::ALL[(index / 5) % 4];
+            (kind, if kind == Planted::PiJump { 2 } else { 1 })
+        })
+    }
+
+    /// Plants the error in lateral mm landmarks; false when the landmarks it needs are
+    /// missing (a reader skipped them), so nothing was planted.
+    fn plant(self, pts: &mut [(Landmark, Point)]) -> bool {
+        let find = |pts: &[(Landmark, Point)], name: &str| {
+            let lm: Landmark = name.parse().expect("canonical");
+            pts.iter().position(|(l, _)| *l == lm)
+        };
+        let rename = |pts: &mut [(Landmark, Point)], a: &str, b: &str| {
+            let (a, b): (Landmark, Landmark) = (a.parse().expect("a"), b.parse().expect("b"));
+            for (l, _) in pts.iter_mut() {
+                if *l == a {
+                    *l = b;
+                } else if *l == b {
+                    *l = a;
+                }
+            }
+        };
+        match self {
+            Planted::SwappedCorners => {
+                for level in ["L3", "L2", "L4", "L1", "L5"] {
+                    let (a, p) = (format!("{level}_sup_ant"), format!("{level}_sup_post"));
+                    if find(pts, &a).is_some() && find(pts, &p).is_some() {
+                        rename(pts, &a, &p);
+                        return true;
+                    }
+                }
+                false
+            }
+            Planted::VertebraOutOfOrder => {
+                let corners = ["sup_ant", "sup_post", "inf_ant", "inf_post"];
+                if corners.iter().any(|c| {
+                    find(pts, &format!("L2_{c}")).is_none()
+                        || find(pts, &format!("L4_{c}")).is_none()
+                }) {
+                    return false;
+                }
+                for c in corners.iter().chain(&["centroid"]) {
+                    rename(pts, &format!("L2_{c}"), &format!("L4_{c}"));
+                }
+                true
+            }
+            Planted::FemoralHeadAboveS1 => {
+                let (Some(a), Some(p), Some(r)) = (
+                    find(pts, "S1_sup_ant"),
+                    find(pts, "S1_sup_post"),
+                    find(pts, "FH_right"),
+                ) else {
+                    return false;
+                };
+                pts[r].1.y = pts[a].1.y.max(pts[p].1.y) + 20.0;
+                true
+            }
+            Planted::PiJump => {
+                let (Some(a), Some(p), Some(l), Some(r)) = (
+                    find(pts, "S1_sup_ant"),
+                    find(pts, "S1_sup_post"),
+                    find(pts, "FH_left"),
+                    find(pts, "FH_right"),
+                ) else {
+                    return false;
+                };
+                let m = pts[a].1.mid(pts[p].1);
+                let (s, c) = 15f64.to_radians().sin_cos();
+                for i in [l, r] {
+                    let (dx, dy) = (pts[i].1.x - m.x, pts[i].1.y - m.y);
+                    pts[i].1 = Point::new(m.x + c * dx - s * dy, m.y + s * dx + c * dy);
+                }
+                true
+            }
+        }
+    }
 }
 
 /// The generator's command-line options, shared by `plumbline-synth` and `plumbline synth`.
@@ -88,6 +209,11 @@ pub struct SynthArgs {
     /// Pixel matrix: small (320 x 136) or clinical (7000 x 3000).
     #[arg(long, value_enum, default_value = "small")]
     pub image_size: ImageSize,
+    /// Plant a gross landmark error (swapped corners, a vertebra out of order, a femoral
+    /// head above S1, a PI jump) in one reading of every fifth patient; design.csv's
+    /// planted_error column says where.
+    #[arg(long)]
+    pub plant_errors: bool,
 }
 
 impl From<SynthArgs> for SynthOptions {
@@ -97,6 +223,7 @@ impl From<SynthArgs> for SynthOptions {
             seed: a.seed,
             out: a.out,
             image_size: a.image_size,
+            plant_errors: a.plant_errors,
         }
     }
 }
@@ -413,7 +540,7 @@ fn render(kind: ViewKind, pts: &MmLandmarks, pl: &Placement) -> Canvas {
 /// Everything one patient contributes.
 struct PatientOutput {
     clinical: [String; 6],
-    design: [String; 5],
+    design: [String; 6],
     truth: Vec<TruthRow>,
     files: usize,
     bytes: u64,
@@ -484,12 +611,17 @@ fn write_patient(
             } else {
                 TIMEPOINTS[model.design.recovered_at].to_string()
             },
+            String::new(),
         ],
         truth: Vec::new(),
         files: 0,
         bytes: 0,
     };
     let jitter = Normal::new(0.0, 1.0).expect("valid");
+    let planted = opts
+        .plant_errors
+        .then(|| Planted::for_patient(index))
+        .flatten();
     for (t, tp) in TIMEPOINTS.iter().enumerate() {
         let day = model.clinical.surgery_day + model.study_offsets[t];
         let date = yyyymmdd(day);
@@ -572,6 +704,14 @@ fn write_patient(
                     let k = rng.random_range(1..4);
                     pts.drain(..k);
                     pts.sort_by_key(|(k, _)| *k);
+                }
+                if let Some((error, at)) = planted
+                    && at == t
+                    && r == 0
+                    && *kind == ViewKind::Lateral
+                    && error.plant(&mut pts)
+                {
+                    out.design[5] = format!("{tp}:{observer}:{}", error.as_str());
                 }
                 let points = pts
                     .iter()
@@ -752,6 +892,7 @@ pub fn generate(opts: &SynthOptions) -> Result<Summary, SynthError> {
             "coronal_shift",
             "sagittal_shift",
             "balanced_from",
+            "planted_error",
         ],
         outputs.iter().map(|o| o.design.clone()),
     )?;

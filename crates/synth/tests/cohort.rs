@@ -40,6 +40,7 @@ fn gen_into(dir: &Path, patients: usize, seed: u64) {
         seed,
         out: dir.to_path_buf(),
         image_size: ImageSize::Small,
+        plant_errors: false,
     })
     .unwrap();
 }
@@ -77,6 +78,7 @@ fn same_seed_gives_byte_identical_files() {
         seed: 11,
         out: a.clone(),
         image_size: ImageSize::Small,
+        plant_errors: false,
     });
     assert!(matches!(again, Err(SynthError::Exists(_))));
     for d in [a, b, c] {
