@@ -37,7 +37,7 @@ use crate::pipeline::sha256_hex;
 pub const JOURNAL: &str = ".plumbline/scan-journal.jsonl";
 
 /// Version of the record's line format (the header's `plumbline_work_record`).
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// A file's identity for reuse.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

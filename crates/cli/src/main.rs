@@ -69,6 +69,10 @@ enum Command {
         /// for Spark, DuckDB or Polars.
         #[arg(long)]
         parquet: bool,
+        /// CSV `file,sop_instance_uid[,observer]`: the image (and reader) of each 3D Slicer
+        /// markups file in patient mm whose name does not start with the image's UID.
+        #[arg(long, value_name = "CSV")]
+        landmark_map: Option<PathBuf>,
     },
     /// Combine the output folders of `plumbline run --shard K/N` into the tables of one run.
     Merge {
@@ -117,6 +121,7 @@ fn main() -> ExitCode {
             shard,
             fresh,
             parquet,
+            landmark_map,
         } => {
             let shard =
                 match plumbline::run::parse_shard(shard.as_deref(), |k| std::env::var(k).ok()) {
@@ -167,6 +172,7 @@ fn main() -> ExitCode {
                 fresh,
                 shard,
                 parquet,
+                landmark_map,
             };
             match run(&opts) {
                 Ok(s) => {

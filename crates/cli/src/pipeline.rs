@@ -280,6 +280,7 @@ impl Pipeline {
         plumbline_ingest::ScanOptions {
             vocab: self.vocab.clone(),
             depth_cap: self.depth_cap,
+            landmark_map: Default::default(),
         }
     }
 

@@ -49,6 +49,9 @@ pub struct RunOptions {
     pub shard: Option<Shard>,
     /// Also write `measurements.parquet` and `patients.parquet` beside their CSVs.
     pub parquet: bool,
+    /// `--landmark-map`: which image (and reader) each Slicer markups file in patient mm
+    /// belongs to (`file,sop_instance_uid[,observer]`).
+    pub landmark_map: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -77,6 +80,7 @@ impl RunOptions {
             fresh: false,
             shard: None,
             parquet: false,
+            landmark_map: None,
         }
     }
 }
@@ -126,6 +130,9 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// The landmark map cannot be used.
+    #[error("{0}; fix the table given to --landmark-map")]
+    LandmarkMap(String),
     /// The clinical table cannot be used at all.
     #[error(transparent)]
     Clinical(#[from] plumbline_ingest::clinical::ClinicalError),
@@ -164,7 +171,10 @@ impl RunError {
     /// clinical table must be changed, 1 when the run could not finish (I/O).
     pub fn exit_code(&self) -> u8 {
         match self {
-            RunError::Input { .. } | RunError::OutInsideInput { .. } | RunError::Clinical(_) => 2,
+            RunError::Input { .. }
+            | RunError::OutInsideInput { .. }
+            | RunError::Clinical(_)
+            | RunError::LandmarkMap(_) => 2,
             RunError::Output { .. }
             | RunError::Scan(_)
             | RunError::Write(_)
@@ -273,8 +283,14 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             input: opts.input.clone(),
         });
     }
-    // The clinical table is checked before anything is created.
+    // The clinical table and the landmark map are checked before anything is created.
     let (mut clinical, clinical_issues) = read_clinical(&opts.clinical)?;
+    let landmark_map = match &opts.landmark_map {
+        Some(path) => {
+            plumbline_ingest::markups::read_landmark_map(path).map_err(RunError::LandmarkMap)?
+        }
+        None => Default::default(),
+    };
     std::fs::create_dir_all(&opts.out).map_err(|source| RunError::Output {
         path: opts.out.clone(),
         source,
@@ -296,7 +312,10 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let t_scan = Instant::now();
     // The work record: files already scanned (by a killed run, or an earlier run on a
     // tree that has grown since) are reused when their key still matches.
-    let scan_options = p.scan_options();
+    let scan_options = ScanOptions {
+        landmark_map,
+        ..p.scan_options()
+    };
     let journal = Journal::open(&opts.out, opts.fresh, &scan_options)?;
     let (reused, read) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let read_file = |path: &Path, so: &ScanOptions| {

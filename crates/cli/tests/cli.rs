@@ -188,6 +188,26 @@ fn cannot_run_gives_a_message_that_names_the_fix() {
         !out.exists(),
         "a bad clinical table is refused before --out is created"
     );
+    // A landmark map without its columns: a wrong command, refused before --out exists.
+    let map = temp("map.csv");
+    std::fs::write(&map, "name,uid\na.mrk.json,1.2.3\n").unwrap();
+    let (code, _, err) = plumbline(&[
+        "run",
+        "--input",
+        "fixtures/cohort-small/dicom",
+        "--clinical",
+        "fixtures/cohort-small/clinical.csv",
+        "--out",
+        o,
+        "--landmark-map",
+        map.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("file,sop_instance_uid[,observer]") && err.contains("--landmark-map"),
+        "{err}"
+    );
+    assert!(!out.exists());
     // Could not finish (I/O): the output folder cannot be created (its parent is a file).
     let file = temp("a-file");
     std::fs::write(&file, "x").unwrap();

@@ -265,6 +265,10 @@ pub fn group(scan: &ScanResult, clinical: Option<&ClinicalTable>, windows: &[Win
     }
 }
 
+/// Farthest a Slicer markups point may lie from its image's plane (Slicer places points on
+/// the slice at z = 0 of a one-slice volume; half the 1 mm slice thickness ITK gives it).
+const MAX_OFF_PLANE_MM: f64 = 0.5;
+
 fn join_doc(
     doc: &LandmarkDoc,
     images: &BTreeMap<String, ImageRecord>,
@@ -277,8 +281,33 @@ fn join_doc(
             missing.insert((doc.path.clone(), p.image_uid.clone()));
             continue;
         };
+        // A Slicer markups position in patient mm: back to pixels through the geometry
+        // ITK gives the image; a point off the image plane was not placed on it.
+        let (col, row) = match p.lps {
+            None => (p.col, p.row),
+            Some(lps) => {
+                let (c, r, off) = im.itk.to_pixel(lps);
+                if off.abs() > MAX_OFF_PLANE_MM {
+                    issues.push(
+                        QcIssue::file(
+                            &doc.path,
+                            Severity::Error,
+                            codes::BAD_LANDMARK_FILE,
+                            format!(
+                                "{} at LPS ({:.3}, {:.3}, {:.3}) mm lies {off:.3} mm off the plane of image {} \
+                                 (more than {MAX_OFF_PLANE_MM} mm), so it was not placed on that image; not used",
+                                p.landmark, lps[0], lps[1], lps[2], p.image_uid
+                            ),
+                        )
+                        .with_ids(&doc.sop_instance_uid, &im.patient_id),
+                    );
+                    continue;
+                }
+                (c, r)
+            }
+        };
         let (w, h) = (f64::from(im.cols), f64::from(im.rows));
-        if !(0.0..=w).contains(&p.col) || !(0.0..=h).contains(&p.row) {
+        if !(0.0..=w).contains(&col) || !(0.0..=h).contains(&row) {
             issues.push(
                 QcIssue::file(
                     &doc.path,
@@ -286,7 +315,7 @@ fn join_doc(
                     codes::POINT_OUT_OF_BOUNDS,
                     format!(
                         "{} at column {}, row {} lies outside image {} ({} x {} pixels); not used",
-                        p.landmark, p.col, p.row, p.image_uid, im.cols, im.rows
+                        p.landmark, col, row, p.image_uid, im.cols, im.rows
                     ),
                 )
                 .with_ids(&doc.sop_instance_uid, &im.patient_id),
@@ -315,7 +344,7 @@ fn join_doc(
             .or_default()
             .entry(p.landmark)
             .or_default()
-            .push((p.col, p.row, doc.path.clone()));
+            .push((col, row, doc.path.clone()));
     }
 }
 

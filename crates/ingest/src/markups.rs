@@ -36,11 +36,23 @@
 //!
 //! # 3D Slicer Markups JSON (`*.mrk.json`)
 //!
-//! Slicer stores control points in patient millimetres (`LPS`/`RAS`), which cannot be
-//! mapped onto a projection radiograph: it has no ImagePositionPatient. Plumbline
-//! therefore reads **pixel** positions on a named image, given by two markup-level
-//! members (the markups schema, v1.0.0 to v1.0.4, allows extra members on a markup and a
-//! coded unit in `coordinateUnits`, so such a file still validates):
+//! **As Slicer writes them**: control points in patient millimetres, `coordinateSystem`
+//! `LPS` (Slicer's default since 4.11; also when absent, or `"1"`) or `RAS` (x and y
+//! negated; also `"0"`), `coordinateUnits` `mm` (or `um`, scaled), no image reference.
+//! The image is the one the landmark map (`--landmark-map`, [`read_landmark_map`]) names
+//! for the file, else the SOP Instance UID the file name starts with
+//! (`2.25.1234_lateral.mrk.json`); the map can name the reader too. A markup tied to no
+//! image is refused with one issue saying how to tie it. Positions stay in LPS mm
+//! ([`RawPoint::lps`]) until the point meets its image, whose [`crate::ItkGeometry`] (the
+//! origin, spacing and axes ITK's GDCM reader, and so Slicer's DICOM import, gives it)
+//! turns them into pixels; a point more than 0.5 mm off the image plane is not used. An
+//! unknown `coordinateSystem` is refused rather than guessed (Slicer itself clamps it to
+//! RAS). Fixtures checked against SimpleITK: `fixtures/interop/slicer`.
+//!
+//! **Pixel positions** (Plumbline's own extension, kept for files made by other tools):
+//! given by two markup-level members (the markups schema, v1.0.0 to v1.0.4, allows extra
+//! members on a markup and a coded unit in `coordinateUnits`, so such a file still
+//! validates, though Slicer drops the extra member the next time it saves):
 //!
 //! - `"coordinateUnits": ["{pixels}", "UCUM", "pixels"]` (the DICOM code for pixels;
 //!   the strings `"pixel"`, `"pixels"` and `"{pixels}"` are accepted too): each control
@@ -49,8 +61,8 @@
 //! - `"plumbline": {"sop_instance_uid": "<image UID>", "observer": "<optional PN>"}`:
 //!   the radiograph the points lie on, and the reader.
 //!
-//! `coordinateSystem` is ignored for pixel positions. A markup without either member (or
-//! in `mm`/`um`) gives one issue saying what to add, and none of its points is read.
+//! `coordinateSystem` is ignored for pixel positions. A pixel markup without the
+//! `plumbline` member gives one issue saying what to add, and none of its points is read.
 //! Only point lists are read: `type` `Fiducial` (Slicer's name for a point list), or
 //! `PointList`/`Point list`, or absent. A control point's `label` is its landmark name;
 //! a `positionStatus` other than `defined` (`undefined`, `preview`) skips the point with
@@ -141,6 +153,69 @@ fn show(v: &Value) -> String {
 /// # std::fs::remove_file(&path).unwrap();
 /// ```
 pub fn read_slicer_markups(path: &Path, vocab: &Vocabulary) -> LandmarkDoc {
+    read_slicer_markups_with(path, vocab, &LandmarkMap::default())
+}
+
+/// Which image (and reader) a Slicer markups file in patient mm belongs to, by file name:
+/// the rows of `--landmark-map` (`file,sop_instance_uid[,observer]`).
+pub type LandmarkMap = std::collections::BTreeMap<String, (String, String)>;
+
+/// Reads a landmark map CSV (`file,sop_instance_uid[,observer]`; `file` is the markups
+/// file's name, without folders). Errors name the file and line.
+pub fn read_landmark_map(path: &Path) -> Result<LandmarkMap, String> {
+    let file = path.display();
+    let mut r = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| format!("cannot read the landmark map {file}: {e}"))?;
+    let header: Vec<String> = r
+        .headers()
+        .map_err(|e| format!("{file}: {e}"))?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_ascii_lowercase())
+        .collect();
+    let col = |n: &str| header.iter().position(|h| h == n);
+    let (Some(cf), Some(cu)) = (col("file"), col("sop_instance_uid")) else {
+        return Err(format!(
+            "{file}: the landmark map needs the columns file,sop_instance_uid[,observer]; found {}",
+            header.join(",")
+        ));
+    };
+    let co = col("observer");
+    let mut map = LandmarkMap::new();
+    for (i, rec) in r.records().enumerate() {
+        let line = i + 2;
+        let rec = rec.map_err(|e| format!("{file}, line {line}: {e}"))?;
+        let get = |c: usize| rec.get(c).unwrap_or("").to_string();
+        let (name, uid) = (get(cf), get(cu));
+        if name.is_empty() || uid.is_empty() {
+            return Err(format!(
+                "{file}, line {line}: both `file` and `sop_instance_uid` are needed"
+            ));
+        }
+        let observer = co.map(get).unwrap_or_default();
+        if map.insert(name.clone(), (uid, observer)).is_some() {
+            return Err(format!("{file}, line {line}: `{name}` is mapped twice"));
+        }
+    }
+    Ok(map)
+}
+
+/// The SOP Instance UID a file name starts with (`2.25.123..._lps.mrk.json`): the longest
+/// prefix of digits and dots, when it holds a dot and is not just a number.
+fn uid_prefix(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let end = name
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(name.len());
+    let uid = name[..end].trim_end_matches('.');
+    (uid.contains('.') && uid.len() >= 3 && !uid.starts_with('.') && !uid.contains(".."))
+        .then(|| uid.to_string())
+}
+
+/// [`read_slicer_markups`] with a landmark map for markups in patient mm.
+pub fn read_slicer_markups_with(path: &Path, vocab: &Vocabulary, map: &LandmarkMap) -> LandmarkDoc {
     let mut doc = new_doc(path);
     let file = path.display().to_string();
     let err = |message: String| issue(path, Severity::Error, codes::BAD_LANDMARK_FILE, "", message);
@@ -188,8 +263,13 @@ pub fn read_slicer_markups(path: &Path, vocab: &Vocabulary) -> LandmarkDoc {
             format!("{file} has an empty `markups` array: no point"),
         ));
     }
+    let tie = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| map.get(n).cloned())
+        .or_else(|| uid_prefix(path).map(|u| (u, String::new())));
     for (mi, markup) in markups.iter().enumerate() {
-        read_markup(path, &file, mi, markup, vocab, &mut doc);
+        read_markup(path, &file, mi, markup, vocab, tie.as_ref(), &mut doc);
     }
     doc
 }
@@ -214,6 +294,7 @@ fn read_markup(
     mi: usize,
     markup: &Value,
     vocab: &Vocabulary,
+    tie: Option<&(String, String)>,
     doc: &mut LandmarkDoc,
 ) {
     let mut where_ = format!("{file}, markups[{mi}]");
@@ -260,15 +341,71 @@ fn read_markup(
         return;
     }
 
-    // The image reference and the units.
+    // The units: pixels (with the `plumbline` image reference), or patient mm as Slicer
+    // writes them (tied to an image by the landmark map or the file name).
+    let units = m.get("coordinateUnits");
+    let mm_scale = match units {
+        _ if is_pixel_units(units) => None,
+        None => Some(1.0),
+        Some(Value::String(u)) if u == "mm" => Some(1.0),
+        Some(Value::String(u)) if u == "um" => Some(0.001),
+        Some(u) => {
+            doc.issues.push(issue(
+                path,
+                Severity::Error,
+                codes::BAD_LANDMARK_FILE,
+                "",
+                format!(
+                    "{where_}: `coordinateUnits` is {}, neither mm, um nor pixels; its {n_points} control point(s) were not read",
+                    show(u)
+                ),
+            ));
+            return;
+        }
+    };
+    // LPS stays, RAS negates x and y (Slicer: "0" is RAS, "1" LPS; absent means LPS).
+    let ras = match m.get("coordinateSystem") {
+        None => false,
+        Some(Value::String(c)) if c == "LPS" || c == "1" => false,
+        Some(Value::String(c)) if c == "RAS" || c == "0" => true,
+        Some(c) if mm_scale.is_some() => {
+            doc.issues.push(issue(
+                path,
+                Severity::Error,
+                codes::BAD_LANDMARK_FILE,
+                "",
+                format!(
+                    "{where_}: `coordinateSystem` is {}, neither LPS nor RAS; its {n_points} control point(s) were not read",
+                    show(c)
+                ),
+            ));
+            return;
+        }
+        Some(_) => false,
+    };
+
+    // The image reference.
     let mut problems = Vec::new();
     let reference = m.get("plumbline");
     let uid = reference
         .and_then(|r| r.get("sop_instance_uid"))
         .and_then(Value::as_str)
         .map(str::trim)
+        .or_else(|| {
+            // Slicer's own files have no `plumbline` member: the map or the file name.
+            (reference.is_none() && mm_scale.is_some())
+                .then(|| tie.map(|t| t.0.as_str()))
+                .flatten()
+        })
         .unwrap_or("");
     match reference {
+        None if mm_scale.is_some() && uid.is_empty() => problems.push(
+            "it is in patient mm and nothing ties it to an image: name the file after the \
+             image's SOP Instance UID (`<uid>_lateral.mrk.json`) or list it in a \
+             `--landmark-map` table (file,sop_instance_uid[,observer])"
+                .to_string(),
+        ),
+        None if mm_scale.is_some() => {}
         None => problems.push("it has no `plumbline` image reference".to_string()),
         Some(r) if !r.is_object() => problems.push(format!(
             "its `plumbline` member is `{}`, not an object",
@@ -280,6 +417,7 @@ fn read_markup(
         Some(_) => {}
     }
     let observer = match reference.and_then(|r| r.get("observer")) {
+        None if reference.is_none() => tie.map(|t| t.1.clone()).unwrap_or_default(),
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.trim().to_string(),
         Some(other) => {
@@ -290,16 +428,6 @@ fn read_markup(
             String::new()
         }
     };
-    let units = m.get("coordinateUnits");
-    if !is_pixel_units(units) {
-        problems.push(match units {
-            None => "it has no `coordinateUnits`, so its positions are in mm (the schema default), which cannot be placed on a radiograph".to_string(),
-            Some(u) => format!(
-                "its `coordinateUnits` is {}, not pixels; positions in patient mm cannot be placed on a radiograph",
-                show(u)
-            ),
-        });
-    }
     if !problems.is_empty() {
         doc.issues.push(issue(
             path,
@@ -307,8 +435,13 @@ fn read_markup(
             codes::BAD_LANDMARK_FILE,
             uid,
             format!(
-                "{where_}: {}; {MARKUP_FIX}; its {n_points} control point(s) were not read",
-                problems.join("; ")
+                "{where_}: {}; {}its {n_points} control point(s) were not read",
+                problems.join("; "),
+                if mm_scale.is_some() {
+                    String::new()
+                } else {
+                    format!("{MARKUP_FIX}; ")
+                }
             ),
         ));
         return;
@@ -402,6 +535,23 @@ fn read_markup(
             continue;
         };
         let Some(landmark) = landmark else { continue };
+        if let Some(scale) = mm_scale {
+            // Patient mm: placed on its image when joined (ItkGeometry::to_pixel).
+            let sign = if ras { -1.0 } else { 1.0 };
+            let z = xyz.get(2).copied().unwrap_or(0.0);
+            doc.points.push(RawPoint {
+                source: path.to_path_buf(),
+                source_uid: String::new(),
+                landmark,
+                image_uid: uid.to_string(),
+                frame: None,
+                col: f64::NAN,
+                row: f64::NAN,
+                observer: observer.clone(),
+                lps: Some([sign * xyz[0] * scale, sign * xyz[1] * scale, z * scale]),
+            });
+            continue;
+        }
         if xyz.get(2).is_some_and(|&z| z != 0.0) {
             doc.issues.push(issue(
                 path,
@@ -420,6 +570,7 @@ fn read_markup(
             col: xyz[0],
             row: xyz[1],
             observer: observer.clone(),
+            lps: None,
         });
     }
 }
@@ -608,6 +759,7 @@ pub fn read_landmark_csv(path: &Path, vocab: &Vocabulary) -> LandmarkDoc {
                 col,
                 row,
                 observer: c_obs.map_or("", cell).to_string(),
+                lps: None,
             });
         }
     }
@@ -903,6 +1055,95 @@ mod tests {
     }
 
     #[test]
+    fn slicer_mm_files_are_tied_by_name_or_map_and_kept_in_lps() {
+        let m = |system: &str, units: &str| {
+            markup_json(&format!(
+                r#"{{"type": "Fiducial", "coordinateSystem": "{system}", "coordinateUnits": "{units}",
+                    "controlPoints": [{{"id": "1", "label": "C7_centroid", "position": [10.0, -20.5, 0.25], "positionStatus": "defined"}}]}}"#
+            ))
+        };
+        // Named by the image UID: LPS kept, RAS x and y negated, um scaled to mm.
+        for (system, units, want) in [
+            ("LPS", "mm", [10.0, -20.5, 0.25]),
+            ("RAS", "mm", [-10.0, 20.5, 0.25]),
+            ("LPS", "um", [0.01, -0.0205, 0.00025]),
+        ] {
+            let p = temp_file("1.2.826.0.1.99_lateral.mrk.json", &m(system, units));
+            let doc = read_slicer_markups(&p, &Vocabulary::default());
+            assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
+            let pt = &doc.points[0];
+            assert_eq!(pt.image_uid, "1.2.826.0.1.99");
+            assert_eq!(pt.observer, "");
+            assert!(pt.col.is_nan() && pt.row.is_nan());
+            let got = pt.lps.unwrap();
+            for k in 0..3 {
+                assert!(
+                    (got[k] - want[k]).abs() < 1e-15,
+                    "{system} {units}: {got:?}"
+                );
+            }
+        }
+        // Any name, through the map (which also gives the reader).
+        let p = temp_file("reader.mrk.json", &m("LPS", "mm"));
+        let mut map = LandmarkMap::new();
+        map.insert(
+            "reader.mrk.json".into(),
+            ("1.2.3.4".into(), "Reader^One".into()),
+        );
+        let doc = read_slicer_markups_with(&p, &Vocabulary::default(), &map);
+        assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
+        assert_eq!(
+            (
+                doc.points[0].image_uid.as_str(),
+                doc.points[0].observer.as_str()
+            ),
+            ("1.2.3.4", "Reader^One")
+        );
+        // An unknown coordinate system is refused, not guessed (Slicer clamps it to RAS).
+        let p = temp_file("1.2.826.0.1.99_x.mrk.json", &m("XYZ", "mm"));
+        let doc = read_slicer_markups(&p, &Vocabulary::default());
+        assert!(doc.points.is_empty());
+        assert!(
+            doc.issues[0]
+                .message
+                .contains("`coordinateSystem` is \"XYZ\", neither LPS nor RAS"),
+            "{:#?}",
+            doc.issues
+        );
+        // UID prefixes: digits and dots, with a dot.
+        assert_eq!(
+            uid_prefix(Path::new("a/2.25.7_lps.mrk.json")).as_deref(),
+            Some("2.25.7")
+        );
+        assert_eq!(
+            uid_prefix(Path::new("2.25.7.mrk.json")).as_deref(),
+            Some("2.25.7")
+        );
+        assert_eq!(uid_prefix(Path::new("12_lps.mrk.json")), None);
+        assert_eq!(uid_prefix(Path::new("lateral.mrk.json")), None);
+    }
+
+    #[test]
+    fn landmark_maps_are_checked() {
+        let p = temp_file(
+            "map.csv",
+            "file,sop_instance_uid,observer\na.mrk.json,1.2.3,R^One\nb.mrk.json,1.2.4,\n",
+        );
+        let map = read_landmark_map(&p).unwrap();
+        assert_eq!(
+            map["a.mrk.json"],
+            ("1.2.3".to_string(), "R^One".to_string())
+        );
+        assert_eq!(map["b.mrk.json"], ("1.2.4".to_string(), String::new()));
+        let p = temp_file("map2.csv", "name,uid\na,1.2\n");
+        let e = read_landmark_map(&p).unwrap_err();
+        assert!(e.contains("file,sop_instance_uid[,observer]"), "{e}");
+        let p = temp_file("map3.csv", "file,sop_instance_uid\na,1.2\na,1.3\n");
+        let e = read_landmark_map(&p).unwrap_err();
+        assert!(e.contains("line 3") && e.contains("mapped twice"), "{e}");
+    }
+
+    #[test]
     fn slicer_without_image_reference() {
         let p = temp_file(
             "noref.mrk.json",
@@ -918,9 +1159,11 @@ mod tests {
         let m = &doc.issues[0].message;
         assert_eq!(doc.issues[0].code, codes::BAD_LANDMARK_FILE);
         assert!(m.contains("markups[0] (`F`)"), "{m}");
-        assert!(m.contains("no `plumbline` image reference"), "{m}");
-        assert!(m.contains("`coordinateUnits` is \"mm\""), "{m}");
-        assert!(m.contains("\"sop_instance_uid\""), "{m}");
+        assert!(
+            m.contains("in patient mm and nothing ties it to an image")
+                && m.contains("--landmark-map"),
+            "{m}"
+        );
         assert!(m.contains("1 control point(s) were not read"), "{m}");
         let m = &doc.issues[1].message;
         assert!(

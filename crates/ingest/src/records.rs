@@ -64,6 +64,57 @@ pub struct ImageRecord {
     pub orientation: Option<(String, String)>,
     /// NumberOfFrames (1 when absent).
     pub number_of_frames: u32,
+    /// Where ITK, and so 3D Slicer's DICOM import, puts this image's pixels in patient
+    /// space: used only to turn Slicer markups positions (mm) back into pixels.
+    pub itk: ItkGeometry,
+}
+
+/// The geometry ITK's GDCMImageIO gives a single-frame image (GDCM `ImageHelper`:
+/// `GetSpacingValue`, `GetOriginValue`, `GetDirectionCosinesValue`; the research with
+/// citations and the SimpleITK check is `fixtures/interop/slicer/README.md`): spacing
+/// from ImagerPixelSpacing (0018,1164) for CR, DX, mammography, intra-oral, XA and RF,
+/// else PixelSpacing, swapped into (column, row) order, a 0 read as 1, one value used for
+/// both axes, absent 1 and 1, magnification never applied; origin ImagePositionPatient,
+/// else 0; axes ImageOrientationPatient, else identity. This is not the spacing of the
+/// metrics (spec section 4): it only undoes Slicer's millimetres.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ItkGeometry {
+    /// mm per column step (ITK x) and per row step (ITK y).
+    pub spacing: [f64; 2],
+    /// Centre of the first pixel, LPS mm.
+    pub origin: [f64; 3],
+    /// Unit LPS direction of increasing column, then of increasing row.
+    pub axes: [[f64; 3]; 2],
+}
+
+impl ItkGeometry {
+    /// The pixel position (column, row; SCOORD convention, the first pixel's centre at
+    /// (0.5, 0.5)) of an LPS point, and its distance in mm from the image plane.
+    ///
+    /// ```
+    /// use plumbline_ingest::ItkGeometry;
+    /// let g = ItkGeometry { spacing: [2.0, 3.0], origin: [0.0; 3], axes: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]] };
+    /// assert_eq!(g.to_pixel([9.0, 15.0, 0.0]), (5.0, 5.5, 0.0));
+    /// ```
+    pub fn to_pixel(&self, p: [f64; 3]) -> (f64, f64, f64) {
+        let d = [
+            p[0] - self.origin[0],
+            p[1] - self.origin[1],
+            p[2] - self.origin[2],
+        ];
+        let dot = |a: [f64; 3], b: [f64; 3]| a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+        let [x, y] = self.axes;
+        let n = [
+            x[1] * y[2] - x[2] * y[1],
+            x[2] * y[0] - x[0] * y[2],
+            x[0] * y[1] - x[1] * y[0],
+        ];
+        (
+            dot(d, x) / self.spacing[0] + 0.5,
+            dot(d, y) / self.spacing[1] + 0.5,
+            dot(d, n),
+        )
+    }
 }
 
 /// One landmark point as read from an SR, a Slicer Markups JSON or a CSV, before it
@@ -86,6 +137,10 @@ pub struct RawPoint {
     pub row: f64,
     /// The reader: Person Observer Name as stored, or empty when none is given.
     pub observer: String,
+    /// A 3D Slicer markups position in patient LPS mm, when the point came as one: then
+    /// `col` and `row` are NaN until the point is joined with its image, whose
+    /// [`ItkGeometry`] turns it into pixels.
+    pub lps: Option<[f64; 3]>,
 }
 
 /// What a landmark document (SR, JSON or CSV) yields.

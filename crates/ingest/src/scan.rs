@@ -15,7 +15,7 @@ use plumbline_geometry::Spacing;
 use rayon::prelude::*;
 
 use crate::qc::{QcIssue, Severity, codes};
-use crate::records::{ImageRecord, LandmarkDoc, SpacingSource};
+use crate::records::{ImageRecord, ItkGeometry, LandmarkDoc, SpacingSource};
 use crate::sr::{DEFAULT_DEPTH_CAP, is_landmark_sr_class, read_sr};
 use crate::{Vocabulary, markups, precheck};
 
@@ -54,6 +54,9 @@ pub struct ScanOptions {
     pub vocab: Vocabulary,
     /// Cap on SR content-tree depth.
     pub depth_cap: usize,
+    /// The image (and reader) of each Slicer markups file in patient mm, by file name
+    /// (`--landmark-map`).
+    pub landmark_map: markups::LandmarkMap,
 }
 
 impl Default for ScanOptions {
@@ -61,6 +64,7 @@ impl Default for ScanOptions {
         ScanOptions {
             vocab: Vocabulary::default(),
             depth_cap: DEFAULT_DEPTH_CAP,
+            landmark_map: markups::LandmarkMap::new(),
         }
     }
 }
@@ -82,9 +86,20 @@ impl ScanOptions {
     /// assert_eq!(changed, ["pipeline vocabulary"]);
     /// ```
     pub fn fingerprint(&self) -> Vec<(&'static str, String)> {
-        let ScanOptions { vocab, depth_cap } = self;
+        let ScanOptions {
+            vocab,
+            depth_cap,
+            landmark_map,
+        } = self;
         vec![
             ("pipeline vocabulary", vocab.canonical_text()),
+            (
+                "landmark map",
+                landmark_map
+                    .iter()
+                    .map(|(f, (u, o))| format!("{f}\t{u}\t{o}\n"))
+                    .collect(),
+            ),
             ("SR depth cap", depth_cap.to_string()),
             (
                 "structure limits",
@@ -97,6 +112,9 @@ impl ScanOptions {
 /// What one file turned out to be.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
+// One per file, a few hundred bytes each (8781 files: ~4 MB); boxing the image record
+// would cost an allocation per image for no measurable gain.
+#[allow(clippy::large_enum_variant)]
 pub enum FileOutcome {
     /// A radiograph's header.
     Image(ImageRecord),
@@ -314,7 +332,7 @@ fn broken(path: &Path, code: &'static str, message: String) -> (FileOutcome, Vec
 /// Reads one file; returns what it is and the problems found.
 pub fn scan_file(path: &Path, opts: &ScanOptions) -> (FileOutcome, Vec<QcIssue>) {
     if has_suffix(path, ".mrk.json") {
-        let d = markups::read_slicer_markups(path, &opts.vocab);
+        let d = markups::read_slicer_markups_with(path, &opts.vocab, &opts.landmark_map);
         return (FileOutcome::Landmarks(d), Vec::new());
     }
     let preamble = match magic(path) {
@@ -487,6 +505,60 @@ fn ds_single(obj: &InMemDicomObject, tag: Tag) -> Result<Option<f64>, String> {
     match raw.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(Some(v)),
         _ => Err(format!("`{raw}`")),
+    }
+}
+
+/// Whether GDCM takes this SOP class's spacing from ImagerPixelSpacing: CR, the DX family
+/// (with mammography and intra-oral), XA and RF (`GetSpacingTagFromMediaStorage`).
+fn gdcm_imager_class(sop_class: &str) -> bool {
+    const CR: &str = "1.2.840.10008.5.1.4.1.1.1";
+    sop_class == CR
+        || sop_class.starts_with("1.2.840.10008.5.1.4.1.1.1.")
+        || sop_class == "1.2.840.10008.5.1.4.1.1.12.1"
+        || sop_class == "1.2.840.10008.5.1.4.1.1.12.2"
+}
+
+/// [`ItkGeometry`] of an image, as ITK's GDCMImageIO reads it (see its documentation).
+pub fn itk_geometry(obj: &InMemDicomObject, sop_class: &str) -> ItkGeometry {
+    let numbers = |tag: Tag| -> Vec<f64> {
+        text(obj, tag)
+            .map(|s| {
+                s.split('\\')
+                    .map(|v| v.trim().parse::<f64>().unwrap_or(f64::NAN))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let tag = if gdcm_imager_class(sop_class) {
+        tags::IMAGER_PIXEL_SPACING
+    } else {
+        tags::PIXEL_SPACING
+    };
+    let one = |v: f64| if v == 0.0 || !v.is_finite() { 1.0 } else { v };
+    let spacing = match numbers(tag).as_slice() {
+        [row, col, ..] => [one(*col), one(*row)],
+        [both] => [one(*both), one(*both)],
+        [] => [1.0, 1.0],
+    };
+    let origin = match numbers(tags::IMAGE_POSITION_PATIENT).as_slice() {
+        [x, y, z, ..] if x.is_finite() && y.is_finite() && z.is_finite() => [*x, *y, *z],
+        _ => [0.0; 3],
+    };
+    let unit = |v: [f64; 3]| {
+        let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+        (n.is_finite() && n > 0.0).then(|| [v[0] / n, v[1] / n, v[2] / n])
+    };
+    let axes = match numbers(tags::IMAGE_ORIENTATION_PATIENT).as_slice() {
+        [a, b, c, d, e, f, ..] => unit([*a, *b, *c])
+            .zip(unit([*d, *e, *f]))
+            .map(|(x, y)| [x, y]),
+        _ => None,
+    }
+    .unwrap_or([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]);
+    ItkGeometry {
+        spacing,
+        origin,
+        axes,
     }
 }
 
@@ -682,6 +754,7 @@ fn image_record(
     });
     let study_date =
         text(obj, tags::STUDY_DATE).filter(|d| crate::clinical::parse_dicom_date(d).is_some());
+    let itk = itk_geometry(obj, &sop_class);
     let record = ImageRecord {
         path: path.to_path_buf(),
         sop_class_uid: sop_class,
@@ -698,6 +771,7 @@ fn image_record(
         spacing,
         orientation,
         number_of_frames: frames,
+        itk,
     };
     if record.patient_id.is_empty() {
         issues.push(issue(

@@ -440,6 +440,7 @@ impl Reader<'_> {
             col,
             row,
             observer,
+            lps: None,
         });
     }
 
