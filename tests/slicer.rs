@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use plumbline::run::{RunOptions, run};
-use plumbline_e2e::repo_root;
+use plumbline_e2e::{SIMPLEITK, repo_root, require};
 use plumbline_ingest::markups::{LandmarkMap, read_landmark_map};
 use plumbline_ingest::{ScanOptions, default_windows, group, scan};
 
@@ -51,12 +51,53 @@ fn sets() -> Vec<(PathBuf, PathBuf)> {
 
 #[test]
 fn slicer_positions_land_on_the_simpleitk_pixels() {
+    assert_eq!(land_on_pixels(&sets(), "committed"), 2 * 5 * 90);
+}
+
+/// The same check on markups that SimpleITK writes now, from the images as this checkout
+/// has them (`make_markups.py` into a scratch folder), not on the committed copies.
+#[test]
+#[cfg_attr(
+    missing_tool = "simpleitk",
+    ignore = "needs SimpleITK: pip install -r fixtures/interop/slicer/requirements.txt"
+)]
+fn markups_written_by_simpleitk_now_land_on_the_same_pixels() {
+    require(&SIMPLEITK);
+    let mut written = Vec::new();
+    for (study, _) in sets() {
+        let out = temp_dir(&format!("sitk-{}", written.len()));
+        let status = std::process::Command::new("python3")
+            .arg(repo_root().join("fixtures/interop/slicer/make_markups.py"))
+            .arg("--study")
+            .arg(&study)
+            .arg("--out-dir")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "make_markups.py failed:\n{}{}",
+            String::from_utf8_lossy(&status.stdout),
+            String::from_utf8_lossy(&status.stderr)
+        );
+        written.push((study, out));
+    }
+    assert_eq!(land_on_pixels(&written, "now"), 2 * 5 * 90);
+    for (_, out) in written {
+        let _ = std::fs::remove_dir_all(out);
+    }
+}
+
+/// Reads every markups file of each (study, fixture folder) with its study's images and
+/// checks every point against the folder's `expected.json`; returns the points checked.
+fn land_on_pixels(sets: &[(PathBuf, PathBuf)], tag: &str) -> usize {
     let mut checked = 0;
-    for (study, dir) in sets() {
+    for (study, dir) in sets {
+        let (study, dir) = (study.as_path(), dir.as_path());
         let map = read_landmark_map(&dir.join("landmark_map.csv")).unwrap();
         for f in expected(&dir) {
             let name = f["file"].as_str().unwrap();
-            let tree = temp_dir(&format!("pix-{checked}"));
+            let tree = temp_dir(&format!("pix-{tag}-{checked}"));
             copy_images(&study, &tree);
             std::fs::copy(dir.join(name), tree.join(name)).unwrap();
             // UID-named files need no map; the other one is tied only by the map.
@@ -108,7 +149,7 @@ fn slicer_positions_land_on_the_simpleitk_pixels() {
         }
     }
     // 2 studies x (2 images x LPS/RAS + the mapped file) x 90 points.
-    assert_eq!(checked, 2 * 5 * 90);
+    checked
 }
 
 /// Metric columns of measurements.csv by (timepoint, observer).

@@ -53,8 +53,16 @@ pub const PYDICOM: Tool = Tool {
     probe: Probe::Python("pydicom, numpy"),
 };
 
+/// SimpleITK (with pydicom and numpy), which writes Slicer markups positions the way ITK
+/// places the fixture images in patient space.
+pub const SIMPLEITK: Tool = Tool {
+    name: "simpleitk",
+    install: "pip install -r fixtures/interop/slicer/requirements.txt",
+    probe: Probe::Python("SimpleITK, pydicom, numpy"),
+};
+
 /// Every tool, in the order build.rs reports them.
-pub const TOOLS: [Tool; 5] = [DCIODVFY, DSRDUMP, DCMDRLE, CHROMIUM, PYDICOM];
+pub const TOOLS: [Tool; 6] = [DCIODVFY, DSRDUMP, DCMDRLE, CHROMIUM, PYDICOM, SIMPLEITK];
 
 /// Where a program is on PATH.
 pub fn on_path(program: &str) -> Option<std::path::PathBuf> {
