@@ -95,10 +95,10 @@ fn land_on_pixels(sets: &[(PathBuf, PathBuf)], tag: &str) -> usize {
     for (study, dir) in sets {
         let (study, dir) = (study.as_path(), dir.as_path());
         let map = read_landmark_map(&dir.join("landmark_map.csv")).unwrap();
-        for f in expected(&dir) {
+        for f in expected(dir) {
             let name = f["file"].as_str().unwrap();
             let tree = temp_dir(&format!("pix-{tag}-{checked}"));
-            copy_images(&study, &tree);
+            copy_images(study, &tree);
             std::fs::copy(dir.join(name), tree.join(name)).unwrap();
             // UID-named files need no map; the other one is tied only by the map.
             let landmark_map: LandmarkMap = if name.starts_with("2.25.") {
