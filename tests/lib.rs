@@ -17,7 +17,7 @@
 //! CI such a test shows as `ignored` in `cargo test`'s summary with its install step;
 //! under CI it runs, and [`require`] fails it when the tool is missing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 include!("tools.rs");
 
@@ -43,4 +43,28 @@ pub fn require(tool: &Tool) {
             "it was there when this test package was built: rebuild it (touch tests/tools.rs) to have the test ignored"
         }
     );
+}
+
+/// A CSV table: its header and its rows, as text.
+pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r
+        .records()
+        .map(|x| x.unwrap().iter().map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+/// Copies the folder `from` into `to` (created), recursively.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
 }

@@ -7,22 +7,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use plumbline::run::{RunOptions, run};
+use plumbline_e2e::read_csv;
 use plumbline_synth::{ImageSize, SynthOptions, generate};
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("plumbline-plaus-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
-}
-
-fn read_csv(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let header = r.headers().unwrap().iter().map(String::from).collect();
-    let rows = r
-        .records()
-        .map(|x| x.unwrap().iter().map(String::from).collect())
-        .collect();
-    (header, rows)
 }
 
 #[test]

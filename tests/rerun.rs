@@ -11,24 +11,12 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use plumbline::pipeline::Pipeline;
 use plumbline::run::{RunOptions, RunSummary, run};
-use plumbline_e2e::repo_root;
+use plumbline_e2e::{copy_tree, repo_root};
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("plumbline-rerun-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 fn text_of(item: &InMemDicomObject, tag: dicom_core::Tag) -> Option<String> {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use plumbline::run::{RunOptions, run};
-use plumbline_e2e::repo_root;
+use plumbline_e2e::{read_csv, repo_root};
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("plumbline-run-{}-{name}", std::process::id()));
@@ -27,16 +27,6 @@ fn run_on(input: &Path, clinical: &Path, out: &Path, threads: usize) {
         ))
     })
     .unwrap();
-}
-
-fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut r = csv::Reader::from_path(path).unwrap();
-    let header = r.headers().unwrap().iter().map(String::from).collect();
-    let rows = r
-        .records()
-        .map(|x| x.unwrap().iter().map(String::from).collect())
-        .collect();
-    (header, rows)
 }
 
 #[test]
