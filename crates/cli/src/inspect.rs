@@ -74,12 +74,15 @@ pub fn inspect(path: &Path, pipeline: &Pipeline) -> (String, bool) {
                 let _ = writeln!(s, "  evidence: {}", doc.evidence.join(", "));
             }
             for p in &doc.points {
+                // Slicer markups in mm meet their image's geometry only in a run.
+                let at = match p.lps {
+                    Some([x, y, z]) => format!("LPS ({x:.3}, {y:.3}, {z:.3}) mm"),
+                    None => format!("col {:>10.3} row {:>10.3}", p.col, p.row),
+                };
                 let _ = writeln!(
                     s,
-                    "    {:<14} col {:>10.3} row {:>10.3}  image {}  reader {}",
+                    "    {:<14} {at}  image {}  reader {}",
                     p.landmark.to_string(),
-                    p.col,
-                    p.row,
                     p.image_uid,
                     if p.observer.is_empty() {
                         "-"

@@ -268,12 +268,19 @@ mod tests {
     fn every_outcome_of_the_fixtures_round_trips_exactly() {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
         let (files, _) = list_files(&root).unwrap();
+        // The first 400 files (not the large codec files), and every kind of landmark
+        // file: OHIF SRs, and Slicer markups in mm (points without pixels yet).
+        let wanted = |f: &&PathBuf| {
+            let s = f.to_string_lossy();
+            !s.contains("/codecs/") && !s.contains("node_modules")
+        };
+        let special = files.iter().filter(|f| {
+            let s = f.to_string_lossy();
+            s.contains("/interop/slicer/") || s.contains("/interop/ohif/sr/")
+        });
         let mut n = 0;
-        for f in files
-            .iter()
-            .filter(|f| !f.to_string_lossy().contains("/codecs/"))
-            .take(400)
-        {
+        let mut mm_points = 0;
+        for f in files.iter().filter(wanted).take(400).chain(special) {
             let (o, i) = scan_file(f, &ScanOptions::default());
             let key = FileKey::of(f).unwrap();
             let line = serde_json::to_vec(&EntryRef {
@@ -284,14 +291,31 @@ mod tests {
             })
             .unwrap();
             let back: Entry = serde_json::from_slice(&line).unwrap();
-            assert_eq!(
-                (back.path, back.key, back.outcome, back.issues),
-                (f.clone(), key, o, i),
-                "{}",
-                f.display()
-            );
+            // Written again, the entry is the same bytes (this holds with NaN too).
+            let again = serde_json::to_vec(&EntryRef {
+                path: &back.path,
+                key: &back.key,
+                outcome: &back.outcome,
+                issues: &back.issues,
+            })
+            .unwrap();
+            assert_eq!(again, line, "{}", f.display());
+            let nan = match &o {
+                FileOutcome::Landmarks(d) => d.points.iter().filter(|p| p.lps.is_some()).count(),
+                _ => 0,
+            };
+            mm_points += nan;
+            if nan == 0 {
+                assert_eq!(
+                    (back.path, back.key, back.outcome, back.issues),
+                    (f.clone(), key, o, i),
+                    "{}",
+                    f.display()
+                );
+            }
             n += 1;
         }
         assert!(n > 150);
+        assert!(mm_points >= 900, "{mm_points} Slicer points in mm");
     }
 }

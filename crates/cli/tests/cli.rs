@@ -288,6 +288,18 @@ fn inspect_shows_spacing_source_and_landmarks() {
         "{text}"
     );
     assert!(text.contains("QC: no problem"), "{text}");
+    // A Slicer markups file in mm: its points are shown in LPS (pixels come in a run).
+    let (code, text, _) = plumbline(&[
+        "inspect",
+        "fixtures/interop/slicer/2.25.291855293784620871268770559899544412045_ras.mrk.json",
+    ]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("LPS (")
+            && text.contains("image 2.25.291855293784620871268770559899544412045")
+            && text.contains("QC: no problem"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -131,9 +131,12 @@ pub struct RawPoint {
     pub image_uid: String,
     /// Referenced frame number (1-based), when given.
     pub frame: Option<u32>,
-    /// Column in pixels ((0,0) = outer top-left corner of the image).
+    /// Column in pixels ((0,0) = outer top-left corner of the image); NaN for a Slicer
+    /// position in mm until it is joined with its image (see `lps`).
+    #[serde(with = "nan_as_null")]
     pub col: f64,
-    /// Row in pixels.
+    /// Row in pixels (NaN like `col`).
+    #[serde(with = "nan_as_null")]
     pub row: f64,
     /// The reader: Person Observer Name as stored, or empty when none is given.
     pub observer: String,
@@ -161,4 +164,22 @@ pub struct LandmarkDoc {
     pub points: Vec<RawPoint>,
     /// Problems found while reading (unnamed points, unsupported graphics, depth cap...).
     pub issues: Vec<QcIssue>,
+}
+
+/// A coordinate that may be NaN (not yet known) as JSON: NaN as `null` and back, since
+/// JSON has no NaN (the work record stores these points).
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_nan() {
+            s.serialize_none()
+        } else {
+            s.serialize_f64(*v)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
 }
