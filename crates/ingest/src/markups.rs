@@ -327,17 +327,22 @@ fn read_markup(
         let t: String = t.chars().filter(|c| !c.is_whitespace()).collect();
         t.eq_ignore_ascii_case("fiducial") || t.eq_ignore_ascii_case("pointlist")
     });
-    if !is_point_list {
-        let shown = m.get("type").map_or_else(String::new, show);
+    // The whole markup refused: `what` follows its place in the message.
+    let refuse = |doc: &mut LandmarkDoc, what: String| {
         doc.issues.push(issue(
             path,
             Severity::Error,
             codes::BAD_LANDMARK_FILE,
             "",
-            format!(
-                "{where_} has type {shown}; only point lists (`Fiducial`) carry landmarks; its {n_points} control point(s) were not read"
-            ),
+            format!("{where_}{what}; its {n_points} control point(s) were not read"),
         ));
+    };
+    if !is_point_list {
+        let shown = m.get("type").map_or_else(String::new, show);
+        refuse(
+            doc,
+            format!(" has type {shown}; only point lists (`Fiducial`) carry landmarks"),
+        );
         return;
     }
 
@@ -350,16 +355,13 @@ fn read_markup(
         Some(Value::String(u)) if u == "mm" => Some(1.0),
         Some(Value::String(u)) if u == "um" => Some(0.001),
         Some(u) => {
-            doc.issues.push(issue(
-                path,
-                Severity::Error,
-                codes::BAD_LANDMARK_FILE,
-                "",
+            refuse(
+                doc,
                 format!(
-                    "{where_}: `coordinateUnits` is {}, neither mm, um nor pixels; its {n_points} control point(s) were not read",
+                    ": `coordinateUnits` is {}, neither mm, um nor pixels",
                     show(u)
                 ),
-            ));
+            );
             return;
         }
     };
@@ -369,16 +371,10 @@ fn read_markup(
         Some(Value::String(c)) if c == "LPS" || c == "1" => false,
         Some(Value::String(c)) if c == "RAS" || c == "0" => true,
         Some(c) if mm_scale.is_some() => {
-            doc.issues.push(issue(
-                path,
-                Severity::Error,
-                codes::BAD_LANDMARK_FILE,
-                "",
-                format!(
-                    "{where_}: `coordinateSystem` is {}, neither LPS nor RAS; its {n_points} control point(s) were not read",
-                    show(c)
-                ),
-            ));
+            refuse(
+                doc,
+                format!(": `coordinateSystem` is {}, neither LPS nor RAS", show(c)),
+            );
             return;
         }
         Some(_) => false,
