@@ -1,4 +1,5 @@
-//! Imbalance classification (`landmarks.md` section 6).
+//! Classification of a reading (`landmarks.md` section 6): imbalance, the SRS-Schwab
+//! sagittal modifiers and abnormal vertebral wedging.
 
 use crate::metrics::{Metric, Metrics};
 
@@ -9,6 +10,11 @@ pub struct Thresholds {
     pub sagittal_sva_mm: f64,
     /// Coronal imbalance when |C7PL-CSVL| is strictly greater than this (mm). Default 20.
     pub coronal_c7pl_csvl_mm: f64,
+    /// The SRS-Schwab grade limits.
+    pub schwab: SchwabThresholds,
+    /// `{lv}_wedge_abnormal` when `{lv}_wedge_index_pct` is strictly greater than this
+    /// (%). Default 8.3.
+    pub wedge_abnormal_pct: f64,
 }
 
 impl Default for Thresholds {
@@ -16,6 +22,158 @@ impl Default for Thresholds {
         Thresholds {
             sagittal_sva_mm: 40.0,
             coronal_c7pl_csvl_mm: 20.0,
+            schwab: SchwabThresholds::default(),
+            wedge_abnormal_pct: 8.3,
+        }
+    }
+}
+
+/// The limits of one SRS-Schwab modifier: grade `0` below `plus`, `+` from `plus` up to
+/// and including `plus_plus`, `++` above `plus_plus` (signed values: a negative SVA is
+/// `0`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SchwabLimits {
+    /// Lowest value graded `+`.
+    pub plus: f64,
+    /// Highest value graded `+`; above it is `++`.
+    pub plus_plus: f64,
+}
+
+impl SchwabLimits {
+    /// The grade of `value`.
+    ///
+    /// ```
+    /// use plumbline_geometry::{SchwabGrade, SchwabLimits};
+    /// let pi_ll = SchwabLimits { plus: 10.0, plus_plus: 20.0 };
+    /// assert_eq!(pi_ll.grade(9.99), SchwabGrade::Zero);
+    /// assert_eq!(pi_ll.grade(10.0), SchwabGrade::Plus);
+    /// assert_eq!(pi_ll.grade(20.0), SchwabGrade::Plus);
+    /// assert_eq!(pi_ll.grade(20.01), SchwabGrade::PlusPlus);
+    /// ```
+    pub fn grade(self, value: f64) -> SchwabGrade {
+        if value < self.plus {
+            SchwabGrade::Zero
+        } else if value <= self.plus_plus {
+            SchwabGrade::Plus
+        } else {
+            SchwabGrade::PlusPlus
+        }
+    }
+}
+
+/// The limits of the three SRS-Schwab sagittal modifiers (Schwab et al., Spine
+/// 2012;37:1077). Defaults: PI-LL 10 / 20 deg, PT 20 / 30 deg, SVA 40 / 95 mm.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SchwabThresholds {
+    /// `schwab_pi_ll` from `pi_ll_deg`.
+    pub pi_ll_deg: SchwabLimits,
+    /// `schwab_pt` from `pt_deg`.
+    pub pt_deg: SchwabLimits,
+    /// `schwab_sva` from `sva_mm`.
+    pub sva_mm: SchwabLimits,
+}
+
+impl Default for SchwabThresholds {
+    fn default() -> Self {
+        SchwabThresholds {
+            pi_ll_deg: SchwabLimits {
+                plus: 10.0,
+                plus_plus: 20.0,
+            },
+            pt_deg: SchwabLimits {
+                plus: 20.0,
+                plus_plus: 30.0,
+            },
+            sva_mm: SchwabLimits {
+                plus: 40.0,
+                plus_plus: 95.0,
+            },
+        }
+    }
+}
+
+/// One SRS-Schwab modifier grade.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SchwabGrade {
+    /// `0`
+    Zero,
+    /// `+`
+    Plus,
+    /// `++`
+    PlusPlus,
+}
+
+impl SchwabGrade {
+    /// The three grades in order.
+    pub const ALL: [SchwabGrade; 3] = [SchwabGrade::Zero, SchwabGrade::Plus, SchwabGrade::PlusPlus];
+
+    /// Table value: `0`, `+` or `++`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchwabGrade::Zero => "0",
+            SchwabGrade::Plus => "+",
+            SchwabGrade::PlusPlus => "++",
+        }
+    }
+}
+
+/// The three SRS-Schwab sagittal modifiers of a reading; `None` where the metric is
+/// missing.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Schwab {
+    /// `schwab_pi_ll`.
+    pub pi_ll: Option<SchwabGrade>,
+    /// `schwab_pt`.
+    pub pt: Option<SchwabGrade>,
+    /// `schwab_sva`.
+    pub sva: Option<SchwabGrade>,
+}
+
+/// One of the three SRS-Schwab sagittal modifiers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SchwabModifier {
+    /// PI-LL.
+    PiLl,
+    /// Pelvic tilt.
+    Pt,
+    /// SVA.
+    Sva,
+}
+
+impl SchwabModifier {
+    /// The three modifiers in column order.
+    pub const ALL: [SchwabModifier; 3] = [
+        SchwabModifier::PiLl,
+        SchwabModifier::Pt,
+        SchwabModifier::Sva,
+    ];
+
+    /// Column name: `schwab_pi_ll`, `schwab_pt`, `schwab_sva`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SchwabModifier::PiLl => "schwab_pi_ll",
+            SchwabModifier::Pt => "schwab_pt",
+            SchwabModifier::Sva => "schwab_sva",
+        }
+    }
+}
+
+impl Schwab {
+    /// Grades a reading's PI-LL, PT and SVA.
+    pub fn grade(m: &Metrics, t: &SchwabThresholds) -> Schwab {
+        Schwab {
+            pi_ll: m.get(Metric::PiLlDeg).map(|v| t.pi_ll_deg.grade(v)),
+            pt: m.get(Metric::PtDeg).map(|v| t.pt_deg.grade(v)),
+            sva: m.get(Metric::SvaMm).map(|v| t.sva_mm.grade(v)),
+        }
+    }
+
+    /// The grade of one modifier.
+    pub fn get(&self, k: SchwabModifier) -> Option<SchwabGrade> {
+        match k {
+            SchwabModifier::PiLl => self.pi_ll,
+            SchwabModifier::Pt => self.pt,
+            SchwabModifier::Sva => self.sva,
         }
     }
 }
@@ -84,6 +242,11 @@ pub struct Classification {
     /// Combined type; unknown when a plane is unknown, except that a known imbalance
     /// in one plane with the other unknown is still unknown (sagittal vs biplanar).
     pub kind: Option<ImbalanceType>,
+    /// The SRS-Schwab sagittal modifiers.
+    pub schwab: Schwab,
+    /// `l1_wedge_abnormal` .. `l5_wedge_abnormal`: the wedge index above the cut-off;
+    /// `None` where the index is missing.
+    pub wedge_abnormal: [Option<bool>; 5],
 }
 
 /// Classifies a reading from its metrics. The coronal plane uses the magnitude of
@@ -104,10 +267,16 @@ pub fn classify(m: &Metrics, t: &Thresholds) -> Classification {
         (Some(true), Some(true)) => Some(ImbalanceType::Biplanar),
         _ => None,
     };
+    let wedge_abnormal = [1, 2, 3, 4, 5].map(|n| {
+        m.get(Metric::WedgeIndexPct(n))
+            .map(|v| v > t.wedge_abnormal_pct)
+    });
     Classification {
         sagittal,
         coronal,
         kind,
+        schwab: Schwab::grade(m, &t.schwab),
+        wedge_abnormal,
     }
 }
 

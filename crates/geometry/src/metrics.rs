@@ -53,6 +53,75 @@ pub enum Metric {
     CobbDeg,
     /// `pelvic_obliquity_deg`
     PelvicObliquityDeg,
+    /// `l{n}_ant_height_mm`, n in 1..=5
+    AntHeightMm(u8),
+    /// `l{n}_post_height_mm`, n in 1..=5
+    PostHeightMm(u8),
+    /// `{u}_{l}_disc_angle_deg`
+    DiscAngleDeg(Segment),
+    /// `{u}_{l}_segmental_lordosis_deg`
+    SegmentalLordosisDeg(Segment),
+    /// `{u}_{l}_disc_height_ant_mm`
+    DiscHeightAntMm(Segment),
+    /// `{u}_{l}_disc_height_post_mm`
+    DiscHeightPostMm(Segment),
+    /// `{u}_{l}_disc_height_index`
+    DiscHeightIndex(Segment),
+    /// `{u}_{l}_slip_pct`
+    SlipPct(Segment),
+}
+
+/// A lateral motion segment: the disc between `upper` and the level below it, one of
+/// T12-L1, L1-L2 .. L4-L5, L5-S1 (`landmarks.md` section 5).
+///
+/// ```
+/// use plumbline_geometry::{Level, Segment};
+/// let s = Segment::parse("l5_s1").unwrap();
+/// assert_eq!((s.upper(), s.lower()), (Level::L(5), Level::S1));
+/// assert_eq!(Segment::all().map(Segment::name).join(","),
+///            "t12_l1,l1_l2,l2_l3,l3_l4,l4_l5,l5_s1");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Segment(Level);
+
+impl Segment {
+    /// The six segments, head to foot.
+    pub fn all() -> [Segment; 6] {
+        [
+            Segment(Level::T(12)),
+            Segment(Level::L(1)),
+            Segment(Level::L(2)),
+            Segment(Level::L(3)),
+            Segment(Level::L(4)),
+            Segment(Level::L(5)),
+        ]
+    }
+
+    /// The vertebra above the disc.
+    pub fn upper(self) -> Level {
+        self.0
+    }
+
+    /// The vertebra (or S1) below the disc.
+    pub fn lower(self) -> Level {
+        match self.0 {
+            Level::T(12) => Level::L(1),
+            Level::L(5) => Level::S1,
+            Level::L(n) => Level::L(n + 1),
+            other => other,
+        }
+    }
+
+    /// Column prefix, e.g. `l4_l5`.
+    pub fn name(self) -> String {
+        format!("{}_{}", self.upper(), self.lower()).to_ascii_lowercase()
+    }
+
+    /// Parses a column prefix such as `l4_l5` (case-insensitive, `-` accepted for `_`).
+    pub fn parse(s: &str) -> Option<Segment> {
+        let s = s.trim().to_ascii_lowercase().replace('-', "_");
+        Segment::all().into_iter().find(|g| g.name() == s)
+    }
 }
 
 impl Metric {
@@ -76,7 +145,47 @@ impl Metric {
             Metric::CobbDeg,
             Metric::PelvicObliquityDeg,
         ]);
+        v.extend((1..=5).map(Metric::AntHeightMm));
+        v.extend((1..=5).map(Metric::PostHeightMm));
+        for g in Segment::all() {
+            v.extend([
+                Metric::DiscAngleDeg(g),
+                Metric::SegmentalLordosisDeg(g),
+                Metric::DiscHeightAntMm(g),
+                Metric::DiscHeightPostMm(g),
+                Metric::DiscHeightIndex(g),
+                Metric::SlipPct(g),
+            ]);
+        }
         v
+    }
+
+    /// The motion segment a per-segment metric belongs to; `None` for the others.
+    pub fn segment(self) -> Option<Segment> {
+        match self {
+            Metric::DiscAngleDeg(g)
+            | Metric::SegmentalLordosisDeg(g)
+            | Metric::DiscHeightAntMm(g)
+            | Metric::DiscHeightPostMm(g)
+            | Metric::DiscHeightIndex(g)
+            | Metric::SlipPct(g) => Some(g),
+            _ => None,
+        }
+    }
+
+    /// The unit: `mm`, `deg`, `%` or `1` (a ratio), as UCUM writes them.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::SvaMm
+            | Metric::C7plCsvlMm
+            | Metric::AntHeightMm(_)
+            | Metric::PostHeightMm(_)
+            | Metric::DiscHeightAntMm(_)
+            | Metric::DiscHeightPostMm(_) => "mm",
+            Metric::WedgeIndexPct(_) | Metric::SlipPct(_) => "%",
+            Metric::DiscHeightIndex(_) => "1",
+            _ => "deg",
+        }
     }
 
     /// The column name, e.g. `sva_mm`, `l3_wedge_index_pct`.
@@ -96,6 +205,14 @@ impl Metric {
             Metric::C7plCsvlMm => "c7pl_csvl_mm".into(),
             Metric::CobbDeg => "cobb_deg".into(),
             Metric::PelvicObliquityDeg => "pelvic_obliquity_deg".into(),
+            Metric::AntHeightMm(n) => format!("l{n}_ant_height_mm"),
+            Metric::PostHeightMm(n) => format!("l{n}_post_height_mm"),
+            Metric::DiscAngleDeg(g) => format!("{}_disc_angle_deg", g.name()),
+            Metric::SegmentalLordosisDeg(g) => format!("{}_segmental_lordosis_deg", g.name()),
+            Metric::DiscHeightAntMm(g) => format!("{}_disc_height_ant_mm", g.name()),
+            Metric::DiscHeightPostMm(g) => format!("{}_disc_height_post_mm", g.name()),
+            Metric::DiscHeightIndex(g) => format!("{}_disc_height_index", g.name()),
+            Metric::SlipPct(g) => format!("{}_slip_pct", g.name()),
         }
     }
 
@@ -279,6 +396,98 @@ pub fn wedge_index_pct(v: &ViewLandmarks, level: Level) -> Option<f64> {
     (ant > 0.0).then(|| (ant - post) / ant * 100.0)
 }
 
+/// `l{n}_ant_height_mm` and `l{n}_post_height_mm`: the corner-to-corner heights of a
+/// body on a lateral view (anterior, posterior). Distances need no direction.
+pub fn body_heights_mm(v: &ViewLandmarks, level: Level) -> (Option<f64>, Option<f64>) {
+    if v.kind() != ViewKind::Lateral {
+        return (None, None);
+    }
+    let h = |c: Corner| {
+        Some(
+            v.get(Landmark::Corner(level, Endplate::Sup, c))?
+                .dist(v.get(Landmark::Corner(level, Endplate::Inf, c))?),
+        )
+    };
+    (h(Corner::Ant), h(Corner::Post))
+}
+
+/// The endplate of a segment's lower level that faces the disc: the superior one.
+fn below(g: Segment) -> (Level, Endplate) {
+    (g.lower(), Endplate::Sup)
+}
+
+/// The endplate of a segment's lower level at the far side of its body: the inferior
+/// one, except for S1, whose superior endplate stands in.
+fn lower_far(g: Segment) -> (Level, Endplate) {
+    match g.lower() {
+        Level::S1 => (Level::S1, Endplate::Sup),
+        l => (l, Endplate::Inf),
+    }
+}
+
+/// `{u}_{l}_disc_angle_deg`: tilt(U inferior) - tilt(L superior), lordotic positive.
+pub fn disc_angle_deg(v: &ViewLandmarks, g: Segment) -> Option<f64> {
+    tilt_diff(lateral(v)?, (g.upper(), Endplate::Inf), below(g))
+}
+
+/// `{u}_{l}_segmental_lordosis_deg`: tilt(U superior) - tilt(L inferior) (for L5-S1,
+/// tilt(S1 superior)).
+pub fn segmental_lordosis_deg(v: &ViewLandmarks, g: Segment) -> Option<f64> {
+    tilt_diff(lateral(v)?, (g.upper(), Endplate::Sup), lower_far(g))
+}
+
+/// The disc of one segment on a lateral view: anterior and posterior heights (mm),
+/// the disc height index and the slip (%). Each is `None` when a corner it needs is
+/// missing. All are made of distances and a projection onto L's own endplate, so none
+/// needs the view's direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Disc {
+    /// `{u}_{l}_disc_height_ant_mm`: `{U}_inf_ant` to `{L}_sup_ant`.
+    pub height_ant_mm: Option<f64>,
+    /// `{u}_{l}_disc_height_post_mm`: `{U}_inf_post` to `{L}_sup_post`.
+    pub height_post_mm: Option<f64>,
+    /// `{u}_{l}_disc_height_index`: (ant + post) / (2 x depth of U's inferior endplate).
+    pub height_index: Option<f64>,
+    /// `{u}_{l}_slip_pct`: `({U}_inf_post - {L}_sup_post) . e / d x 100` with e the unit
+    /// vector along L's superior endplate (posterior -> anterior) and d its length.
+    pub slip_pct: Option<f64>,
+}
+
+/// The disc measures of segment `g` (see [`Disc`]).
+pub fn disc(v: &ViewLandmarks, g: Segment) -> Disc {
+    if v.kind() != ViewKind::Lateral {
+        return Disc::default();
+    }
+    let p = |l: Level, e: Endplate, c: Corner| v.get(Landmark::Corner(l, e, c));
+    let (u, l) = (g.upper(), g.lower());
+    let ui_a = p(u, Endplate::Inf, Corner::Ant);
+    let ui_p = p(u, Endplate::Inf, Corner::Post);
+    let ls_a = p(l, Endplate::Sup, Corner::Ant);
+    let ls_p = p(l, Endplate::Sup, Corner::Post);
+    let ant = ui_a.zip(ls_a).map(|(a, b)| a.dist(b));
+    let post = ui_p.zip(ls_p).map(|(a, b)| a.dist(b));
+    let depth = ui_a.zip(ui_p).map(|(a, b)| a.dist(b)).filter(|d| *d > 0.0);
+    let height_index = match (ant, post, depth) {
+        (Some(a), Some(b), Some(d)) => Some((a + b) / (2.0 * d)),
+        _ => None,
+    };
+    let slip_pct = match (ui_p, ls_p, ls_a) {
+        (Some(up), Some(lp), Some(la)) => {
+            let (ex, ey) = (la.x - lp.x, la.y - lp.y);
+            let d = ex.hypot(ey);
+            // (w . e/d) / d x 100 with w = U_inf_post - L_sup_post.
+            (d > 0.0).then(|| ((up.x - lp.x) * ex + (up.y - lp.y) * ey) / (d * d) * 100.0)
+        }
+        _ => None,
+    };
+    Disc {
+        height_ant_mm: ant,
+        height_post_mm: post,
+        height_index,
+        slip_pct,
+    }
+}
+
 /// `c7pl_csvl_mm` on an AP view: S1-midpoint x minus C7 x (positive = C7 to the
 /// patient's right, since x points to the patient's left).
 pub fn c7pl_csvl_mm(v: &ViewLandmarks) -> Option<f64> {
@@ -374,6 +583,21 @@ impl Metrics {
             for n in 1..=5 {
                 m.set(Metric::WedgeAngleDeg(n), wedge_angle_deg(v, Level::L(n)));
                 m.set(Metric::WedgeIndexPct(n), wedge_index_pct(v, Level::L(n)));
+                let (ant, post) = body_heights_mm(v, Level::L(n));
+                m.set(Metric::AntHeightMm(n), ant);
+                m.set(Metric::PostHeightMm(n), post);
+            }
+            for g in Segment::all() {
+                m.set(Metric::DiscAngleDeg(g), disc_angle_deg(v, g));
+                m.set(
+                    Metric::SegmentalLordosisDeg(g),
+                    segmental_lordosis_deg(v, g),
+                );
+                let d = disc(v, g);
+                m.set(Metric::DiscHeightAntMm(g), d.height_ant_mm);
+                m.set(Metric::DiscHeightPostMm(g), d.height_post_mm);
+                m.set(Metric::DiscHeightIndex(g), d.height_index);
+                m.set(Metric::SlipPct(g), d.slip_pct);
             }
         }
         if let Some(v) = ap {

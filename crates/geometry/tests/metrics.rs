@@ -307,14 +307,166 @@ fn dropping_a_required_landmark_gives_none() {
 #[test]
 fn metric_names_are_the_spec_columns() {
     let names: Vec<String> = Metric::all().into_iter().map(Metric::name).collect();
-    assert_eq!(names.len(), 22);
+    // 22 whole-spine and body metrics, 10 body heights, 6 segments x 6 disc metrics.
+    assert_eq!(names.len(), 22 + 10 + 36);
     assert_eq!(names[0], "sva_mm");
     assert_eq!(names[9], "l1_wedge_angle_deg");
     assert_eq!(names[18], "l5_wedge_index_pct");
     assert_eq!(names[21], "pelvic_obliquity_deg");
+    assert_eq!(names[22], "l1_ant_height_mm");
+    assert_eq!(names[27], "l1_post_height_mm");
+    assert_eq!(
+        names[32..38],
+        [
+            "t12_l1_disc_angle_deg",
+            "t12_l1_segmental_lordosis_deg",
+            "t12_l1_disc_height_ant_mm",
+            "t12_l1_disc_height_post_mm",
+            "t12_l1_disc_height_index",
+            "t12_l1_slip_pct",
+        ]
+    );
+    assert_eq!(names[67], "l5_s1_slip_pct");
     for n in &names {
         assert_eq!(Metric::from_name(n).unwrap().name(), *n);
     }
+}
+
+/// L4, L5 and S1 on a lateral view (mm, x anterior, y up), for the segment metrics.
+fn segment_case() -> ViewLandmarks {
+    ViewLandmarks::from_mm(
+        ViewKind::Lateral,
+        [
+            ("L4_sup_post", (0.0, 100.0)),
+            ("L4_sup_ant", (40.0, 104.0)),
+            ("L4_inf_post", (6.0, 70.0)),
+            ("L4_inf_ant", (46.0, 70.0)),
+            ("L5_sup_post", (3.0, 60.0)),
+            ("L5_sup_ant", (43.0, 58.0)),
+            ("L5_inf_post", (3.0, 30.0)),
+            ("L5_inf_ant", (43.0, 27.0)),
+            ("S1_sup_post", (5.0, 20.0)),
+            ("S1_sup_ant", (45.0, 5.0)),
+        ]
+        .map(|(n, (x, y))| (lm(n), Point::new(x, y))),
+        OrientationSource::Header,
+    )
+}
+
+#[test]
+fn segment_metrics_by_hand() {
+    let v = segment_case();
+    let l4_l5 = Segment::parse("l4_l5").unwrap();
+    let l5_s1 = Segment::parse("L5-S1").unwrap();
+    // Tilts: L4 sup atan2(4, 40) = 5.710593; L4 inf 0; L5 sup atan2(-2, 40) = -2.862405;
+    // L5 inf atan2(-3, 40) = -4.289153; S1 sup atan2(-15, 40) = -20.556045 (degrees).
+    // L4-L5 disc angle = tilt(L4 inf) - tilt(L5 sup) = 0 + 2.862405.
+    close(disc_angle_deg(&v, l4_l5), 2.862405);
+    // L4-L5 segmental lordosis = tilt(L4 sup) - tilt(L5 inf) = 5.710593 + 4.289153.
+    close(segmental_lordosis_deg(&v, l4_l5), 9.999746);
+    // L5-S1 disc angle = tilt(L5 inf) - tilt(S1 sup) = -4.289153 + 20.556045.
+    close(disc_angle_deg(&v, l5_s1), 16.266892);
+    // L5-S1 segmental lordosis = tilt(L5 sup) - tilt(S1 sup) = -2.862405 + 20.556045.
+    close(segmental_lordosis_deg(&v, l5_s1), 17.693640);
+    // L4 body heights: ant (40,104)-(46,70) = sqrt(36 + 1156) = 34.525353,
+    // post (0,100)-(6,70) = sqrt(36 + 900) = 30.594117.
+    let (ant, post) = body_heights_mm(&v, Level::L(4));
+    close(ant, 34.525353);
+    close(post, 30.594117);
+    // L4-L5 disc: ant (46,70)-(43,58) = sqrt(153) = 12.369317, post (6,70)-(3,60) =
+    // sqrt(109) = 10.440307; L4 inferior endplate depth 40: index = 22.809624 / 80.
+    let d = disc(&v, l4_l5);
+    close(d.height_ant_mm, 12.369317);
+    close(d.height_post_mm, 10.440307);
+    close(d.height_index, 0.285120);
+    // Slip: w = L4_inf_post - L5_sup_post = (3, 10), e*d = (40, -2), d^2 = 1604:
+    // (120 - 20) / 1604 x 100 = 6.234414 % (anterior).
+    close(d.slip_pct, 6.234414);
+    // L5-S1: ant (43,27)-(45,5) = sqrt(488) = 22.090722, post (3,30)-(5,20) = sqrt(104)
+    // = 10.198039, L5 inferior depth sqrt(1609) = 40.112342: index = 32.288761 / 80.224684.
+    // Slip: w = (-2, 10), e*d = (40, -15), d^2 = 1825: (-80 - 150) / 1825 x 100 = -12.602740
+    // (L5 behind S1: retrolisthesis).
+    let d = disc(&v, l5_s1);
+    close(d.height_ant_mm, 22.090722);
+    close(d.height_post_mm, 10.198039);
+    close(d.height_index, 0.402479);
+    close(d.slip_pct, -12.602740);
+    // The table names and values agree with the functions.
+    let m = Metrics::compute(Some(&v), None, &MetricOptions::default());
+    close(
+        m.get(Metric::from_name("l4_l5_slip_pct").unwrap()),
+        6.234414,
+    );
+    close(
+        m.get(Metric::from_name("l4_post_height_mm").unwrap()),
+        30.594117,
+    );
+    close(
+        m.get(Metric::from_name("l5_s1_disc_height_index").unwrap()),
+        0.402479,
+    );
+    // L3-L4 has no L3 corners: missing, not 0.
+    assert_eq!(
+        m.get(Metric::from_name("l3_l4_disc_angle_deg").unwrap()),
+        None
+    );
+    assert_eq!(m.get(Metric::from_name("l3_l4_slip_pct").unwrap()), None);
+    // Angles need the direction; distances, the index and the slip do not.
+    let unknown = ViewLandmarks::from_mm(
+        ViewKind::Lateral,
+        v.points().iter().map(|(k, p)| (*k, *p)),
+        OrientationSource::Unknown,
+    );
+    assert_eq!(disc_angle_deg(&unknown, l4_l5), None);
+    assert_eq!(disc(&unknown, l4_l5), disc(&v, l4_l5));
+}
+
+#[test]
+fn schwab_and_wedging_by_hand() {
+    let t = Thresholds::default();
+    let grade = |pi_ll: f64, pt: f64, sva: f64| {
+        let m = Metrics::from_parts(
+            [
+                (Metric::PiLlDeg, pi_ll),
+                (Metric::PtDeg, pt),
+                (Metric::SvaMm, sva),
+            ],
+            None,
+            None,
+        );
+        let s = classify(&m, &t).schwab;
+        [s.pi_ll, s.pt, s.sva].map(|g| g.unwrap().as_str())
+    };
+    // Below, at and above each limit (PI-LL 10/20, PT 20/30, SVA 40/95).
+    assert_eq!(grade(9.9, 19.9, 39.9), ["0", "0", "0"]);
+    assert_eq!(grade(10.0, 20.0, 40.0), ["+", "+", "+"]);
+    assert_eq!(grade(20.0, 30.0, 95.0), ["+", "+", "+"]);
+    assert_eq!(grade(20.1, 30.1, 95.1), ["++", "++", "++"]);
+    // Signed: a negative SVA (backward) or PI-LL is grade 0.
+    assert_eq!(grade(-25.0, -5.0, -120.0), ["0", "0", "0"]);
+    // Missing metrics give no grade.
+    let none = classify(&Metrics::default(), &t);
+    assert_eq!(none.schwab, Schwab::default());
+    assert_eq!(none.wedge_abnormal, [None; 5]);
+    // Abnormal wedging: index strictly above 8.3 %.
+    let m = Metrics::from_parts(
+        [
+            (Metric::WedgeIndexPct(1), 8.3),
+            (Metric::WedgeIndexPct(4), 8.31),
+            (Metric::WedgeIndexPct(5), -12.0),
+        ],
+        None,
+        None,
+    );
+    assert_eq!(
+        classify(&m, &t).wedge_abnormal,
+        [Some(false), None, None, Some(true), Some(false)]
+    );
+    let strict = Thresholds {
+        wedge_abnormal_pct: 5.0,
+        ..t
+    };
+    assert_eq!(classify(&m, &strict).wedge_abnormal[0], Some(true));
 }
 
 // ---------------------------------------------------------------- properties
@@ -375,6 +527,15 @@ fn rotation_free_lateral(v: &ViewLandmarks) -> Vec<Option<f64>> {
         out.push(wedge_angle_deg(v, Level::L(n)));
         out.push(wedge_index_pct(v, Level::L(n)));
     }
+    for g in Segment::all() {
+        let d = disc(v, g);
+        out.extend([
+            disc_angle_deg(v, g),
+            segmental_lordosis_deg(v, g),
+            d.height_index,
+            d.slip_pct,
+        ]);
+    }
     out
 }
 
@@ -420,6 +581,62 @@ proptest! {
         // translation and scaling (not by rotation).
         prop_assert!((ss_deg(&v.map_points(scaled)).unwrap() - ss_deg(&v).unwrap()).abs() < 1e-9);
         prop_assert!((pt_deg(&v.map_points(scaled)).unwrap() - pt_deg(&v).unwrap()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn wedges_and_discs_add_up_to_lordosis(v in view_strategy(ViewKind::Lateral)) {
+        // tilt(L1 sup) - tilt(S1 sup) telescopes through every body and disc below L1.
+        let m = Metrics::compute(Some(&v), None, &MetricOptions::default());
+        let get = |n: &str| m.get(Metric::from_name(n).unwrap()).unwrap();
+        let bodies: f64 = (1..=5).map(|n| get(&format!("l{n}_wedge_angle_deg"))).sum();
+        let discs: f64 = ["l1_l2", "l2_l3", "l3_l4", "l4_l5", "l5_s1"]
+            .iter()
+            .map(|g| get(&format!("{g}_disc_angle_deg")))
+            .sum();
+        prop_assert!((bodies + discs - get("ll_deg")).abs() < 1e-9);
+        // A segment's lordosis is the wedges of its two bodies plus its disc (for L5-S1,
+        // L5's wedge plus the disc).
+        for (u, l) in [(1, 2), (2, 3), (3, 4), (4, 5)] {
+            let seg = get(&format!("l{u}_l{l}_segmental_lordosis_deg"));
+            let parts = get(&format!("l{u}_wedge_angle_deg"))
+                + get(&format!("l{u}_l{l}_disc_angle_deg"))
+                + get(&format!("l{l}_wedge_angle_deg"));
+            prop_assert!((seg - parts).abs() < 1e-9);
+        }
+        let l5s1 = get("l5_wedge_angle_deg") + get("l5_s1_disc_angle_deg");
+        prop_assert!((get("l5_s1_segmental_lordosis_deg") - l5s1).abs() < 1e-9);
+        // Body and disc heights are lengths: never negative.
+        for (k, val) in m.iter() {
+            if k.unit() == "mm" && k.name().contains("height") {
+                prop_assert!(val.unwrap() >= 0.0);
+            }
+        }
+    }
+
+    #[test]
+    fn disc_measures_scale_and_mirror(
+        v in view_strategy(ViewKind::Lateral),
+        k in 0.2..5.0f64,
+        (dx, dy) in (-500.0..500.0f64, -500.0..500.0f64),
+    ) {
+        // Heights scale with k; the index and the slip are ratios: unchanged, also by a
+        // mirror (a lateral view taken from the other side).
+        let scaled = v.map_points(|p| Point::new(p.x * k + dx, p.y * k + dy));
+        let mirrored = v.map_points(|p| Point::new(-p.x, p.y));
+        for g in Segment::all() {
+            let (a, b, c) = (disc(&v, g), disc(&scaled, g), disc(&mirrored, g));
+            prop_assert!((b.height_ant_mm.unwrap() - k * a.height_ant_mm.unwrap()).abs() < 1e-7);
+            prop_assert!((b.height_post_mm.unwrap() - k * a.height_post_mm.unwrap()).abs() < 1e-7);
+            prop_assert!((b.height_index.unwrap() - a.height_index.unwrap()).abs() < 1e-9);
+            prop_assert!((b.slip_pct.unwrap() - a.slip_pct.unwrap()).abs() < 1e-7);
+            prop_assert!((c.slip_pct.unwrap() - a.slip_pct.unwrap()).abs() < 1e-9);
+        }
+        for n in 1..=5 {
+            let (a0, p0) = body_heights_mm(&v, Level::L(n));
+            let (a1, p1) = body_heights_mm(&scaled, Level::L(n));
+            prop_assert!((a1.unwrap() - k * a0.unwrap()).abs() < 1e-7);
+            prop_assert!((p1.unwrap() - k * p0.unwrap()).abs() < 1e-7);
+        }
     }
 
     #[test]
