@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use plumbline_export::shard::{parse_qc_csv, parse_readings_csv};
 use plumbline_export::tables::MeasuredReading;
 use plumbline_ingest::QcIssue;
-use plumbline_ingest::clinical::{ClinicalTable, read_clinical};
+use plumbline_ingest::clinical::{ClinicalTable, read_clinical_for};
 use plumbline_render::report::OverlayLink;
 use serde_json::json;
 
@@ -140,7 +140,8 @@ pub fn merge(shard_dirs: &[PathBuf], out: &Path, parquet: bool) -> Result<usize,
         issues.extend(parse_qc_csv(&read(&p)?).map_err(|e| bad(&p, e))?);
         let p = s.dir.join("shard_clinical.csv");
         // Its problems were reported by the shard runs already.
-        let (table, _) = read_clinical(&p).map_err(|e| bad(&p, e.to_string()))?;
+        let (table, _) =
+            read_clinical_for(&p, pipeline.anchored).map_err(|e| bad(&p, e.to_string()))?;
         match &mut clinical {
             None => clinical = Some(table),
             Some(c) => c.rows.extend(table.rows),

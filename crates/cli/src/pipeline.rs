@@ -22,7 +22,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use plumbline_geometry::{Landmark, Level, MetricOptions, Thresholds};
+use plumbline_export::analyses::StrataSpec;
+use plumbline_geometry::{
+    Landmark, Level, Metric, MetricOptions, SchwabLimits, SchwabThresholds, Segment, Thresholds,
+};
 use plumbline_ingest::Vocabulary;
 use plumbline_ingest::group::{Pick, Window};
 use plumbline_ingest::sr::DEFAULT_DEPTH_CAP;
@@ -54,8 +57,16 @@ pub struct Pipeline {
     /// Name of the baseline timepoint for `{metric}_change_{timepoint}` and paired tests
     /// (default "preop"); always one of `windows`.
     pub baseline: String,
-    /// Imbalance classification thresholds.
+    /// Whether the timepoints count days from surgery (`anchor = "surgery"`, the
+    /// default) or the design has no surgery (`anchor = "none"`): then the clinical table
+    /// needs only `patient_id`.
+    pub anchored: bool,
+    /// Classification thresholds (imbalance, SRS-Schwab, abnormal wedging).
     pub thresholds: Thresholds,
+    /// The per-segment metrics written (`[metrics] segments`); `None`: all six segments.
+    pub segments: Option<Vec<Segment>>,
+    /// `[[strata]]`: clinical columns whose groups are compared.
+    pub strata: Vec<StrataSpec>,
     /// Metric options (TK levels).
     pub metric_options: MetricOptions,
     /// The landmark vocabulary: the `99SPINE` codes plus the file's synonyms.
@@ -144,9 +155,13 @@ struct RawPipeline {
     #[serde(default)]
     description: String,
     baseline: Option<String>,
+    #[serde(default)]
+    anchor: RawAnchor,
     timepoints: Option<Vec<RawTimepoint>>,
     #[serde(default)]
     classification: RawClassification,
+    #[serde(default)]
+    strata: Vec<RawStrata>,
     #[serde(default)]
     metrics: RawMetrics,
     #[serde(default)]
@@ -163,10 +178,26 @@ struct RawPipeline {
 #[serde(deny_unknown_fields)]
 struct RawTimepoint {
     name: String,
-    from_day: i64,
-    to_day: i64,
-    to_inclusive: bool,
-    pick: RawPick,
+    from_day: Option<i64>,
+    to_day: Option<i64>,
+    to_inclusive: Option<bool>,
+    pick: Option<RawPick>,
+}
+
+#[derive(Deserialize, Clone, Copy, Default, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum RawAnchor {
+    #[default]
+    Surgery,
+    None,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStrata {
+    column: String,
+    edges: Option<Vec<f64>>,
+    metrics: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -181,6 +212,8 @@ enum RawPick {
 struct RawClassification {
     sagittal_sva_mm: f64,
     coronal_c7pl_csvl_mm: f64,
+    wedge_abnormal_pct: f64,
+    schwab: RawSchwab,
 }
 
 impl Default for RawClassification {
@@ -189,6 +222,28 @@ impl Default for RawClassification {
         RawClassification {
             sagittal_sva_mm: t.sagittal_sva_mm,
             coronal_c7pl_csvl_mm: t.coronal_c7pl_csvl_mm,
+            wedge_abnormal_pct: t.wedge_abnormal_pct,
+            schwab: RawSchwab::default(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawSchwab {
+    pi_ll_deg: [f64; 2],
+    pt_deg: [f64; 2],
+    sva_mm: [f64; 2],
+}
+
+impl Default for RawSchwab {
+    fn default() -> Self {
+        let t = SchwabThresholds::default();
+        let pair = |l: SchwabLimits| [l.plus, l.plus_plus];
+        RawSchwab {
+            pi_ll_deg: pair(t.pi_ll_deg),
+            pt_deg: pair(t.pt_deg),
+            sva_mm: pair(t.sva_mm),
         }
     }
 }
@@ -198,6 +253,7 @@ impl Default for RawClassification {
 struct RawMetrics {
     tk_upper: String,
     tk_lower: String,
+    segments: Option<Vec<String>>,
 }
 
 impl Default for RawMetrics {
@@ -206,6 +262,7 @@ impl Default for RawMetrics {
         RawMetrics {
             tk_upper: m.tk_upper.to_string(),
             tk_lower: m.tk_lower.to_string(),
+            segments: None,
         }
     }
 }
@@ -301,12 +358,21 @@ impl Pipeline {
             return Err(invalid("name", "must not be empty".into()));
         }
 
-        let windows = match raw.timepoints {
-            None => plumbline_ingest::default_windows(),
-            Some(tps) => windows_from(&tps).map_err(|(k, m)| invalid(&k, m))?,
+        let anchored = raw.anchor == RawAnchor::Surgery;
+        let windows = match (&raw.timepoints, anchored) {
+            (None, true) => plumbline_ingest::default_windows(),
+            (None, false) => vec![Window::unanchored("baseline", Pick::Latest)],
+            (Some(tps), true) => windows_from(tps).map_err(|(k, m)| invalid(&k, m))?,
+            (Some(tps), false) => unanchored_windows(tps).map_err(|(k, m)| invalid(&k, m))?,
         };
 
-        let baseline = raw.baseline.unwrap_or_else(|| "preop".to_string());
+        let baseline = raw.baseline.clone().unwrap_or_else(|| {
+            if anchored {
+                "preop".to_string()
+            } else {
+                windows[0].name.clone()
+            }
+        });
         if !windows.iter().any(|w| w.name == baseline) {
             return Err(invalid(
                 "baseline",
@@ -327,7 +393,19 @@ impl Pipeline {
                 "mm",
             )
             .map_err(|(k, m)| invalid(&k, m))?,
+            wedge_abnormal_pct: positive(
+                "classification.wedge_abnormal_pct",
+                c.wedge_abnormal_pct,
+                "%",
+            )
+            .map_err(|(k, m)| invalid(&k, m))?,
+            schwab: schwab_from(&c.schwab).map_err(|(k, m)| invalid(&k, m))?,
         };
+        let segments = match &raw.metrics.segments {
+            None => None,
+            Some(names) => Some(segments_from(names).map_err(|(k, m)| invalid(&k, m))?),
+        };
+        let strata = strata_from(&raw.strata).map_err(|(k, m)| invalid(&k, m))?;
 
         let tk_upper = parse_tk_level("metrics.tk_upper", &raw.metrics.tk_upper)
             .map_err(|(k, m)| invalid(&k, m))?;
@@ -369,7 +447,10 @@ impl Pipeline {
             description: raw.description.trim().to_string(),
             windows,
             baseline,
+            anchored,
             thresholds,
+            segments,
+            strata,
             metric_options: MetricOptions { tk_upper, tk_lower },
             vocab,
             depth_cap,
@@ -502,6 +583,141 @@ fn describe(w: &Window) -> String {
     )
 }
 
+fn schwab_from(r: &RawSchwab) -> Result<SchwabThresholds, KeyError> {
+    let limits = |key: &str, [plus, plus_plus]: [f64; 2]| {
+        let key = format!("classification.schwab.{key}");
+        if !(plus.is_finite() && plus_plus.is_finite() && plus < plus_plus) {
+            return Err((
+                key,
+                format!(
+                    "[{plus}, {plus_plus}] is not two finite limits, lower first; expected e.g. [10.0, 20.0] (grade + from the first, ++ above the second)"
+                ),
+            ));
+        }
+        Ok(SchwabLimits { plus, plus_plus })
+    };
+    Ok(SchwabThresholds {
+        pi_ll_deg: limits("pi_ll_deg", r.pi_ll_deg)?,
+        pt_deg: limits("pt_deg", r.pt_deg)?,
+        sva_mm: limits("sva_mm", r.sva_mm)?,
+    })
+}
+
+fn segments_from(names: &[String]) -> Result<Vec<Segment>, KeyError> {
+    let mut out = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let g = Segment::parse(n).ok_or_else(|| {
+            (
+                format!("metrics.segments[{i}]"),
+                format!(
+                    "`{n}` is not a motion segment; expected one of {}",
+                    list(
+                        Segment::all()
+                            .iter()
+                            .map(|g| g.name())
+                            .collect::<Vec<_>>()
+                            .iter()
+                            .map(String::as_str)
+                    )
+                ),
+            )
+        })?;
+        if !out.contains(&g) {
+            out.push(g);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The metrics a stratum compares when its `metrics` key is left out.
+pub const DEFAULT_STRATA_METRICS: [&str; 5] =
+    ["sva_mm", "c7pl_csvl_mm", "ll_deg", "pt_deg", "pi_ll_deg"];
+
+fn strata_from(raw: &[RawStrata]) -> Result<Vec<StrataSpec>, KeyError> {
+    let mut out: Vec<StrataSpec> = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        let key = |k: &str| format!("strata[{i}].{k}");
+        let column = r.column.trim().to_string();
+        if column.is_empty() {
+            return Err((
+                key("column"),
+                "must name a column of the clinical table".into(),
+            ));
+        }
+        if out.iter().any(|s| s.column.eq_ignore_ascii_case(&column)) {
+            return Err((key("column"), format!("`{column}` is already a stratum")));
+        }
+        if let Some(e) = &r.edges
+            && (e.is_empty()
+                || e.iter().any(|v| !v.is_finite())
+                || e.windows(2).any(|w| w[0] >= w[1]))
+        {
+            return Err((
+                key("edges"),
+                "must be finite numbers in strictly ascending order, e.g. [2, 3] for the groups <2, [2, 3) and >=3".into(),
+            ));
+        }
+        let names: Vec<String> = match &r.metrics {
+            Some(m) => m.clone(),
+            None => DEFAULT_STRATA_METRICS.map(String::from).to_vec(),
+        };
+        let mut metrics = Vec::new();
+        for (j, n) in names.iter().enumerate() {
+            let m = Metric::from_name(n.trim()).ok_or_else(|| {
+                (
+                    format!("strata[{i}].metrics[{j}]"),
+                    format!("`{n}` is not a metric column of measurements.csv (e.g. `pt_deg`, `l4_l5_disc_height_index`)"),
+                )
+            })?;
+            metrics.push(m);
+        }
+        out.push(StrataSpec {
+            column,
+            edges: r.edges.clone(),
+            metrics,
+        });
+    }
+    Ok(out)
+}
+
+/// Timepoints of a design without surgery: a name and optionally `pick` (default
+/// `latest`), no days.
+fn unanchored_windows(tps: &[RawTimepoint]) -> Result<Vec<Window>, KeyError> {
+    if tps.is_empty() {
+        return Err((
+            "timepoints".into(),
+            "must list at least one timepoint (or be left out for a single `baseline`)".into(),
+        ));
+    }
+    let mut out: Vec<Window> = Vec::new();
+    for (i, tp) in tps.iter().enumerate() {
+        let key = |k: &str| format!("timepoints[{i}].{k}");
+        valid_timepoint_name(&tp.name).map_err(|m| (key("name"), m))?;
+        if out.iter().any(|w| w.name.eq_ignore_ascii_case(&tp.name)) {
+            return Err((
+                key("name"),
+                format!("`{}` is already the name of another timepoint", tp.name),
+            ));
+        }
+        for (k, set) in [
+            ("from_day", tp.from_day.is_some()),
+            ("to_day", tp.to_day.is_some()),
+            ("to_inclusive", tp.to_inclusive.is_some()),
+        ] {
+            if set {
+                return Err((key(k), "a design with anchor = \"none\" has no surgery to count days from; name the timepoint (matched against ClinicalTrialTimePointID) and leave out the days".into()));
+            }
+        }
+        let pick = match tp.pick.unwrap_or(RawPick::Latest) {
+            RawPick::Latest => Pick::Latest,
+            RawPick::Earliest => Pick::Earliest,
+        };
+        out.push(Window::unanchored(&tp.name, pick));
+    }
+    Ok(out)
+}
+
 fn windows_from(tps: &[RawTimepoint]) -> Result<Vec<Window>, KeyError> {
     if tps.is_empty() {
         return Err((
@@ -522,15 +738,24 @@ fn windows_from(tps: &[RawTimepoint]) -> Result<Vec<Window>, KeyError> {
                 ),
             ));
         }
+        let required = |k: &str| {
+            (
+                key(k),
+                format!(
+                    "missing; every timepoint of a design anchored on surgery needs from_day, to_day, to_inclusive and pick (or set anchor = \"none\" for a design without surgery)"
+                ),
+            )
+        };
         let w = Window {
             name: tp.name.clone(),
-            from: tp.from_day,
-            to: tp.to_day,
-            to_inclusive: tp.to_inclusive,
-            pick: match tp.pick {
+            from: tp.from_day.ok_or_else(|| required("from_day"))?,
+            to: tp.to_day.ok_or_else(|| required("to_day"))?,
+            to_inclusive: tp.to_inclusive.ok_or_else(|| required("to_inclusive"))?,
+            pick: match tp.pick.ok_or_else(|| required("pick"))? {
                 RawPick::Latest => Pick::Latest,
                 RawPick::Earliest => Pick::Earliest,
             },
+            anchored: true,
         };
         if !(w.from < w.to || (w.from == w.to && w.to_inclusive)) {
             return Err((
@@ -968,7 +1193,8 @@ patients = false
                 from: 0,
                 to: 0,
                 to_inclusive: true,
-                pick: Pick::Latest
+                pick: Pick::Latest,
+                anchored: true,
             }
         );
         assert_eq!(p.windows[0].pick, Pick::Earliest);

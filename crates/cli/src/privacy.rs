@@ -181,7 +181,9 @@ impl Pseudonymizer {
             if let Some(c) = date_col {
                 r.fields[c] = self.shift_iso(&real, &r.fields[c]);
             }
-            r.surgery_day += self.date_offset(&real);
+            if let Some(d) = r.surgery_day.as_mut() {
+                *d += self.date_offset(&real);
+            }
             r.patient_id = self.id(&real);
             if let Some(c) = pid_col {
                 r.fields[c] = r.patient_id.clone();

@@ -5,13 +5,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use plumbline_export::analyses::{Strata, strata};
 use plumbline_export::parquet::table_parquet;
 use plumbline_export::tables::{
-    MeasuredReading, measurements_table, patients_table, qc_csv, summary_csv, summary_rows,
+    MeasuredReading, measurements_table, metric_columns, patients_table, qc_csv, summary_csv,
+    summary_rows,
 };
 use plumbline_export::write_atomic;
 
-use plumbline_ingest::clinical::{ClinicalTable, read_clinical};
+use plumbline_ingest::clinical::{ClinicalTable, read_clinical_for};
 use plumbline_ingest::qc::codes;
 use plumbline_ingest::scan::{FileOutcome, scan_file, scan_with};
 use plumbline_ingest::{QcIssue, ScanOptions, Severity, group};
@@ -136,6 +138,21 @@ pub enum RunError {
     /// The clinical table cannot be used at all.
     #[error(transparent)]
     Clinical(#[from] plumbline_ingest::clinical::ClinicalError),
+    /// A `[[strata]]` of the pipeline names a column the clinical table lacks.
+    #[error(
+        "the pipeline's strata[{index}] compares the patients by column `{column}`, which the clinical table {} does not have (its columns: {found}); add the column or remove the stratum",
+        path.display()
+    )]
+    StrataColumn {
+        /// Index in `[[strata]]`.
+        index: usize,
+        /// The column named.
+        column: String,
+        /// The clinical table.
+        path: PathBuf,
+        /// Its columns, comma-separated.
+        found: String,
+    },
     /// Scanning the input failed at the top level.
     #[error(transparent)]
     Scan(#[from] plumbline_ingest::scan::ScanError),
@@ -174,6 +191,7 @@ impl RunError {
             RunError::Input { .. }
             | RunError::OutInsideInput { .. }
             | RunError::Clinical(_)
+            | RunError::StrataColumn { .. }
             | RunError::LandmarkMap(_) => 2,
             RunError::Output { .. }
             | RunError::Scan(_)
@@ -284,7 +302,9 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         });
     }
     // The clinical table and the landmark map are checked before anything is created.
-    let (mut clinical, clinical_issues) = read_clinical(&opts.clinical)?;
+    let (mut clinical, clinical_issues) =
+        read_clinical_for(&opts.clinical, opts.pipeline.anchored)?;
+    check_strata(&opts.pipeline, &clinical)?;
     let landmark_map = match &opts.landmark_map {
         Some(path) => {
             plumbline_ingest::markups::read_landmark_map(path).map_err(RunError::LandmarkMap)?
@@ -577,6 +597,22 @@ pub(crate) struct TableInputs<'a> {
     pub parquet: bool,
 }
 
+/// Every `[[strata]]` column must be a column of the clinical table (checked before
+/// anything is written).
+fn check_strata(p: &Pipeline, clinical: &ClinicalTable) -> Result<(), RunError> {
+    for (index, s) in p.strata.iter().enumerate() {
+        if strata(s, clinical).is_none() {
+            return Err(RunError::StrataColumn {
+                index,
+                column: s.column.clone(),
+                path: clinical.path.clone(),
+                found: clinical.headers.join(", "),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Writes measurements.csv, patients.csv, cohort_summary.csv (as the pipeline asks; the
 /// first two also as Parquet with `t.parquet`), report.html and qc.csv, and notes their
 /// row counts in `outputs`.
@@ -590,9 +626,22 @@ pub(crate) fn write_tables(
         .iter()
         .position(|x| *x == p.baseline)
         .unwrap_or(0);
-    let summary = summary_rows(t.measured, t.clinical, &timepoints, baseline);
+    let metrics = metric_columns(p.segments.as_deref());
+    let strata: Vec<Strata> = p
+        .strata
+        .iter()
+        .filter_map(|s| strata(s, t.clinical))
+        .collect();
+    let summary = summary_rows(
+        t.measured,
+        t.clinical,
+        &timepoints,
+        baseline,
+        &metrics,
+        &strata,
+    );
     if p.outputs.measurements {
-        let table = measurements_table(t.measured);
+        let table = measurements_table(t.measured, &metrics);
         write_atomic(t.out, "measurements.csv", &table.csv())?;
         if t.parquet {
             write_atomic(t.out, "measurements.parquet", &table_parquet(&table))?;
@@ -600,7 +649,7 @@ pub(crate) fn write_tables(
         outputs.insert("measurements_rows".into(), json!(table.rows));
     }
     if p.outputs.patients {
-        let table = patients_table(t.measured, t.clinical, &timepoints, baseline);
+        let table = patients_table(t.measured, t.clinical, &timepoints, baseline, &metrics);
         write_atomic(t.out, "patients.csv", &table.csv())?;
         if t.parquet {
             write_atomic(t.out, "patients.parquet", &table_parquet(&table))?;

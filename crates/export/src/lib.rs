@@ -3,6 +3,7 @@
 //! temporary file in the output folder, then a rename), so a reader never sees half a
 //! table and an interrupted run leaves the previous file intact.
 
+pub mod analyses;
 pub mod parquet;
 pub mod plausibility;
 pub mod shard;

@@ -19,23 +19,31 @@ use ::parquet::schema::types::Type;
 use plumbline_ingest::clinical::ClinicalTable;
 
 use crate::tables::{MeasuredReading, Table, Values, measurements_table, patients_table};
+use plumbline_geometry::Metric;
 
 /// The `created_by` of every file written.
 pub const CREATED_BY: &str = concat!("plumbline ", env!("CARGO_PKG_VERSION"));
 
-/// `measurements.parquet`: the table of [`crate::tables::measurements_csv`].
+/// `measurements.parquet` with every metric: the table of
+/// [`crate::tables::measurements_csv`].
 pub fn measurements_parquet(rows: &[MeasuredReading]) -> Vec<u8> {
-    table_parquet(&measurements_table(rows))
+    table_parquet(&measurements_table(rows, &Metric::all()))
 }
 
-/// `patients.parquet`: the table of [`crate::tables::patients_csv`].
+/// `patients.parquet` with every metric: the table of [`crate::tables::patients_csv`].
 pub fn patients_parquet(
     rows: &[MeasuredReading],
     clinical: &ClinicalTable,
     timepoints: &[String],
     baseline: usize,
 ) -> Vec<u8> {
-    table_parquet(&patients_table(rows, clinical, timepoints, baseline))
+    table_parquet(&patients_table(
+        rows,
+        clinical,
+        timepoints,
+        baseline,
+        &Metric::all(),
+    ))
 }
 
 /// Any [`Table`] as Parquet bytes.

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use plumbline_geometry::{
     Classification, HerniationSide, ImbalanceType, Metric, Metrics, SagittalDirection,
-    ShiftRelation, Thresholds, classify, sagittal_direction, shift_relation,
+    SchwabModifier, Segment, ShiftRelation, Thresholds, classify, sagittal_direction,
+    shift_relation,
 };
 use plumbline_ingest::QcIssue;
 use plumbline_ingest::clinical::ClinicalTable;
@@ -164,7 +165,7 @@ fn mean_ci(xs: &[f64]) -> Option<(f64, f64)> {
 }
 
 /// Median (sorts in place); `None` when empty.
-fn median(xs: &mut [f64]) -> Option<f64> {
+pub(crate) fn median(xs: &mut [f64]) -> Option<f64> {
     if xs.is_empty() {
         return None;
     }
@@ -292,7 +293,10 @@ impl Table {
 
 /// The columns of `measurements.csv` for readings already sorted by (patient, timepoint
 /// index, observer): identity, every metric, the imbalance flags and type, the sources.
-pub fn measurements_table(rows: &[MeasuredReading]) -> Table {
+///
+/// `metrics` are the metric columns, in [`Metric::all`] order: all of them, or those a
+/// pipeline's `[metrics] segments` keeps (see [`metric_columns`]).
+pub fn measurements_table(rows: &[MeasuredReading], metrics: &[Metric]) -> Table {
     let text =
         |name: &str, f: fn(&MeasuredReading) -> String| Column::text(name, rows.iter().map(f));
     let mut columns = vec![
@@ -302,9 +306,9 @@ pub fn measurements_table(rows: &[MeasuredReading]) -> Table {
         text("observer", |r| r.observer.clone()),
     ];
     columns.extend(
-        Metric::all()
-            .into_iter()
-            .map(|m| Column::number(m.name(), rows.iter().map(|r| r.metrics.get(m)))),
+        metrics
+            .iter()
+            .map(|&m| Column::number(m.name(), rows.iter().map(|r| r.metrics.get(m)))),
     );
     columns.push(Column::flag(
         "sagittal_imbalance",
@@ -322,13 +326,52 @@ pub fn measurements_table(rows: &[MeasuredReading]) -> Table {
     }));
     columns.push(text("spacing_source", |r| r.spacing_source.clone()));
     columns.push(text("orientation_source", |r| r.orientation_source.clone()));
+    for k in SchwabModifier::ALL {
+        columns.push(Column::text(
+            k.name(),
+            rows.iter().map(|r| {
+                r.class
+                    .schwab
+                    .get(k)
+                    .map(|g| g.as_str().to_string())
+                    .unwrap_or_default()
+            }),
+        ));
+    }
+    for n in 1..=5 {
+        columns.push(Column::flag(
+            format!("l{n}_wedge_abnormal"),
+            rows.iter().map(|r| r.class.wedge_abnormal[n - 1]),
+        ));
+    }
     columns.push(text("plausibility", MeasuredReading::plausibility_text));
     Table::new(columns, rows.len())
 }
 
 /// `measurements.csv` for readings already sorted by (patient, timepoint index, observer).
-pub fn measurements_csv(rows: &[MeasuredReading]) -> Vec<u8> {
-    measurements_table(rows).csv()
+pub fn measurements_csv(rows: &[MeasuredReading], metrics: &[Metric]) -> Vec<u8> {
+    measurements_table(rows, metrics).csv()
+}
+
+/// The metric columns a run writes: every metric of [`Metric::all`], in that order,
+/// except the per-segment metrics of segments not in `segments` (when given).
+///
+/// ```
+/// use plumbline_export::tables::metric_columns;
+/// use plumbline_geometry::{Metric, Segment};
+/// assert_eq!(metric_columns(None), Metric::all());
+/// let some = metric_columns(Some(&[Segment::parse("l4_l5").unwrap()]));
+/// assert_eq!(some.len(), 32 + 6);
+/// assert_eq!(some[32].name(), "l4_l5_disc_angle_deg");
+/// ```
+pub fn metric_columns(segments: Option<&[Segment]>) -> Vec<Metric> {
+    Metric::all()
+        .into_iter()
+        .filter(|m| match (m.segment(), segments) {
+            (Some(g), Some(keep)) => keep.contains(&g),
+            _ => true,
+        })
+        .collect()
 }
 
 /// The reading that stands for a patient at a timepoint in `patients.csv` and the cohort
@@ -361,9 +404,9 @@ pub fn patients_table(
     clinical: &ClinicalTable,
     timepoints: &[String],
     baseline: usize,
+    metrics: &[Metric],
 ) -> Table {
     let primary = primary_readings(rows);
-    let metrics = Metric::all();
     let pid_col = clinical
         .headers
         .iter()
@@ -401,7 +444,7 @@ pub fn patients_table(
             )
         })
         .collect();
-    for &m in &metrics {
+    for &m in metrics {
         for (t, name) in timepoints.iter().enumerate() {
             columns.push(Column::number(
                 format!("{}_{name}", m.name()),
@@ -409,7 +452,7 @@ pub fn patients_table(
             ));
         }
     }
-    for &m in &metrics {
+    for &m in metrics {
         for &t in &later {
             columns.push(Column::number(
                 format!("{}_change_{}", m.name(), timepoints[t]),
@@ -430,8 +473,9 @@ pub fn patients_csv(
     clinical: &ClinicalTable,
     timepoints: &[String],
     baseline: usize,
+    metrics: &[Metric],
 ) -> Vec<u8> {
-    patients_table(rows, clinical, timepoints, baseline).csv()
+    patients_table(rows, clinical, timepoints, baseline, metrics).csv()
 }
 
 /// One row of `cohort_summary.csv`.
@@ -457,7 +501,12 @@ pub struct SummaryRow {
 }
 
 impl SummaryRow {
-    fn new(section: &'static str, statistic: impl Into<String>, timepoint: &str, n: usize) -> Self {
+    pub(crate) fn new(
+        section: &'static str,
+        statistic: impl Into<String>,
+        timepoint: &str,
+        n: usize,
+    ) -> Self {
         SummaryRow {
             section,
             statistic: statistic.into(),
@@ -470,7 +519,7 @@ impl SummaryRow {
         }
     }
 
-    fn proportion(
+    pub(crate) fn proportion(
         section: &'static str,
         statistic: &str,
         timepoint: &str,
@@ -503,19 +552,27 @@ impl SummaryRow {
 ///   `{metric}_wilcoxon` (median change, Wilcoxon signed-rank p) per later timepoint;
 /// - agreement: where one study has two readers, `{metric}_icc21` (ICC(2,1)) and
 ///   `{metric}_bland_altman` (bias with the limits of agreement as the interval), over
-///   all timepoints.
+///   all timepoints;
+/// - after `recovery`: `recovery_by_type`, `recovery_by_plane`, `paired_imbalanced`,
+///   `schwab`, `wedging`, and at the end one block of `strata` rows per stratum (see
+///   [`crate::analyses`]).
+///
+/// `metrics` are the metrics of the descriptive, paired and agreement rows (see
+/// [`metric_columns`]).
 pub fn summary_rows(
     rows: &[MeasuredReading],
     clinical: &ClinicalTable,
     timepoints: &[String],
     baseline: usize,
+    metrics: &[Metric],
+    strata: &[crate::analyses::Strata],
 ) -> Vec<SummaryRow> {
     let primary = primary_readings(rows);
     let base_name = timepoints[baseline].as_str();
     let side: BTreeMap<&str, HerniationSide> = clinical
         .rows
         .iter()
-        .map(|r| (r.patient_id.as_str(), r.herniation_side))
+        .filter_map(|r| Some((r.patient_id.as_str(), r.herniation_side?)))
         .collect();
     let mut out = Vec::new();
 
@@ -617,9 +674,10 @@ pub fn summary_rows(
             later.len(),
         ));
     }
+    out.extend(crate::analyses::rows(&primary, timepoints, baseline));
 
     // Per metric: descriptive by timepoint, paired against baseline.
-    for m in Metric::all() {
+    for &m in metrics {
         for (t, name) in timepoints.iter().enumerate() {
             let xs: Vec<f64> = primary
                 .iter()
@@ -661,26 +719,13 @@ pub fn summary_rows(
                     before.push(b);
                 }
             }
-            let p = stats::paired(&before, &after);
-            let mut change =
-                SummaryRow::new("paired", format!("{}_change", m.name()), name, before.len());
-            let mut wil = SummaryRow::new(
+            out.extend(crate::analyses::paired_rows(
                 "paired",
-                format!("{}_wilcoxon", m.name()),
+                &m.name(),
                 name,
-                before.len(),
-            );
-            if let Some(p) = p {
-                change.value = Some(p.mean_diff);
-                change.ci_low = p.ci_lo;
-                change.ci_high = p.ci_hi;
-                change.p_value = p.t_p;
-                let mut diffs: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
-                wil.value = median(&mut diffs);
-                wil.p_value = p.wilcoxon_p;
-            }
-            out.push(change);
-            out.push(wil);
+                &before,
+                &after,
+            ));
         }
     }
 
@@ -702,7 +747,7 @@ pub fn summary_rows(
         })
         .collect();
     if !pairs.is_empty() {
-        for m in Metric::all() {
+        for &m in metrics {
             let (a, b): (Vec<f64>, Vec<f64>) = pairs
                 .iter()
                 .filter_map(|(x, y)| Some((x.metrics.get(m)?, y.metrics.get(m)?)))
@@ -725,6 +770,11 @@ pub fn summary_rows(
             out.push(icc);
             out.push(ba);
         }
+    }
+    for s in strata {
+        out.extend(crate::analyses::strata_rows(
+            s, &primary, timepoints, baseline,
+        ));
     }
     out
 }

@@ -11,7 +11,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 use plumbline_export::parquet::{CREATED_BY, measurements_parquet, patients_parquet};
 use plumbline_export::tables::{MeasuredReading, measurements_csv, patients_csv};
-use plumbline_geometry::{MetricOptions, Thresholds};
+use plumbline_geometry::{Metric, MetricOptions, Thresholds};
 use plumbline_ingest::clinical::{ClinicalTable, read_clinical};
 use plumbline_ingest::{ScanOptions, default_windows, group, scan};
 
@@ -159,7 +159,11 @@ fn measurements_parquet_equals_measurements_csv() {
     let (rows, _) = readings(&clinical);
     assert_eq!(rows.len(), 44);
     let bytes = measurements_parquet(&rows);
-    let (kinds, counts) = assert_same(&measurements_csv(&rows), &bytes, "measurements.parquet");
+    let (kinds, counts) = assert_same(
+        &measurements_csv(&rows, &Metric::all()),
+        &bytes,
+        "measurements.parquet",
+    );
     assert!(counts.iter().all(|&n| n > 0), "{counts:?}");
     // identity text, 22 metrics, 2 flags, type, sources and plausibility text
     let n = kinds.len();
@@ -175,7 +179,7 @@ fn measurements_parquet_equals_measurements_csv() {
 fn patients_parquet_equals_patients_csv() {
     let (clinical, _) = read_clinical(&cohort_dir().join("clinical.csv")).unwrap();
     let (rows, timepoints) = readings(&clinical);
-    let csv = patients_csv(&rows, &clinical, &timepoints, 0);
+    let csv = patients_csv(&rows, &clinical, &timepoints, 0, &Metric::all());
     let bytes = patients_parquet(&rows, &clinical, &timepoints, 0);
     let (kinds, counts) = assert_same(&csv, &bytes, "patients.parquet");
     assert!(
@@ -199,7 +203,7 @@ fn patients_parquet_equals_patients_csv() {
     std::fs::write(dir.join("clinical.csv"), kept).unwrap();
     let (partial, _) = read_clinical(&dir.join("clinical.csv")).unwrap();
     assert_eq!(partial.rows.len() + 1, clinical.rows.len());
-    let csv = patients_csv(&rows, &partial, &timepoints, 1);
+    let csv = patients_csv(&rows, &partial, &timepoints, 1, &Metric::all());
     assert!(
         String::from_utf8_lossy(&csv).contains("\nP0002,,,,,,"),
         "P0002 has empty clinical cells"
@@ -218,7 +222,7 @@ fn empty_tables_are_valid_files() {
     let (clinical, _) = read_clinical(&cohort_dir().join("clinical.csv")).unwrap();
     let timepoints: Vec<String> = default_windows().iter().map(|w| w.name.clone()).collect();
     assert_same(
-        &measurements_csv(&[]),
+        &measurements_csv(&[], &Metric::all()),
         &measurements_parquet(&[]),
         "measurements-empty.parquet",
     );
@@ -227,7 +231,7 @@ fn empty_tables_are_valid_files() {
         ..clinical
     };
     assert_same(
-        &patients_csv(&[], &empty, &timepoints, 0),
+        &patients_csv(&[], &empty, &timepoints, 0, &Metric::all()),
         &patients_parquet(&[], &empty, &timepoints, 0),
         "patients-empty.parquet",
     );

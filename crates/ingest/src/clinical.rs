@@ -16,6 +16,12 @@
 //!   holds the canonical spelling (`L4-L5`); [`ClinicalRow::fields`] the text as written.
 //! - `herniation_side`: `left`, `right` or `central`, in any case.
 //!
+//! A study design without surgery (a cross-sectional survey; the pipeline's
+//! `anchor = "none"`) reads the table with [`read_clinical_for`]`(path, false)`: then
+//! only `patient_id` is required, and `surgery_date`, `herniation_level` and
+//! `herniation_side` may be absent or empty (a value that is present must still be
+//! valid).
+//!
 //! A bad row becomes one [`QcIssue`] (`bad_clinical_row`, error) per bad cell and is
 //! skipped; a row whose cells are all empty is skipped silently; a repeated `patient_id`
 //! is reported and the first row kept. Only problems that make the whole table unusable
@@ -134,12 +140,14 @@ pub struct ClinicalRow {
     pub line: u64,
     /// PatientID, trimmed.
     pub patient_id: String,
-    /// Surgery date, as days since 1970-01-01 (see [`days_from_civil`]).
-    pub surgery_day: i64,
-    /// Herniation level in canonical spelling, e.g. `L4-L5`.
-    pub herniation_level: String,
-    /// Herniation side.
-    pub herniation_side: HerniationSide,
+    /// Surgery date, as days since 1970-01-01 (see [`days_from_civil`]); always present
+    /// when the table was read for a design anchored on surgery.
+    pub surgery_day: Option<i64>,
+    /// Herniation level in canonical spelling, e.g. `L4-L5` (present when anchored on
+    /// surgery).
+    pub herniation_level: Option<String>,
+    /// Herniation side (present when anchored on surgery).
+    pub herniation_side: Option<HerniationSide>,
     /// Every column of the row as written (including the four above), in header order.
     pub fields: Vec<String>,
 }
@@ -196,13 +204,16 @@ pub enum ClinicalError {
     },
     /// Required columns are missing from the header row.
     #[error(
-        "the clinical table {path} has no column {}; its header row must name `patient_id`, `surgery_date`, `herniation_level` and `herniation_side` (in any order, extra columns allowed); found {}{hint}",
+        "the clinical table {path} has no column {}; its header row must name {} (in any order, extra columns allowed); found {}{hint}",
         quoted(missing),
+        quoted(required),
         quoted(found)
     )]
     MissingColumns {
         /// The file.
         path: PathBuf,
+        /// The columns this design requires.
+        required: Vec<String>,
         /// The required columns not found.
         missing: Vec<String>,
         /// The header names found.
@@ -344,8 +355,23 @@ fn parse_side(s: &str) -> Option<HerniationSide> {
     }
 }
 
-/// Reads the clinical table: its valid rows, and a QC issue for each bad or repeated row.
+/// Reads the clinical table of a design anchored on surgery: its valid rows, and a QC
+/// issue for each bad or repeated row. The same as [`read_clinical_for`]`(path, true)`.
 pub fn read_clinical(path: &Path) -> Result<(ClinicalTable, Vec<QcIssue>), ClinicalError> {
+    read_clinical_for(path, true)
+}
+
+/// Reads the clinical table; `surgery` says whether the design is anchored on surgery
+/// (all of [`REQUIRED_COLUMNS`] required and filled) or not (only `patient_id`).
+pub fn read_clinical_for(
+    path: &Path,
+    surgery: bool,
+) -> Result<(ClinicalTable, Vec<QcIssue>), ClinicalError> {
+    let required: &[&str] = if surgery {
+        &REQUIRED_COLUMNS
+    } else {
+        &REQUIRED_COLUMNS[..1]
+    };
     let bytes = std::fs::read(path).map_err(|source| ClinicalError::Read {
         path: path.to_path_buf(),
         source,
@@ -386,7 +412,7 @@ pub fn read_clinical(path: &Path) -> Result<(ClinicalTable, Vec<QcIssue>), Clini
         }
         seen.insert(h.to_ascii_lowercase(), i);
     }
-    let missing: Vec<String> = REQUIRED_COLUMNS
+    let missing: Vec<String> = required
         .iter()
         .filter(|c| !seen.contains_key(**c))
         .map(|c| c.to_string())
@@ -394,14 +420,15 @@ pub fn read_clinical(path: &Path) -> Result<(ClinicalTable, Vec<QcIssue>), Clini
     if !missing.is_empty() {
         return Err(ClinicalError::MissingColumns {
             path: path.to_path_buf(),
+            required: required.iter().map(|c| c.to_string()).collect(),
             missing,
             hint: separator_hint(&headers),
             found: headers,
         });
     }
-    let col = |name: &str| seen[name];
+    let col = |name: &str| seen.get(name).copied();
     let (c_id, c_date, c_level, c_side) = (
-        col("patient_id"),
+        col("patient_id").expect("required above"),
         col("surgery_date"),
         col("herniation_level"),
         col("herniation_side"),
@@ -456,27 +483,33 @@ pub fn read_clinical(path: &Path) -> Result<(ClinicalTable, Vec<QcIssue>), Clini
         if patient_id.is_empty() {
             bad_cell(c_id, "the patient's PatientID (0010,0020), not empty");
         }
-        let surgery_day = parse_iso_date(cell(c_date));
-        if surgery_day.is_none() {
-            bad_cell(c_date, "a real date written YYYY-MM-DD, e.g. 2023-04-17");
+        // A column that is absent, or an empty cell in a design without surgery, is
+        // `Ok(None)`; a value that does not parse is `Err(())` and a bad cell.
+        let optional = |c: Option<usize>| c.map(cell).filter(|v| surgery || !v.is_empty());
+        let surgery_day = optional(c_date).map(parse_iso_date);
+        if let (Some(None), Some(c)) = (surgery_day, c_date) {
+            bad_cell(c, "a real date written YYYY-MM-DD, e.g. 2023-04-17");
         }
-        let level = parse_level(cell(c_level));
-        if level.is_none() {
+        let level = optional(c_level).map(parse_level);
+        if let (Some(None), Some(c)) = (&level, c_level) {
             bad_cell(
-                c_level,
+                c,
                 "two levels of C7, T1..T12, L1..L5, S1, upper first, joined by `-`, e.g. `L4-L5`, `L5-S1` or `T12-L1`",
             );
         }
-        let side = parse_side(cell(c_side));
-        if side.is_none() {
-            bad_cell(c_side, "`left`, `right` or `central`");
+        let side = optional(c_side).map(parse_side);
+        if let (Some(None), Some(c)) = (side, c_side) {
+            bad_cell(c, "`left`, `right` or `central`");
         }
-        let (Some(surgery_day), Some(herniation_level), Some(herniation_side), false) =
-            (surgery_day, level, side, patient_id.is_empty())
-        else {
+        let bad_value = matches!(surgery_day, Some(None))
+            || matches!(level, Some(None))
+            || matches!(side, Some(None));
+        if bad_value || patient_id.is_empty() {
             issues.extend(bad.into_iter().map(|m| issue(&patient_id, m)));
             continue;
-        };
+        }
+        let (surgery_day, herniation_level, herniation_side) =
+            (surgery_day.flatten(), level.flatten(), side.flatten());
         if let Some(first) = by_id.get(&patient_id) {
             issues.push(issue(
                 &patient_id,
@@ -646,8 +679,8 @@ mod tests {
         let p1 = &table.rows[0];
         assert_eq!(p1.patient_id, "P0001");
         assert_eq!(p1.line, 2);
-        assert_eq!(iso_date(p1.surgery_day), "2021-06-03");
-        assert_eq!(p1.herniation_side, HerniationSide::Left);
+        assert_eq!(p1.surgery_day.map(iso_date).as_deref(), Some("2021-06-03"));
+        assert_eq!(p1.herniation_side, Some(HerniationSide::Left));
         assert_eq!(
             p1.fields,
             ["P0001", "2021-06-03", "L4-L5", "left", "M", "41"]
@@ -673,14 +706,14 @@ mod tests {
         assert_eq!(ids, ["A01", "B02"]); // sorted, not file order
         let b = &table.rows[1];
         assert_eq!(b.line, 2);
-        assert_eq!(b.herniation_level, "L5-S1");
-        assert_eq!(b.herniation_side, HerniationSide::Central);
+        assert_eq!(b.herniation_level.as_deref(), Some("L5-S1"));
+        assert_eq!(b.herniation_side, Some(HerniationSide::Central));
         assert_eq!(
             b.fields,
             ["B02", "second, quoted", "Central", "2022-12-31", "l5-s1"]
         );
         assert_eq!(table.rows[0].line, 3);
-        assert_eq!(table.rows[0].herniation_side, HerniationSide::Right);
+        assert_eq!(table.rows[0].herniation_side, Some(HerniationSide::Right));
     }
 
     #[test]
@@ -839,6 +872,9 @@ mod tests {
         assert!(issues.is_empty(), "{issues:?}");
         assert_eq!(table.headers.len(), 6);
         assert_eq!(table.rows[0].fields[1], " 2023-01-01 ");
-        assert_eq!(iso_date(table.rows[0].surgery_day), "2023-01-01");
+        assert_eq!(
+            table.rows[0].surgery_day.map(iso_date).as_deref(),
+            Some("2023-01-01")
+        );
     }
 }

@@ -23,6 +23,11 @@ pub enum Pick {
 
 /// A timepoint window in days relative to surgery: `from <= offset < to` when
 /// `to_inclusive` is false, `from <= offset <= to` otherwise.
+///
+/// An unanchored window (`anchored == false`, a design without surgery) has no days: a
+/// study is placed in it by its ClinicalTrialTimePointID, or, when the design has that
+/// single timepoint, every study of the patient falls in it and `pick` chooses (the
+/// latest study, by default).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Window {
     /// Timepoint name (`preop`, `postop`, `m3`, ...); also the ClinicalTrialTimePointID
@@ -36,11 +41,26 @@ pub struct Window {
     pub to_inclusive: bool,
     /// Which study wins when several fall inside.
     pub pick: Pick,
+    /// Whether the days count from the patient's surgery date; `false` for a design
+    /// without surgery, where `from` and `to` are not used.
+    pub anchored: bool,
 }
 
 impl Window {
     fn contains(&self, d: i64) -> bool {
-        d >= self.from && (d < self.to || (self.to_inclusive && d == self.to))
+        !self.anchored || (d >= self.from && (d < self.to || (self.to_inclusive && d == self.to)))
+    }
+
+    /// A window of a design without surgery: every study date, the `pick` one chosen.
+    pub fn unanchored(name: &str, pick: Pick) -> Window {
+        Window {
+            name: name.to_string(),
+            from: i64::MIN,
+            to: i64::MAX,
+            to_inclusive: true,
+            pick,
+            anchored: false,
+        }
     }
 }
 
@@ -55,6 +75,7 @@ pub fn default_windows() -> Vec<Window> {
         to,
         to_inclusive,
         pick,
+        anchored: true,
     };
     vec![
         w("preop", -180, 0, false, Pick::Latest),
@@ -499,10 +520,11 @@ fn assign_timepoints(
         .map(|c| {
             c.rows
                 .iter()
-                .map(|r| (r.patient_id.as_str(), r.surgery_day))
+                .filter_map(|r| Some((r.patient_id.as_str(), r.surgery_day?)))
                 .collect()
         })
         .unwrap_or_default();
+    let unanchored = windows.iter().all(|w| !w.anchored);
     let mut out = BTreeMap::new();
     let mut by_window: BTreeMap<(String, usize), Vec<(i64, &ImageRecord)>> = BTreeMap::new();
     let mut patients_seen: BTreeSet<String> = BTreeSet::new();
@@ -511,7 +533,21 @@ fn assign_timepoints(
         let issue = |sev, code, msg: String| {
             QcIssue::file(&im.path, sev, code, msg).with_ids(&im.sop_instance_uid, pid)
         };
-        if clinical.is_some() && !surgery.contains_key(pid.as_str()) && !pid.is_empty() {
+        if unanchored
+            && !pid.is_empty()
+            && clinical.is_some_and(|c| !c.rows.iter().any(|r| r.patient_id == *pid))
+        {
+            issues.push(issue(
+                Severity::Warning,
+                codes::PATIENT_NOT_IN_CLINICAL,
+                format!("patient {pid} has images but no row in the clinical table; the patient's readings are measured, but the patient is in no stratum"),
+            ));
+        }
+        if !unanchored
+            && clinical.is_some()
+            && !surgery.contains_key(pid.as_str())
+            && !pid.is_empty()
+        {
             issues.push(issue(
                 Severity::Warning,
                 codes::PATIENT_NOT_IN_CLINICAL,
@@ -541,10 +577,22 @@ fn assign_timepoints(
             ));
             continue;
         };
-        let Some(&surg) = surgery.get(pid.as_str()) else {
-            continue; // reported above
+        let offset = if unanchored {
+            if windows.len() > 1 {
+                issues.push(issue(
+                    Severity::Warning,
+                    codes::OUTSIDE_WINDOWS,
+                    format!("study {suid} has no ClinicalTrialTimePointID naming one of the pipeline's timepoints ({}); a design without surgery and with several timepoints places studies by that ID only; not used", windows.iter().map(|w| w.name.as_str()).collect::<Vec<_>>().join(", ")),
+                ));
+                continue;
+            }
+            day
+        } else {
+            let Some(&surg) = surgery.get(pid.as_str()) else {
+                continue; // reported above
+            };
+            day - surg
         };
-        let offset = day - surg;
         match windows.iter().position(|w| w.contains(offset)) {
             Some(t) => by_window.entry((pid.clone(), t)).or_default().push((day, im)),
             None => issues.push(issue(

@@ -212,13 +212,26 @@ fn metric_label(m: Metric) -> (String, &'static str) {
         Metric::C7plCsvlMm => "C7PL-CSVL".into(),
         Metric::CobbDeg => "Cobb".into(),
         Metric::PelvicObliquityDeg => "Pelvic obliquity".into(),
+        Metric::AntHeightMm(n) => format!("L{n} anterior height"),
+        Metric::PostHeightMm(n) => format!("L{n} posterior height"),
+        Metric::DiscAngleDeg(g) => format!("{} disc angle", segment_label(g)),
+        Metric::SegmentalLordosisDeg(g) => format!("{} segmental lordosis", segment_label(g)),
+        Metric::DiscHeightAntMm(g) => format!("{} anterior disc height", segment_label(g)),
+        Metric::DiscHeightPostMm(g) => format!("{} posterior disc height", segment_label(g)),
+        Metric::DiscHeightIndex(g) => format!("{} disc height index", segment_label(g)),
+        Metric::SlipPct(g) => format!("{} slip", segment_label(g)),
     };
-    let unit = match m {
-        Metric::SvaMm | Metric::C7plCsvlMm => "mm",
-        Metric::WedgeIndexPct(_) => "%",
-        _ => "°",
+    let unit = match m.unit() {
+        "deg" => "°",
+        "1" => "ratio",
+        u => u,
     };
     (name, unit)
+}
+
+/// `L4-L5` for the segment `l4_l5`.
+fn segment_label(g: plumbline_geometry::Segment) -> String {
+    format!("{}-{}", g.upper(), g.lower())
 }
 
 fn metric_title(m: Metric) -> String {

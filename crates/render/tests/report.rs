@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use plumbline_export::tables::{MeasuredReading, SummaryRow, summary_rows};
-use plumbline_geometry::{MetricOptions, Thresholds};
+use plumbline_geometry::{Metric, MetricOptions, Thresholds};
 use plumbline_ingest::clinical::read_clinical;
 use plumbline_ingest::{QcIssue, ScanOptions, default_windows, group, scan};
 use plumbline_render::report::{OverlayLink, ReportData, report_html};
@@ -36,7 +36,7 @@ fn cohort() -> Cohort {
         .map(|r| MeasuredReading::measure(r, &options, &thresholds))
         .collect();
     let timepoints: Vec<String> = windows.iter().map(|w| w.name.clone()).collect();
-    let summary = summary_rows(&readings, &clinical, &timepoints, 0);
+    let summary = summary_rows(&readings, &clinical, &timepoints, 0, &Metric::all(), &[]);
     let mut qc: Vec<QcIssue> = clinical_issues;
     qc.extend(scanned.issues.iter().cloned());
     qc.extend(grouped.issues.iter().cloned());
