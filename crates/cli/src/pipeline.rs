@@ -1113,7 +1113,14 @@ overlays = true
     #[test]
     fn load_reads_the_shipped_files() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
-        for f in ["default.toml", "wang2022-discectomy.toml"] {
+        for f in [
+            "default.toml",
+            "wang2022-discectomy.toml",
+            "l4-wedging-survey.toml",
+            "srs-schwab.toml",
+            "disc-space-loss.toml",
+            "fusion-hip.toml",
+        ] {
             let path = dir.join(f);
             let p = Pipeline::load(&path).unwrap();
             assert_eq!(p.source, path.display().to_string());
@@ -1311,8 +1318,8 @@ patients = false
                 "to_inclusive = true\npick = \"earliest\"\n\n[[timepoints]]\nname = \"m3\"",
                 "pick = \"earliest\"\n\n[[timepoints]]\nname = \"m3\"",
             ),
-            "timepoints[1]",
-            &["missing field `to_inclusive`"],
+            "timepoints[1].to_inclusive",
+            &["missing", "from_day, to_day, to_inclusive and pick"],
         );
         assert_bad(
             &FULL.replace("text = \"Sacral plateau, posterior\"\n", ""),
@@ -1559,5 +1566,114 @@ patients = false
     #[test]
     fn empty_name_is_an_error() {
         assert_bad("name = \" \"\n", "name", &["empty"]);
+    }
+
+    #[test]
+    fn study_design_pipelines_say_what_they_compare() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
+        let load = |f: &str| Pipeline::load(&dir.join(f)).unwrap();
+        let names = |p: &Pipeline| p.windows.iter().map(|w| w.name.clone()).collect::<Vec<_>>();
+        let survey = load("l4-wedging-survey.toml");
+        assert!(!survey.anchored);
+        assert_eq!(survey.windows, [Window::unanchored("baseline", Pick::Latest)]);
+        assert_eq!(survey.thresholds.wedge_abnormal_pct, 8.3);
+        assert_eq!(survey.segments.as_ref().unwrap().len(), 5);
+        assert_eq!(survey.strata[0].column, "sex");
+        let schwab = load("srs-schwab.toml");
+        assert_eq!(names(&schwab), ["preop", "postop", "m6"]);
+        assert_eq!(schwab.thresholds.schwab, SchwabThresholds::default());
+        let disc = load("disc-space-loss.toml");
+        assert_eq!(names(&disc), ["preop", "w6", "w52", "w104"]);
+        assert_eq!(
+            disc.segments.as_ref().unwrap().iter().map(|g| g.name()).collect::<Vec<_>>(),
+            ["l3_l4", "l4_l5", "l5_s1"]
+        );
+        assert_eq!(disc.strata[0].edges, Some(vec![2.0, 3.0]));
+        let hip = load("fusion-hip.toml");
+        assert_eq!(
+            hip.strata.iter().map(|s| s.column.as_str()).collect::<Vec<_>>(),
+            ["hip_pain", "fusion_to_sacrum"]
+        );
+        assert_eq!(hip.strata[0].metrics.len(), 3);
+        let wang = load("wang2022-discectomy.toml");
+        assert_eq!(wang.strata.len(), 2);
+        // Without a `metrics` key a stratum compares the five key metrics.
+        let p = Pipeline::from_toml("name = \"s\"\n[[strata]]\ncolumn = \"sex\"\n", "s").unwrap();
+        assert_eq!(
+            p.strata[0].metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            DEFAULT_STRATA_METRICS
+        );
+    }
+
+    #[test]
+    fn designs_without_surgery() {
+        let p = Pipeline::from_toml("name = \"x\"\nanchor = \"none\"\n", "x").unwrap();
+        assert_eq!(p.windows, [Window::unanchored("baseline", Pick::Latest)]);
+        assert_eq!(p.baseline, "baseline");
+        let two = "name = \"x\"\nanchor = \"none\"\n[[timepoints]]\nname = \"v1\"\n[[timepoints]]\nname = \"v2\"\npick = \"earliest\"\n";
+        let p = Pipeline::from_toml(two, "x").unwrap();
+        assert_eq!(
+            p.windows,
+            [
+                Window::unanchored("v1", Pick::Latest),
+                Window::unanchored("v2", Pick::Earliest)
+            ]
+        );
+        assert_eq!(p.baseline, "v1");
+        assert_bad(
+            "name = \"x\"\nanchor = \"none\"\n[[timepoints]]\nname = \"v1\"\nfrom_day = 0\n",
+            "timepoints[0].from_day",
+            &["no surgery"],
+        );
+        assert_bad(
+            "name = \"x\"\n[[timepoints]]\nname = \"v1\"\npick = \"latest\"\n",
+            "timepoints[0].from_day",
+            &["anchor = \"none\""],
+        );
+        assert!(err("name = \"x\"\nanchor = \"visit\"\n").contains("anchor"));
+    }
+
+    #[test]
+    fn new_classification_and_metric_keys_are_checked() {
+        let p = Pipeline::from_toml(
+            "name = \"x\"\n[classification]\nwedge_abnormal_pct = 10\n[classification.schwab]\nsva_mm = [50, 100]\n[metrics]\nsegments = [\"L5-S1\", \"l4_l5\", \"l4_l5\"]\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(p.thresholds.wedge_abnormal_pct, 10.0);
+        assert_eq!(p.thresholds.schwab.sva_mm.plus, 50.0);
+        assert_eq!(p.thresholds.schwab.pt_deg, SchwabThresholds::default().pt_deg);
+        let seg: Vec<String> = p.segments.unwrap().iter().map(|g| g.name()).collect();
+        assert_eq!(seg, ["l4_l5", "l5_s1"]);
+        assert_bad(
+            "name = \"x\"\n[classification.schwab]\npt_deg = [30, 20]\n",
+            "classification.schwab.pt_deg",
+            &["lower first"],
+        );
+        assert_bad(
+            "name = \"x\"\n[classification]\nwedge_abnormal_pct = 0\n",
+            "classification.wedge_abnormal_pct",
+            &[],
+        );
+        assert_bad(
+            "name = \"x\"\n[metrics]\nsegments = [\"l4_s1\"]\n",
+            "metrics.segments[0]",
+            &["l4_l5", "l5_s1"],
+        );
+        assert_bad(
+            "name = \"x\"\n[[strata]]\ncolumn = \"age\"\nedges = [60, 40]\n",
+            "strata[0].edges",
+            &["ascending"],
+        );
+        assert_bad(
+            "name = \"x\"\n[[strata]]\ncolumn = \"age\"\nmetrics = [\"sva\"]\n",
+            "strata[0].metrics[0]",
+            &["`sva`"],
+        );
+        assert_bad(
+            "name = \"x\"\n[[strata]]\ncolumn = \"Sex\"\n[[strata]]\ncolumn = \"sex\"\n",
+            "strata[1].column",
+            &["already"],
+        );
     }
 }
