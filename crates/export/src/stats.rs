@@ -1,6 +1,7 @@
 //! Cohort statistics: proportions with Wilson intervals, descriptive summaries, paired
 //! pre/post comparisons (t-test and Wilcoxon signed-rank), inter-observer agreement
-//! (ICC(2,1) and Bland-Altman).
+//! (ICC(2,1) and Bland-Altman) and between-group comparisons (Welch t-test,
+//! Mann-Whitney U, one-way ANOVA, Kruskal-Wallis).
 //!
 //! Every function is pure, takes slices and returns `None` when its result is not
 //! computable (too few values, mismatched lengths, a non-finite input, a zero
@@ -25,7 +26,8 @@
 //! assert!(cmp.mean_diff < 0.0 && cmp.t_p.unwrap() < 0.05);
 //! ```
 
-use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+use statrs::distribution::{ChiSquared, ContinuousCDF, Normal, StudentsT};
+use statrs::function::beta::checked_beta_reg;
 
 /// Two-sided 97.5 % standard normal quantile (`scipy.stats.norm.ppf(0.975)`), the `z`
 /// of 95 % Wilson intervals.
@@ -42,6 +44,11 @@ pub const WILCOXON_EXACT_MAX_N: usize = 50;
 /// the Wilcoxon p-value comes from the exact permutation (sign-flip) distribution rather
 /// than the normal approximation (SciPy: `2**13 <= 9999` resamples covers every sign flip).
 pub const WILCOXON_PERMUTATION_MAX_N: usize = 13;
+
+/// Without ties, the Mann-Whitney p-value is exact when the smaller group has at most this
+/// many values (SciPy's `mannwhitneyu(method="auto")`: asymptotic only when *both* groups
+/// have more than 8 values or there are ties).
+pub const MANN_WHITNEY_EXACT_MAX_N: usize = 8;
 
 /// A share `k / n` with its 95 % Wilson score interval.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -466,6 +473,395 @@ pub fn bland_altman(a: &[f64], b: &[f64]) -> Option<BlandAltman> {
     })
 }
 
+// ---------------------------------------------------------------------------------------
+// Between-group comparisons
+// ---------------------------------------------------------------------------------------
+
+/// Result of a two-sample (between-group) test.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TwoSample {
+    /// Test statistic: Welch's `t` (sign of `mean(a) - mean(b)`) or the Mann-Whitney `U`
+    /// of the first sample.
+    pub statistic: f64,
+    /// Degrees of freedom of the reference distribution (Welch-Satterthwaite `df` for the
+    /// t-test); `None` for rank tests.
+    pub df: Option<f64>,
+    /// Two-sided p-value.
+    pub p: f64,
+    /// Whether `p` comes from an exact null distribution (small Mann-Whitney samples
+    /// without ties); `false` for the t-test and the normal approximation.
+    pub exact: bool,
+}
+
+/// Result of a test across two or more groups.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GroupTest {
+    /// Test statistic: `F` (one-way ANOVA) or `H` (Kruskal-Wallis).
+    pub statistic: f64,
+    /// Numerator degrees of freedom: number of groups with data minus 1.
+    pub df1: f64,
+    /// Denominator degrees of freedom (ANOVA: values minus groups); `None` for
+    /// Kruskal-Wallis, whose reference distribution is chi-square with `df1`.
+    pub df2: Option<f64>,
+    /// p-value (upper tail of the reference distribution).
+    pub p: f64,
+}
+
+/// Mean and sum of squared deviations from it (two-pass), of a non-empty slice.
+fn mean_and_ss(xs: &[f64]) -> (f64, f64) {
+    let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+    let ss = xs.iter().map(|x| (x - mean) * (x - mean)).sum();
+    (mean, ss)
+}
+
+/// Average ranks (1-based, in the order of `xs`) and the tie term `Σ (t³ - t)` over the
+/// groups of `t` equal values (compared exactly; `-0.0 == 0.0`), like
+/// `scipy.stats.rankdata(xs, "average")`. `xs` must be finite.
+fn average_ranks(xs: &[f64]) -> (Vec<f64>, f64) {
+    let mut order: Vec<usize> = (0..xs.len()).collect();
+    order.sort_by(|&i, &j| xs[i].total_cmp(&xs[j]));
+    let mut ranks = vec![0.0; xs.len()];
+    let mut tie_term = 0.0;
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i + 1;
+        while j < order.len() && xs[order[j]] == xs[order[i]] {
+            j += 1;
+        }
+        // positions i+1 ..= j share the rank (i + 1 + j) / 2
+        let rank = (i + 1 + j) as f64 / 2.0;
+        for &k in &order[i..j] {
+            ranks[k] = rank;
+        }
+        let t = (j - i) as f64;
+        tie_term += t * t * t - t;
+        i = j;
+    }
+    (ranks, tie_term)
+}
+
+/// The groups that hold values, or `None` when a value is non-finite or fewer than 2
+/// groups hold values.
+fn groups_with_data(groups: &[Vec<f64>]) -> Option<Vec<&[f64]>> {
+    if groups.iter().flatten().any(|x| !x.is_finite()) {
+        return None;
+    }
+    let with_data: Vec<&[f64]> = groups
+        .iter()
+        .filter(|g| !g.is_empty())
+        .map(Vec::as_slice)
+        .collect();
+    (with_data.len() >= 2).then_some(with_data)
+}
+
+/// Welch's unequal-variance t-test of `mean(a) = mean(b)`, two-sided; the same as
+/// `scipy.stats.ttest_ind(a, b, equal_var=False)` (statistic, `.df`, p-value).
+///
+/// With group sizes `nᵢ`, means `x̄ᵢ` and sample variances `sᵢ²` (denominator `nᵢ - 1`):
+///
+/// ```text
+/// vᵢ = sᵢ² / nᵢ
+/// t  = (x̄_a - x̄_b) / sqrt(v_a + v_b)
+/// df = (v_a + v_b)² / (v_a² / (n_a - 1) + v_b² / (n_b - 1))     (Welch-Satterthwaite)
+/// p  = 2 · P(T_df >= |t|)
+/// ```
+///
+/// One constant group is fine (its variance is 0). `None` when either group has fewer
+/// than 2 values (SciPy: NaN), both variances are 0 (SciPy: `t = ±inf`, `p = 0`, or NaN
+/// when the means are equal too) or a value is non-finite. `exact` is always `false`.
+///
+/// ```
+/// use plumbline_export::stats::welch_t;
+///
+/// // Pelvic incidence (degrees) in two groups of patients.
+/// let a = [48.2, 51.0, 55.4, 46.9, 60.1, 52.3];
+/// let b = [58.7, 63.2, 57.9, 66.0, 61.4];
+/// let r = welch_t(&a, &b).unwrap();
+/// // scipy.stats.ttest_ind(a, b, equal_var=False)
+/// assert!((r.statistic - -3.6838147663925227).abs() < 1e-12);
+/// assert!((r.df.unwrap() - 8.736388583355103).abs() < 1e-12);
+/// assert!((r.p - 0.005309788290917085).abs() < 1e-12);
+/// assert!(welch_t(&[1.0], &b).is_none() && welch_t(&[2.0, 2.0], &[3.0, 3.0]).is_none());
+/// ```
+pub fn welch_t(a: &[f64], b: &[f64]) -> Option<TwoSample> {
+    if a.len() < 2 || b.len() < 2 || a.iter().chain(b).any(|x| !x.is_finite()) {
+        return None;
+    }
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let (mean_a, ss_a) = mean_and_ss(a);
+    let (mean_b, ss_b) = mean_and_ss(b);
+    let va = ss_a / (na - 1.0) / na;
+    let vb = ss_b / (nb - 1.0) / nb;
+    let v = va + vb;
+    if v == 0.0 {
+        return None;
+    }
+    let t = (mean_a - mean_b) / v.sqrt();
+    let df = v * v / (va * va / (na - 1.0) + vb * vb / (nb - 1.0));
+    let dist = StudentsT::new(0.0, 1.0, df).ok()?;
+    let p = (2.0 * dist.sf(t.abs())).min(1.0);
+    (t.is_finite() && p.is_finite()).then_some(TwoSample {
+        statistic: t,
+        df: Some(df),
+        p,
+        exact: false,
+    })
+}
+
+/// Mann-Whitney U test (Wilcoxon rank-sum), two-sided; the same as
+/// `scipy.stats.mannwhitneyu(a, b, alternative="two-sided")` with its defaults
+/// (`use_continuity=True`, `method="auto"`; SciPy 1.17).
+///
+/// The pooled values get average ranks (equal values, compared exactly, share their mean
+/// rank). With `R_a` the rank sum of `a`:
+///
+/// ```text
+/// U_a = R_a - n_a (n_a + 1) / 2          (the statistic returned)
+/// U_b = n_a n_b - U_a,  U = max(U_a, U_b)
+/// ```
+///
+/// * no ties and the smaller group has at most [`MANN_WHITNEY_EXACT_MAX_N`] (8) values —
+///   SciPy's "auto" rule, which goes asymptotic only when both groups have more than 8
+///   values or there are ties: the exact null distribution of `U` over all
+///   `C(n_a + n_b, n_a)` equally likely arrangements (counted by dynamic programming),
+///   `p = min(1, 2 · P(U' >= U))`; `exact = true`.
+/// * otherwise the normal approximation with tie and continuity corrections,
+///   `σ² = n_a n_b / 12 · ((n + 1) - Σ(t³ - t) / (n (n - 1)))` over the tie groups `t` of
+///   the `n = n_a + n_b` values, `z = (U - n_a n_b / 2 - 1/2) / σ`,
+///   `p = min(1, 2 · P(Z >= z))` (computed as `P(χ²₁ >= z²)` for `z > 0`);
+///   `exact = false`. When every value is the same `σ = 0`,
+///   `U = n_a n_b / 2` and `p = 1` (as SciPy, whose `z` is then `-inf`).
+///
+/// `df` is `None`. `None` when either group is empty (SciPy: NaN) or a value is
+/// non-finite.
+///
+/// ```
+/// use plumbline_export::stats::mann_whitney_u;
+///
+/// // a below b except for one pair: U_a = 1; of the C(5, 2) = 10 arrangements U <= 1 in 2
+/// // → p = 2 · 2/10
+/// let r = mann_whitney_u(&[1.0, 3.5], &[3.0, 4.0, 5.0]).unwrap();
+/// assert_eq!((r.statistic, r.p, r.exact), (1.0, 0.4, true));
+/// // a tie: normal approximation
+/// assert!(!mann_whitney_u(&[1.0, 3.0], &[3.0, 4.0, 5.0]).unwrap().exact);
+/// assert!(mann_whitney_u(&[], &[1.0]).is_none());
+/// ```
+pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> Option<TwoSample> {
+    if a.is_empty() || b.is_empty() || a.iter().chain(b).any(|x| !x.is_finite()) {
+        return None;
+    }
+    let (n1, n2) = (a.len(), b.len());
+    let pooled: Vec<f64> = a.iter().chain(b).copied().collect();
+    let (ranks, tie_term) = average_ranks(&pooled);
+    let (n1f, n2f) = (n1 as f64, n2 as f64);
+    let u1 = ranks[..n1].iter().sum::<f64>() - n1f * (n1f + 1.0) / 2.0;
+    let u2 = n1f * n2f - u1;
+    let exact = tie_term == 0.0 && n1.min(n2) <= MANN_WHITNEY_EXACT_MAX_N;
+    let p = if exact {
+        // without ties the ranks are 1..=n and U an integer
+        mann_whitney_exact_p(n1, n2, u1.min(u2) as usize)
+    } else {
+        let n = n1f + n2f;
+        let var = n1f * n2f / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)));
+        if var > 0.0 {
+            let z = (u1.max(u2) - n1f * n2f / 2.0 - 0.5) / var.sqrt();
+            // 2 · P(Z >= z) = P(χ²₁ >= z²) for z >= 0 (statrs' chi-square tail is closer
+            // to SciPy's than its normal tail, ~1e-15 against ~1e-10 relative); for z < 0
+            // it exceeds 1 and is clipped.
+            if z > 0.0 {
+                ChiSquared::new(1.0).ok()?.sf(z * z).min(1.0)
+            } else {
+                1.0
+            }
+        } else {
+            // every value equal (a single tie group of all n): U1 = U2 = n1 n2 / 2
+            1.0
+        }
+    };
+    p.is_finite().then_some(TwoSample {
+        statistic: u1,
+        df: None,
+        p,
+        exact,
+    })
+}
+
+/// `min(1, 2 · P(U <= u_min))` under the exact null distribution of the Mann-Whitney `U`
+/// for groups of `n1` and `n2` values without ties.
+///
+/// The number of arrangements with `U = u` is the coefficient of `q^u` in the Gaussian
+/// binomial `[m + n choose m]_q = Π_{i=1..m} (1 - q^(n+i)) / (1 - q^i)` (`m` the smaller
+/// group). It is built one factor at a time, truncated after `q^u_min` (both the division
+/// by `1 - q^i`, a running sum with stride `i`, and the multiplication by `1 - q^(n+i)`
+/// only look back), so after step `i` the array holds `[n + i choose i]_q`: `O(m · u_min)`
+/// operations. Counts are exact integers (`u128`) while they fit; beyond that (more than
+/// ~10^38 arrangements, e.g. 8 values against 300 000) they are carried in `f64`, as SciPy
+/// switches to floats beyond `u64`.
+fn mann_whitney_exact_p(n1: usize, n2: usize, u_min: usize) -> f64 {
+    let (m, n) = (n1.min(n2), n1.max(n2));
+    let p = match gaussian_binomial_counts_u128(m, n, u_min) {
+        Some((le, total)) => le as f64 / total as f64,
+        None => {
+            let (le, total) = gaussian_binomial_counts_f64(m, n, u_min);
+            le / total
+        }
+    };
+    (2.0 * p).min(1.0)
+}
+
+/// `(number of arrangements with U <= u_max, C(m + n, m))`, exactly; `None` on overflow.
+fn gaussian_binomial_counts_u128(m: usize, n: usize, u_max: usize) -> Option<(u128, u128)> {
+    let mut total: u128 = 1;
+    for i in 1..=m {
+        // C(n + i, i) = C(n + i - 1, i - 1) · (n + i) / i, exact at every step
+        total = total.checked_mul((n + i) as u128)? / i as u128;
+    }
+    let mut c = vec![0u128; u_max + 1];
+    c[0] = 1;
+    for i in 1..=m {
+        for u in i..=u_max {
+            c[u] = c[u].checked_add(c[u - i])?;
+        }
+        // the result is [n + i choose i]_q, non-negative: the subtraction cannot wrap
+        for u in (n + i..=u_max).rev() {
+            c[u] -= c[u - n - i];
+        }
+    }
+    let mut le: u128 = 0;
+    for x in &c {
+        le = le.checked_add(*x)?;
+    }
+    Some((le, total))
+}
+
+/// [`gaussian_binomial_counts_u128`] in floating point, for counts beyond `u128`.
+fn gaussian_binomial_counts_f64(m: usize, n: usize, u_max: usize) -> (f64, f64) {
+    let mut total = 1.0;
+    for i in 1..=m {
+        total = total * (n + i) as f64 / i as f64;
+    }
+    let mut c = vec![0.0f64; u_max + 1];
+    c[0] = 1.0;
+    for i in 1..=m {
+        for u in i..=u_max {
+            c[u] += c[u - i];
+        }
+        for u in (n + i..=u_max).rev() {
+            c[u] = (c[u] - c[u - n - i]).max(0.0);
+        }
+    }
+    (c.iter().sum(), total)
+}
+
+/// One-way ANOVA of the means of `groups`; the same as `scipy.stats.f_oneway(*groups)`
+/// over the groups that hold values.
+///
+/// With `k` groups with data, `N` values in all, group means `x̄ᵢ` and grand mean `x̄`:
+///
+/// ```text
+/// SSB = Σᵢ nᵢ (x̄ᵢ - x̄)²,  SSW = Σᵢ Σⱼ (xᵢⱼ - x̄ᵢ)²
+/// F   = (SSB / (k - 1)) / (SSW / (N - k)),  df1 = k - 1,  df2 = N - k
+/// p   = P(F_{df1, df2} >= F) = I_{df2 / (df2 + df1 F)}(df2 / 2, df1 / 2)
+/// ```
+///
+/// Groups of a single value are fine while another group has more. Empty groups are
+/// skipped (SciPy returns NaN when given an empty sample). `None` when fewer than 2
+/// groups hold values, `N - k = 0` (every group a single value; SciPy: NaN), the values
+/// are all equal within each group (`SSW = 0`; SciPy: `F = inf`, `p = 0` when the groups
+/// differ, NaN when every value is the same) or a value is non-finite.
+///
+/// ```
+/// use plumbline_export::stats::anova_oneway;
+///
+/// // means 2, 5, 4 (grand 19/6): SSB = 318/36, SSW = 2; F = (318/72) / (2/3) = 6.625
+/// let r = anova_oneway(&[vec![1.0, 2.0, 3.0], vec![5.0], vec![4.0, 4.0]]).unwrap();
+/// assert!((r.statistic - 6.625).abs() < 1e-12);
+/// assert_eq!((r.df1, r.df2), (2.0, Some(3.0)));
+/// assert!((r.p - 0.07932349373975266).abs() < 1e-12); // scipy.stats.f_oneway
+/// assert!(anova_oneway(&[vec![1.0, 1.0], vec![2.0, 2.0]]).is_none());
+/// ```
+pub fn anova_oneway(groups: &[Vec<f64>]) -> Option<GroupTest> {
+    let groups = groups_with_data(groups)?;
+    let k = groups.len();
+    let n: usize = groups.iter().map(|g| g.len()).sum();
+    if n == k || groups.iter().all(|g| g.iter().all(|x| *x == g[0])) {
+        return None;
+    }
+    let grand = groups.iter().copied().flatten().sum::<f64>() / n as f64;
+    let (mut ssb, mut ssw) = (0.0, 0.0);
+    for g in &groups {
+        let (mean, ss) = mean_and_ss(g);
+        ssb += g.len() as f64 * (mean - grand) * (mean - grand);
+        ssw += ss;
+    }
+    let (df1, df2) = ((k - 1) as f64, (n - k) as f64);
+    let f = (ssb / df1) / (ssw / df2);
+    let p = checked_beta_reg(df2 / 2.0, df1 / 2.0, df2 / (df2 + df1 * f)).ok()?;
+    (f.is_finite() && p.is_finite()).then_some(GroupTest {
+        statistic: f,
+        df1,
+        df2: Some(df2),
+        p,
+    })
+}
+
+/// Kruskal-Wallis H test across `groups`; the same as `scipy.stats.kruskal(*groups)` over
+/// the groups that hold values.
+///
+/// The pooled `N` values get average ranks (equal values, compared exactly, share their
+/// mean rank); with `k` groups with data and `R̄ᵢ` the mean rank of group `i`:
+///
+/// ```text
+/// H = 12 / (N (N + 1)) · Σᵢ nᵢ (R̄ᵢ - (N + 1) / 2)²  /  (1 - Σ(t³ - t) / (N³ - N))
+/// p = P(χ²_{k-1} >= H),  df1 = k - 1
+/// ```
+///
+/// over the tie groups `t` (no exact small-sample distribution, as in SciPy). Groups of a
+/// single value are fine; empty groups are skipped (SciPy returns NaN when given an empty
+/// sample). `df2` is `None`. `None` when fewer than 2 groups hold values, every value is
+/// the same (the tie correction is 0; SciPy: NaN) or a value is non-finite.
+///
+/// ```
+/// use plumbline_export::stats::kruskal_wallis;
+///
+/// // no ties, ranks = values; mean ranks 2, 4.5, 7 around 4.5:
+/// // H = 12 / 72 · (3 · 2.5² + 0 + 3 · 2.5²) = 6.25, p = exp(-6.25 / 2) (χ² with 2 df)
+/// let g = [vec![1.0, 2.0, 3.0], vec![4.0, 5.0], vec![6.0, 7.0, 8.0]];
+/// let r = kruskal_wallis(&g).unwrap();
+/// assert!((r.statistic - 6.25).abs() < 1e-12);
+/// assert!((r.p - (-3.125f64).exp()).abs() < 1e-12);
+/// assert_eq!((r.df1, r.df2), (2.0, None));
+/// assert!(kruskal_wallis(&[vec![3.0, 3.0], vec![3.0]]).is_none());
+/// ```
+pub fn kruskal_wallis(groups: &[Vec<f64>]) -> Option<GroupTest> {
+    let groups = groups_with_data(groups)?;
+    let pooled: Vec<f64> = groups.iter().copied().flatten().copied().collect();
+    if pooled.iter().all(|x| *x == pooled[0]) {
+        return None;
+    }
+    let (ranks, tie_term) = average_ranks(&pooled);
+    let n = pooled.len() as f64;
+    let centre = (n + 1.0) / 2.0;
+    let mut between = 0.0;
+    let mut start = 0;
+    for g in &groups {
+        let ni = g.len() as f64;
+        let mean_rank = ranks[start..start + g.len()].iter().sum::<f64>() / ni;
+        between += ni * (mean_rank - centre) * (mean_rank - centre);
+        start += g.len();
+    }
+    let correction = 1.0 - tie_term / (n * n * n - n);
+    let h = 12.0 / (n * (n + 1.0)) * between / correction;
+    let df1 = (groups.len() - 1) as f64;
+    let p = ChiSquared::new(df1).ok()?.sf(h);
+    (h.is_finite() && p.is_finite()).then_some(GroupTest {
+        statistic: h,
+        df1,
+        df2: None,
+        p,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,5 +1037,177 @@ mod tests {
         );
         assert!(bland_altman(&[1.0], &[2.0]).is_none());
         assert!(bland_altman(&[1.0, 2.0], &[2.0]).is_none());
+    }
+
+    #[test]
+    fn welch_by_hand() {
+        // a = [1, 2, 3]: mean 2, s² = 1; b = [2, 4, 6, 8]: mean 5, s² = 20/3
+        // v_a = 1/3, v_b = 5/3, v_a + v_b = 2 → t = (2 - 5) / sqrt 2 = -2.1213...
+        // df = 2² / ((1/3)²/2 + (5/3)²/3) = 4 / (1/18 + 25/27) = 4 · 54/53 = 216/53
+        let r = welch_t(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0, 8.0]).unwrap();
+        assert!(close(r.statistic, -3.0 / 2f64.sqrt()));
+        assert!(close(r.df.unwrap(), 216.0 / 53.0));
+        let dist = StudentsT::new(0.0, 1.0, 216.0 / 53.0).unwrap();
+        assert!(close(r.p, 2.0 * dist.sf(3.0 / 2f64.sqrt())));
+        // scipy.stats.ttest_ind([1, 2, 3], [2, 4, 6, 8], equal_var=False).pvalue
+        assert!(close(r.p, 0.09991286431180087));
+        assert!(!r.exact);
+        // swapping the groups flips t only
+        let s = welch_t(&[2.0, 4.0, 6.0, 8.0], &[1.0, 2.0, 3.0]).unwrap();
+        assert_eq!((s.statistic, s.df, s.p), (-r.statistic, r.df, r.p));
+
+        // one constant group: v_a = 0, v_b = 1/3 → t = (5 - 2) / sqrt(1/3) = 3 sqrt 3,
+        // df = (1/3)² / ((1/3)² / 2) = 2
+        let r = welch_t(&[5.0, 5.0, 5.0], &[1.0, 2.0, 3.0]).unwrap();
+        assert!(close(r.statistic, 3.0 * 3f64.sqrt()));
+        assert!(close(r.df.unwrap(), 2.0));
+        // equal means: t = 0, p = 1
+        let r = welch_t(&[1.0, 2.0, 3.0], &[0.0, 2.0, 4.0]).unwrap();
+        assert_eq!((r.statistic, r.p), (0.0, 1.0));
+
+        assert_eq!(welch_t(&[1.0], &[1.0, 2.0]), None);
+        assert_eq!(welch_t(&[1.0, 2.0], &[]), None);
+        assert_eq!(welch_t(&[4.0, 4.0], &[2.0, 2.0, 2.0]), None);
+        assert_eq!(welch_t(&[1.0, f64::NAN], &[1.0, 2.0]), None);
+    }
+
+    #[test]
+    fn mann_whitney_exact_by_hand() {
+        // n1 = 2, n2 = 3: the 10 arrangements give U = 0, 1, 2, 2, 3, 3, 4, 4, 5, 6
+        // (counts [1, 1, 2, 2, 2, 1, 1])
+        // a = [1, 2] below b: U_a = 0, p = 2 · 1/10
+        let r = mann_whitney_u(&[1.0, 2.0], &[3.0, 4.0, 5.0]).unwrap();
+        assert_eq!((r.statistic, r.df, r.p, r.exact), (0.0, None, 0.2, true));
+        // a = [1, 4]: ranks 1, 4 → R_a = 5, U_a = 5 - 3 = 2, U_b = 4; P(U <= 2) = 4/10
+        let r = mann_whitney_u(&[1.0, 4.0], &[2.0, 3.0, 5.0]).unwrap();
+        assert_eq!((r.statistic, r.p), (2.0, 0.8));
+        // U_a = U_b = 3 = n1 n2 / 2: 2 · P(U <= 3) = 2 · 6/10 → clipped to 1
+        let r = mann_whitney_u(&[1.0, 6.0], &[2.0, 3.0, 4.0, 5.0]).unwrap();
+        assert_eq!((r.statistic, r.p), (4.0, 1.0));
+        // one value each: U = 0 or 1 with probability 1/2 → p = 1
+        assert_eq!(mann_whitney_u(&[1.0], &[2.0]).unwrap().p, 1.0);
+        // 1 value against 20, no ties: still exact (the smaller group is <= 8)
+        let b: Vec<f64> = (1..=20).map(f64::from).collect();
+        let r = mann_whitney_u(&[0.5], &b).unwrap();
+        assert_eq!((r.statistic, r.p, r.exact), (0.0, 2.0 / 21.0, true));
+        // 9 against 9 without ties: normal approximation
+        let a: Vec<f64> = (0..9).map(|i| f64::from(i) * 2.0).collect();
+        let b: Vec<f64> = (0..9).map(|i| f64::from(i) * 2.0 + 1.0).collect();
+        assert!(!mann_whitney_u(&a, &b).unwrap().exact);
+        assert!(mann_whitney_u(&a[..8], &b).unwrap().exact);
+    }
+
+    #[test]
+    fn mann_whitney_exact_distribution_vs_enumeration() {
+        // every split of 0..n1+n2 into a group of n1 (bit masks): U = Σ over a of the
+        // number of b values below it
+        for n1 in 1..=6usize {
+            for n2 in 1..=7usize {
+                let n = n1 + n2;
+                let mut counts = vec![0u64; n1 * n2 + 1];
+                for mask in 0u32..(1 << n) {
+                    if mask.count_ones() as usize != n1 {
+                        continue;
+                    }
+                    let mut u = 0;
+                    let mut b_below = 0;
+                    for bit in 0..n {
+                        if mask & (1 << bit) != 0 {
+                            u += b_below;
+                        } else {
+                            b_below += 1;
+                        }
+                    }
+                    counts[u] += 1;
+                }
+                let total: u64 = counts.iter().sum();
+                for u_min in 0..=n1 * n2 / 2 {
+                    let le: u64 = counts[..=u_min].iter().sum();
+                    let want = (2.0 * le as f64 / total as f64).min(1.0);
+                    assert!(close(mann_whitney_exact_p(n1, n2, u_min), want));
+                    assert_eq!(
+                        mann_whitney_exact_p(n2, n1, u_min),
+                        mann_whitney_exact_p(n1, n2, u_min)
+                    );
+                    let (lf, tf) = gaussian_binomial_counts_f64(n1.min(n2), n1.max(n2), u_min);
+                    assert_eq!((lf as u64, tf as u64), (le, total));
+                }
+            }
+        }
+        // 8 against 10^5: the counts leave u128 and the f64 path takes over
+        assert!(gaussian_binomial_counts_u128(8, 300_000, 10).is_none());
+        let p = mann_whitney_exact_p(8, 300_000, 10);
+        assert!(p > 0.0 && p < 1e-30);
+    }
+
+    #[test]
+    fn mann_whitney_ties_by_hand() {
+        // a = [1, 2, 2], b = [2, 3]: ranks 1, 3, 3 | 3, 5 → R_a = 7, U_a = 7 - 6 = 1,
+        // U_b = 5; one tie group of 3: Σ(t³ - t) = 24, n = 5
+        // σ² = 6/12 · (6 - 24/20) = 2.4; z = (5 - 3 - 0.5) / sqrt 2.4
+        let r = mann_whitney_u(&[1.0, 2.0, 2.0], &[2.0, 3.0]).unwrap();
+        assert_eq!((r.statistic, r.exact), (1.0, false));
+        // p = 2 P(Z >= z) = P(χ²₁ >= z²) = P(χ²₁ >= 2.25 / 2.4)
+        let chi2 = ChiSquared::new(1.0).unwrap();
+        assert!(close(r.p, chi2.sf(2.25 / 2.4)));
+        // scipy.stats.mannwhitneyu([1, 2, 2], [2, 3]).pvalue
+        assert!(close(r.p, 0.3329216080655659));
+        // -0.0 and 0.0 are a tie
+        assert!(!mann_whitney_u(&[-0.0, 1.0], &[0.0, 2.0]).unwrap().exact);
+        // all values equal: U = n1 n2 / 2, p = 1
+        let r = mann_whitney_u(&[3.0, 3.0], &[3.0, 3.0, 3.0]).unwrap();
+        assert_eq!((r.statistic, r.p, r.exact), (3.0, 1.0, false));
+        assert_eq!(mann_whitney_u(&[1.0], &[]), None);
+        assert_eq!(mann_whitney_u(&[1.0], &[f64::INFINITY]), None);
+    }
+
+    #[test]
+    fn anova_by_hand() {
+        // [1, 2, 3], [5], [4, 4]: means 2, 5, 4; grand 19/6
+        // SSB = 3 (2 - 19/6)² + (5 - 19/6)² + 2 (4 - 19/6)² = (147 + 121 + 50)/36 = 318/36
+        // SSW = 2 + 0 + 0 = 2; df 2, 3 → F = (318/72) / (2/3) = 6.625
+        let r = anova_oneway(&[vec![1.0, 2.0, 3.0], vec![5.0], vec![4.0, 4.0]]).unwrap();
+        assert!(close(r.statistic, 6.625));
+        assert_eq!((r.df1, r.df2), (2.0, Some(3.0)));
+        // an empty group is skipped
+        let s = anova_oneway(&[vec![1.0, 2.0, 3.0], vec![], vec![5.0], vec![4.0, 4.0]]);
+        assert_eq!(s, Some(r));
+        // two groups: F = t² of the pooled-variance t-test; [1, 2, 3] vs [3, 4, 5]:
+        // pooled s² = 1, t = -2 / sqrt(1/3 + 1/3) → F = 4 · 3/2 = 6, df 1, 4;
+        // p = I_{4/(4+6)}(2, 1/2)
+        let r = anova_oneway(&[vec![1.0, 2.0, 3.0], vec![3.0, 4.0, 5.0]]).unwrap();
+        assert!(close(r.statistic, 6.0));
+        let t = StudentsT::new(0.0, 1.0, 4.0).unwrap();
+        assert!(close(r.p, 2.0 * t.sf(6f64.sqrt())));
+
+        assert_eq!(anova_oneway(&[vec![1.0], vec![2.0], vec![3.0]]), None);
+        assert_eq!(anova_oneway(&[vec![1.0, 1.0], vec![2.0]]), None);
+        assert_eq!(anova_oneway(&[vec![1.0, 2.0], vec![]]), None);
+        assert_eq!(anova_oneway(&[vec![1.0, 2.0], vec![f64::NAN]]), None);
+    }
+
+    #[test]
+    fn kruskal_by_hand() {
+        // a = [1, 2, 2], b = [2, 3]: ranks 1, 3, 3 | 3, 5; N = 5, centre 3
+        // mean ranks 7/3 and 4: Σ nᵢ (R̄ᵢ - 3)² = 3 · 4/9 + 2 · 1 = 10/3
+        // H₀ = 12 / 30 · 10/3 = 4/3; tie correction 1 - 24/120 = 0.8 → H = 5/3, df 1
+        let r = kruskal_wallis(&[vec![1.0, 2.0, 2.0], vec![2.0, 3.0]]).unwrap();
+        assert!(close(r.statistic, 5.0 / 3.0));
+        assert_eq!((r.df1, r.df2), (1.0, None));
+        // χ² with 1 df: P(X >= h) = 2 P(Z >= sqrt h) (statrs' normal tail is good to ~1e-10)
+        let normal = Normal::new(0.0, 1.0).unwrap();
+        assert!((r.p - 2.0 * normal.sf((5.0f64 / 3.0).sqrt())).abs() < 1e-9);
+        // scipy.stats.kruskal([1, 2, 2], [2, 3]).pvalue
+        assert!(close(r.p, 0.1967056024589434));
+
+        // single values: [1], [2] → ranks 1, 2, centre 1.5: H = 12/6 · (0.25 + 0.25) = 1
+        let r = kruskal_wallis(&[vec![1.0], vec![], vec![2.0]]).unwrap();
+        assert!(close(r.statistic, 1.0));
+        assert_eq!(r.df1, 1.0);
+
+        assert_eq!(kruskal_wallis(&[vec![2.0, 2.0], vec![2.0]]), None);
+        assert_eq!(kruskal_wallis(&[vec![1.0, 2.0, 3.0]]), None);
+        assert_eq!(kruskal_wallis(&[vec![1.0, 2.0], vec![], vec![]]), None);
+        assert_eq!(kruskal_wallis(&[vec![1.0], vec![f64::NAN]]), None);
     }
 }
