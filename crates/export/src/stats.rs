@@ -628,7 +628,8 @@ pub fn welch_t(a: &[f64], b: &[f64]) -> Option<TwoSample> {
 /// * otherwise the normal approximation with tie and continuity corrections,
 ///   `σ² = n_a n_b / 12 · ((n + 1) - Σ(t³ - t) / (n (n - 1)))` over the tie groups `t` of
 ///   the `n = n_a + n_b` values, `z = (U - n_a n_b / 2 - 1/2) / σ`,
-///   `p = min(1, 2 · P(Z >= z))`; `exact = false`. When every value is the same `σ = 0`,
+///   `p = min(1, 2 · P(Z >= z))` (computed as `P(χ²₁ >= z²)` for `z > 0`);
+///   `exact = false`. When every value is the same `σ = 0`,
 ///   `U = n_a n_b / 2` and `p = 1` (as SciPy, whose `z` is then `-inf`).
 ///
 /// `df` is `None`. `None` when either group is empty (SciPy: NaN) or a value is
@@ -664,7 +665,14 @@ pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> Option<TwoSample> {
         let var = n1f * n2f / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)));
         if var > 0.0 {
             let z = (u1.max(u2) - n1f * n2f / 2.0 - 0.5) / var.sqrt();
-            (2.0 * Normal::new(0.0, 1.0).ok()?.sf(z)).min(1.0)
+            // 2 · P(Z >= z) = P(χ²₁ >= z²) for z >= 0 (statrs' chi-square tail is closer
+            // to SciPy's than its normal tail, ~1e-15 against ~1e-10 relative); for z < 0
+            // it exceeds 1 and is clipped.
+            if z > 0.0 {
+                ChiSquared::new(1.0).ok()?.sf(z * z).min(1.0)
+            } else {
+                1.0
+            }
         } else {
             // every value equal (a single tie group of all n): U1 = U2 = n1 n2 / 2
             1.0
@@ -687,7 +695,7 @@ pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> Option<TwoSample> {
 /// by `1 - q^i`, a running sum with stride `i`, and the multiplication by `1 - q^(n+i)`
 /// only look back), so after step `i` the array holds `[n + i choose i]_q`: `O(m · u_min)`
 /// operations. Counts are exact integers (`u128`) while they fit; beyond that (more than
-/// ~10^38 arrangements, e.g. 8 values against 10^5) they are carried in `f64`, as SciPy
+/// ~10^38 arrangements, e.g. 8 values against 300 000) they are carried in `f64`, as SciPy
 /// switches to floats beyond `u64`.
 fn mann_whitney_exact_p(n1: usize, n2: usize, u_min: usize) -> f64 {
     let (m, n) = (n1.min(n2), n1.max(n2));
@@ -1029,5 +1037,177 @@ mod tests {
         );
         assert!(bland_altman(&[1.0], &[2.0]).is_none());
         assert!(bland_altman(&[1.0, 2.0], &[2.0]).is_none());
+    }
+
+    #[test]
+    fn welch_by_hand() {
+        // a = [1, 2, 3]: mean 2, s² = 1; b = [2, 4, 6, 8]: mean 5, s² = 20/3
+        // v_a = 1/3, v_b = 5/3, v_a + v_b = 2 → t = (2 - 5) / sqrt 2 = -2.1213...
+        // df = 2² / ((1/3)²/2 + (5/3)²/3) = 4 / (1/18 + 25/27) = 4 · 54/53 = 216/53
+        let r = welch_t(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0, 8.0]).unwrap();
+        assert!(close(r.statistic, -3.0 / 2f64.sqrt()));
+        assert!(close(r.df.unwrap(), 216.0 / 53.0));
+        let dist = StudentsT::new(0.0, 1.0, 216.0 / 53.0).unwrap();
+        assert!(close(r.p, 2.0 * dist.sf(3.0 / 2f64.sqrt())));
+        // scipy.stats.ttest_ind([1, 2, 3], [2, 4, 6, 8], equal_var=False).pvalue
+        assert!(close(r.p, 0.09991286431180087));
+        assert!(!r.exact);
+        // swapping the groups flips t only
+        let s = welch_t(&[2.0, 4.0, 6.0, 8.0], &[1.0, 2.0, 3.0]).unwrap();
+        assert_eq!((s.statistic, s.df, s.p), (-r.statistic, r.df, r.p));
+
+        // one constant group: v_a = 0, v_b = 1/3 → t = (5 - 2) / sqrt(1/3) = 3 sqrt 3,
+        // df = (1/3)² / ((1/3)² / 2) = 2
+        let r = welch_t(&[5.0, 5.0, 5.0], &[1.0, 2.0, 3.0]).unwrap();
+        assert!(close(r.statistic, 3.0 * 3f64.sqrt()));
+        assert!(close(r.df.unwrap(), 2.0));
+        // equal means: t = 0, p = 1
+        let r = welch_t(&[1.0, 2.0, 3.0], &[0.0, 2.0, 4.0]).unwrap();
+        assert_eq!((r.statistic, r.p), (0.0, 1.0));
+
+        assert_eq!(welch_t(&[1.0], &[1.0, 2.0]), None);
+        assert_eq!(welch_t(&[1.0, 2.0], &[]), None);
+        assert_eq!(welch_t(&[4.0, 4.0], &[2.0, 2.0, 2.0]), None);
+        assert_eq!(welch_t(&[1.0, f64::NAN], &[1.0, 2.0]), None);
+    }
+
+    #[test]
+    fn mann_whitney_exact_by_hand() {
+        // n1 = 2, n2 = 3: the 10 arrangements give U = 0, 1, 2, 2, 3, 3, 4, 4, 5, 6
+        // (counts [1, 1, 2, 2, 2, 1, 1])
+        // a = [1, 2] below b: U_a = 0, p = 2 · 1/10
+        let r = mann_whitney_u(&[1.0, 2.0], &[3.0, 4.0, 5.0]).unwrap();
+        assert_eq!((r.statistic, r.df, r.p, r.exact), (0.0, None, 0.2, true));
+        // a = [1, 4]: ranks 1, 4 → R_a = 5, U_a = 5 - 3 = 2, U_b = 4; P(U <= 2) = 4/10
+        let r = mann_whitney_u(&[1.0, 4.0], &[2.0, 3.0, 5.0]).unwrap();
+        assert_eq!((r.statistic, r.p), (2.0, 0.8));
+        // U_a = U_b = 3 = n1 n2 / 2: 2 · P(U <= 3) = 2 · 6/10 → clipped to 1
+        let r = mann_whitney_u(&[1.0, 6.0], &[2.0, 3.0, 4.0, 5.0]).unwrap();
+        assert_eq!((r.statistic, r.p), (4.0, 1.0));
+        // one value each: U = 0 or 1 with probability 1/2 → p = 1
+        assert_eq!(mann_whitney_u(&[1.0], &[2.0]).unwrap().p, 1.0);
+        // 1 value against 20, no ties: still exact (the smaller group is <= 8)
+        let b: Vec<f64> = (1..=20).map(f64::from).collect();
+        let r = mann_whitney_u(&[0.5], &b).unwrap();
+        assert_eq!((r.statistic, r.p, r.exact), (0.0, 2.0 / 21.0, true));
+        // 9 against 9 without ties: normal approximation
+        let a: Vec<f64> = (0..9).map(|i| f64::from(i) * 2.0).collect();
+        let b: Vec<f64> = (0..9).map(|i| f64::from(i) * 2.0 + 1.0).collect();
+        assert!(!mann_whitney_u(&a, &b).unwrap().exact);
+        assert!(mann_whitney_u(&a[..8], &b).unwrap().exact);
+    }
+
+    #[test]
+    fn mann_whitney_exact_distribution_vs_enumeration() {
+        // every split of 0..n1+n2 into a group of n1 (bit masks): U = Σ over a of the
+        // number of b values below it
+        for n1 in 1..=6usize {
+            for n2 in 1..=7usize {
+                let n = n1 + n2;
+                let mut counts = vec![0u64; n1 * n2 + 1];
+                for mask in 0u32..(1 << n) {
+                    if mask.count_ones() as usize != n1 {
+                        continue;
+                    }
+                    let mut u = 0;
+                    let mut b_below = 0;
+                    for bit in 0..n {
+                        if mask & (1 << bit) != 0 {
+                            u += b_below;
+                        } else {
+                            b_below += 1;
+                        }
+                    }
+                    counts[u] += 1;
+                }
+                let total: u64 = counts.iter().sum();
+                for u_min in 0..=n1 * n2 / 2 {
+                    let le: u64 = counts[..=u_min].iter().sum();
+                    let want = (2.0 * le as f64 / total as f64).min(1.0);
+                    assert!(close(mann_whitney_exact_p(n1, n2, u_min), want));
+                    assert_eq!(
+                        mann_whitney_exact_p(n2, n1, u_min),
+                        mann_whitney_exact_p(n1, n2, u_min)
+                    );
+                    let (lf, tf) = gaussian_binomial_counts_f64(n1.min(n2), n1.max(n2), u_min);
+                    assert_eq!((lf as u64, tf as u64), (le, total));
+                }
+            }
+        }
+        // 8 against 10^5: the counts leave u128 and the f64 path takes over
+        assert!(gaussian_binomial_counts_u128(8, 300_000, 10).is_none());
+        let p = mann_whitney_exact_p(8, 300_000, 10);
+        assert!(p > 0.0 && p < 1e-30);
+    }
+
+    #[test]
+    fn mann_whitney_ties_by_hand() {
+        // a = [1, 2, 2], b = [2, 3]: ranks 1, 3, 3 | 3, 5 → R_a = 7, U_a = 7 - 6 = 1,
+        // U_b = 5; one tie group of 3: Σ(t³ - t) = 24, n = 5
+        // σ² = 6/12 · (6 - 24/20) = 2.4; z = (5 - 3 - 0.5) / sqrt 2.4
+        let r = mann_whitney_u(&[1.0, 2.0, 2.0], &[2.0, 3.0]).unwrap();
+        assert_eq!((r.statistic, r.exact), (1.0, false));
+        // p = 2 P(Z >= z) = P(χ²₁ >= z²) = P(χ²₁ >= 2.25 / 2.4)
+        let chi2 = ChiSquared::new(1.0).unwrap();
+        assert!(close(r.p, chi2.sf(2.25 / 2.4)));
+        // scipy.stats.mannwhitneyu([1, 2, 2], [2, 3]).pvalue
+        assert!(close(r.p, 0.3329216080655659));
+        // -0.0 and 0.0 are a tie
+        assert!(!mann_whitney_u(&[-0.0, 1.0], &[0.0, 2.0]).unwrap().exact);
+        // all values equal: U = n1 n2 / 2, p = 1
+        let r = mann_whitney_u(&[3.0, 3.0], &[3.0, 3.0, 3.0]).unwrap();
+        assert_eq!((r.statistic, r.p, r.exact), (3.0, 1.0, false));
+        assert_eq!(mann_whitney_u(&[1.0], &[]), None);
+        assert_eq!(mann_whitney_u(&[1.0], &[f64::INFINITY]), None);
+    }
+
+    #[test]
+    fn anova_by_hand() {
+        // [1, 2, 3], [5], [4, 4]: means 2, 5, 4; grand 19/6
+        // SSB = 3 (2 - 19/6)² + (5 - 19/6)² + 2 (4 - 19/6)² = (147 + 121 + 50)/36 = 318/36
+        // SSW = 2 + 0 + 0 = 2; df 2, 3 → F = (318/72) / (2/3) = 6.625
+        let r = anova_oneway(&[vec![1.0, 2.0, 3.0], vec![5.0], vec![4.0, 4.0]]).unwrap();
+        assert!(close(r.statistic, 6.625));
+        assert_eq!((r.df1, r.df2), (2.0, Some(3.0)));
+        // an empty group is skipped
+        let s = anova_oneway(&[vec![1.0, 2.0, 3.0], vec![], vec![5.0], vec![4.0, 4.0]]);
+        assert_eq!(s, Some(r));
+        // two groups: F = t² of the pooled-variance t-test; [1, 2, 3] vs [3, 4, 5]:
+        // pooled s² = 1, t = -2 / sqrt(1/3 + 1/3) → F = 4 · 3/2 = 6, df 1, 4;
+        // p = I_{4/(4+6)}(2, 1/2)
+        let r = anova_oneway(&[vec![1.0, 2.0, 3.0], vec![3.0, 4.0, 5.0]]).unwrap();
+        assert!(close(r.statistic, 6.0));
+        let t = StudentsT::new(0.0, 1.0, 4.0).unwrap();
+        assert!(close(r.p, 2.0 * t.sf(6f64.sqrt())));
+
+        assert_eq!(anova_oneway(&[vec![1.0], vec![2.0], vec![3.0]]), None);
+        assert_eq!(anova_oneway(&[vec![1.0, 1.0], vec![2.0]]), None);
+        assert_eq!(anova_oneway(&[vec![1.0, 2.0], vec![]]), None);
+        assert_eq!(anova_oneway(&[vec![1.0, 2.0], vec![f64::NAN]]), None);
+    }
+
+    #[test]
+    fn kruskal_by_hand() {
+        // a = [1, 2, 2], b = [2, 3]: ranks 1, 3, 3 | 3, 5; N = 5, centre 3
+        // mean ranks 7/3 and 4: Σ nᵢ (R̄ᵢ - 3)² = 3 · 4/9 + 2 · 1 = 10/3
+        // H₀ = 12 / 30 · 10/3 = 4/3; tie correction 1 - 24/120 = 0.8 → H = 5/3, df 1
+        let r = kruskal_wallis(&[vec![1.0, 2.0, 2.0], vec![2.0, 3.0]]).unwrap();
+        assert!(close(r.statistic, 5.0 / 3.0));
+        assert_eq!((r.df1, r.df2), (1.0, None));
+        // χ² with 1 df: P(X >= h) = 2 P(Z >= sqrt h) (statrs' normal tail is good to ~1e-10)
+        let normal = Normal::new(0.0, 1.0).unwrap();
+        assert!((r.p - 2.0 * normal.sf((5.0f64 / 3.0).sqrt())).abs() < 1e-9);
+        // scipy.stats.kruskal([1, 2, 2], [2, 3]).pvalue
+        assert!(close(r.p, 0.1967056024589434));
+
+        // single values: [1], [2] → ranks 1, 2, centre 1.5: H = 12/6 · (0.25 + 0.25) = 1
+        let r = kruskal_wallis(&[vec![1.0], vec![], vec![2.0]]).unwrap();
+        assert!(close(r.statistic, 1.0));
+        assert_eq!(r.df1, 1.0);
+
+        assert_eq!(kruskal_wallis(&[vec![2.0, 2.0], vec![2.0]]), None);
+        assert_eq!(kruskal_wallis(&[vec![1.0, 2.0, 3.0]]), None);
+        assert_eq!(kruskal_wallis(&[vec![1.0, 2.0], vec![], vec![]]), None);
+        assert_eq!(kruskal_wallis(&[vec![1.0], vec![f64::NAN]]), None);
     }
 }

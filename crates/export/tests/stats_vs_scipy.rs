@@ -3,7 +3,8 @@
 //! `fixtures/stats/make_expected.py` (pinned in `fixtures/stats/requirements.txt`) reads
 //! `fixtures/stats/dataset.csv` and writes `fixtures/stats/expected.json`; this test
 //! recomputes every value in Rust and requires agreement to 1e-9 relative (1e-12 absolute
-//! near 0), the same `None`s, and the same Wilcoxon method (exact or normal approximation).
+//! near 0), the same `None`s, and the same Wilcoxon and Mann-Whitney methods (exact or
+//! normal approximation).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -49,6 +50,20 @@ fn floats(rows: &[Vec<String>], col: usize) -> Vec<f64> {
     rows.iter()
         .map(|r| r[col].parse::<f64>().unwrap())
         .collect()
+}
+
+/// Values of a `two_sample` or `groups` case by group label (x1), a missing label giving
+/// an empty group.
+fn labelled_groups(rows: &[Vec<String>]) -> Vec<Vec<f64>> {
+    let mut groups: Vec<Vec<f64>> = Vec::new();
+    for r in rows {
+        let label: usize = r[0].parse().unwrap();
+        if groups.len() <= label {
+            groups.resize(label + 1, Vec::new());
+        }
+        groups[label].push(r[1].parse().unwrap());
+    }
+    groups
 }
 
 /// Collects mismatches so that one run reports all of them.
@@ -179,6 +194,44 @@ fn stats_match_scipy() {
                 ck.num(case, "lo", r.map(|r| r.lo), &e["lo"]);
                 ck.num(case, "hi", r.map(|r| r.hi), &e["hi"]);
             }
+            "two_sample" => {
+                let g = labelled_groups(rows);
+                assert_eq!(g.len(), 2, "{case}: two_sample labels 0 and 1");
+                let (a, b) = (&g[0], &g[1]);
+                ck.int(case, "n1", Some(a.len()), &e["n1"]);
+                ck.int(case, "n2", Some(b.len()), &e["n2"]);
+                let w = stats::welch_t(a, b);
+                ck.num(case, "welch_t", w.map(|w| w.statistic), &e["welch_t"]);
+                ck.num(case, "welch_df", w.and_then(|w| w.df), &e["welch_df"]);
+                ck.num(case, "welch_p", w.map(|w| w.p), &e["welch_p"]);
+                let u = stats::mann_whitney_u(a, b).expect("mann-whitney result");
+                ck.num(case, "mwu_u", Some(u.statistic), &e["mwu_u"]);
+                ck.num(case, "mwu_p", Some(u.p), &e["mwu_p"]);
+                ck.flag(case, "mwu_exact", u.exact, &e["mwu_exact"]);
+                assert_eq!(
+                    u.exact,
+                    e["mwu_method"].as_str() == Some("exact"),
+                    "{case}: mann-whitney method"
+                );
+                assert_eq!(u.df, None, "{case}: mann-whitney df");
+            }
+            "groups" => {
+                let g = labelled_groups(rows);
+                ck.int(case, "groups", Some(g.len()), &e["groups"]);
+                let with_data = g.iter().filter(|g| !g.is_empty()).count();
+                ck.int(case, "k", Some(with_data), &e["k"]);
+                ck.int(case, "n", Some(g.iter().map(Vec::len).sum()), &e["n"]);
+                let a = stats::anova_oneway(&g);
+                ck.num(case, "anova_f", a.map(|a| a.statistic), &e["anova_f"]);
+                ck.num(case, "anova_df1", a.map(|a| a.df1), &e["anova_df1"]);
+                ck.num(case, "anova_df2", a.and_then(|a| a.df2), &e["anova_df2"]);
+                ck.num(case, "anova_p", a.map(|a| a.p), &e["anova_p"]);
+                let h = stats::kruskal_wallis(&g);
+                ck.num(case, "kruskal_h", h.map(|h| h.statistic), &e["kruskal_h"]);
+                ck.num(case, "kruskal_df", h.map(|h| h.df1), &e["kruskal_df"]);
+                ck.num(case, "kruskal_p", h.map(|h| h.p), &e["kruskal_p"]);
+                assert!(h.is_none_or(|h| h.df2.is_none()), "{case}: kruskal df2");
+            }
             other => panic!("{case}: unknown kind {other}"),
         }
     }
@@ -188,7 +241,15 @@ fn stats_match_scipy() {
         missing.is_empty(),
         "cases without expected values: {missing:?}"
     );
-    for kind in ["proportion", "describe", "paired", "icc", "bland_altman"] {
+    for kind in [
+        "proportion",
+        "describe",
+        "paired",
+        "icc",
+        "bland_altman",
+        "two_sample",
+        "groups",
+    ] {
         assert!(
             kinds.get(kind).copied().unwrap_or(0) >= 3,
             "too few {kind} cases"
@@ -216,5 +277,24 @@ fn fixture_covers_every_wilcoxon_method() {
         .collect();
     for m in ["exact", "permutation", "asymptotic"] {
         assert!(methods.contains(&m), "no case uses the {m} Wilcoxon method");
+    }
+}
+
+/// The fixture covers both Mann-Whitney paths of SciPy's `method="auto"`.
+#[test]
+fn fixture_covers_every_mann_whitney_method() {
+    let text = std::fs::read_to_string(fixtures().join("expected.json")).unwrap();
+    let expected: Value = serde_json::from_str(&text).unwrap();
+    let methods: Vec<&str> = expected["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["mwu_method"].as_str())
+        .collect();
+    for m in ["exact", "asymptotic"] {
+        assert!(
+            methods.contains(&m),
+            "no case uses the {m} Mann-Whitney method"
+        );
     }
 }
