@@ -1575,7 +1575,10 @@ patients = false
         let names = |p: &Pipeline| p.windows.iter().map(|w| w.name.clone()).collect::<Vec<_>>();
         let survey = load("l4-wedging-survey.toml");
         assert!(!survey.anchored);
-        assert_eq!(survey.windows, [Window::unanchored("baseline", Pick::Latest)]);
+        assert_eq!(
+            survey.windows,
+            [Window::unanchored("baseline", Pick::Latest)]
+        );
         assert_eq!(survey.thresholds.wedge_abnormal_pct, 8.3);
         assert_eq!(survey.segments.as_ref().unwrap().len(), 5);
         assert_eq!(survey.strata[0].column, "sex");
@@ -1585,13 +1588,21 @@ patients = false
         let disc = load("disc-space-loss.toml");
         assert_eq!(names(&disc), ["preop", "w6", "w52", "w104"]);
         assert_eq!(
-            disc.segments.as_ref().unwrap().iter().map(|g| g.name()).collect::<Vec<_>>(),
+            disc.segments
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|g| g.name())
+                .collect::<Vec<_>>(),
             ["l3_l4", "l4_l5", "l5_s1"]
         );
         assert_eq!(disc.strata[0].edges, Some(vec![2.0, 3.0]));
         let hip = load("fusion-hip.toml");
         assert_eq!(
-            hip.strata.iter().map(|s| s.column.as_str()).collect::<Vec<_>>(),
+            hip.strata
+                .iter()
+                .map(|s| s.column.as_str())
+                .collect::<Vec<_>>(),
             ["hip_pain", "fusion_to_sacrum"]
         );
         assert_eq!(hip.strata[0].metrics.len(), 3);
@@ -1600,7 +1611,11 @@ patients = false
         // Without a `metrics` key a stratum compares the five key metrics.
         let p = Pipeline::from_toml("name = \"s\"\n[[strata]]\ncolumn = \"sex\"\n", "s").unwrap();
         assert_eq!(
-            p.strata[0].metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            p.strata[0]
+                .metrics
+                .iter()
+                .map(|m| m.name())
+                .collect::<Vec<_>>(),
             DEFAULT_STRATA_METRICS
         );
     }
@@ -1642,7 +1657,10 @@ patients = false
         .unwrap();
         assert_eq!(p.thresholds.wedge_abnormal_pct, 10.0);
         assert_eq!(p.thresholds.schwab.sva_mm.plus, 50.0);
-        assert_eq!(p.thresholds.schwab.pt_deg, SchwabThresholds::default().pt_deg);
+        assert_eq!(
+            p.thresholds.schwab.pt_deg,
+            SchwabThresholds::default().pt_deg
+        );
         let seg: Vec<String> = p.segments.unwrap().iter().map(|g| g.name()).collect();
         assert_eq!(seg, ["l4_l5", "l5_s1"]);
         assert_bad(

@@ -877,4 +877,50 @@ mod tests {
             Some("2023-01-01")
         );
     }
+
+    #[test]
+    fn a_design_without_surgery_needs_only_patient_id() {
+        let p = temp_file("survey.csv", b"patient_id,sex\nP1,F\nP2,M\n");
+        let (t, issues) = read_clinical_for(&p, false).unwrap();
+        assert!(issues.is_empty());
+        assert_eq!(t.rows.len(), 2);
+        assert_eq!(
+            (t.rows[0].surgery_day, t.rows[0].herniation_side),
+            (None, None)
+        );
+        // The same table for a design anchored on surgery: the three columns are missing.
+        let msg = read_clinical(&p).unwrap_err().to_string();
+        assert!(
+            msg.contains("no column `surgery_date`, `herniation_level`, `herniation_side`"),
+            "{msg}"
+        );
+        // Present columns: empty cells are allowed, bad values are still bad rows.
+        let p = temp_file(
+            "survey2.csv",
+            b"patient_id,surgery_date,herniation_side\nP1,,\nP2,2023-02-30,left\nP3,2023-01-05,left\n",
+        );
+        let (t, issues) = read_clinical_for(&p, false).unwrap();
+        assert_eq!(
+            t.rows
+                .iter()
+                .map(|r| r.patient_id.as_str())
+                .collect::<Vec<_>>(),
+            ["P1", "P3"]
+        );
+        assert_eq!(t.rows[1].herniation_side, Some(HerniationSide::Left));
+        assert_eq!(issues.len(), 1);
+        assert!(
+            issues[0].message.contains("`2023-02-30`"),
+            "{}",
+            issues[0].message
+        );
+        // Anchored on surgery, the empty cells of P1 are errors.
+        let p = temp_file(
+            "surgery.csv",
+            b"patient_id,surgery_date,herniation_level,herniation_side\nP1,,,\n",
+        );
+        let (t, issues) = read_clinical(&p).unwrap();
+        assert!(t.rows.is_empty());
+        assert_eq!(issues.len(), 3);
+    }
 }
