@@ -165,12 +165,16 @@ fn measurements_parquet_equals_measurements_csv() {
         "measurements.parquet",
     );
     assert!(counts.iter().all(|&n| n > 0), "{counts:?}");
-    // identity text, 22 metrics, 2 flags, type, sources and plausibility text
+    // identity text, 68 metrics, 2 flags, type and sources, 3 Schwab grades (text),
+    // 5 wedging flags, plausibility text
     let n = kinds.len();
+    assert_eq!(n, 4 + 68 + 2 + 3 + 3 + 5 + 1);
     assert!(kinds[..4].iter().all(|k| *k == Kind::Text));
-    assert!(kinds[4..n - 6].iter().all(|k| *k == Kind::Number));
-    assert_eq!(kinds[n - 6..n - 4], [Kind::Flag, Kind::Flag]);
-    assert!(kinds[n - 4..].iter().all(|k| *k == Kind::Text));
+    assert!(kinds[4..72].iter().all(|k| *k == Kind::Number));
+    assert_eq!(kinds[72..74], [Kind::Flag, Kind::Flag]);
+    assert!(kinds[74..80].iter().all(|k| *k == Kind::Text));
+    assert!(kinds[80..85].iter().all(|k| *k == Kind::Flag));
+    assert_eq!(kinds[85], Kind::Text);
     // Deterministic: the same readings give the same bytes.
     assert_eq!(bytes, measurements_parquet(&rows.clone()));
 }
