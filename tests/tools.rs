@@ -61,8 +61,18 @@ pub const SIMPLEITK: Tool = Tool {
     probe: Probe::Python("SimpleITK, pydicom, numpy"),
 };
 
+/// pandas, SciPy and statsmodels, for the independent check of the study-design rows of
+/// cohort_summary.csv (`fixtures/stats/check_summary.py`).
+pub const SCIPY: Tool = Tool {
+    name: "scipy",
+    install: "pip install -r fixtures/stats/requirements.txt",
+    probe: Probe::Python("scipy, pandas, statsmodels, numpy"),
+};
+
 /// Every tool, in the order build.rs reports them.
-pub const TOOLS: [Tool; 6] = [DCIODVFY, DSRDUMP, DCMDRLE, CHROMIUM, PYDICOM, SIMPLEITK];
+pub const TOOLS: [Tool; 7] = [
+    DCIODVFY, DSRDUMP, DCMDRLE, CHROMIUM, PYDICOM, SIMPLEITK, SCIPY,
+];
 
 /// Where a program is on PATH.
 pub fn on_path(program: &str) -> Option<std::path::PathBuf> {
