@@ -456,6 +456,7 @@ fn generated_cohort(name: &str) -> (PathBuf, Vec<PathBuf>) {
         out: dir.clone(),
         image_size: plumbline_synth::ImageSize::Small,
         plant_errors: false,
+        schedule: Default::default(),
     })
     .unwrap();
     let files = plumbline_ingest::scan::list_files(&dir.join("dicom"))

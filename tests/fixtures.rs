@@ -37,6 +37,7 @@ fn committed_cohort_is_what_the_generator_writes() {
         out: fresh.clone(),
         image_size: ImageSize::Small,
         plant_errors: false,
+        schedule: Default::default(),
     })
     .unwrap();
     let (a, b) = (files(&committed), files(&fresh));

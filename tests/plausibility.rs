@@ -25,6 +25,7 @@ fn every_planted_error_is_flagged_and_no_clean_reading_is() {
         out: cohort.clone(),
         image_size: ImageSize::Small,
         plant_errors: true,
+        schedule: Default::default(),
     })
     .unwrap();
     let out = temp_dir("out");

@@ -63,6 +63,7 @@ fn killed_ten_times_then_resumed_gives_the_uninterrupted_tables() {
         out: cohort.clone(),
         image_size: ImageSize::Small,
         plant_errors: false,
+        schedule: Default::default(),
     })
     .unwrap();
     let (input, clinical) = (cohort.join("dicom"), cohort.join("clinical.csv"));
@@ -129,6 +130,7 @@ fn reruns_read_only_new_or_changed_files() {
         out: cohort.clone(),
         image_size: ImageSize::Small,
         plant_errors: false,
+        schedule: Default::default(),
     })
     .unwrap();
     let clinical = cohort.join("clinical.csv");

@@ -4,6 +4,12 @@
 //! seed and the patient's index, so adding patients never changes earlier ones, and
 //! the cohort-level counts come from exact largest-remainder splits of the published
 //! shares (Wang et al. 2022, J Pain Res, doi 10.2147/JPR.S341317).
+//!
+//! Draws added after the first version of the model (the L4-L5 slip, the clinical
+//! columns `hip_pain`, `fusion_to_sacrum`, `fused_levels`, the fusion schedule's visit
+//! jitter and its adjacent-disc height loss) come from a second random stream of the
+//! patient's seed ([`PatientModel::new`]), so every earlier draw, and so every file of a
+//! patient without a slip under the default schedule, stays exactly as it was.
 
 use plumbline_geometry::{Corner, Endplate, Landmark, Level, Point, Side};
 use rand::seq::SliceRandom;
@@ -11,8 +17,57 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
-/// The timepoints of the Wang 2022 design, in window order.
+/// The timepoints of the Wang 2022 design ([`Schedule::Discectomy`]), in window order.
 pub const TIMEPOINTS: [&str; 4] = ["preop", "postop", "m3", "m6"];
+
+/// The timepoints of [`Schedule::Fusion`], in window order.
+pub const FUSION_TIMEPOINTS: [&str; 4] = ["preop", "w6", "w52", "w104"];
+
+/// Nominal study days from surgery of [`FUSION_TIMEPOINTS`]: 10 days before, 6, 52 and
+/// 104 weeks after.
+pub const FUSION_DAYS: [i64; 4] = [-10, 42, 364, 728];
+
+/// Each fusion study lies within this many days of its nominal day.
+pub const FUSION_JITTER_DAYS: i64 = 3;
+
+/// The one timepoint of [`Schedule::Survey`].
+pub const SURVEY_TIMEPOINTS: [&str; 1] = ["baseline"];
+
+/// Which visits a patient has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Schedule {
+    /// Lumbar discectomy (Wang 2022): preop 1-59 days before surgery, postop 1-7 days,
+    /// m3 80-100 days and m6 170-200 days after.
+    #[default]
+    Discectomy,
+    /// Lumbar fusion: preop, w6, w52, w104 on days -10, 42, 364 and 728 from surgery, each
+    /// within 3 days; the same four spine shapes as discectomy, and the disc just above
+    /// the fused segments loses height from surgery to w104.
+    Fusion,
+    /// Cross-sectional survey: one visit per patient, `baseline`, with the preop shape,
+    /// on the day discectomy's preop visit would be.
+    Survey,
+}
+
+impl Schedule {
+    /// Timepoint names, in window order.
+    pub fn timepoints(self) -> &'static [&'static str] {
+        match self {
+            Schedule::Discectomy => &TIMEPOINTS,
+            Schedule::Fusion => &FUSION_TIMEPOINTS,
+            Schedule::Survey => &SURVEY_TIMEPOINTS,
+        }
+    }
+
+    /// The option value: `discectomy`, `fusion`, `survey`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Schedule::Discectomy => "discectomy",
+            Schedule::Fusion => "fusion",
+            Schedule::Survey => "survey",
+        }
+    }
+}
 
 /// Published shares reproduced by the generator.
 pub mod shares {
@@ -27,6 +82,16 @@ pub mod shares {
     /// Imbalanced patients balanced at postop, m3, m6 (at least 75% right after
     /// surgery, all at 6 months).
     pub const RECOVERED: [f64; 3] = [0.80, 0.92, 1.0];
+    /// Patients with an anterior slip of L4 on L5 (drawn per patient, not split exactly).
+    pub const SLIPPED: f64 = 0.12;
+    /// Designed slip range, percent of L5's superior endplate depth.
+    pub const SLIP_PCT: (f64, f64) = (5.0, 25.0);
+    /// Patients with `hip_pain` = `yes` (drawn per patient).
+    pub const HIP_PAIN: f64 = 0.30;
+    /// Patients with `fusion_to_sacrum` = `yes` (drawn per patient).
+    pub const FUSION_TO_SACRUM: f64 = 0.50;
+    /// Shares of 1, 2, 3 and 4 `fused_levels`.
+    pub const FUSED_LEVELS: [f64; 4] = [0.4, 0.3, 0.2, 0.1];
 }
 
 /// Imbalance type designed for a patient at pre-op.
@@ -180,6 +245,12 @@ pub struct Clinical {
     pub sex: &'static str,
     /// Age at surgery, years.
     pub age: u32,
+    /// `hip_pain`: the patient reports hip pain.
+    pub hip_pain: bool,
+    /// `fusion_to_sacrum`: the fused segments end at S1 (else at L4-L5 and above).
+    pub fusion_to_sacrum: bool,
+    /// `fused_levels`: number of fused motion segments, 1 to 4.
+    pub fused_levels: u8,
 }
 
 /// Spine shape parameters of one reading (degrees and mm).
@@ -216,6 +287,10 @@ pub struct Anatomy {
     pub width: [f64; 17],
     /// Lumbar lordosis weights (10 transitions from S1 up to L1 superior).
     pub ll_weights: [f64; 10],
+    /// Designed anterior slip of L4 on L5 (`l4_l5_slip_pct` of `landmarks.md`): percent of
+    /// L5's superior endplate depth, the same at every timepoint. `None`: no slip is built
+    /// in and the measure is what the disc's shape gives (see [`lateral_landmarks`]).
+    pub slip_pct: Option<f64>,
 }
 
 fn normal(rng: &mut ChaCha8Rng, mean: f64, sd: f64) -> f64 {
@@ -237,15 +312,37 @@ pub struct PatientModel {
     pub anatomy: Anatomy,
     /// Shape at each of [`TIMEPOINTS`].
     pub shapes: [Shape; 4],
-    /// Study day offsets from surgery for each timepoint.
+    /// Study day offsets from surgery for each timepoint of [`Schedule::Discectomy`].
     pub study_offsets: [i64; 4],
+    /// Study day offsets from surgery for each timepoint of [`Schedule::Fusion`].
+    pub fusion_offsets: [i64; 4],
+    /// Share of the height of the disc just above the fused segments lost by the last
+    /// fusion visit (0 to 0.3), lost linearly over the 728 days from surgery to the
+    /// nominal w104; fusion schedule only.
+    pub adjacent_disc_loss: f64,
+}
+
+/// Stream number of the second per-patient random stream (same key as the patient's
+/// generator, another ChaCha stream: independent of the first).
+const EXTRA_STREAM: u64 = 0x706C_756D_625F_7632;
+
+/// The generator of the draws added after the first version of the model: the patient's
+/// seed (the key of `rng`) on stream [`EXTRA_STREAM`], whatever `rng` has drawn so far.
+fn extra_stream(rng: &ChaCha8Rng) -> ChaCha8Rng {
+    let mut x = ChaCha8Rng::from_seed(rng.get_seed());
+    x.set_stream(EXTRA_STREAM);
+    x
 }
 
 /// Days from 1970-01-01 of 2021-01-04, the first possible surgery date.
 const FIRST_SURGERY_DAY: i64 = 18_631;
 
 impl PatientModel {
-    /// Draws a patient from its design and a per-patient RNG.
+    /// Draws a patient from its design and a per-patient RNG. The slip, the clinical
+    /// columns `hip_pain`, `fusion_to_sacrum`, `fused_levels`, the fusion visit days and
+    /// the adjacent-disc loss come from a second stream of the same seed (another ChaCha
+    /// stream of `rng`'s key), so `rng` makes exactly the draws it made before they
+    /// existed.
     pub fn new(design: PatientDesign, rng: &mut ChaCha8Rng) -> PatientModel {
         let surgery_day = FIRST_SURGERY_DAY + rng.random_range(0..700i64);
         let level = match rng.random_range(0..100) {
@@ -261,12 +358,34 @@ impl PatientModel {
         };
         let sex = if rng.random_bool(0.55) { "M" } else { "F" };
         let age = rng.random_range(22..75u32);
+        // Later additions, from the second stream, always all drawn in this order.
+        let mut x = extra_stream(rng);
+        let slipped = x.random_bool(shares::SLIPPED);
+        let slip = (x.random_range(shares::SLIP_PCT.0..shares::SLIP_PCT.1) * 10.0).round() / 10.0;
+        let hip_pain = x.random_bool(shares::HIP_PAIN);
+        let fusion_to_sacrum = x.random_bool(shares::FUSION_TO_SACRUM);
+        let u: f64 = x.random();
+        let mut fused_levels = 4;
+        let mut acc = 0.0;
+        for (k, share) in shares::FUSED_LEVELS.iter().enumerate() {
+            acc += share;
+            if u < acc {
+                fused_levels = k as u8 + 1;
+                break;
+            }
+        }
+        let fusion_offsets =
+            FUSION_DAYS.map(|d| d + x.random_range(-FUSION_JITTER_DAYS..=FUSION_JITTER_DAYS));
+        let adjacent_disc_loss = x.random_range(0.0..0.3);
         let clinical = Clinical {
             surgery_day,
             level,
             side,
             sex,
             age,
+            hip_pain,
+            fusion_to_sacrum,
+            fused_levels,
         };
 
         let mut arr = |f: &mut dyn FnMut(usize, &mut ChaCha8Rng) -> f64| {
@@ -323,6 +442,7 @@ impl PatientModel {
             depth,
             width,
             ll_weights,
+            slip_pct: slipped.then_some(slip),
         };
 
         // Published norms: PI ~ N(52,10); PT = 0.44 PI - 11.4 + e; LL = 0.54 PI + 27.6 + e;
@@ -391,7 +511,43 @@ impl PatientModel {
             anatomy,
             shapes,
             study_offsets,
+            fusion_offsets,
+            adjacent_disc_loss,
         }
+    }
+
+    /// Study day offsets from surgery of the schedule's timepoints.
+    pub fn offsets(&self, schedule: Schedule) -> &[i64] {
+        match schedule {
+            Schedule::Discectomy => &self.study_offsets,
+            Schedule::Fusion => &self.fusion_offsets,
+            Schedule::Survey => &self.study_offsets[..1],
+        }
+    }
+
+    /// Index into [`Anatomy::disc_h`] of the disc just above the fused segments: the
+    /// segments are L5-S1 and the `fused_levels - 1` above it with `fusion_to_sacrum`,
+    /// else L4-L5 and the `fused_levels - 1` above it.
+    pub fn adjacent_disc(&self) -> usize {
+        let lowest = if self.clinical.fusion_to_sacrum {
+            16
+        } else {
+            15
+        };
+        lowest - usize::from(self.clinical.fused_levels)
+    }
+
+    /// The anatomy at timepoint `t` of `schedule`: the fixed anatomy, except that under
+    /// [`Schedule::Fusion`] the disc above the fused segments has lost
+    /// `adjacent_disc_loss x days / 728` of its height (nothing before surgery).
+    pub fn anatomy_at(&self, schedule: Schedule, t: usize) -> Anatomy {
+        let mut a = self.anatomy.clone();
+        if schedule == Schedule::Fusion {
+            let days = self.fusion_offsets[t].max(0) as f64;
+            let i = self.adjacent_disc();
+            a.disc_h[i] *= 1.0 - self.adjacent_disc_loss * days / FUSION_DAYS[3] as f64;
+        }
+        a
     }
 }
 
@@ -422,6 +578,18 @@ fn tl_level(i: usize) -> Level {
 /// T4-T12); the column above L3 is then sheared horizontally so that the C7 centroid
 /// lands exactly at the designed SVA. The shear changes the angles above L3 slightly;
 /// the truth table is always computed from the final coordinates.
+///
+/// Each body's posterior wall runs from its inferior to its superior posterior corner
+/// along the mean of the two endplate tilts, and so does each disc's posterior side. A
+/// lordotic disc (tilt change `delta` across it, height `h`) therefore puts the upper
+/// body's posterior inferior corner `h sin(delta / 2)` behind the lower body's posterior
+/// superior corner along the lower endplate: without a designed slip, the L4-L5 slip of
+/// `landmarks.md` measures `-h sin(delta / 2) / depth x 100`, about -1% to -3% (a slight
+/// retrolisthesis reading). With [`Anatomy::slip_pct`] set, L4 and everything above it
+/// (C7 included, before the SVA shear, so SVA is still met exactly) is moved along the
+/// L5 superior endplate, posterior to anterior, by the distance that makes the measure
+/// exactly the designed percentage. The shear starts above L3's centroid, so it moves
+/// neither L4's inferior corners nor L5. The AP view has no slip.
 pub fn lateral_landmarks(a: &Anatomy, s: &Shape) -> MmLandmarks {
     let ss = s.pi - s.pt;
     let s1_tilt = -ss;
@@ -463,6 +631,9 @@ pub fn lateral_landmarks(a: &Anatomy, s: &Shape) -> MmLandmarks {
     let mut post = s1_post;
     let mut tilt = s1_tilt;
     let mut step = 0;
+    // Where L4's landmarks start in `out` (L5 comes first), and L5's superior endplate.
+    let mut first_l4 = 0;
+    let mut l5_sup = (s1_post, s1_post);
     for i in (0..17).rev() {
         let level = tl_level(i);
         // Disc below this level.
@@ -495,12 +666,35 @@ pub fn lateral_landmarks(a: &Anatomy, s: &Shape) -> MmLandmarks {
         ));
         out.push((Landmark::Corner(level, Endplate::Sup, Corner::Ant), sup_ant));
         out.push((Landmark::Centroid(level), centroid));
+        if i == 16 {
+            first_l4 = out.len();
+            l5_sup = (sup_post, sup_ant);
+        }
     }
     // C7 centroid: one disc plus half a body above T1 along T1's axis.
-    let c7 = add(
+    let mut c7 = add(
         centroid_of(&out, Level::T(1)),
         rot((0.0, a.disc_h[0] + a.body_h[0]), tilt),
     );
+    if let Some(pct) = a.slip_pct {
+        // Move L4 and above along e (L5 sup posterior -> anterior) so that
+        // ((L4_inf_post - L5_sup_post) . e) / d x 100 = pct.
+        let (p5, a5) = l5_sup;
+        let d = p5.dist(a5);
+        let e = ((a5.x - p5.x) / d, (a5.y - p5.y) / d);
+        let l4_inf_post = out[first_l4].1;
+        debug_assert_eq!(
+            out[first_l4].0,
+            Landmark::Corner(Level::L(4), Endplate::Inf, Corner::Post)
+        );
+        let now = (l4_inf_post.x - p5.x) * e.0 + (l4_inf_post.y - p5.y) * e.1;
+        let shift = pct / 100.0 * d - now;
+        let v = (shift * e.0, shift * e.1);
+        for (_, p) in out[first_l4..].iter_mut() {
+            *p = add(*p, v);
+        }
+        c7 = add(c7, v);
+    }
     // Shear above L3 so that x(C7) - x(S1_sup_post) = SVA exactly.
     let y0 = centroid_of(&out, Level::L(3)).y;
     let delta = s.sva - c7.x;

@@ -9,13 +9,14 @@
 //! files.
 //!
 //! ```no_run
-//! use plumbline_synth::{generate, ImageSize, SynthOptions};
+//! use plumbline_synth::{generate, ImageSize, Schedule, SynthOptions};
 //! let summary = generate(&SynthOptions {
 //!     patients: 8,
 //!     seed: 1,
 //!     out: "cohort".into(),
 //!     image_size: ImageSize::Small,
 //!     plant_errors: false,
+//!     schedule: Schedule::Discectomy,
 //! })
 //! .unwrap();
 //! println!("{} files", summary.files);
@@ -36,7 +37,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
 
-use crate::cohort::{CohortDesign, MmLandmarks, PatientModel, TIMEPOINTS};
+pub use crate::cohort::Schedule;
+use crate::cohort::{CohortDesign, MmLandmarks, PatientModel};
 use crate::dicom_writer::{
     ImageInfo, PatientInfo, SpacingInfo, SrInfo, SrPoint, StudyInfo, View, WriteError, format_ds,
     hashed_uid, parse_ds,
@@ -74,8 +76,20 @@ pub struct SynthOptions {
     pub image_size: ImageSize,
     /// Plant one gross landmark error (see [`Planted`]) in reader Alpha's reading of every
     /// fifth patient (indices 2, 7, 12, ...), the kinds in turn; `design.csv` says which.
-    /// Off, the cohort is exactly the one without the option.
+    /// Off, the cohort is exactly the one without the option. An error is planted only
+    /// where its timepoint exists: never under [`Schedule::Survey`].
     pub plant_errors: bool,
+    /// Visit schedule and timepoint names (see [`Schedule`]):
+    /// - `Discectomy` (the default): `preop` 1-59 days before surgery, `postop` 1-7 days,
+    ///   `m3` 80-100 and `m6` 170-200 days after; the cohort of the Wang 2022 design.
+    /// - `Fusion`: the same four spine shapes at `preop`, `w6`, `w52`, `w104`, on days
+    ///   -10, 42, 364 and 728 from surgery, each within 3 days; the disc just above the
+    ///   fused segments (`fusion_to_sacrum`, `fused_levels` of `clinical.csv`) loses up to
+    ///   30% of its height by `w104`.
+    /// - `Survey`: one study per patient, `baseline`, with the preop shape, on the day the
+    ///   discectomy preop study would be (for a cross-sectional study; `clinical.csv`
+    ///   keeps its `surgery_date`, and `design.csv`'s `balanced_from` is empty).
+    pub schedule: Schedule,
 }
 
 /// A gross error of the kind readers make (`landmarks.md` section 7), planted on the
@@ -112,8 +126,8 @@ impl Planted {
         }
     }
 
-    /// The error planted in patient `index`'s reading, and the timepoint index (into
-    /// `TIMEPOINTS`) it is planted at.
+    /// The error planted in patient `index`'s reading, and the timepoint index (into the
+    /// schedule's timepoints) it is planted at.
     fn for_patient(index: usize) -> Option<(Planted, usize)> {
         (index % 5 == 2).then(|| {
             let kind = Planted::ALL[(index / 5) % 4];
@@ -214,6 +228,10 @@ pub struct SynthArgs {
     /// planted_error column says where.
     #[arg(long)]
     pub plant_errors: bool,
+    /// Visit schedule and timepoint names: discectomy (preop, postop, m3, m6), fusion
+    /// (preop, w6, w52, w104) or survey (one baseline study per patient).
+    #[arg(long, value_enum, default_value = "discectomy")]
+    pub schedule: Schedule,
 }
 
 impl From<SynthArgs> for SynthOptions {
@@ -224,6 +242,7 @@ impl From<SynthArgs> for SynthOptions {
             out: a.out,
             image_size: a.image_size,
             plant_errors: a.plant_errors,
+            schedule: a.schedule,
         }
     }
 }
@@ -539,8 +558,8 @@ fn render(kind: ViewKind, pts: &MmLandmarks, pl: &Placement) -> Canvas {
 
 /// Everything one patient contributes.
 struct PatientOutput {
-    clinical: [String; 6],
-    design: [String; 6],
+    clinical: [String; 9],
+    design: [String; 7],
     truth: Vec<TruthRow>,
     files: usize,
     bytes: u64,
@@ -567,11 +586,18 @@ fn write_patient(
         ),
         sex: model.clinical.sex.to_string(),
     };
+    let schedule = opts.schedule;
+    let timepoints = schedule.timepoints();
     let uid = |parts: &[&str]| {
         let mut all = vec!["plumbline-synth", seed_s.as_str(), pid.as_str()];
+        // Another schedule's studies of the same seed never share a UID with these.
+        if schedule != Schedule::Discectomy {
+            all.push(schedule.as_str());
+        }
         all.extend_from_slice(parts);
         hashed_uid(&all)
     };
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
     let mut out = PatientOutput {
         clinical: [
             pid.clone(),
@@ -580,6 +606,9 @@ fn write_patient(
             model.clinical.side.to_string(),
             model.clinical.sex.to_string(),
             model.clinical.age.to_string(),
+            yes_no(model.clinical.hip_pain),
+            yes_no(model.clinical.fusion_to_sacrum),
+            model.clinical.fused_levels.to_string(),
         ],
         design: [
             pid.clone(),
@@ -606,12 +635,15 @@ fn write_patient(
                 }
                 _ => String::new(),
             },
-            if model.design.recovered_at == 0 {
-                String::new()
-            } else {
-                TIMEPOINTS[model.design.recovered_at].to_string()
-            },
+            timepoints
+                .get(model.design.recovered_at)
+                .filter(|_| model.design.recovered_at > 0)
+                .map_or_else(String::new, |tp| tp.to_string()),
             String::new(),
+            model
+                .anatomy
+                .slip_pct
+                .map_or_else(String::new, |p| format!("{p:.1}")),
         ],
         truth: Vec::new(),
         files: 0,
@@ -622,8 +654,9 @@ fn write_patient(
         .plant_errors
         .then(|| Planted::for_patient(index))
         .flatten();
-    for (t, tp) in TIMEPOINTS.iter().enumerate() {
-        let day = model.clinical.surgery_day + model.study_offsets[t];
+    let offsets = model.offsets(schedule);
+    for (t, tp) in timepoints.iter().enumerate() {
+        let day = model.clinical.surgery_day + offsets[t];
         let date = yyyymmdd(day);
         let time = format!(
             "{:02}{:02}00",
@@ -645,12 +678,13 @@ fn write_patient(
             .join(&pid)
             .join(format!("{date}_{tp}"));
         let shape = &model.shapes[t];
+        let anatomy = model.anatomy_at(schedule, t);
         let views = [
             (
                 ViewKind::Lateral,
-                cohort::lateral_landmarks(&model.anatomy, shape),
+                cohort::lateral_landmarks(&anatomy, shape),
             ),
-            (ViewKind::Ap, cohort::ap_landmarks(&model.anatomy, shape)),
+            (ViewKind::Ap, cohort::ap_landmarks(&anatomy, shape)),
         ];
         let image_series = uid(&[tp, "series", "dx"]);
         let mut images = Vec::new();
@@ -853,9 +887,20 @@ fn write_table<const N: usize>(
 }
 
 /// Generates a cohort into `opts.out`: `dicom/`, `clinical.csv`, `truth.csv` and
-/// `design.csv` (the designed pre-op type, shift directions and recovery timepoint per
-/// patient). Patients are written in parallel; the output does not depend on the
+/// `design.csv`. Patients are written in parallel; the output does not depend on the
 /// thread count.
+///
+/// - `clinical.csv`: `patient_id,surgery_date,herniation_level,herniation_side,sex,
+///   age_years,hip_pain,fusion_to_sacrum,fused_levels`; `hip_pain` is `yes` for about
+///   30% of patients, `fusion_to_sacrum` for about 50%, `fused_levels` is 1 to 4 (40%,
+///   30%, 20%, 10%).
+/// - `design.csv`: `patient_id,preop_type,coronal_shift,sagittal_shift,balanced_from,
+///   planted_error,slip_pct`: the designed pre-op imbalance type, shift directions,
+///   first balanced timepoint (empty when balanced throughout, and in a survey), the
+///   planted error, and the designed anterior slip of L4 on L5 in percent (about 12% of
+///   patients, 5.0 to 25.0, the same at every timepoint; empty when none is designed).
+/// - `truth.csv`: `patient_id,timepoint,observer,metric,value`, every metric
+///   `plumbline-geometry` computes from the coordinates as stored.
 pub fn generate(opts: &SynthOptions) -> Result<Summary, SynthError> {
     let dicom = opts.out.join("dicom");
     if dicom.exists() {
@@ -881,6 +926,9 @@ pub fn generate(opts: &SynthOptions) -> Result<Summary, SynthError> {
             "herniation_side",
             "sex",
             "age_years",
+            "hip_pain",
+            "fusion_to_sacrum",
+            "fused_levels",
         ],
         outputs.iter().map(|o| o.clinical.clone()),
     )?;
@@ -893,6 +941,7 @@ pub fn generate(opts: &SynthOptions) -> Result<Summary, SynthError> {
             "sagittal_shift",
             "balanced_from",
             "planted_error",
+            "slip_pct",
         ],
         outputs.iter().map(|o| o.design.clone()),
     )?;
