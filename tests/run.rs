@@ -51,7 +51,7 @@ fn committed_cohort_end_to_end() {
         }
     }
     let (_, truth) = read_csv(&cohort.join("truth.csv"));
-    assert_eq!(truth.len(), 947);
+    assert_eq!(truth.len(), 2971);
     assert_eq!(ours.len(), truth.len());
     for t in &truth {
         let key = (t[0].clone(), t[1].clone(), t[2].clone(), t[3].clone());

@@ -109,7 +109,7 @@ fn committed_cohort_reproduces_truth() {
             rec[4].parse::<f64>().unwrap(),
         );
     }
-    assert_eq!(truth.len(), 947);
+    assert_eq!(truth.len(), 2971);
     let a: BTreeSet<_> = ours.keys().collect();
     let b: BTreeSet<_> = truth.keys().collect();
     assert_eq!(a, b, "different readings or metrics");
