@@ -19,6 +19,7 @@ use std::fmt::Write as _;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
+use plumbline_export::analyses::Strata;
 use plumbline_export::tables::{MeasuredReading, SummaryRow, primary_readings};
 use plumbline_geometry::{Check, ImbalanceType, Metric};
 use plumbline_ingest::{QcIssue, Severity};
@@ -70,6 +71,10 @@ pub struct ReportData<'a> {
     pub qc: &'a [QcIssue],
     /// Overlay PNGs; empty when overlays were not rendered.
     pub overlays: &'a [OverlayLink],
+    /// The pipeline's `[[strata]]` as grouped from the clinical table (the same strata
+    /// whose `strata` rows are in `summary`): group membership for the strata box plots.
+    /// Empty when the pipeline has none.
+    pub strata: &'a [Strata],
 }
 
 /// The metrics plotted and shown in the patient table.
@@ -1454,6 +1459,7 @@ mod tests {
             summary: &[],
             qc: &[],
             overlays: &[],
+            strata: &[],
         };
         let html = report_html(&d);
         assert!(html.contains("No metric could be computed."));

@@ -70,6 +70,7 @@ fn data<'a>(c: &'a Cohort, overlays: &'a [OverlayLink]) -> ReportData<'a> {
         summary: &c.summary,
         qc: &c.qc,
         overlays,
+        strata: &[],
     }
 }
 
