@@ -741,9 +741,7 @@ fn windows_from(tps: &[RawTimepoint]) -> Result<Vec<Window>, KeyError> {
         let required = |k: &str| {
             (
                 key(k),
-                format!(
-                    "missing; every timepoint of a design anchored on surgery needs from_day, to_day, to_inclusive and pick (or set anchor = \"none\" for a design without surgery)"
-                ),
+                "missing; every timepoint of a design anchored on surgery needs from_day, to_day, to_inclusive and pick (or set anchor = \"none\" for a design without surgery)".to_string(),
             )
         };
         let w = Window {

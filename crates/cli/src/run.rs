@@ -675,6 +675,7 @@ pub(crate) fn write_tables(
         summary: &summary,
         qc: t.issues,
         overlays: t.overlays,
+        strata: &strata,
     });
     write_atomic(t.out, "report.html", report.as_bytes())?;
     write_atomic(t.out, "qc.csv", &qc_csv(t.issues))?;

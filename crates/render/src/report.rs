@@ -19,9 +19,12 @@ use std::fmt::Write as _;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
+use plumbline_export::analyses::Strata;
 use plumbline_export::tables::{MeasuredReading, SummaryRow, primary_readings};
 use plumbline_geometry::{Check, ImbalanceType, Metric};
 use plumbline_ingest::{QcIssue, Severity};
+
+mod designs;
 
 /// Where an overlay PNG of one view lies, relative to the report (`out/`), e.g.
 /// `overlays/P0001/preop_Reader^Alpha_lateral.png`. The report percent-encodes it.
@@ -70,6 +73,10 @@ pub struct ReportData<'a> {
     pub qc: &'a [QcIssue],
     /// Overlay PNGs; empty when overlays were not rendered.
     pub overlays: &'a [OverlayLink],
+    /// The pipeline's `[[strata]]` as grouped from the clinical table (the same strata
+    /// whose `strata` rows are in `summary`): group membership for the strata box plots.
+    /// Empty when the pipeline has none.
+    pub strata: &'a [Strata],
 }
 
 /// The metrics plotted and shown in the patient table.
@@ -93,6 +100,7 @@ body{margin:0 auto;max-width:1200px;padding:20px 28px 40px;font:14px/1.45 system
 h1{font-size:24px;margin:0 0 4px}
 h2{font-size:19px;margin:34px 0 8px;padding-bottom:4px;border-bottom:2px solid var(--accent);color:var(--accent)}
 h3{font-size:15px;margin:22px 0 6px}
+h4{font-size:14px;margin:16px 0 4px}
 p{margin:6px 0}
 .sub{color:var(--muted);margin:0 0 10px}
 .note{color:var(--muted);font-size:12.5px}
@@ -116,6 +124,7 @@ td.ind{padding-left:22px}
 .plots{display:flex;flex-wrap:wrap;gap:12px}
 figure{margin:0;border:1px solid var(--line);padding:6px;background:#fff}
 figcaption{font-size:12px;color:var(--muted);padding:2px 4px 0}
+figure.fig-s{max-width:434px}figure.fig-m{max-width:554px}
 svg{display:block;max-width:100%;height:auto}
 .legend{font-size:12.5px;margin:4px 0 0}
 .sw{display:inline-block;width:14px;height:4px;vertical-align:middle;margin:0 4px 0 12px;border-radius:2px}
@@ -123,6 +132,8 @@ svg{display:block;max-width:100%;height:auto}
 .t-balanced{background:var(--bal)}.t-sagittal{background:var(--sag)}.t-coronal{background:var(--cor)}
 .t-biplanar{background:var(--bip)}.t-unknown{background:var(--unk)}.t-none{background:none;color:var(--muted);font-weight:400}
 .sw.t-mean{background:#111}
+.sw.box{width:12px;height:10px;border-radius:1px}
+.g-0{background:#7fb08a}.g-p{background:#e0a13a}.g-pp{background:#b03a2e}
 .seq{white-space:nowrap}
 .pt td{padding:3px 8px}
 .pt .l{height:20px;line-height:20px;white-space:nowrap}
@@ -367,6 +378,12 @@ pub fn report_html(data: &ReportData) -> String {
          <meta name=\"generator\" content=\"Plumbline {}\">\n<title>{title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
         esc(&data.tool_version)
     );
+    // The study-design sections with data come after the plots (section 4), numbered on.
+    let designs = designs::sections(&ctx);
+    let design_links: String = designs
+        .iter()
+        .map(|d| format!("<a href=\"#{}\">{}</a>", d.id, d.nav))
+        .collect();
     let _ = write!(
         h,
         "<header>\n<h1>{title}</h1>\n<p class=\"sub\">Spinal alignment from radiograph landmarks: \
@@ -374,7 +391,7 @@ pub fn report_html(data: &ReportData) -> String {
          in the form of Wang et al. 2022 (J Pain Res, doi 10.2147/JPR.S341317).</p>\n\
          <nav><a href=\"#findings\">Key findings</a><a href=\"#cohort\">Cohort</a>\
          <a href=\"#imbalance\">Imbalance</a><a href=\"#metrics\">Metrics</a>\
-         <a href=\"#plots\">Plots</a><a href=\"#patients\">Patients</a>\
+         <a href=\"#plots\">Plots</a>{design_links}<a href=\"#patients\">Patients</a>\
          <a href=\"#agreement\">Agreement</a><a href=\"#plausibility\">Plausibility</a></nav>\n</header>\n"
     );
     findings(&mut h, &ctx);
@@ -382,9 +399,18 @@ pub fn report_html(data: &ReportData) -> String {
     imbalance(&mut h, &ctx);
     metric_tables(&mut h, &ctx);
     plots(&mut h, &ctx);
-    patient_table(&mut h, &ctx);
-    agreement(&mut h, &ctx);
-    plausibility(&mut h, &ctx);
+    let mut number = 5;
+    for d in &designs {
+        let _ = write!(
+            h,
+            "<section id=\"{}\">\n<h2>{number}. {}</h2>\n{}</section>\n",
+            d.id, d.title, d.body
+        );
+        number += 1;
+    }
+    patient_table(&mut h, &ctx, number);
+    agreement(&mut h, &ctx, number + 1);
+    plausibility(&mut h, &ctx, number + 2);
     let _ = write!(
         h,
         "<footer>\n<p>Plumbline {} &middot; pipeline <b>{}</b> &middot; SHA-256 <code>{}</code></p>\n\
@@ -852,9 +878,20 @@ fn draw_chart(
     y_desc: &str,
     body: &dyn Fn(&mut Chart) -> Result<(), String>,
 ) -> Result<String, String> {
+    draw_chart_sized(labels, y, y_desc, (PLOT_W, PLOT_H), body)
+}
+
+/// [`draw_chart`] of `size` pixels.
+fn draw_chart_sized(
+    labels: &[String],
+    y: (f64, f64),
+    y_desc: &str,
+    size: (u32, u32),
+    body: &dyn Fn(&mut Chart) -> Result<(), String>,
+) -> Result<String, String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (PLOT_W, PLOT_H)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let mut chart = ChartBuilder::on(&root)
             .margin_top(12)
@@ -1148,9 +1185,9 @@ fn plots(h: &mut String, c: &Ctx) {
     h.push_str("</section>\n");
 }
 
-fn patient_table(h: &mut String, c: &Ctx) {
+fn patient_table(h: &mut String, c: &Ctx, number: usize) {
     let d = c.data;
-    h.push_str("<section id=\"patients\">\n<h2>5. Patients</h2>\n");
+    let _ = writeln!(h, "<section id=\"patients\">\n<h2>{number}. Patients</h2>");
     // Overlays by (patient, timepoint name).
     let mut overlays: BTreeMap<(&str, &str), Vec<&OverlayLink>> = BTreeMap::new();
     for o in d.overlays {
@@ -1266,11 +1303,14 @@ fn overlay_line(links: Option<&Vec<&OverlayLink>>, timepoint: &str) -> String {
     groups.join(" &ensp; ")
 }
 
-/// Section 7: every reading that failed a plausibility check (landmarks.md section 7),
+/// The last section: every reading that failed a plausibility check (landmarks.md section 7),
 /// with its checks, the QC messages that give the landmarks and values, and its overlays.
-fn plausibility(h: &mut String, c: &Ctx) {
+fn plausibility(h: &mut String, c: &Ctx, number: usize) {
     let d = c.data;
-    h.push_str("<section id=\"plausibility\">\n<h2>7. Plausibility of the landmark sets</h2>\n");
+    let _ = writeln!(
+        h,
+        "<section id=\"plausibility\">\n<h2>{number}. Plausibility of the landmark sets</h2>"
+    );
     let bad: Vec<&MeasuredReading> = d
         .readings
         .iter()
@@ -1354,8 +1394,11 @@ fn plausibility(h: &mut String, c: &Ctx) {
     h.push_str("</table>\n</section>\n");
 }
 
-fn agreement(h: &mut String, c: &Ctx) {
-    h.push_str("<section id=\"agreement\">\n<h2>6. Inter-observer agreement</h2>\n");
+fn agreement(h: &mut String, c: &Ctx, number: usize) {
+    let _ = writeln!(
+        h,
+        "<section id=\"agreement\">\n<h2>{number}. Inter-observer agreement</h2>"
+    );
     let rows: Vec<&SummaryRow> = c
         .data
         .summary
@@ -1454,6 +1497,7 @@ mod tests {
             summary: &[],
             qc: &[],
             overlays: &[],
+            strata: &[],
         };
         let html = report_html(&d);
         assert!(html.contains("No metric could be computed."));

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use plumbline_export::analyses::{Strata, StrataSpec, strata};
 use plumbline_export::tables::{MeasuredReading, SummaryRow, summary_rows};
 use plumbline_geometry::{Metric, MetricOptions, Thresholds};
 use plumbline_ingest::clinical::read_clinical;
@@ -19,6 +20,7 @@ struct Cohort {
     readings: Vec<MeasuredReading>,
     summary: Vec<SummaryRow>,
     qc: Vec<QcIssue>,
+    strata: Vec<Strata>,
 }
 
 /// The assembly of `plumbline run` (crates/cli/src/run.rs) with the default pipeline.
@@ -36,7 +38,32 @@ fn cohort() -> Cohort {
         .map(|r| MeasuredReading::measure(r, &options, &thresholds))
         .collect();
     let timepoints: Vec<String> = windows.iter().map(|w| w.name.clone()).collect();
-    let summary = summary_rows(&readings, &clinical, &timepoints, 0, &Metric::all(), &[]);
+    // Two strata of the clinical table: sex (two groups: Welch and Mann-Whitney) and age in
+    // three bins (ANOVA and Kruskal-Wallis).
+    let specs = [
+        StrataSpec {
+            column: "sex".into(),
+            edges: None,
+            metrics: vec![Metric::SvaMm, Metric::LlDeg],
+        },
+        StrataSpec {
+            column: "age_years".into(),
+            edges: Some(vec![35.0, 45.0]),
+            metrics: vec![Metric::PtDeg],
+        },
+    ];
+    let strata: Vec<Strata> = specs
+        .iter()
+        .map(|s| strata(s, &clinical).unwrap())
+        .collect();
+    let summary = summary_rows(
+        &readings,
+        &clinical,
+        &timepoints,
+        0,
+        &Metric::all(),
+        &strata,
+    );
     let mut qc: Vec<QcIssue> = clinical_issues;
     qc.extend(scanned.issues.iter().cloned());
     qc.extend(grouped.issues.iter().cloned());
@@ -51,6 +78,7 @@ fn cohort() -> Cohort {
         readings,
         summary,
         qc,
+        strata,
     }
 }
 
@@ -70,6 +98,7 @@ fn data<'a>(c: &'a Cohort, overlays: &'a [OverlayLink]) -> ReportData<'a> {
         summary: &c.summary,
         qc: &c.qc,
         overlays,
+        strata: &c.strata,
     }
 }
 
@@ -191,6 +220,38 @@ fn report_of_the_committed_cohort() {
         }
     }
     assert!(html.matches("<svg ").count() >= 10);
+    // Study-design sections of the cohort (one biplanar patient at preop, balanced after).
+    for id in ["recovery-types", "schwab", "wedging", "strata"] {
+        assert!(html.contains(&format!("<section id=\"{id}\">")), "no {id}");
+        assert!(
+            html.contains(&format!("<a href=\"#{id}\">")),
+            "no nav link to {id}"
+        );
+    }
+    assert!(html.contains("<h2>5. Recovery by pre-op imbalance type</h2>"));
+    assert!(html.contains("<h2>9. Patients</h2>"));
+    assert!(
+        html.contains(
+            "<title>Biplanar at postop: 1/1 balanced (100.0%; 95% CI 20.7–100.0%)</title>"
+        )
+    );
+    assert!(html.contains("<title>PI-LL 0 at preop: 6/8 (75.0%; 95% CI 40.9–92.9%)</title>"));
+    for fig in [
+        "plot-strata-0-sva_mm",
+        "plot-strata-0-ll_deg",
+        "plot-strata-1-pt_deg",
+    ] {
+        assert!(
+            html.contains(&format!("<figure id=\"{fig}\" class=\"fig-m\">\n<svg ")),
+            "no {fig}"
+        );
+    }
+    assert!(
+        html.contains(
+            "preop: Welch p 0.94, Mann-Whitney p 0.64 <span class=\"small\">(n=8)</span>"
+        )
+    );
+    assert!(html.contains("preop: ANOVA p 0.23, Kruskal-Wallis p 0.22"));
     assert!(html.contains("<text"), "plots have axis labels");
     // Patient table: one row per patient, with overlay links.
     for p in 1..=8 {
@@ -245,4 +306,651 @@ fn text_from_the_data_is_escaped() {
     assert!(html.contains(
         "href=\"overlays/P%3Cb%3E%26%221%27/preop_Dr%20%3Cscript%3Ealert%281%29%3C/script%3E%20%26%20%22Co%22_lateral.png\""
     ));
+}
+
+// ---------------------------------------------------------------------------------------
+// The study-design sections (recovery by type and plane, paired |SVA| and |C7PL-CSVL|,
+// SRS-Schwab, wedging, strata) from hand-made rows and readings.
+
+mod designs {
+    use std::collections::BTreeMap;
+
+    use plumbline_export::analyses::{Strata, StrataSpec, strata};
+    use plumbline_export::stats::wilson;
+    use plumbline_export::tables::{MeasuredReading, SummaryRow, summary_rows};
+    use plumbline_geometry::{Metric, Metrics, Thresholds};
+    use plumbline_ingest::clinical::{ClinicalRow, ClinicalTable};
+    use plumbline_render::report::{ReportData, report_html};
+
+    use super::assert_self_contained;
+
+    const NEW_SECTIONS: [&str; 4] = ["recovery-types", "schwab", "wedging", "strata"];
+
+    fn tps() -> Vec<String> {
+        ["preop", "postop", "m3"].map(String::from).to_vec()
+    }
+
+    /// A reading of `pid` at timepoint `t` of [`tps`] with the given metric values.
+    fn reading(pid: &str, t: usize, values: &[(Metric, f64)]) -> MeasuredReading {
+        MeasuredReading::new(
+            pid.into(),
+            tps()[t].clone(),
+            t,
+            String::new(),
+            "R1".into(),
+            format!("1.2.{pid}.{t}"),
+            Metrics::from_parts(values.iter().copied(), None, None),
+            &Thresholds::default(),
+            "pixel_spacing".into(),
+            "header".into(),
+        )
+    }
+
+    /// One reading per patient and timepoint, with LL only: enough for every timepoint to
+    /// count as having readings.
+    fn readings() -> Vec<MeasuredReading> {
+        let mut out = Vec::new();
+        for p in 1..=4 {
+            for t in 0..3 {
+                out.push(reading(
+                    &format!("P{p}"),
+                    t,
+                    &[(Metric::LlDeg, 40.0 + p as f64)],
+                ));
+            }
+        }
+        out
+    }
+
+    fn share(section: &'static str, stat: &str, tp: &str, k: usize, n: usize) -> SummaryRow {
+        let w = wilson(k, n);
+        SummaryRow {
+            section,
+            statistic: stat.into(),
+            timepoint: tp.into(),
+            n,
+            value: w.as_ref().map(|w| w.p),
+            ci_low: w.as_ref().map(|w| w.lo),
+            ci_high: w.as_ref().map(|w| w.hi),
+            p_value: None,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        section: &'static str,
+        stat: &str,
+        tp: &str,
+        n: usize,
+        value: Option<f64>,
+        ci: Option<(f64, f64)>,
+        p: Option<f64>,
+    ) -> SummaryRow {
+        SummaryRow {
+            section,
+            statistic: stat.into(),
+            timepoint: tp.into(),
+            n,
+            value,
+            ci_low: ci.map(|c| c.0),
+            ci_high: ci.map(|c| c.1),
+            p_value: p,
+        }
+    }
+
+    fn data<'a>(
+        timepoints: Vec<String>,
+        readings: &'a [MeasuredReading],
+        summary: &'a [SummaryRow],
+        strata: &'a [Strata],
+    ) -> ReportData<'a> {
+        ReportData {
+            title: "designs".into(),
+            tool_version: "0".into(),
+            pipeline_name: "p".into(),
+            pipeline_sha256: "0".into(),
+            input: "in".into(),
+            files: 0,
+            images: 0,
+            landmark_files: 0,
+            timepoints,
+            baseline: 0,
+            readings,
+            summary,
+            qc: &[],
+            overlays: &[],
+            strata,
+        }
+    }
+
+    /// The text between `<figure id="{id}"` and its `</figure>`.
+    fn figure<'h>(html: &'h str, id: &str) -> &'h str {
+        let start = html
+            .find(&format!("<figure id=\"{id}\""))
+            .unwrap_or_else(|| panic!("no figure {id}"));
+        let end = start + html[start..].find("</figure>").unwrap();
+        &html[start..end]
+    }
+
+    /// The texts of every `<title>` in `s`.
+    fn titles(s: &str) -> Vec<&str> {
+        s.split("<title>")
+            .skip(1)
+            .map(|t| &t[..t.find("</title>").unwrap()])
+            .collect()
+    }
+
+    /// The `height` of the tooltip rectangle whose title is `title`.
+    fn tip_height(svg: &str, title: &str) -> f64 {
+        let end = svg
+            .find(&format!("><title>{title}</title>"))
+            .unwrap_or_else(|| panic!("no tooltip {title:?}"));
+        let rect = &svg[svg[..end].rfind("<rect ").unwrap()..end];
+        let h = &rect[rect.find("height=\"").unwrap() + 8..];
+        h[..h.find('"').unwrap()].parse().unwrap()
+    }
+
+    fn recovery_rows() -> Vec<SummaryRow> {
+        let mut rows = Vec::new();
+        // by type: sagittal 2/3 then 3/3, coronal 1/2 both times, biplanar 0/1 then 1/1.
+        for (stat, post, m3) in [
+            ("sagittal", (2, 3), (3, 3)),
+            ("coronal", (1, 2), (1, 2)),
+            ("biplanar", (0, 1), (1, 1)),
+        ] {
+            rows.push(share("recovery_by_type", stat, "postop", post.0, post.1));
+            rows.push(share("recovery_by_type", stat, "m3", m3.0, m3.1));
+        }
+        for (stat, post, m3) in [("sagittal", (3, 4), (4, 4)), ("coronal", (1, 3), (2, 3))] {
+            rows.push(share("recovery_by_plane", stat, "postop", post.0, post.1));
+            rows.push(share("recovery_by_plane", stat, "m3", m3.0, m3.1));
+        }
+        for tp in ["postop", "m3"] {
+            rows.push(row(
+                "paired_imbalanced",
+                "abs_sva_mm_change",
+                tp,
+                4,
+                Some(-31.25),
+                Some((-52.5, -10.0)),
+                Some(0.0123),
+            ));
+            rows.push(row(
+                "paired_imbalanced",
+                "abs_sva_mm_wilcoxon",
+                tp,
+                4,
+                Some(-28.0),
+                None,
+                Some(0.125),
+            ));
+        }
+        rows
+    }
+
+    #[test]
+    fn recovery_by_type_chart_has_three_series_with_their_shares() {
+        let readings = readings();
+        let summary = recovery_rows();
+        let html = report_html(&data(tps(), &readings, &summary, &[]));
+        assert_self_contained(&html);
+        assert!(html.contains(
+            "<section id=\"recovery-types\">\n<h2>5. Recovery by pre-op imbalance type</h2>"
+        ));
+        assert!(html.contains("<a href=\"#recovery-types\">Recovery by type</a>"));
+        let fig = figure(&html, "plot-recovery-type");
+        assert!(fig.contains("<svg "));
+        // One line per type in the type colours, two points (postop, m3) each.
+        for colour in ["#D9822B", "#2B7BD9", "#C0392B"] {
+            assert!(
+                fig.contains(&format!("stroke=\"{colour}\"")),
+                "no {colour} series"
+            );
+        }
+        assert_eq!(
+            titles(fig),
+            [
+                "Sagittal at postop: 2/3 balanced (66.7%; 95% CI 20.8–93.9%)",
+                "Sagittal at m3: 3/3 balanced (100.0%; 95% CI 43.9–100.0%)",
+                "Coronal at postop: 1/2 balanced (50.0%; 95% CI 9.5–90.5%)",
+                "Coronal at m3: 1/2 balanced (50.0%; 95% CI 9.5–90.5%)",
+                "Biplanar at postop: 0/1 balanced (0.0%; 95% CI 0.0–79.3%)",
+                "Biplanar at m3: 1/1 balanced (100.0%; 95% CI 20.7–100.0%)",
+            ]
+        );
+        // The plane chart: two series; the table has both blocks.
+        let plane = figure(&html, "plot-recovery-plane");
+        assert_eq!(titles(plane).len(), 4);
+        assert!(
+            titles(plane).contains(&"Coronal plane at m3: 2/3 balanced (66.7%; 95% CI 20.8–93.9%)")
+        );
+        assert!(html.contains(
+            "<td class=\"n\">2/3 <b>66.7%</b> <span class=\"small\">(20.8–93.9%)</span></td>"
+        ));
+        // Paired |SVA| within the sagittally imbalanced; |C7PL-CSVL| has no rows: dashes.
+        let t = &html[html.find("<table id=\"table-paired-imbalanced\">").unwrap()..];
+        let t = &t[..t.find("</table>").unwrap()];
+        assert!(t.contains(
+            "<td>postop</td><td class=\"n\">4</td><td class=\"n\">-31.2</td>\
+             <td class=\"n\">-52.5 to -10.0</td><td class=\"n\"><span class=\"sig\">0.012</span></td>\
+             <td class=\"n\">-28.0</td><td class=\"n\">0.12</td>"
+        ));
+        assert!(t.contains("|C7PL-CSVL| (mm)"));
+        // No Schwab, wedging or strata rows: no such sections; numbering goes on.
+        for id in ["schwab", "wedging", "strata"] {
+            assert!(!html.contains(&format!("id=\"{id}\"")), "{id} without rows");
+        }
+        assert!(html.contains("<h2>6. Patients</h2>"));
+        // Deterministic.
+        assert_eq!(html, report_html(&data(tps(), &readings, &summary, &[])));
+    }
+
+    #[test]
+    fn schwab_bars_stack_the_grade_shares() {
+        let readings = readings();
+        let mut summary = Vec::new();
+        for (g, pre, post) in [("0", 5, 8), ("+", 2, 0), ("++", 1, 0)] {
+            summary.push(share(
+                "schwab",
+                &format!("schwab_pi_ll={g}"),
+                "preop",
+                pre,
+                8,
+            ));
+            summary.push(share(
+                "schwab",
+                &format!("schwab_pi_ll={g}"),
+                "postop",
+                post,
+                8,
+            ));
+            summary.push(share("schwab", &format!("schwab_pi_ll={g}"), "m3", 0, 0));
+        }
+        // PT known nowhere: no PT chart.
+        for g in ["0", "+", "++"] {
+            for tp in ["preop", "postop", "m3"] {
+                summary.push(share("schwab", &format!("schwab_pt={g}"), tp, 0, 0));
+            }
+        }
+        let html = report_html(&data(tps(), &readings, &summary, &[]));
+        assert_self_contained(&html);
+        assert!(
+            html.contains("<section id=\"schwab\">\n<h2>5. SRS-Schwab sagittal modifiers</h2>")
+        );
+        let fig = figure(&html, "plot-schwab-pi_ll");
+        assert_eq!(
+            titles(fig),
+            [
+                "PI-LL 0 at preop: 5/8 (62.5%; 95% CI 30.6–86.3%)",
+                "PI-LL + at preop: 2/8 (25.0%; 95% CI 7.1–59.1%)",
+                "PI-LL ++ at preop: 1/8 (12.5%; 95% CI 2.2–47.1%)",
+                "PI-LL 0 at postop: 8/8 (100.0%; 95% CI 67.6–100.0%)",
+            ]
+        );
+        // The segments' heights are the shares of one full bar.
+        let full = tip_height(fig, "PI-LL 0 at postop: 8/8 (100.0%; 95% CI 67.6–100.0%)");
+        let zero = tip_height(fig, "PI-LL 0 at preop: 5/8 (62.5%; 95% CI 30.6–86.3%)");
+        let pp = tip_height(fig, "PI-LL ++ at preop: 1/8 (12.5%; 95% CI 2.2–47.1%)");
+        assert!((zero / full - 0.625).abs() < 0.01, "{zero} / {full}");
+        assert!((pp / full - 0.125).abs() < 0.01, "{pp} / {full}");
+        assert!(fig.contains("fill=\"#7FB08A\"") && fig.contains("fill=\"#B03A2E\""));
+        assert!(fig.contains("\npreop (n=8)\n") && fig.contains("\nm3 (n=0)\n"));
+        assert!(!html.contains("plot-schwab-pt") && !html.contains("plot-schwab-sva"));
+        // The counts table.
+        assert!(html.contains(
+            "<td class=\"n\">2/8 <b>25.0%</b> <span class=\"small\">(7.1–59.1%)</span></td>"
+        ));
+    }
+
+    #[test]
+    fn wedging_table_gives_k_of_n_per_level() {
+        let readings = readings();
+        let mut summary = Vec::new();
+        for n in 1..=5 {
+            for (tp, k) in [("preop", n - 1), ("postop", 0), ("m3", 0)] {
+                summary.push(share("wedging", &format!("l{n}_wedge_abnormal"), tp, k, 4));
+            }
+        }
+        let html = report_html(&data(tps(), &readings, &summary, &[]));
+        assert!(html.contains("<section id=\"wedging\">\n<h2>5. Abnormal vertebral wedging</h2>"));
+        let t = &html[html.find("<table id=\"table-wedging\">").unwrap()..];
+        let t = &t[..t.find("</table>").unwrap()];
+        assert!(t.contains(
+            "<tr><td>L4</td><td class=\"n\">3/4 <b>75.0%</b> <span class=\"small\">(30.1–95.4%)</span></td>"
+        ));
+        assert_eq!(t.matches("<tr><td>L").count(), 5);
+    }
+
+    fn clinical(groups: &[(&str, &str)]) -> ClinicalTable {
+        ClinicalTable {
+            path: "clinical.csv".into(),
+            headers: vec!["patient_id".into(), "grp<x>".into()],
+            rows: groups
+                .iter()
+                .enumerate()
+                .map(|(i, (p, g))| ClinicalRow {
+                    line: i as u64 + 2,
+                    patient_id: (*p).into(),
+                    surgery_day: None,
+                    herniation_level: None,
+                    herniation_side: None,
+                    fields: vec![(*p).into(), (*g).into()],
+                })
+                .collect(),
+        }
+    }
+
+    /// p as the report prints it.
+    fn p_text(p: f64) -> String {
+        if p < 0.001 {
+            "&lt;0.001".into()
+        } else if p < 0.1 {
+            format!("{p:.3}")
+        } else {
+            format!("{p:.2}")
+        }
+    }
+
+    /// Strata of `grp<x>` from the real pipeline pieces: rows by `summary_rows`.
+    fn strata_case(groups: &[(&str, &str)], ll: &BTreeMap<&str, [f64; 2]>) -> String {
+        let table = clinical(groups);
+        let spec = StrataSpec {
+            column: "grp<x>".into(),
+            edges: None,
+            metrics: vec![Metric::LlDeg],
+        };
+        let s = vec![strata(&spec, &table).unwrap()];
+        let mut readings = Vec::new();
+        for (pid, v) in ll {
+            for (t, x) in v.iter().enumerate() {
+                readings.push(reading(pid, t, &[(Metric::LlDeg, *x)]));
+            }
+        }
+        let tp2: Vec<String> = tps()[..2].to_vec();
+        let summary = summary_rows(&readings, &table, &tp2, 0, &[Metric::LlDeg], &s);
+        let html = report_html(&data(tp2.clone(), &readings, &summary, &s));
+        assert_self_contained(&html);
+        assert_eq!(html, report_html(&data(tp2, &readings, &summary, &s)));
+        // The caption's p values are those of the rows.
+        let p_of = |stat: &str, tp: &str| {
+            summary
+                .iter()
+                .find(|r| r.section == "strata" && r.statistic == stat && r.timepoint == tp)
+                .and_then(|r| r.p_value)
+                .unwrap_or_else(|| panic!("no p of {stat} at {tp}"))
+        };
+        let two = groups
+            .iter()
+            .map(|g| g.1)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            == 2;
+        let (a, b, la, lb) = if two {
+            ("welch", "mann_whitney", "Welch p", "Mann-Whitney p")
+        } else {
+            ("anova", "kruskal", "ANOVA p", "Kruskal-Wallis p")
+        };
+        let fig = figure(&html, "plot-strata-0-ll_deg");
+        for tp in ["preop", "postop"] {
+            for (stat, label) in [(a, la), (b, lb)] {
+                let p = p_of(&format!("grp<x>:ll_deg_{stat}"), tp);
+                let text = format!("{label} {}", p_text(p));
+                assert!(fig.contains(&text), "caption lacks {text:?} at {tp}: {fig}");
+            }
+        }
+        html
+    }
+
+    #[test]
+    fn strata_box_plots_print_the_tests() {
+        let groups = [
+            ("P1", "A&B"),
+            ("P2", "A&B"),
+            ("P3", "A&B"),
+            ("P4", "A&B"),
+            ("P5", "C"),
+            ("P6", "C"),
+            ("P7", "C"),
+            ("P8", "C"),
+        ];
+        let ll: BTreeMap<&str, [f64; 2]> = [
+            ("P1", [40.0, 41.0]),
+            ("P2", [41.0, 43.0]),
+            ("P3", [42.0, 42.0]),
+            ("P4", [39.0, 40.5]),
+            ("P5", [60.0, 50.0]),
+            ("P6", [61.0, 52.0]),
+            ("P7", [59.0, 49.0]),
+            ("P8", [62.0, 50.0]),
+        ]
+        .into_iter()
+        .collect();
+        let html = strata_case(&groups, &ll);
+        assert!(html.contains("<section id=\"strata\">"));
+        assert!(html.contains("<h3 id=\"strata-0\">By grp&lt;x&gt;</h3>"));
+        // Group names are escaped in the legend, the tooltips and the table.
+        assert!(!html.contains("A&B") && !html.contains("grp<x>"));
+        assert!(html.contains("A&amp;B (4)"));
+        let fig = figure(&html, "plot-strata-0-ll_deg");
+        let tips = titles(fig);
+        assert_eq!(tips.len(), 4, "one box per group and timepoint: {tips:?}");
+        assert!(
+            tips.contains(&"A&amp;B at preop: n=4, median 40.5, quartiles 39.8 to 41.2, mean 40.5")
+        );
+        // Groups far apart: Welch p < 0.001 at preop, bold.
+        assert!(fig.contains("preop: <span class=\"sig\">Welch p &lt;0.001</span>"));
+        // The table: mean ± SD (n) and the change, with the tests.
+        let t = &html[html.find("<table id=\"table-strata-0-ll_deg\">").unwrap()..];
+        let t = &t[..t.find("</table>").unwrap()];
+        assert!(t.contains(
+            "<td>A&amp;B</td><td class=\"n\">40.5 ± 1.3 <span class=\"small\">(4)</span></td>"
+        ));
+        assert!(t.contains("<th class=\"n\">Δ postop − preop</th>"));
+        assert!(t.contains("-10.2 ± 1.3 <span class=\"small\">(4)</span>"));
+        assert!(t.contains("MWU p"));
+    }
+
+    #[test]
+    fn three_groups_get_anova_and_kruskal_wallis() {
+        let groups = [
+            ("P1", "x"),
+            ("P2", "x"),
+            ("P3", "y"),
+            ("P4", "y"),
+            ("P5", "z"),
+            ("P6", "z"),
+        ];
+        let ll: BTreeMap<&str, [f64; 2]> = [
+            ("P1", [40.0, 41.0]),
+            ("P2", [42.0, 43.0]),
+            ("P3", [50.0, 49.0]),
+            ("P4", [53.0, 51.0]),
+            ("P5", [45.0, 47.0]),
+            ("P6", [44.0, 46.0]),
+        ]
+        .into_iter()
+        .collect();
+        let html = strata_case(&groups, &ll);
+        assert!(html.contains("KW p"));
+        assert!(!html.contains("Welch p"));
+    }
+
+    #[test]
+    fn without_their_rows_there_are_no_new_sections() {
+        // The committed cohort without the study-design rows and without strata.
+        let mut c = super::cohort();
+        c.summary.retain(|r| {
+            !matches!(
+                r.section,
+                "recovery_by_type"
+                    | "recovery_by_plane"
+                    | "paired_imbalanced"
+                    | "schwab"
+                    | "wedging"
+                    | "strata"
+            )
+        });
+        c.strata.clear();
+        let html = report_html(&super::data(&c, &[]));
+        for id in NEW_SECTIONS {
+            assert!(!html.contains(&format!("id=\"{id}\"")), "{id} without rows");
+            assert!(!html.contains(&format!("href=\"#{id}\"")), "link to {id}");
+        }
+        assert!(!html.contains("plot-recovery") && !html.contains("plot-schwab"));
+        assert!(html.contains("<h2>5. Patients</h2>"));
+        assert!(html.contains("<h2>6. Inter-observer agreement</h2>"));
+        assert!(html.contains("<h2>7. Plausibility of the landmark sets</h2>"));
+    }
+
+    #[test]
+    fn rows_that_rest_on_no_patient_show_nothing_and_odd_inputs_do_not_panic() {
+        let readings = readings();
+        // Every row of every new section with n = 0 (what summary_rows writes when no value
+        // is known).
+        let mut summary = Vec::new();
+        for tp in ["preop", "postop", "m3"] {
+            for t in ["sagittal", "coronal", "biplanar"] {
+                summary.push(share("recovery_by_type", t, tp, 0, 0));
+            }
+            summary.push(row(
+                "paired_imbalanced",
+                "abs_sva_mm_change",
+                tp,
+                0,
+                None,
+                None,
+                None,
+            ));
+            summary.push(share("schwab", "schwab_sva=+", tp, 0, 0));
+            summary.push(share("wedging", "l3_wedge_abnormal", tp, 0, 0));
+            summary.push(row("strata", "g=a:ll_deg_mean", tp, 0, None, None, None));
+        }
+        let none = Strata {
+            column: "g".into(),
+            groups: vec!["a".into()],
+            of_patient: BTreeMap::new(),
+            metrics: vec![Metric::LlDeg],
+        };
+        let html = report_html(&data(
+            tps(),
+            &readings,
+            &summary,
+            std::slice::from_ref(&none),
+        ));
+        for id in NEW_SECTIONS {
+            assert!(
+                !html.contains(&format!("id=\"{id}\"")),
+                "{id} with n = 0 only"
+            );
+        }
+
+        // Rows with data but odd: NaN shares, a share without its interval, rows at a
+        // timepoint that has no reading, strata rows for patients without values, one
+        // group, no group, no metric, and more groups than are plotted.
+        let mut summary = vec![
+            row(
+                "recovery_by_type",
+                "sagittal",
+                "postop",
+                3,
+                Some(f64::NAN),
+                None,
+                None,
+            ),
+            row(
+                "recovery_by_type",
+                "coronal",
+                "m3",
+                2,
+                Some(0.5),
+                None,
+                None,
+            ),
+            row(
+                "recovery_by_plane",
+                "coronal",
+                "m12",
+                2,
+                Some(0.5),
+                None,
+                None,
+            ),
+            row(
+                "schwab",
+                "schwab_pt=++",
+                "preop",
+                4,
+                Some(f64::NAN),
+                Some((f64::NAN, 1.0)),
+                None,
+            ),
+            row("schwab", "schwab_pt=0", "postop", 4, Some(1.0), None, None),
+            row("wedging", "l1_wedge_abnormal", "m3", 1, None, None, None),
+            row(
+                "strata",
+                "g=a:ll_deg_mean",
+                "preop",
+                1,
+                Some(f64::INFINITY),
+                None,
+                None,
+            ),
+            row(
+                "strata",
+                "g:ll_deg_welch",
+                "preop",
+                2,
+                Some(1.0),
+                None,
+                Some(f64::NAN),
+            ),
+        ];
+        summary.push(row(
+            "paired_imbalanced",
+            "abs_c7pl_csvl_mm_wilcoxon",
+            "m3",
+            1,
+            None,
+            None,
+            None,
+        ));
+        let many: BTreeMap<String, String> = (1..=4)
+            .map(|p| (format!("P{p}"), format!("g{p}")))
+            .collect();
+        let strata = [
+            none.clone(),
+            Strata {
+                column: "one".into(),
+                groups: vec!["only".into()],
+                of_patient: (1..=4).map(|p| (format!("P{p}"), "only".into())).collect(),
+                metrics: vec![Metric::LlDeg, Metric::SvaMm],
+            },
+            Strata {
+                column: "empty".into(),
+                groups: Vec::new(),
+                of_patient: BTreeMap::new(),
+                metrics: Vec::new(),
+            },
+            Strata {
+                column: "many".into(),
+                groups: (1..=12).map(|g| format!("g{g}")).collect(),
+                of_patient: many,
+                metrics: vec![Metric::LlDeg],
+            },
+        ];
+        let html = report_html(&data(tps(), &readings, &summary, &strata));
+        assert_self_contained(&html);
+        assert!(html.trim_end().ends_with("</html>"));
+        for id in NEW_SECTIONS {
+            assert!(html.contains(&format!("<section id=\"{id}\">")), "no {id}");
+        }
+        assert!(!html.contains("NaN") && !html.contains("inf<") && !html.contains("inf "));
+        assert!(html.contains("One group: no between-group test."));
+        assert!(html.contains("12 groups: too many to plot side by side"));
+        assert!(html.contains("No group or no metric to compare."));
+
+        // No timepoint at all.
+        let html = report_html(&data(Vec::new(), &[], &summary, &strata));
+        assert!(html.trim_end().ends_with("</html>"));
+    }
 }
