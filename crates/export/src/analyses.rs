@@ -112,6 +112,10 @@ pub fn strata(spec: &StrataSpec, clinical: &ClinicalTable) -> Option<Strata> {
 
 type Primary<'a> = BTreeMap<(String, usize), &'a MeasuredReading>;
 
+/// One series a stratum compares: its name (`pt_deg` or `pt_deg_change`), timepoint,
+/// and a patient's value.
+type Series<'a> = (String, String, Box<dyn Fn(&str) -> Option<f64> + 'a>);
+
 /// `recovery_by_type` and `recovery_by_plane` rows.
 ///
 /// - `recovery_by_type`, statistic `sagittal` | `coronal` | `biplanar` (the pre-op type):
@@ -303,7 +307,7 @@ pub fn strata_rows(
             .and_then(|r| r.metrics.get(m))
     };
     for &m in &s.metrics {
-        let mut series: Vec<(String, String, Box<dyn Fn(&str) -> Option<f64> + '_>)> = Vec::new();
+        let mut series: Vec<Series> = Vec::new();
         for (t, tp) in timepoints.iter().enumerate() {
             series.push((
                 m.name(),

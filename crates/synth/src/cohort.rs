@@ -198,6 +198,23 @@ impl CohortDesign {
             })
             .collect();
         recovered_at.shuffle(&mut rng);
+        // Wang et al.'s central claim: sagittal imbalance corrects right after surgery,
+        // coronal imbalance within 3 to 6 months. The earliest recoveries go to the
+        // sagittal cases, then the biplanar, the latest to the coronal ones (the shuffle
+        // above stays, so every later draw is the one it was before).
+        recovered_at.sort_unstable();
+        let priority = |d: Design| match d {
+            Design::Sagittal => 0,
+            Design::Biplanar => 1,
+            _ => 2,
+        };
+        let mut by_type: Vec<usize> = (0..designs.len()).collect();
+        by_type.sort_by_key(|&k| (priority(designs[k]), k));
+        let mut recovery_of = vec![0; designs.len()];
+        for (j, &k) in by_type.iter().enumerate() {
+            recovery_of[k] = recovered_at[j];
+        }
+        let recovered_at = recovery_of;
         let mut which: Vec<usize> = (0..n).collect();
         which.shuffle(&mut rng);
         let mut patients = vec![
