@@ -49,9 +49,18 @@ fn run_design(dir: &Path, clinical: &Path, pipeline: &str) -> PathBuf {
     out
 }
 
-/// Every truth value whose metric measurements.csv writes is there to 1e-6; returns the
-/// number of truth values compared per metric.
+/// Every truth value of a timepoint of the pipeline whose metric measurements.csv writes
+/// is there to 1e-6; returns the number of truth values compared per metric.
 fn matches_truth(dir: &Path, out: &Path) -> BTreeMap<String, usize> {
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let source = run["pipeline"]["source"].as_str().unwrap().to_string();
+    let windows: BTreeSet<String> = Pipeline::load(Path::new(&source))
+        .unwrap()
+        .windows
+        .iter()
+        .map(|w| w.name.clone())
+        .collect();
     let (header, rows) = read_csv(&out.join("measurements.csv"));
     let col: BTreeMap<&str, usize> = header.iter().enumerate().map(|(i, h)| (h.as_str(), i)).collect();
     let ours: BTreeMap<(String, String, String), &Vec<String>> = rows
@@ -60,7 +69,7 @@ fn matches_truth(dir: &Path, out: &Path) -> BTreeMap<String, usize> {
         .collect();
     let (_, truth) = read_csv(&dir.join("truth.csv"));
     let mut compared = BTreeMap::new();
-    for t in &truth {
+    for t in truth.iter().filter(|t| windows.contains(&t[1])) {
         let Some(&c) = col.get(t[3].as_str()) else {
             continue; // a segment the pipeline does not write
         };
