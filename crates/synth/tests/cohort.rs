@@ -453,11 +453,20 @@ fn default_schedule_is_unchanged_for_patients_without_a_slip() {
         fnv(&mut h, &std::fs::read(dir.join(r)).unwrap());
         fnv(&mut h, b"\0");
     }
+    // truth.csv rows of the 22 metrics that existed at b00f401 (the metrics added since
+    // are new rows, not changed ones).
+    let old: BTreeSet<String> = plumbline_geometry::Metric::all()
+        .into_iter()
+        .take(22)
+        .map(|m| m.name())
+        .chain(["metric".to_string()])
+        .collect();
     for line in std::fs::read_to_string(dir.join("truth.csv"))
         .unwrap()
         .lines()
     {
-        if !slipped.contains(line.split(',').next().unwrap()) {
+        let f: Vec<&str> = line.split(',').collect();
+        if !slipped.contains(f[0]) && old.contains(f[3]) {
             fnv(&mut h, format!("{line}\n").as_bytes());
         }
     }
