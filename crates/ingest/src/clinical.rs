@@ -642,7 +642,16 @@ mod tests {
         let (table, issues) = read_clinical(&path).unwrap();
         assert!(issues.is_empty(), "{issues:?}");
         assert_eq!(table.rows.len(), 8);
-        assert_eq!(table.headers[4..], ["sex", "age_years"]);
+        assert_eq!(
+            table.headers[4..],
+            [
+                "sex",
+                "age_years",
+                "hip_pain",
+                "fusion_to_sacrum",
+                "fused_levels"
+            ]
+        );
         let p1 = &table.rows[0];
         assert_eq!(p1.patient_id, "P0001");
         assert_eq!(p1.line, 2);
@@ -650,7 +659,17 @@ mod tests {
         assert_eq!(p1.herniation_side, HerniationSide::Left);
         assert_eq!(
             p1.fields,
-            ["P0001", "2021-06-03", "L4-L5", "left", "M", "41"]
+            [
+                "P0001",
+                "2021-06-03",
+                "L4-L5",
+                "left",
+                "M",
+                "41",
+                "yes",
+                "yes",
+                "2"
+            ]
         );
     }
 

@@ -572,7 +572,7 @@ fn join_and_grouping_problems_are_reported() {
             }
         })
         .collect();
-    lines.push("P9999,2022-01-01,L4-L5,left,F,50".into());
+    lines.push("P9999,2022-01-01,L4-L5,left,F,50,no,no,1".into());
     std::fs::write(dir.join("clinical.csv"), lines.join("\n") + "\n").unwrap();
 
     let s = scan(&dir.join("tree"), &ScanOptions::default(), &|_| {}).unwrap();
