@@ -99,14 +99,17 @@ fn committed_cohort_end_to_end() {
     let (ph, prow) = read_csv(&out.join("patients.csv"));
     assert_eq!(prow.len(), 8);
     assert_eq!(
-        &ph[..6],
+        &ph[..9],
         [
             "patient_id",
             "surgery_date",
             "herniation_level",
             "herniation_side",
             "sex",
-            "age_years"
+            "age_years",
+            "hip_pain",
+            "fusion_to_sacrum",
+            "fused_levels"
         ]
     );
     assert!(ph.contains(&"sva_mm_preop".to_string()));
