@@ -62,7 +62,11 @@ fn matches_truth(dir: &Path, out: &Path) -> BTreeMap<String, usize> {
         .map(|w| w.name.clone())
         .collect();
     let (header, rows) = read_csv(&out.join("measurements.csv"));
-    let col: BTreeMap<&str, usize> = header.iter().enumerate().map(|(i, h)| (h.as_str(), i)).collect();
+    let col: BTreeMap<&str, usize> = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.as_str(), i))
+        .collect();
     let ours: BTreeMap<(String, String, String), &Vec<String>> = rows
         .iter()
         .map(|r| ((r[0].clone(), r[1].clone(), r[3].clone()), r))
@@ -102,7 +106,10 @@ fn independent_check(out: &Path, clinical: &Path, pipeline: &str) {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(o.status.success(), "check_summary.py on {pipeline}:\n{text}");
+    assert!(
+        o.status.success(),
+        "check_summary.py on {pipeline}:\n{text}"
+    );
 }
 
 /// The rows of cohort_summary.csv by (section, statistic, timepoint): (n, value, p).
@@ -125,7 +132,10 @@ fn get<'a>(s: &'a Summary, section: &str, stat: &str, tp: &str) -> &'a (usize, S
         .unwrap_or_else(|| panic!("no row {section} {stat} {tp}"))
 }
 
-#[cfg_attr(missing_tool = "scipy", ignore = "needs scipy: pip install -r fixtures/stats/requirements.txt")]
+#[cfg_attr(
+    missing_tool = "scipy",
+    ignore = "needs scipy: pip install -r fixtures/stats/requirements.txt"
+)]
 #[test]
 fn discectomy_designs_wang_and_schwab() {
     let dir = temp_dir("discectomy");
@@ -134,8 +144,15 @@ fn discectomy_designs_wang_and_schwab() {
     for pipeline in ["wang2022-discectomy.toml", "srs-schwab.toml"] {
         let out = run_design(&dir, &clinical, pipeline);
         let compared = matches_truth(&dir, &out);
-        for m in ["l4_l5_slip_pct", "l5_s1_disc_height_index", "l3_ant_height_mm"] {
-            assert!(compared.get(m).is_some_and(|&n| n > 100), "{m}: {compared:?}");
+        for m in [
+            "l4_l5_slip_pct",
+            "l5_s1_disc_height_index",
+            "l3_ant_height_mm",
+        ] {
+            assert!(
+                compared.get(m).is_some_and(|&n| n > 100),
+                "{m}: {compared:?}"
+            );
         }
         independent_check(&out, &clinical, pipeline);
     }
@@ -161,13 +178,21 @@ fn discectomy_designs_wang_and_schwab() {
     let schwab = summary(&dir.join("out-srs-schwab.toml"));
     let shares: f64 = ["0", "+", "++"]
         .iter()
-        .map(|g| get(&schwab, "schwab", &format!("schwab_sva={g}"), "preop").1.parse::<f64>().unwrap())
+        .map(|g| {
+            get(&schwab, "schwab", &format!("schwab_sva={g}"), "preop")
+                .1
+                .parse::<f64>()
+                .unwrap()
+        })
         .sum();
     assert!((shares - 1.0).abs() < 1e-12);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[cfg_attr(missing_tool = "scipy", ignore = "needs scipy: pip install -r fixtures/stats/requirements.txt")]
+#[cfg_attr(
+    missing_tool = "scipy",
+    ignore = "needs scipy: pip install -r fixtures/stats/requirements.txt"
+)]
 #[test]
 fn survey_without_surgery_needs_only_patient_ids() {
     let dir = temp_dir("survey");
@@ -192,12 +217,18 @@ fn survey_without_surgery_needs_only_patient_ids() {
     opts.pipeline = Pipeline::load(&repo_root().join("pipelines").join(pipeline)).unwrap();
     let e = run(&opts).unwrap_err();
     assert_eq!(e.exit_code(), 2);
-    assert!(e.to_string().contains("strata[0]") && e.to_string().contains("`sex`"), "{e}");
+    assert!(
+        e.to_string().contains("strata[0]") && e.to_string().contains("`sex`"),
+        "{e}"
+    );
     assert!(!dir.join("out-refused").exists());
     let out = run_design(&dir, &clinical, pipeline);
     let compared = matches_truth(&dir, &out);
     assert!(compared["l4_wedge_index_pct"] >= 40, "{compared:?}");
-    assert!(!compared.contains_key("t12_l1_disc_angle_deg"), "t12_l1 is not written");
+    assert!(
+        !compared.contains_key("t12_l1_disc_angle_deg"),
+        "t12_l1 is not written"
+    );
     let (header, rows) = read_csv(&out.join("measurements.csv"));
     let tps: BTreeSet<&str> = rows.iter().map(|r| r[1].as_str()).collect();
     assert_eq!(tps, BTreeSet::from(["baseline"]));
@@ -207,7 +238,8 @@ fn survey_without_surgery_needs_only_patient_ids() {
     // No QC error about surgery dates or windows.
     let (_, qc) = read_csv(&out.join("qc.csv"));
     assert!(
-        !qc.iter().any(|r| r[4] == "outside_windows" || r[4] == "patient_not_in_clinical"),
+        !qc.iter()
+            .any(|r| r[4] == "outside_windows" || r[4] == "patient_not_in_clinical"),
         "{qc:?}"
     );
     let s = summary(&out);
@@ -219,7 +251,10 @@ fn survey_without_surgery_needs_only_patient_ids() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[cfg_attr(missing_tool = "scipy", ignore = "needs scipy: pip install -r fixtures/stats/requirements.txt")]
+#[cfg_attr(
+    missing_tool = "scipy",
+    ignore = "needs scipy: pip install -r fixtures/stats/requirements.txt"
+)]
 #[test]
 fn fusion_designs_disc_space_loss_and_hip() {
     let dir = temp_dir("fusion");
@@ -245,12 +280,22 @@ fn fusion_designs_disc_space_loss_and_hip() {
         );
         assert!(*n > 0, "{g}");
     }
-    let (_, _, p) = get(&disc, "strata", "fused_levels:l4_l5_disc_height_index_change_kruskal", "w104");
+    let (_, _, p) = get(
+        &disc,
+        "strata",
+        "fused_levels:l4_l5_disc_height_index_change_kruskal",
+        "w104",
+    );
     assert!(!p.is_empty());
     let hip = summary(&dir.join("out-fusion-hip.toml"));
     let (n, _, p) = get(&hip, "strata", "hip_pain:pt_deg_change_welch", "w52");
     assert!(*n > 40 && !p.is_empty());
-    let (_, _, p) = get(&hip, "strata", "fusion_to_sacrum:pt_deg_change_mann_whitney", "w52");
+    let (_, _, p) = get(
+        &hip,
+        "strata",
+        "fusion_to_sacrum:pt_deg_change_mann_whitney",
+        "w52",
+    );
     assert!(!p.is_empty());
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -677,7 +677,13 @@ mod tests {
         assert_eq!(table.rows.len(), 8);
         assert_eq!(
             table.headers[4..],
-            ["sex", "age_years", "hip_pain", "fusion_to_sacrum", "fused_levels"]
+            [
+                "sex",
+                "age_years",
+                "hip_pain",
+                "fusion_to_sacrum",
+                "fused_levels"
+            ]
         );
         let p1 = &table.rows[0];
         assert_eq!(p1.patient_id, "P0001");
@@ -686,7 +692,17 @@ mod tests {
         assert_eq!(p1.herniation_side, Some(HerniationSide::Left));
         assert_eq!(
             p1.fields,
-            ["P0001", "2021-06-03", "L4-L5", "left", "M", "41", "yes", "yes", "2"]
+            [
+                "P0001",
+                "2021-06-03",
+                "L4-L5",
+                "left",
+                "M",
+                "41",
+                "yes",
+                "yes",
+                "2"
+            ]
         );
     }
 
