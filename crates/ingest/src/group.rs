@@ -524,6 +524,11 @@ fn assign_timepoints(
                 .collect()
         })
         .unwrap_or_default();
+    // Every row of a table read for a surgery-anchored design has a surgery date, so
+    // there the two sets are the same.
+    let in_clinical: BTreeSet<&str> = clinical
+        .map(|c| c.rows.iter().map(|r| r.patient_id.as_str()).collect())
+        .unwrap_or_default();
     let unanchored = windows.iter().all(|w| !w.anchored);
     let mut out = BTreeMap::new();
     let mut by_window: BTreeMap<(String, usize), Vec<(i64, &ImageRecord)>> = BTreeMap::new();
@@ -533,25 +538,16 @@ fn assign_timepoints(
         let issue = |sev, code, msg: String| {
             QcIssue::file(&im.path, sev, code, msg).with_ids(&im.sop_instance_uid, pid)
         };
-        if unanchored
-            && !pid.is_empty()
-            && clinical.is_some_and(|c| !c.rows.iter().any(|r| r.patient_id == *pid))
-        {
+        if clinical.is_some() && !pid.is_empty() && !in_clinical.contains(pid.as_str()) {
+            let consequence = if unanchored {
+                "the patient's readings are measured, but the patient is in no stratum"
+            } else {
+                "only studies with a ClinicalTrialTimePointID can be placed in time"
+            };
             issues.push(issue(
                 Severity::Warning,
                 codes::PATIENT_NOT_IN_CLINICAL,
-                format!("patient {pid} has images but no row in the clinical table; the patient's readings are measured, but the patient is in no stratum"),
-            ));
-        }
-        if !unanchored
-            && clinical.is_some()
-            && !surgery.contains_key(pid.as_str())
-            && !pid.is_empty()
-        {
-            issues.push(issue(
-                Severity::Warning,
-                codes::PATIENT_NOT_IN_CLINICAL,
-                format!("patient {pid} has images but no row in the clinical table; only studies with a ClinicalTrialTimePointID can be placed in time"),
+                format!("patient {pid} has images but no row in the clinical table; {consequence}"),
             ));
         }
         if let Some(id) = &im.timepoint_id
