@@ -182,6 +182,22 @@ pub fn recovery(primary: &Primary, timepoints: &[String], baseline: usize) -> Ve
     out
 }
 
+/// The values at `baseline` and at `t`, in patient order, of the patients whose baseline
+/// reading passes `keep` and whose `value` is known at both timepoints.
+pub(crate) fn baseline_pairs(
+    primary: &Primary,
+    baseline: usize,
+    t: usize,
+    keep: impl Fn(&MeasuredReading) -> bool,
+    value: impl Fn(&MeasuredReading) -> Option<f64>,
+) -> (Vec<f64>, Vec<f64>) {
+    primary
+        .iter()
+        .filter(|((_, tt), b)| *tt == baseline && keep(b))
+        .filter_map(|((pid, _), b)| Some((value(b)?, value(primary.get(&(pid.clone(), t))?)?)))
+        .unzip()
+}
+
 /// Paired rows (`{name}_change`: mean change with its 95% CI and the paired t p;
 /// `{name}_wilcoxon`: median change and the Wilcoxon signed-rank p) of `before`/`after`.
 pub(crate) fn paired_rows(
@@ -235,18 +251,8 @@ pub fn paired_imbalanced(
             .enumerate()
             .filter(|(t, _)| *t != baseline)
         {
-            let (mut before, mut after) = (Vec::new(), Vec::new());
-            for ((pid, tt), b) in primary {
-                if *tt != baseline || plane(b) != Some(true) {
-                    continue;
-                }
-                if let (Some(x), Some(y)) =
-                    (abs(b), primary.get(&(pid.clone(), t)).and_then(|r| abs(r)))
-                {
-                    before.push(x);
-                    after.push(y);
-                }
-            }
+            let (before, after) =
+                baseline_pairs(primary, baseline, t, |b| plane(b) == Some(true), abs);
             out.extend(paired_rows("paired_imbalanced", name, tp, &before, &after));
         }
     }

@@ -704,21 +704,13 @@ pub fn summary_rows(
             .enumerate()
             .filter(|(t, _)| *t != baseline)
         {
-            let (mut before, mut after) = (Vec::new(), Vec::new());
-            for ((pid, tt), r) in &primary {
-                if *tt != t {
-                    continue;
-                }
-                if let (Some(a), Some(b)) = (
-                    r.metrics.get(m),
-                    primary
-                        .get(&(pid.clone(), baseline))
-                        .and_then(|b| b.metrics.get(m)),
-                ) {
-                    after.push(a);
-                    before.push(b);
-                }
-            }
+            let (before, after) = crate::analyses::baseline_pairs(
+                &primary,
+                baseline,
+                t,
+                |_| true,
+                |r| r.metrics.get(m),
+            );
             out.extend(crate::analyses::paired_rows(
                 "paired",
                 &m.name(),
