@@ -683,6 +683,31 @@ fn strata_from(raw: &[RawStrata]) -> Result<Vec<StrataSpec>, KeyError> {
 
 /// Timepoints of a design without surgery: a name and optionally `pick` (default
 /// `latest`), no days.
+/// `timepoints[i].name` is a valid name not used by an earlier timepoint.
+fn new_timepoint_name(i: usize, name: &str, earlier: &[Window]) -> Result<(), KeyError> {
+    let key = format!("timepoints[{i}].name");
+    valid_timepoint_name(name).map_err(|m| (key.clone(), m))?;
+    match earlier.iter().find(|w| w.name.eq_ignore_ascii_case(name)) {
+        Some(prev) => Err((
+            key,
+            format!(
+                "`{name}` is already the name of another timepoint (`{}`; names match ClinicalTrialTimePointID case-insensitively)",
+                prev.name
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+impl From<RawPick> for Pick {
+    fn from(p: RawPick) -> Pick {
+        match p {
+            RawPick::Latest => Pick::Latest,
+            RawPick::Earliest => Pick::Earliest,
+        }
+    }
+}
+
 fn unanchored_windows(tps: &[RawTimepoint]) -> Result<Vec<Window>, KeyError> {
     if tps.is_empty() {
         return Err((
@@ -693,13 +718,7 @@ fn unanchored_windows(tps: &[RawTimepoint]) -> Result<Vec<Window>, KeyError> {
     let mut out: Vec<Window> = Vec::new();
     for (i, tp) in tps.iter().enumerate() {
         let key = |k: &str| format!("timepoints[{i}].{k}");
-        valid_timepoint_name(&tp.name).map_err(|m| (key("name"), m))?;
-        if out.iter().any(|w| w.name.eq_ignore_ascii_case(&tp.name)) {
-            return Err((
-                key("name"),
-                format!("`{}` is already the name of another timepoint", tp.name),
-            ));
-        }
+        new_timepoint_name(i, &tp.name, &out)?;
         for (k, set) in [
             ("from_day", tp.from_day.is_some()),
             ("to_day", tp.to_day.is_some()),
@@ -709,11 +728,10 @@ fn unanchored_windows(tps: &[RawTimepoint]) -> Result<Vec<Window>, KeyError> {
                 return Err((key(k), "a design with anchor = \"none\" has no surgery to count days from; name the timepoint (matched against ClinicalTrialTimePointID) and leave out the days".into()));
             }
         }
-        let pick = match tp.pick.unwrap_or(RawPick::Latest) {
-            RawPick::Latest => Pick::Latest,
-            RawPick::Earliest => Pick::Earliest,
-        };
-        out.push(Window::unanchored(&tp.name, pick));
+        out.push(Window::unanchored(
+            &tp.name,
+            tp.pick.unwrap_or(RawPick::Latest).into(),
+        ));
     }
     Ok(out)
 }
@@ -728,16 +746,7 @@ fn windows_from(tps: &[RawTimepoint]) -> Result<Vec<Window>, KeyError> {
     let mut out: Vec<Window> = Vec::with_capacity(tps.len());
     for (i, tp) in tps.iter().enumerate() {
         let key = |k: &str| format!("timepoints[{i}].{k}");
-        valid_timepoint_name(&tp.name).map_err(|m| (key("name"), m))?;
-        if let Some(prev) = out.iter().find(|w| w.name.eq_ignore_ascii_case(&tp.name)) {
-            return Err((
-                key("name"),
-                format!(
-                    "`{}` is already the name of another timepoint (`{}`; names match ClinicalTrialTimePointID case-insensitively)",
-                    tp.name, prev.name
-                ),
-            ));
-        }
+        new_timepoint_name(i, &tp.name, &out)?;
         let required = |k: &str| {
             (
                 key(k),
@@ -749,10 +758,7 @@ fn windows_from(tps: &[RawTimepoint]) -> Result<Vec<Window>, KeyError> {
             from: tp.from_day.ok_or_else(|| required("from_day"))?,
             to: tp.to_day.ok_or_else(|| required("to_day"))?,
             to_inclusive: tp.to_inclusive.ok_or_else(|| required("to_inclusive"))?,
-            pick: match tp.pick.ok_or_else(|| required("pick"))? {
-                RawPick::Latest => Pick::Latest,
-                RawPick::Earliest => Pick::Earliest,
-            },
+            pick: tp.pick.ok_or_else(|| required("pick"))?.into(),
             anchored: true,
         };
         if !(w.from < w.to || (w.from == w.to && w.to_inclusive)) {
