@@ -624,3 +624,67 @@ fn join_and_grouping_problems_are_reported() {
     assert!(p2_tp.len() < 4);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A design without surgery and with several timepoints: a study is placed only by its
+/// ClinicalTrialTimePointID (the generator writes one on about half of the studies); every
+/// other study is in QC, and no surgery date is read.
+#[test]
+fn unanchored_timepoints_are_placed_by_their_id_only() {
+    use plumbline_ingest::clinical::read_clinical_for;
+    use plumbline_ingest::group::{Pick, Window};
+    let cohort = root().join("fixtures/cohort-small");
+    let s = scan(&cohort.join("dicom"), &ScanOptions::default(), &|_| {}).unwrap();
+    let (clinical, _) = read_clinical_for(&cohort.join("clinical.csv"), false).unwrap();
+    let names = ["preop", "postop", "m3", "m6"];
+    let windows: Vec<Window> = names
+        .iter()
+        .map(|n| Window::unanchored(n, Pick::Latest))
+        .collect();
+    let by_id = group(&s, Some(&clinical), &windows);
+    // With the surgery dates (the default windows) every study is placed; the studies
+    // with an ID land at the same timepoint either way.
+    let dated = group(&s, Some(&clinical), &default_windows());
+    let place = |g: &plumbline_ingest::Grouped| -> BTreeMap<String, String> {
+        g.readings
+            .iter()
+            .map(|r| (r.study_uid.clone(), r.timepoint.clone()))
+            .collect()
+    };
+    let (ided, all) = (place(&by_id), place(&dated));
+    assert!(
+        !ided.is_empty() && ided.len() < all.len(),
+        "{} of {}",
+        ided.len(),
+        all.len()
+    );
+    for (study, tp) in &ided {
+        assert_eq!(all.get(study), Some(tp), "{study}");
+    }
+    let refused: BTreeSet<&str> = by_id
+        .issues
+        .iter()
+        .filter(|i| i.code == codes::OUTSIDE_WINDOWS && i.message.contains("by that ID only"))
+        .map(|i| i.sop_instance_uid.as_str())
+        .collect();
+    assert!(!refused.is_empty());
+    // Placed and refused studies together are every study of the dated grouping.
+    let studies_refused: BTreeSet<&str> = by_id
+        .issues
+        .iter()
+        .filter(|i| i.code == codes::OUTSIDE_WINDOWS)
+        .filter_map(|i| i.message.split_whitespace().nth(1))
+        .collect();
+    for study in all.keys() {
+        assert!(
+            ided.contains_key(study) || studies_refused.contains(study.as_str()),
+            "{study} neither placed nor in QC"
+        );
+    }
+    // No surgery date is needed: no patient is reported missing from the table.
+    assert!(
+        !by_id
+            .issues
+            .iter()
+            .any(|i| i.code == codes::PATIENT_NOT_IN_CLINICAL)
+    );
+}
