@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, KeyInit, Mac};
-use plumbline::privacy::Pseudonymizer;
 use plumbline::run::{RunOptions, run};
 use plumbline_e2e::repo_root;
+use plumbline_ingest::privacy::Pseudonymizer;
 use sha2::Sha256;
 
 fn temp_dir(name: &str) -> PathBuf {

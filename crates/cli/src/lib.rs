@@ -2,8 +2,6 @@
 //! The binary (`src/main.rs`) only parses arguments and prints.
 
 pub mod inspect;
-pub mod journal;
 pub mod merge;
 pub mod pipeline;
-pub mod privacy;
 pub mod run;

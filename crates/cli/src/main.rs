@@ -132,7 +132,7 @@ fn main() -> ExitCode {
                     }
                 };
             let pseudonymize = match pseudonymize
-                .map(|k| plumbline::privacy::Pseudonymizer::from_key_file(&k, shift_dates))
+                .map(|k| plumbline_ingest::privacy::Pseudonymizer::from_key_file(&k, shift_dates))
                 .transpose()
             {
                 Ok(p) => p,

@@ -14,7 +14,7 @@ use plumbline_render::report::OverlayLink;
 use serde_json::json;
 
 use crate::pipeline::Pipeline;
-use crate::run::{RunError, TableInputs, write_tables};
+use crate::run::{RunError, TableInputs, cohort_statistics, write_report, write_tables};
 
 /// Why shards cannot be merged.
 #[derive(Debug, thiserror::Error)]
@@ -180,22 +180,20 @@ pub fn merge(shard_dirs: &[PathBuf], out: &Path, parquet: bool) -> Result<usize,
     issues.dedup();
     let count = |key: &str| first.meta[key].as_u64().unwrap_or(0) as usize;
     let mut outputs = serde_json::Map::new();
-    write_tables(
-        &TableInputs {
-            out,
-            pipeline: &pipeline,
-            input: first.meta["input"].as_str().unwrap_or_default().to_string(),
-            files: count("files"),
-            images: count("images"),
-            landmark_files: count("landmark_files"),
-            measured: &measured,
-            clinical: &clinical,
-            issues: &issues,
-            overlays: &overlays,
-            parquet,
-        },
-        &mut outputs,
-    )?;
+    let tables = TableInputs {
+        out,
+        pipeline: &pipeline,
+        input: first.meta["input"].as_str().unwrap_or_default().to_string(),
+        files: count("files"),
+        images: count("images"),
+        landmark_files: count("landmark_files"),
+        measured: &measured,
+        clinical: &clinical,
+        parquet,
+    };
+    let stats = cohort_statistics(&pipeline, &measured, &clinical);
+    write_tables(&tables, &stats, &mut outputs)?;
+    write_report(&tables, &stats, &issues, &overlays, &mut outputs)?;
     let patients: std::collections::BTreeSet<&str> =
         measured.iter().map(|r| r.patient_id.as_str()).collect();
     let by_sev: BTreeMap<&str, usize> = issues.iter().fold(BTreeMap::new(), |mut m, i| {

@@ -1,5 +1,6 @@
 //! `plumbline run`: scan -> landmarks -> metrics -> tables.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -8,19 +9,17 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use plumbline_export::analyses::{Strata, strata};
 use plumbline_export::parquet::table_parquet;
 use plumbline_export::tables::{
-    MeasuredReading, measurements_table, metric_columns, patients_table, qc_csv, summary_csv,
-    summary_rows,
+    Measured, MeasuredReading, SummaryRow, measurements_table, metric_columns, patients_table,
+    qc_csv, summary_csv, summary_rows,
 };
 use plumbline_export::write_atomic;
-
+use plumbline_geometry::Metric;
+use plumbline_ingest::cache::{CacheError, ScanCache};
 use plumbline_ingest::clinical::{ClinicalTable, read_clinical_for};
-use plumbline_ingest::qc::codes;
-use plumbline_ingest::scan::{FileOutcome, scan_file, scan_with};
-use plumbline_ingest::{QcIssue, ScanOptions, Severity, group};
-
-use crate::journal::{FileKey, Journal, JournalError};
-use plumbline_render::decode::{DecodeError, load_display};
-use plumbline_render::overlay::{OverlaySpec, draw_overlay, file_safe};
+use plumbline_ingest::scan::{FileOutcome, ScanResult, scan_with};
+use plumbline_ingest::source::{Folder, Source};
+use plumbline_ingest::{Cohort, QcIssue, Reading, ScanOptions, Severity, group};
+use plumbline_render::overlay_files::{overlay_count, write_overlays};
 use plumbline_render::report::{OverlayLink, ReportData, report_html};
 use rayon::prelude::*;
 use serde_json::json;
@@ -43,7 +42,7 @@ pub struct RunOptions {
     /// Render QC overlays even if the pipeline does not ask for them.
     pub overlays: bool,
     /// Replace patient identifiers (and shift dates) in every output.
-    pub pseudonymize: Option<crate::privacy::Pseudonymizer>,
+    pub pseudonymize: Option<plumbline_ingest::privacy::Pseudonymizer>,
     /// Ignore the work record of earlier runs in the output folder and start it anew.
     pub fresh: bool,
     /// Process only shard K (0-based) of N: the patients with `shard_of(id, N) == K`;
@@ -161,7 +160,7 @@ pub enum RunError {
     Write(#[from] plumbline_export::WriteError),
     /// The work record cannot be opened.
     #[error(transparent)]
-    Journal(#[from] JournalError),
+    Cache(#[from] CacheError),
 }
 
 /// What a run produced, for the closing summary line.
@@ -196,7 +195,7 @@ impl RunError {
             RunError::Output { .. }
             | RunError::Scan(_)
             | RunError::Write(_)
-            | RunError::Journal(_) => 1,
+            | RunError::Cache(_) => 1,
         }
     }
 }
@@ -282,8 +281,158 @@ fn bar(mp: &MultiProgress, len: u64, what: &str, show: bool) -> ProgressBar {
 }
 
 /// Runs the batch. Returns the summary; bad input files end up in `qc.csv`.
+///
+/// Each stage is one function, and records flow one way (ARCHITECTURE.md): check the
+/// inputs -> scan the source -> group into readings -> pseudonymise (when asked) ->
+/// measure -> cohort statistics -> write tables -> overlays and report.
 pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let start = Instant::now();
+    let p = &opts.pipeline;
+    let progress = Progress::new(opts.progress);
+    let mut clock = Clock::default();
+    let checked = check_inputs(opts)?;
+    let source = Folder::new(&opts.input);
+    let cache = ScanCache::open(&opts.out, opts.fresh, &checked.scan_options)?;
+    let scanned = clock.time("scan", || {
+        scan(&source, &checked.scan_options, &cache, &progress)
+    })?;
+    let cohort = clock.time("group", || {
+        group_readings(
+            &scanned,
+            checked.clinical,
+            checked.clinical_issues,
+            p,
+            opts.shard,
+        )
+    });
+    let cohort = match &opts.pseudonymize {
+        Some(ps) => ps.pseudonymise(cohort),
+        None => cohort,
+    };
+    let Cohort {
+        readings,
+        clinical,
+        mut issues,
+    } = cohort;
+    let measured = clock.time("metrics", || {
+        let (measured, found) = measure(readings, p, &progress);
+        issues.extend(found);
+        measured
+    });
+    let rows: Vec<MeasuredReading> = measured.iter().map(|m| m.row.clone()).collect();
+    let stats = cohort_statistics(p, &rows, &clinical);
+    let mut outputs = serde_json::Map::new();
+    let tables = TableInputs {
+        out: &opts.out,
+        pipeline: p,
+        input: source.name(),
+        files: scanned.counts.files,
+        images: scanned.counts.images,
+        landmark_files: scanned.counts.srs + scanned.counts.landmark_files,
+        measured: &rows,
+        clinical: &clinical,
+        parquet: opts.parquet,
+    };
+    clock.time("write", || write_tables(&tables, &stats, &mut outputs))?;
+    let overlays = clock.time("overlays", || {
+        let (links, found) = overlays(opts, &measured, &progress);
+        issues.extend(found);
+        links
+    });
+    if let Some(links) = &overlays {
+        outputs.insert("overlays".into(), json!(links.len()));
+    }
+    issues.sort();
+    issues.dedup();
+    let overlays = overlays.unwrap_or_default();
+    clock.time("write", || {
+        write_report(&tables, &stats, &issues, &overlays, &mut outputs)?;
+        match opts.shard {
+            Some(Shard { k, n, .. }) => {
+                write_shard_files(&tables, k, n, &opts.input, &scanned.counts, &overlays)
+            }
+            None => Ok(()),
+        }
+    })?;
+    let summary = RunSummary {
+        files: scanned.counts.files,
+        patients: stats.patients,
+        rows: rows.len(),
+        qc: qc_counts(&issues),
+        wall: start.elapsed(),
+        record_discarded: cache.discarded().map(String::from),
+        shard: opts.shard,
+    };
+    write_run_json(
+        opts,
+        &clinical,
+        &scanned.counts,
+        &cache,
+        &outputs,
+        &summary,
+        &clock,
+    )?;
+    if opts.pseudonymize.is_some() {
+        forget_cache(cache, &opts.out)?;
+    }
+    Ok(summary)
+}
+
+/// Progress bars on stderr (hidden without `progress`).
+struct Progress {
+    mp: MultiProgress,
+    show: bool,
+}
+
+impl Progress {
+    fn new(show: bool) -> Progress {
+        let target = if show {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Progress {
+            mp: MultiProgress::with_draw_target(target),
+            show,
+        }
+    }
+
+    fn bar(&self, len: usize, what: &str) -> ProgressBar {
+        bar(&self.mp, len as u64, what, self.show)
+    }
+}
+
+/// Wall time per stage, for `run.json`'s `durations_s`.
+#[derive(Default)]
+struct Clock {
+    spent: BTreeMap<&'static str, Duration>,
+}
+
+impl Clock {
+    /// Runs `f`, adding its wall time to `stage`.
+    fn time<T>(&mut self, stage: &'static str, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let out = f();
+        *self.spent.entry(stage).or_default() += t.elapsed();
+        out
+    }
+
+    fn secs(&self, stage: &str) -> f64 {
+        self.spent.get(stage).map_or(0.0, Duration::as_secs_f64)
+    }
+}
+
+/// What the input checks hand on.
+struct Checked {
+    clinical: ClinicalTable,
+    clinical_issues: Vec<QcIssue>,
+    scan_options: ScanOptions,
+}
+
+/// Checks everything the user gave before anything is created or scanned: the input
+/// folder, that the output is not inside it, the clinical table (and the pipeline's
+/// strata columns in it), the landmark map, and that the output folder can be written.
+fn check_inputs(opts: &RunOptions) -> Result<Checked, RunError> {
     let meta = std::fs::metadata(&opts.input).map_err(|e| RunError::Input {
         path: opts.input.clone(),
         reason: e.to_string(),
@@ -294,16 +443,13 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             reason: "not a folder".into(),
         });
     }
-    // Check before creating anything: the output must not lie inside the input.
     if resolved(&opts.out).starts_with(canonical(&opts.input)) {
         return Err(RunError::OutInsideInput {
             out: opts.out.clone(),
             input: opts.input.clone(),
         });
     }
-    // The clinical table and the landmark map are checked before anything is created.
-    let (mut clinical, clinical_issues) =
-        read_clinical_for(&opts.clinical, opts.pipeline.anchored)?;
+    let (clinical, clinical_issues) = read_clinical_for(&opts.clinical, opts.pipeline.anchored)?;
     check_strata(&opts.pipeline, &clinical)?;
     let landmark_map = match &opts.landmark_map {
         Some(path) => {
@@ -319,203 +465,176 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     write_atomic(&opts.out, ".plumbline-write-test", b"ok").and_then(|p| {
         std::fs::remove_file(&p).map_err(|source| plumbline_export::WriteError { path: p, source })
     })?;
-    let p = &opts.pipeline;
+    Ok(Checked {
+        clinical,
+        clinical_issues,
+        scan_options: ScanOptions {
+            landmark_map,
+            ..opts.pipeline.scan_options()
+        },
+    })
+}
 
-    let mp = MultiProgress::with_draw_target(if opts.progress {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
-    let (files, _) = plumbline_ingest::scan::list_files(&opts.input)?;
-    let scan_bar = bar(&mp, files.len() as u64, "files", opts.progress);
+/// The scan stage: every entry of `source` classified and read (headers and landmark
+/// documents, never pixel data), through the scan cache.
+fn scan(
+    source: &dyn Source,
+    options: &ScanOptions,
+    cache: &ScanCache,
+    progress: &Progress,
+) -> Result<ScanResult, RunError> {
+    let (files, _) = source.list()?;
+    let bar = progress.bar(files.len(), "files");
     let srs = AtomicUsize::new(0);
-    let t_scan = Instant::now();
-    // The work record: files already scanned (by a killed run, or an earlier run on a
-    // tree that has grown since) are reused when their key still matches.
-    let scan_options = ScanOptions {
-        landmark_map,
-        ..p.scan_options()
-    };
-    let journal = Journal::open(&opts.out, opts.fresh, &scan_options)?;
-    let (reused, read) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    let read_file = |path: &Path, so: &ScanOptions| {
-        let key = FileKey::of(path);
-        if let Some(k) = &key
-            && let Some(hit) = journal.reuse(path, k)
-        {
-            reused.fetch_add(1, Ordering::Relaxed);
-            return hit;
-        }
-        let r = scan_file(path, so);
-        read.fetch_add(1, Ordering::Relaxed);
-        if let Some(k) = key {
-            journal.record(path, &k, &r.0, &r.1);
-        }
-        r
-    };
-    let scanned = scan_with(&opts.input, &scan_options, &read_file, &|o| {
+    let read = |path: &Path, so: &ScanOptions| cache.scan_file(path, so);
+    let scanned = scan_with(source, options, &read, &|o| {
         if matches!(o, FileOutcome::Landmarks(_)) {
             let n = srs.fetch_add(1, Ordering::Relaxed) + 1;
-            scan_bar.set_message(format!("{n} landmark files"));
+            bar.set_message(format!("{n} landmark files"));
         }
-        scan_bar.inc(1);
+        bar.inc(1);
     })?;
-    scan_bar.finish();
-    let d_scan = t_scan.elapsed();
+    bar.finish();
+    Ok(scanned)
+}
 
-    let t_group = Instant::now();
-    let mut grouped = group(&scanned, Some(&clinical), &p.windows);
-    let in_shard = |pid: &str| match opts.shard {
+/// The grouping stage: landmarks joined to images, views and timepoints decided
+/// ([`group`]); then only the run's shard of the patients is kept (readings, clinical
+/// rows and QC issues; issues of no patient go to shard 0).
+fn group_readings(
+    scanned: &ScanResult,
+    mut clinical: ClinicalTable,
+    clinical_issues: Vec<QcIssue>,
+    p: &Pipeline,
+    shard: Option<Shard>,
+) -> Cohort {
+    let grouped = group(scanned, Some(&clinical), &p.windows);
+    let in_shard = |pid: &str| match shard {
         None => true,
         Some(s) if pid.is_empty() => s.k == 0,
         Some(s) => shard_of(pid, s.n) == s.k,
     };
-    grouped.readings.retain(|r| in_shard(&r.patient_id));
-    let d_group = t_group.elapsed();
-
-    // Metrics: in parallel over patients, collected in reading order.
-    let t_metrics = Instant::now();
-    let mut patients: Vec<(&str, Vec<&plumbline_ingest::Reading>)> = Vec::new();
-    for r in &grouped.readings {
-        match patients.last_mut() {
-            Some((pid, v)) if *pid == r.patient_id => v.push(r),
-            _ => patients.push((&r.patient_id, vec![r])),
-        }
+    let mut readings = grouped.readings;
+    readings.retain(|r| in_shard(&r.patient_id));
+    clinical.rows.retain(|r| in_shard(&r.patient_id));
+    let mut issues: Vec<QcIssue> = clinical_issues;
+    issues.extend(scanned.issues.iter().cloned());
+    issues.extend(grouped.issues);
+    issues.retain(|i| in_shard(&i.patient_id));
+    Cohort {
+        readings,
+        clinical,
+        issues,
     }
-    let patient_bar = bar(&mp, patients.len() as u64, "patients", opts.progress);
-    let mut measured: Vec<MeasuredReading> = patients
-        .par_iter()
-        .flat_map_iter(|(_, readings)| {
-            let out: Vec<MeasuredReading> = readings
-                .iter()
-                .map(|r| MeasuredReading::measure(r, &p.metric_options, &p.thresholds))
-                .collect();
-            patient_bar.inc(1);
-            out
+}
+
+/// The measure stage: every reading through [`plumbline_geometry::measure`] in parallel
+/// (metrics, classification, each view's plausibility checks), carried with the reading;
+/// then pelvic incidence across each reader's timepoints. Returns the measured readings
+/// in reading order and the plausibility warnings.
+fn measure(
+    readings: Vec<Reading>,
+    p: &Pipeline,
+    progress: &Progress,
+) -> (Vec<Measured>, Vec<QcIssue>) {
+    let bar = progress.bar(readings.len(), "readings");
+    let mut measured: Vec<Measured> = readings
+        .into_par_iter()
+        .map(|r| {
+            let m = plumbline_geometry::measure(
+                r.lateral.as_ref().map(|v| &v.landmarks),
+                r.ap.as_ref().map(|v| &v.landmarks),
+                &p.metric_options,
+                &p.thresholds,
+            );
+            bar.inc(1);
+            Measured::new(r, m)
         })
         .collect();
-    patient_bar.finish();
-    // Plausibility (landmarks.md section 7): per view, and PI across timepoints.
-    let plausibility_issues = plumbline_export::plausibility::assess(
-        &grouped.readings,
-        &mut measured,
-        p.pi_tolerance_deg,
-    );
-    let d_metrics = t_metrics.elapsed();
+    bar.finish();
+    let issues = plumbline_export::plausibility::assess(&mut measured, p.pi_tolerance_deg);
+    (measured, issues)
+}
 
-    // Tables.
-    let t_write = Instant::now();
-    let mut issues: Vec<QcIssue> = Vec::new();
-    issues.extend(clinical_issues);
-    issues.extend(scanned.issues.iter().cloned());
-    issues.extend(grouped.issues.iter().cloned());
-    issues.extend(plausibility_issues);
-    issues.retain(|i| in_shard(&i.patient_id));
-    clinical.rows.retain(|r| in_shard(&r.patient_id));
-    issues.sort();
-    issues.dedup();
-    // Pseudonyms: all real IDs are collected first; tables now, QC issues (including
-    // those of the overlay stage) after the overlays.
-    let id_map = opts.pseudonymize.as_ref().map(|ps| {
-        let map = ps.id_map(
-            clinical
-                .rows
-                .iter()
-                .map(|r| r.patient_id.as_str())
-                .chain(measured.iter().map(|r| r.patient_id.as_str()))
-                .chain(issues.iter().map(|i| i.patient_id.as_str())),
-        );
-        (ps, map)
-    });
-    if let Some((ps, _)) = &id_map {
-        ps.apply_tables(&mut measured, &mut clinical);
-    }
-    let mut outputs = serde_json::Map::new();
-    // QC overlays (streamed: each worker holds one image at a time) and the report.
-    let mut overlay_links = Vec::new();
-    let t_overlays = Instant::now();
-    if p.outputs.overlays || opts.overlays {
-        let jobs: Vec<(
-            &str,
-            &MeasuredReading,
-            &plumbline_ingest::View,
-            &'static str,
-        )> = grouped
-            .readings
-            .iter()
-            .zip(&measured)
-            .flat_map(|(r, m)| {
-                [(r.lateral.as_ref(), "lateral"), (r.ap.as_ref(), "ap")]
-                    .into_iter()
-                    .filter_map(move |(v, name)| Some((r.patient_id.as_str(), m, v?, name)))
-            })
-            .collect();
-        let overlay_bar = bar(&mp, jobs.len() as u64, "overlays", opts.progress);
-        let results: Vec<Result<OverlayLink, QcIssue>> = jobs
-            .par_iter()
-            .map(|(real_id, m, v, name)| {
-                let r = render_overlay(&opts.out, real_id, m, v, name);
-                overlay_bar.inc(1);
-                r
-            })
-            .collect();
-        overlay_bar.finish();
-        for r in results {
-            match r {
-                Ok(link) => overlay_links.push(link),
-                Err(issue) => issues.push(issue),
-            }
-        }
-        issues.sort();
-        outputs.insert("overlays".into(), json!(overlay_links.len()));
-    }
-    let d_overlays = t_overlays.elapsed();
-    // Pseudonyms change the order: tables are sorted after the overlays are paired.
-    measured.sort_by(|a, b| {
-        (&a.patient_id, a.timepoint_index, &a.observer).cmp(&(
-            &b.patient_id,
-            b.timepoint_index,
-            &b.observer,
-        ))
-    });
-    if let Some((ps, map)) = &id_map {
-        ps.apply_issues(map, &mut issues);
-    }
-    issues.sort();
-    issues.dedup();
-    write_tables(
-        &TableInputs {
-            out: &opts.out,
-            pipeline: p,
-            input: opts.input.display().to_string(),
-            files: scanned.counts.files,
-            images: scanned.counts.images,
-            landmark_files: scanned.counts.srs + scanned.counts.landmark_files,
-            measured: &measured,
-            clinical: &clinical,
-            issues: &issues,
-            overlays: &overlay_links,
-            parquet: opts.parquet,
-        },
-        &mut outputs,
-    )?;
-    if let Some(Shard { k, n, .. }) = opts.shard {
-        write_shard_files(
-            &opts.out,
-            k,
-            n,
-            p,
-            &opts.input,
-            &scanned.counts,
-            &measured,
-            &clinical,
-            &overlay_links,
-        )?;
-    }
-    let d_write = t_write.elapsed();
+/// The cohort statistics of a run or a merge: the pipeline's timepoints and baseline,
+/// metric columns and strata, and every row of `cohort_summary.csv`.
+pub(crate) struct CohortStats {
+    timepoints: Vec<String>,
+    baseline: usize,
+    metrics: Vec<Metric>,
+    strata: Vec<Strata>,
+    summary: Vec<SummaryRow>,
+    /// Patients with at least one reading.
+    patients: usize,
+}
 
+/// The statistics stage: `cohort_summary.csv`'s rows from the readings' table rows
+/// (sorted by patient, timepoint, reader) and the clinical table.
+pub(crate) fn cohort_statistics(
+    p: &Pipeline,
+    rows: &[MeasuredReading],
+    clinical: &ClinicalTable,
+) -> CohortStats {
+    let timepoints: Vec<String> = p.windows.iter().map(|w| w.name.clone()).collect();
+    let baseline = timepoints
+        .iter()
+        .position(|x| *x == p.baseline)
+        .unwrap_or(0);
+    let metrics = metric_columns(p.segments.as_deref());
+    let strata: Vec<Strata> = p
+        .strata
+        .iter()
+        .filter_map(|s| strata(s, clinical))
+        .collect();
+    let summary = summary_rows(rows, clinical, &timepoints, baseline, &metrics, &strata);
+    let patients: BTreeSet<&str> = rows.iter().map(|r| r.patient_id.as_str()).collect();
+    CohortStats {
+        patients: patients.len(),
+        timepoints,
+        baseline,
+        metrics,
+        strata,
+        summary,
+    }
+}
+
+/// The overlay stage, when the pipeline or `--overlays` asks for it: the links of the
+/// PNGs written and a QC warning per view that could not be drawn.
+fn overlays(
+    opts: &RunOptions,
+    measured: &[Measured],
+    progress: &Progress,
+) -> (Option<Vec<OverlayLink>>, Vec<QcIssue>) {
+    if !(opts.pipeline.outputs.overlays || opts.overlays) {
+        return (None, Vec::new());
+    }
+    let bar = progress.bar(overlay_count(measured), "overlays");
+    let (links, issues) = write_overlays(&opts.out, measured, &|| bar.inc(1));
+    bar.finish();
+    (Some(links), issues)
+}
+
+fn qc_counts(issues: &[QcIssue]) -> (usize, usize, usize) {
     let count = |s: Severity| issues.iter().filter(|i| i.severity == s).count();
-    let n_patients = patients.len();
+    (
+        count(Severity::Error),
+        count(Severity::Warning),
+        count(Severity::Info),
+    )
+}
+
+/// `run.json`: the tool, pipeline, input counts, outputs, QC counts and stage times.
+fn write_run_json(
+    opts: &RunOptions,
+    clinical: &ClinicalTable,
+    counts: &plumbline_ingest::scan::ScanCounts,
+    cache: &ScanCache,
+    outputs: &serde_json::Map<String, serde_json::Value>,
+    summary: &RunSummary,
+    clock: &Clock,
+) -> Result<(), RunError> {
+    let p = &opts.pipeline;
+    let (read, reused) = cache.counts();
     let run_json = json!({
         "tool": "plumbline",
         "version": env!("CARGO_PKG_VERSION"),
@@ -524,58 +643,46 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             "folder": opts.input.display().to_string(),
             "clinical": opts.clinical.display().to_string(),
             "clinical_rows": clinical.rows.len(),
-            "files": scanned.counts.files,
-            "images": scanned.counts.images,
-            "landmark_srs": scanned.counts.srs,
-            "landmark_files": scanned.counts.landmark_files,
-            "other_dicom": scanned.counts.other_dicom,
-            "not_dicom": scanned.counts.not_dicom,
-            "broken": scanned.counts.broken,
-            "files_read": read.load(Ordering::Relaxed),
-            "files_reused": reused.load(Ordering::Relaxed),
+            "files": counts.files,
+            "images": counts.images,
+            "landmark_srs": counts.srs,
+            "landmark_files": counts.landmark_files,
+            "other_dicom": counts.other_dicom,
+            "not_dicom": counts.not_dicom,
+            "broken": counts.broken,
+            "files_read": read,
+            "files_reused": reused,
         },
-        "record_discarded": journal.discarded(),
+        "record_discarded": cache.discarded(),
         "shard": opts.shard.map(|s| json!({ "k": s.k, "n": s.n, "source": s.source })),
         "outputs": outputs,
-        "patients": n_patients,
-        "readings": measured.len(),
-        "qc": { "error": count(Severity::Error), "warning": count(Severity::Warning), "info": count(Severity::Info) },
+        "patients": summary.patients,
+        "readings": summary.rows,
+        "qc": { "error": summary.qc.0, "warning": summary.qc.1, "info": summary.qc.2 },
         "threads": rayon::current_num_threads(),
         "durations_s": {
-            "scan": d_scan.as_secs_f64(),
-            "group": d_group.as_secs_f64(),
-            "metrics": d_metrics.as_secs_f64(),
-            "overlays": d_overlays.as_secs_f64(),
-            "write": (d_write - d_overlays).as_secs_f64(),
-            "total": start.elapsed().as_secs_f64(),
+            "scan": clock.secs("scan"),
+            "group": clock.secs("group"),
+            "metrics": clock.secs("metrics"),
+            "overlays": clock.secs("overlays"),
+            "write": clock.secs("write"),
+            "total": summary.wall.as_secs_f64(),
         },
     });
     let text = serde_json::to_string_pretty(&run_json).expect("json") + "\n";
     write_atomic(&opts.out, "run.json", text.as_bytes())?;
-    let record_discarded = journal.discarded().map(String::from);
-    if opts.pseudonymize.is_some() {
-        // The work record holds real identifiers: a pseudonymised output folder keeps it
-        // only while the run is unfinished (to resume after a kill).
-        drop(journal);
-        let dir = opts.out.join(crate::journal::JOURNAL);
-        let dir = dir.parent().expect("journal in a folder");
-        std::fs::remove_dir_all(dir).map_err(|source| RunError::Output {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    Ok(RunSummary {
-        files: scanned.counts.files,
-        patients: n_patients,
-        rows: measured.len(),
-        qc: (
-            count(Severity::Error),
-            count(Severity::Warning),
-            count(Severity::Info),
-        ),
-        wall: start.elapsed(),
-        record_discarded,
-        shard: opts.shard,
+    Ok(())
+}
+
+/// A pseudonymised output folder keeps the scan cache, which holds real identifiers,
+/// only while the run is unfinished (to resume after a kill): it is removed at the end.
+fn forget_cache(cache: ScanCache, out: &Path) -> Result<(), RunError> {
+    drop(cache);
+    let dir = out.join(plumbline_ingest::cache::JOURNAL);
+    let dir = dir.parent().expect("the cache lives in a folder");
+    std::fs::remove_dir_all(dir).map_err(|source| RunError::Output {
+        path: dir.to_path_buf(),
+        source,
     })
 }
 
@@ -590,9 +697,6 @@ pub(crate) struct TableInputs<'a> {
     /// Sorted by (patient, timepoint index, observer).
     pub measured: &'a [MeasuredReading],
     pub clinical: &'a ClinicalTable,
-    /// Sorted and deduplicated.
-    pub issues: &'a [QcIssue],
-    pub overlays: &'a [OverlayLink],
     /// Also write the Parquet forms of measurements.csv and patients.csv.
     pub parquet: bool,
 }
@@ -613,35 +717,17 @@ fn check_strata(p: &Pipeline, clinical: &ClinicalTable) -> Result<(), RunError> 
     Ok(())
 }
 
-/// Writes measurements.csv, patients.csv, cohort_summary.csv (as the pipeline asks; the
-/// first two also as Parquet with `t.parquet`), report.html and qc.csv, and notes their
-/// row counts in `outputs`.
+/// Writes measurements.csv, patients.csv and cohort_summary.csv as the pipeline asks
+/// (the first two also as Parquet with `t.parquet`), and notes their row counts in
+/// `outputs`.
 pub(crate) fn write_tables(
     t: &TableInputs,
+    stats: &CohortStats,
     outputs: &mut serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), RunError> {
     let p = t.pipeline;
-    let timepoints: Vec<String> = p.windows.iter().map(|w| w.name.clone()).collect();
-    let baseline = timepoints
-        .iter()
-        .position(|x| *x == p.baseline)
-        .unwrap_or(0);
-    let metrics = metric_columns(p.segments.as_deref());
-    let strata: Vec<Strata> = p
-        .strata
-        .iter()
-        .filter_map(|s| strata(s, t.clinical))
-        .collect();
-    let summary = summary_rows(
-        t.measured,
-        t.clinical,
-        &timepoints,
-        baseline,
-        &metrics,
-        &strata,
-    );
     if p.outputs.measurements {
-        let table = measurements_table(t.measured, &metrics);
+        let table = measurements_table(t.measured, &stats.metrics);
         write_atomic(t.out, "measurements.csv", &table.csv())?;
         if t.parquet {
             write_atomic(t.out, "measurements.parquet", &table_parquet(&table))?;
@@ -649,7 +735,13 @@ pub(crate) fn write_tables(
         outputs.insert("measurements_rows".into(), json!(table.rows));
     }
     if p.outputs.patients {
-        let table = patients_table(t.measured, t.clinical, &timepoints, baseline, &metrics);
+        let table = patients_table(
+            t.measured,
+            t.clinical,
+            &stats.timepoints,
+            stats.baseline,
+            &stats.metrics,
+        );
         write_atomic(t.out, "patients.csv", &table.csv())?;
         if t.parquet {
             write_atomic(t.out, "patients.parquet", &table_parquet(&table))?;
@@ -657,9 +749,22 @@ pub(crate) fn write_tables(
         outputs.insert("patients_rows".into(), json!(table.rows));
     }
     if p.outputs.cohort_summary {
-        write_atomic(t.out, "cohort_summary.csv", &summary_csv(&summary))?;
-        outputs.insert("cohort_summary_rows".into(), json!(summary.len()));
+        write_atomic(t.out, "cohort_summary.csv", &summary_csv(&stats.summary))?;
+        outputs.insert("cohort_summary_rows".into(), json!(stats.summary.len()));
     }
+    Ok(())
+}
+
+/// Writes report.html and qc.csv (`issues` sorted and deduplicated) and notes the QC
+/// row count in `outputs`.
+pub(crate) fn write_report(
+    t: &TableInputs,
+    stats: &CohortStats,
+    issues: &[QcIssue],
+    overlays: &[OverlayLink],
+    outputs: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<(), RunError> {
+    let p = t.pipeline;
     let report = report_html(&ReportData {
         title: format!("Plumbline report: {}", p.name),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -669,17 +774,17 @@ pub(crate) fn write_tables(
         files: t.files,
         images: t.images,
         landmark_files: t.landmark_files,
-        timepoints: timepoints.clone(),
-        baseline,
+        timepoints: stats.timepoints.clone(),
+        baseline: stats.baseline,
         readings: t.measured,
-        summary: &summary,
-        qc: t.issues,
-        overlays: t.overlays,
-        strata: &strata,
+        summary: &stats.summary,
+        qc: issues,
+        overlays,
+        strata: &stats.strata,
     });
     write_atomic(t.out, "report.html", report.as_bytes())?;
-    write_atomic(t.out, "qc.csv", &qc_csv(t.issues))?;
-    outputs.insert("qc_rows".into(), json!(t.issues.len()));
+    write_atomic(t.out, "qc.csv", &qc_csv(issues))?;
+    outputs.insert("qc_rows".into(), json!(issues.len()));
     Ok(())
 }
 
@@ -733,26 +838,23 @@ pub fn shard_of(patient_id: &str, n: usize) -> usize {
 
 /// The files a shard adds for `plumbline merge`: its readings in full, its clinical rows,
 /// its overlay list and `shard.json` (shard number, pipeline text, input counts).
-#[allow(clippy::too_many_arguments)]
 fn write_shard_files(
-    out: &Path,
+    t: &TableInputs,
     k: usize,
     n: usize,
-    p: &Pipeline,
     input: &Path,
     counts: &plumbline_ingest::scan::ScanCounts,
-    measured: &[MeasuredReading],
-    clinical: &ClinicalTable,
     overlays: &[OverlayLink],
 ) -> Result<(), RunError> {
+    let out = t.out;
     write_atomic(
         out,
         "shard_readings.csv",
-        &plumbline_export::shard::readings_csv(measured),
+        &plumbline_export::shard::readings_csv(t.measured),
     )?;
     let mut w = csv_writer();
-    w.write_record(&clinical.headers).expect("memory");
-    for r in &clinical.rows {
+    w.write_record(&t.clinical.headers).expect("memory");
+    for r in &t.clinical.rows {
         w.write_record(&r.fields).expect("memory");
     }
     write_atomic(out, "shard_clinical.csv", &w.into_inner().expect("memory"))?;
@@ -768,8 +870,8 @@ fn write_shard_files(
         "format": 1,
         "shard": k,
         "shards": n,
-        "pipeline_source": p.source,
-        "pipeline_text": p.text,
+        "pipeline_source": t.pipeline.source,
+        "pipeline_text": t.pipeline.text,
         "input": input.display().to_string(),
         "files": counts.files,
         "images": counts.images,
@@ -782,79 +884,4 @@ fn write_shard_files(
 
 fn csv_writer() -> csv::Writer<Vec<u8>> {
     csv::Writer::from_writer(Vec::new())
-}
-
-/// Height limit of overlay images.
-pub const OVERLAY_MAX_ROWS: u32 = 1600;
-
-/// Renders one view's overlay to `out/overlays/{patient}/{timepoint}_{reader}_{view}.png`.
-fn render_overlay(
-    out: &Path,
-    real_patient_id: &str,
-    m: &MeasuredReading,
-    v: &plumbline_ingest::View,
-    view: &str,
-) -> Result<OverlayLink, QcIssue> {
-    let fail_as = |code: &'static str, msg: String| {
-        QcIssue::file(&v.path, Severity::Warning, code, msg).with_ids(&v.image_uid, real_patient_id)
-    };
-    let fail = |msg: String| fail_as(codes::OVERLAY_FAILED, msg);
-    let display = load_display(&v.path, OVERLAY_MAX_ROWS).map_err(|e| {
-        let code = match e {
-            DecodeError::CodecUnavailable { .. } => codes::CODEC_UNAVAILABLE,
-            _ => codes::OVERLAY_FAILED,
-        };
-        fail_as(code, format!("no overlay: {e}"))
-    })?;
-    let class = m.class.kind.map_or("unclassified", |k| k.as_str());
-    let flagged = plumbline_export::plausibility::flagged_landmarks(v, m);
-    let mut legend = vec![
-        format!(
-            "{}  {}  {}",
-            m.patient_id,
-            m.timepoint,
-            if m.observer.is_empty() {
-                "-"
-            } else {
-                &m.observer
-            }
-        ),
-        format!("{view} view, {class}"),
-    ];
-    if !flagged.is_empty() {
-        legend.push(format!(
-            "implausible (red rings): {}",
-            m.plausibility_text()
-        ));
-    }
-    let spec = OverlaySpec {
-        kind: v.landmarks.kind(),
-        pixels: &v.pixels,
-        metrics: &m.metrics,
-        legend,
-        flagged: &flagged,
-    };
-    let img = draw_overlay(&display, &spec);
-    let rel = format!(
-        "overlays/{}/{}_{}_{}.png",
-        file_safe(&m.patient_id),
-        file_safe(&m.timepoint),
-        file_safe(&m.observer),
-        view
-    );
-    let path = out.join(&rel);
-    let dir = path.parent().expect("has a parent");
-    std::fs::create_dir_all(dir)
-        .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
-    let tmp = path.with_extension("png.tmp");
-    img.save_with_format(&tmp, image::ImageFormat::Png)
-        .and_then(|_| std::fs::rename(&tmp, &path).map_err(image::ImageError::IoError))
-        .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
-    Ok(OverlayLink {
-        patient_id: m.patient_id.clone(),
-        timepoint: m.timepoint.clone(),
-        observer: m.observer.clone(),
-        view: view.to_string(),
-        href: rel,
-    })
 }

@@ -105,7 +105,7 @@ fn plumbline_run_survives_mutated_and_hostile_files() {
     );
 
     // Every input file is in the work record; every file that is not read cleanly is in qc.csv.
-    let journal = std::fs::read_to_string(out.join(plumbline::journal::JOURNAL)).unwrap();
+    let journal = std::fs::read_to_string(out.join(plumbline_ingest::cache::JOURNAL)).unwrap();
     let recorded: BTreeSet<String> = journal
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

@@ -24,17 +24,49 @@ pub struct WriteError {
     pub source: std::io::Error,
 }
 
-/// Writes `bytes` to `dir/name` atomically: `dir/.name.tmp`, flushed to disk, renamed.
+/// Whether [`write_atomic_as`] waits for the disk before the rename.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Flushed to disk first: tables, report, QC and run.json.
+    Flushed,
+    /// Left to the operating system's cache: the overlay PNGs, thousands of small files
+    /// that a rerun redraws (a flush each made the overlay stage four times slower here).
+    /// Readers still never see half a file.
+    Cached,
+}
+
+/// Writes `bytes` to `dir/name` atomically: `.{file name}.tmp` beside it, flushed to disk,
+/// renamed. `name` may hold folders (`overlays/P1/preop__lateral.png`); they are created.
+/// Every output of a run goes through here or [`write_atomic_as`].
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, WriteError> {
+    write_atomic_as(dir, name, bytes, Durability::Flushed)
+}
+
+/// [`write_atomic`], with the flush to disk chosen by `durability`.
+pub fn write_atomic_as(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    durability: Durability,
+) -> Result<PathBuf, WriteError> {
     let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
+    let parent = path.parent().unwrap_or(dir);
+    let file_name = path
+        .file_name()
+        .map_or_else(|| name.to_string(), |n| n.to_string_lossy().into_owned());
+    let tmp = parent.join(format!(".{file_name}.tmp"));
     let err = |source| WriteError {
         path: path.clone(),
         source,
     };
+    if parent != dir {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
     let mut f = std::fs::File::create(&tmp).map_err(err)?;
     f.write_all(bytes).map_err(err)?;
-    f.sync_all().map_err(err)?;
+    if durability == Durability::Flushed {
+        f.sync_all().map_err(err)?;
+    }
     drop(f);
     std::fs::rename(&tmp, &path).map_err(err)?;
     Ok(path)

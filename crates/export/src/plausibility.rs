@@ -1,16 +1,17 @@
-//! The plausibility stage (`landmarks.md` section 7): every view of every reading through
-//! [`plumbline_geometry::check_view`], and each reader's pelvic incidence compared across
-//! the patient's timepoints ([`plumbline_geometry::pi_jumps`]). Fills
-//! [`MeasuredReading::plausibility`] and returns one QC warning per failed check, naming
-//! the landmarks and values; the metrics are kept.
+//! The plausibility stage (`landmarks.md` section 7): the checks every view failed
+//! ([`plumbline_geometry::measure`] made them), and each reader's pelvic incidence
+//! compared across the patient's timepoints. Fills
+//! [`MeasuredReading::plausibility`](crate::tables::MeasuredReading::plausibility) and
+//! returns one QC warning per failed check, naming the landmarks and values; the metrics
+//! are kept.
 
 use std::collections::BTreeMap;
 
-use plumbline_geometry::{Check, Landmark, Metric, ViewKind, check_view};
+use plumbline_geometry::{Check, Landmark, Metric, ViewKind};
+use plumbline_ingest::View;
 use plumbline_ingest::qc::{QcIssue, Severity, codes};
-use plumbline_ingest::{Reading, View};
 
-use crate::tables::MeasuredReading;
+use crate::tables::Measured;
 
 /// The landmarks pelvic incidence is measured from.
 const PI_LANDMARKS: &str = "S1_sup_ant, S1_sup_post, FH_left, FH_right";
@@ -25,7 +26,7 @@ fn reader(observer: &str) -> String {
 
 fn issue(view: &View, patient_id: &str, message: String) -> QcIssue {
     QcIssue::file(
-        &view.path,
+        &view.shown_path,
         Severity::Warning,
         codes::IMPLAUSIBLE_LANDMARKS,
         message,
@@ -33,19 +34,25 @@ fn issue(view: &View, patient_id: &str, message: String) -> QcIssue {
     .with_ids(&view.image_uid, patient_id)
 }
 
-/// The landmarks of `view` to mark on its overlay: those of its failed checks, and on a
-/// lateral view of a reading whose PI jumped, the PI landmarks. (Recomputed from the view:
-/// the checks are a few comparisons, and this keeps [`MeasuredReading`] plain data.)
-pub fn flagged_landmarks(view: &View, m: &MeasuredReading) -> Vec<Landmark> {
-    let mut out: Vec<Landmark> = check_view(&view.landmarks)
-        .into_iter()
-        .flat_map(|f| f.landmarks)
-        .collect();
+/// The landmarks of one view of `m` (`lateral` true: its lateral view) to mark on its
+/// overlay: those of the view's failed checks, and on a lateral view of a reading whose PI
+/// jumped, the PI landmarks.
+pub fn flagged_landmarks(m: &Measured, lateral: bool) -> Vec<Landmark> {
+    let (view, failed) = if lateral {
+        (m.reading.lateral.as_ref(), &m.lateral_implausible)
+    } else {
+        (m.reading.ap.as_ref(), &m.ap_implausible)
+    };
+    let mut out: Vec<Landmark> = failed.iter().flat_map(|f| f.landmarks.clone()).collect();
     let pi_jump = m
+        .row
         .plausibility
         .as_ref()
         .is_some_and(|p| p.contains(&Check::PiJump));
-    if pi_jump && view.landmarks.kind() == ViewKind::Lateral {
+    if let Some(view) = view
+        && pi_jump
+        && view.landmarks.kind() == ViewKind::Lateral
+    {
         out.extend(
             PI_LANDMARKS
                 .split(", ")
@@ -58,24 +65,20 @@ pub fn flagged_landmarks(view: &View, m: &MeasuredReading) -> Vec<Landmark> {
     out
 }
 
-/// Assesses `measured[i]`, the measurement of `readings[i]`, with PI tolerance
-/// `pi_tolerance_deg`; returns the QC warnings.
-pub fn assess(
-    readings: &[Reading],
-    measured: &mut [MeasuredReading],
-    pi_tolerance_deg: f64,
-) -> Vec<QcIssue> {
-    assert_eq!(
-        readings.len(),
-        measured.len(),
-        "one measurement per reading"
-    );
+/// Fills each reading's plausibility from the checks its views failed and from its
+/// reader's pelvic incidence across the patient's timepoints (tolerance
+/// `pi_tolerance_deg`); returns the QC warnings.
+pub fn assess(measured: &mut [Measured], pi_tolerance_deg: f64) -> Vec<QcIssue> {
     let mut issues = Vec::new();
-    for (r, m) in readings.iter().zip(measured.iter_mut()) {
+    for m in measured.iter_mut() {
+        let r = &m.reading;
         let mut failed = Vec::new();
-        for (name, view) in [("lateral", &r.lateral), ("AP", &r.ap)] {
+        for (name, view, found) in [
+            ("lateral", &r.lateral, &m.lateral_implausible),
+            ("AP", &r.ap, &m.ap_implausible),
+        ] {
             let Some(view) = view else { continue };
-            for f in check_view(&view.landmarks) {
+            for f in found {
                 issues.push(issue(
                     view,
                     &r.patient_id,
@@ -90,20 +93,31 @@ pub fn assess(
                 failed.push(f.check);
             }
         }
-        m.plausibility = Some(failed);
+        m.row.plausibility = Some(failed);
     }
-    // PI across one reader's timepoints of one patient.
-    let mut by_reader: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
-    for (i, r) in readings.iter().enumerate() {
-        by_reader
-            .entry((&r.patient_id, &r.observer))
-            .or_default()
-            .push(i);
+    issues.extend(pi_jumps(measured, pi_tolerance_deg));
+    for m in measured.iter_mut() {
+        if let Some(p) = &mut m.row.plausibility {
+            p.sort();
+            p.dedup();
+        }
+    }
+    issues
+}
+
+/// PI across one reader's timepoints of one patient: marks both readings of a jump and
+/// returns one warning per jump, on the later reading's lateral view.
+fn pi_jumps(measured: &mut [Measured], pi_tolerance_deg: f64) -> Vec<QcIssue> {
+    let mut issues = Vec::new();
+    let mut by_reader: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for (i, m) in measured.iter().enumerate() {
+        let key = (m.reading.patient_id.clone(), m.reading.observer.clone());
+        by_reader.entry(key).or_default().push(i);
     }
     for idx in by_reader.values() {
         let pis: Vec<(usize, f64)> = idx
             .iter()
-            .filter_map(|&i| measured[i].metrics.get(Metric::PiDeg).map(|pi| (i, pi)))
+            .filter_map(|&i| measured[i].row.metrics.get(Metric::PiDeg).map(|pi| (i, pi)))
             .collect();
         for (a, pa) in &pis {
             for (b, pb) in pis.iter().filter(|(b, _)| b > a) {
@@ -111,11 +125,11 @@ pub fn assess(
                 if d.abs() <= pi_tolerance_deg {
                     continue;
                 }
-                let (ra, rb) = (&readings[*a], &readings[*b]);
                 for i in [*a, *b] {
-                    let p = measured[i].plausibility.get_or_insert_with(Vec::new);
+                    let p = measured[i].row.plausibility.get_or_insert_with(Vec::new);
                     p.push(Check::PiJump);
                 }
+                let (ra, rb) = (&measured[*a].reading, &measured[*b].reading);
                 if let Some(view) = rb.lateral.as_ref() {
                     issues.push(issue(
                         view,
@@ -132,12 +146,6 @@ pub fn assess(
                     ));
                 }
             }
-        }
-    }
-    for m in measured.iter_mut() {
-        if let Some(p) = &mut m.plausibility {
-            p.sort();
-            p.dedup();
         }
     }
     issues

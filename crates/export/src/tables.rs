@@ -84,41 +84,58 @@ impl MeasuredReading {
     }
 }
 
-impl MeasuredReading {
-    /// Computes the metrics of one grouped reading and fills its row: what a run does
-    /// for every reading.
-    pub fn measure(
-        r: &plumbline_ingest::Reading,
-        options: &plumbline_geometry::MetricOptions,
-        thresholds: &Thresholds,
-    ) -> MeasuredReading {
+/// A grouped reading carried with its measurement: what the measure stage hands on to
+/// the plausibility check, the tables and the overlays (no pairing by position).
+#[derive(Clone, Debug)]
+pub struct Measured {
+    /// The reading: identity, and the views with their landmarks and files.
+    pub reading: plumbline_ingest::Reading,
+    /// Its row of `measurements.csv`.
+    pub row: MeasuredReading,
+    /// The plausibility checks its lateral view failed (`landmarks.md` section 7).
+    pub lateral_implausible: Vec<plumbline_geometry::Implausible>,
+    /// The same for its AP view.
+    pub ap_implausible: Vec<plumbline_geometry::Implausible>,
+}
+
+impl Measured {
+    /// Carries `m`, the measurement of `reading` ([`plumbline_geometry::measure`]), with
+    /// the reading, and fills its table row (plausibility not yet assessed: see
+    /// [`crate::plausibility::assess`]).
+    pub fn new(reading: plumbline_ingest::Reading, m: plumbline_geometry::Measurement) -> Measured {
         use plumbline_ingest::clinical::{iso_date, parse_dicom_date};
-        let lat = r.lateral.as_ref();
-        let ap = r.ap.as_ref();
-        let metrics =
-            Metrics::compute(lat.map(|v| &v.landmarks), ap.map(|v| &v.landmarks), options);
-        MeasuredReading::new(
-            r.patient_id.clone(),
-            r.timepoint.clone(),
-            r.timepoint_index,
-            r.study_date
+        let lat = reading.lateral.as_ref();
+        let ap = reading.ap.as_ref();
+        let row = MeasuredReading {
+            patient_id: reading.patient_id.clone(),
+            timepoint: reading.timepoint.clone(),
+            timepoint_index: reading.timepoint_index,
+            study_date: reading
+                .study_date
                 .as_deref()
                 .and_then(parse_dicom_date)
                 .map(iso_date)
                 .unwrap_or_default(),
-            r.observer.clone(),
-            r.study_uid.clone(),
-            metrics,
-            thresholds,
-            per_view(
+            observer: reading.observer.clone(),
+            study_uid: reading.study_uid.clone(),
+            metrics: m.metrics,
+            class: m.class,
+            spacing_source: per_view(
                 lat.map(|v| v.spacing_source.as_str()),
                 ap.map(|v| v.spacing_source.as_str()),
             ),
-            per_view(
+            orientation_source: per_view(
                 lat.map(|v| v.landmarks.orientation().as_str()),
                 ap.map(|v| v.landmarks.orientation().as_str()),
             ),
-        )
+            plausibility: None,
+        };
+        Measured {
+            reading,
+            row,
+            lateral_implausible: m.lateral_implausible,
+            ap_implausible: m.ap_implausible,
+        }
     }
 }
 

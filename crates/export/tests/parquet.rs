@@ -40,8 +40,16 @@ fn readings(clinical: &ClinicalTable) -> (Vec<MeasuredReading>, Vec<String>) {
     let (thresholds, options) = (Thresholds::default(), MetricOptions::default());
     let mut rows: Vec<MeasuredReading> = grouped
         .readings
-        .iter()
-        .map(|r| MeasuredReading::measure(r, &options, &thresholds))
+        .into_iter()
+        .map(|r| {
+            let m = plumbline_geometry::measure(
+                r.lateral.as_ref().map(|v| &v.landmarks),
+                r.ap.as_ref().map(|v| &v.landmarks),
+                &options,
+                &thresholds,
+            );
+            plumbline_export::tables::Measured::new(r, m).row
+        })
         .collect();
     rows.sort_by(|a, b| {
         (&a.patient_id, a.timepoint_index, &a.observer).cmp(&(

@@ -20,11 +20,13 @@
 mod classify;
 mod frame;
 mod landmark;
+mod measure;
 mod metrics;
 mod plausibility;
 
 pub use classify::*;
 pub use frame::*;
 pub use landmark::*;
+pub use measure::*;
 pub use metrics::*;
 pub use plausibility::*;

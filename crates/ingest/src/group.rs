@@ -91,8 +91,11 @@ pub fn default_windows() -> Vec<Window> {
 pub struct View {
     /// The image's SOP Instance UID.
     pub image_uid: String,
-    /// The image file.
+    /// The image file: where the overlay stage reads it; never written to an output.
     pub path: PathBuf,
+    /// The image file as outputs (QC) name it: `path`, or after pseudonymisation `path`
+    /// with every PatientID and (with `--shift-dates`) date replaced.
+    pub shown_path: PathBuf,
     /// Where the mm scale came from.
     pub spacing_source: SpacingSource,
     /// The landmarks in mm (orientation source inside).
@@ -489,6 +492,7 @@ fn build_view(
         View {
             image_uid: im.sop_instance_uid.clone(),
             path: im.path.clone(),
+            shown_path: im.path.clone(),
             spacing_source: source,
             landmarks,
             pixels,

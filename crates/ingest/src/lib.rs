@@ -7,16 +7,21 @@
 //! timepoint, and builds `plumbline_geometry::ViewLandmarks` in mm. Every problem
 //! becomes a [`QcIssue`]; nothing stops the batch.
 
+pub mod cache;
 pub mod clinical;
+pub mod cohort;
 pub mod group;
 pub mod markups;
 pub mod precheck;
+pub mod privacy;
 pub mod qc;
 pub mod records;
 pub mod scan;
+pub mod source;
 pub mod sr;
 pub mod vocab;
 
+pub use cohort::Cohort;
 pub use group::{Grouped, Reading, View, Window, default_windows, group};
 pub use qc::{QcIssue, Severity};
 pub use records::{ImageRecord, ItkGeometry, LandmarkDoc, RawPoint, SpacingSource};

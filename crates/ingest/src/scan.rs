@@ -227,7 +227,7 @@ pub fn scan(
     opts: &ScanOptions,
     on_file: &(dyn Fn(&FileOutcome) + Sync),
 ) -> Result<ScanResult, ScanError> {
-    scan_with(root, opts, &scan_file, on_file)
+    scan_with(&crate::source::Folder::new(root), opts, &scan_file, on_file)
 }
 
 /// Reads one file: [`scan_file`], or a caching wrapper around it.
@@ -236,12 +236,12 @@ pub type FileReader<'a> = dyn Fn(&Path, &ScanOptions) -> (FileOutcome, Vec<QcIss
 /// [`scan`] with the per-file reader given: the batch job passes one that reuses what
 /// its work record already knows of a file and records what it reads.
 pub fn scan_with(
-    root: &Path,
+    source: &dyn crate::source::Source,
     opts: &ScanOptions,
     read: &FileReader<'_>,
     on_file: &(dyn Fn(&FileOutcome) + Sync),
 ) -> Result<ScanResult, ScanError> {
-    let (files, mut issues) = list_files(root)?;
+    let (files, mut issues) = source.list()?;
     // dicom-rs parses nested sequences recursively, about 10 KiB of stack per sequence
     // and item level in a debug build: a 200-deep SR overflows rayon's default stack and
     // would abort the whole batch. The structure check (`precheck`) refuses files nested
@@ -257,7 +257,10 @@ pub fn scan_with(
         files
             .par_iter()
             .map(|p| {
-                let r = read(p, opts);
+                let r = match source.open(p) {
+                    Ok(local) => read(&local, opts),
+                    Err(e) => broken(p, codes::BROKEN_FILE, format!("cannot open: {e}")),
+                };
                 on_file(&r.0);
                 r
             })

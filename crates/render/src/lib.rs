@@ -3,4 +3,5 @@
 
 pub mod decode;
 pub mod overlay;
+pub mod overlay_files;
 pub mod report;

@@ -34,8 +34,16 @@ fn cohort() -> Cohort {
     let (thresholds, options) = (Thresholds::default(), MetricOptions::default());
     let readings: Vec<MeasuredReading> = grouped
         .readings
-        .iter()
-        .map(|r| MeasuredReading::measure(r, &options, &thresholds))
+        .into_iter()
+        .map(|r| {
+            let m = plumbline_geometry::measure(
+                r.lateral.as_ref().map(|v| &v.landmarks),
+                r.ap.as_ref().map(|v| &v.landmarks),
+                &options,
+                &thresholds,
+            );
+            plumbline_export::tables::Measured::new(r, m).row
+        })
         .collect();
     let timepoints: Vec<String> = windows.iter().map(|w| w.name.clone()).collect();
     // Two strata of the clinical table: sex (two groups: Welch and Mann-Whitney) and age in

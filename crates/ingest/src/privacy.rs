@@ -12,10 +12,11 @@
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, KeyInit, Mac};
-use plumbline_export::tables::MeasuredReading;
-use plumbline_ingest::QcIssue;
-use plumbline_ingest::clinical::{ClinicalTable, iso_date, parse_iso_date};
 use sha2::Sha256;
+
+use crate::QcIssue;
+use crate::clinical::{ClinicalTable, iso_date, parse_dicom_date, parse_iso_date};
+use crate::cohort::Cohort;
 
 /// The pseudonymisation key and options.
 #[derive(Clone)]
@@ -124,7 +125,7 @@ impl Pseudonymizer {
             if start_ok
                 && digits(i, 8)
                 && boundary(i + 8)
-                && let Some(d) = plumbline_ingest::clinical::parse_dicom_date(&s[i..i + 8])
+                && let Some(d) = parse_dicom_date(&s[i..i + 8])
             {
                 out.push_str(&iso_date(d + self.date_offset(patient_id)).replace('-', ""));
                 i += 8;
@@ -161,14 +162,57 @@ impl Pseudonymizer {
         }
     }
 
-    /// Pseudonymises the readings and the clinical table in place. The readings keep
-    /// their order (the caller pairs them with their views and sorts them afterwards);
-    /// the clinical rows are re-sorted by pseudonym.
-    pub fn apply_tables(&self, readings: &mut [MeasuredReading], clinical: &mut ClinicalTable) {
-        for r in readings.iter_mut() {
-            r.study_date = self.shift_iso(&r.patient_id, &r.study_date);
-            r.patient_id = self.id(&r.patient_id);
+    /// The pseudonymisation stage: a cohort with real PatientIDs and dates in, the same
+    /// cohort with pseudonyms (and, with `--shift-dates`, shifted dates) out, so that no
+    /// later stage holds a real identifier. The readings are sorted again by (pseudonym,
+    /// timepoint, reader), the clinical rows by pseudonym; QC issues and each view's
+    /// `shown_path` have every ID and date replaced. A view's `path` stays: it is where
+    /// the overlay stage reads the image, and it is never written to an output.
+    pub fn pseudonymise(&self, mut cohort: Cohort) -> Cohort {
+        let map = self.id_map(
+            cohort
+                .clinical
+                .rows
+                .iter()
+                .map(|r| r.patient_id.as_str())
+                .chain(cohort.readings.iter().map(|r| r.patient_id.as_str()))
+                .chain(cohort.issues.iter().map(|i| i.patient_id.as_str())),
+        );
+        self.apply_issues(&map, &mut cohort.issues);
+        for r in cohort.readings.iter_mut() {
+            let real = std::mem::take(&mut r.patient_id);
+            if let Some(d) = r.study_date.as_mut() {
+                *d = self.shift_dicom(&real, d);
+            }
+            for v in [r.lateral.as_mut(), r.ap.as_mut()].into_iter().flatten() {
+                let path = v.path.to_string_lossy();
+                v.shown_path = PathBuf::from(map.scrub(&self.shift_dates_in(&real, &path)));
+            }
+            r.patient_id = self.id(&real);
         }
+        cohort.readings.sort_by(|a, b| {
+            (&a.patient_id, a.timepoint_index, &a.observer).cmp(&(
+                &b.patient_id,
+                b.timepoint_index,
+                &b.observer,
+            ))
+        });
+        self.apply_clinical(&mut cohort.clinical);
+        cohort
+    }
+
+    /// A `YYYYMMDD` date moved by the patient's offset (unchanged when it is not a date).
+    fn shift_dicom(&self, patient_id: &str, date: &str) -> String {
+        match parse_dicom_date(date) {
+            Some(d) if self.shift_dates => {
+                iso_date(d + self.date_offset(patient_id)).replace('-', "")
+            }
+            _ => date.to_string(),
+        }
+    }
+
+    /// Pseudonymises the clinical table in place, re-sorted by pseudonym.
+    fn apply_clinical(&self, clinical: &mut ClinicalTable) {
         let col = |name: &str| {
             clinical
                 .headers
@@ -196,7 +240,7 @@ impl Pseudonymizer {
 
     /// Pseudonymises QC issues (still carrying real PatientIDs): the patient column, and
     /// every ID of `map` and (with `--shift-dates`) every date inside paths and messages.
-    pub fn apply_issues(&self, map: &IdMap, issues: &mut [QcIssue]) {
+    fn apply_issues(&self, map: &IdMap, issues: &mut [QcIssue]) {
         for i in issues.iter_mut() {
             let real = i.patient_id.clone();
             let path = i.path.to_string_lossy().to_string();

@@ -1,4 +1,4 @@
-//! The work record of a run: an append-only journal of scanned files in the output folder
+//! The scan cache, or work record, of a run: an append-only journal of scanned files in the output folder
 //! (`.plumbline/scan-journal.jsonl`), one JSON line per file with its key (path, size,
 //! modification time, SHA-256 of its first 4 KiB) and everything the scan learnt from it.
 //!
@@ -11,7 +11,7 @@
 //! ([`ScanOptions::fingerprint`]: the pipeline's vocabulary, the SR depth cap, the
 //! structure limits). A record whose header differs from the current run's (or that has
 //! none) is set aside, renamed `scan-journal.discarded-N.jsonl` beside it, never deleted,
-//! and the run reads every file; [`Journal::discarded`] says why, for the closing line and
+//! and the run reads every file; [`ScanCache::discarded`] says why, for the closing line and
 //! `run.json`.
 //!
 //! Why a JSON-lines journal rather than SQLite or redb: the only operations are "append
@@ -26,14 +26,23 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use plumbline_ingest::qc::QcIssue;
-use plumbline_ingest::scan::{FileOutcome, ScanOptions};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use crate::pipeline::sha256_hex;
+use crate::qc::QcIssue;
+use crate::scan::{FileOutcome, ScanOptions, scan_file};
 
-/// Journal file name inside the output folder.
+/// Lower-case hex SHA-256 of `bytes`.
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// ScanCache file name inside the output folder.
 pub const JOURNAL: &str = ".plumbline/scan-journal.jsonl";
 
 /// Version of the record's line format (the header's `plumbline_work_record`).
@@ -139,16 +148,18 @@ struct Entry {
 }
 
 /// The journal: entries loaded at start, and the open file new entries are appended to.
-pub struct Journal {
+pub struct ScanCache {
     entries: HashMap<PathBuf, (FileKey, FileOutcome, Vec<QcIssue>)>,
     file: Mutex<File>,
     discarded: Option<String>,
+    read: AtomicUsize,
+    reused: AtomicUsize,
 }
 
 /// The journal cannot be opened.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot open the work record {}: {source}; check that the output folder is writable", path.display())]
-pub struct JournalError {
+pub struct CacheError {
     /// The journal path.
     pub path: PathBuf,
     /// The cause.
@@ -156,13 +167,13 @@ pub struct JournalError {
     pub source: std::io::Error,
 }
 
-impl Journal {
+impl ScanCache {
     /// Opens the journal in `out` for a scan with options `scan`. An existing record is
     /// reused when its header matches this run's, set aside (renamed beside it) when it
     /// does not, and ignored with `fresh`; a new record starts with this run's header.
-    pub fn open(out: &Path, fresh: bool, scan: &ScanOptions) -> Result<Journal, JournalError> {
+    pub fn open(out: &Path, fresh: bool, scan: &ScanOptions) -> Result<ScanCache, CacheError> {
         let path = out.join(JOURNAL);
-        let err = |source| JournalError {
+        let err = |source| CacheError {
             path: path.clone(),
             source,
         };
@@ -206,11 +217,40 @@ impl Journal {
             File::create(&path).and_then(|mut f| f.write_all(&line).map(|()| f))
         }
         .map_err(err)?;
-        Ok(Journal {
+        Ok(ScanCache {
             entries,
             file: Mutex::new(file),
             discarded,
+            read: AtomicUsize::new(0),
+            reused: AtomicUsize::new(0),
         })
+    }
+
+    /// Scans one file through the cache: its recorded outcome when its key still
+    /// matches, else [`scan_file`], recorded for the next run. (The reader
+    /// [`crate::scan::scan_with`] takes.)
+    pub fn scan_file(&self, path: &Path, opts: &ScanOptions) -> (FileOutcome, Vec<QcIssue>) {
+        let key = FileKey::of(path);
+        if let Some(k) = &key
+            && let Some(hit) = self.reuse(path, k)
+        {
+            self.reused.fetch_add(1, Ordering::Relaxed);
+            return hit;
+        }
+        let r = scan_file(path, opts);
+        self.read.fetch_add(1, Ordering::Relaxed);
+        if let Some(k) = key {
+            self.record(path, &k, &r.0, &r.1);
+        }
+        r
+    }
+
+    /// Files read so far, and files whose recorded outcome was reused.
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.read.load(Ordering::Relaxed),
+            self.reused.load(Ordering::Relaxed),
+        )
     }
 
     /// Why the record an earlier run left was set aside (`None` when it was reused, or
@@ -261,8 +301,8 @@ fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use plumbline_ingest::ScanOptions;
-    use plumbline_ingest::scan::{list_files, scan_file};
+    use crate::ScanOptions;
+    use crate::scan::list_files;
 
     #[test]
     fn every_outcome_of_the_fixtures_round_trips_exactly() {
