@@ -35,7 +35,8 @@ pub struct Measurement {
 /// );
 /// let m = measure(Some(&lateral), None, &MetricOptions::default(), &Thresholds::default());
 /// assert_eq!(m.metrics.get(Metric::SvaMm), Some(60.0));
-/// assert_eq!(m.class.kind, Some(ImbalanceType::Sagittal));
+/// assert_eq!(m.class.sagittal, Some(true)); // |SVA| over 50 mm
+/// assert_eq!(m.class.kind, None); // the type needs the AP view's C7PL-CSVL too
 /// assert!(m.lateral_implausible.is_empty() && m.ap_implausible.is_empty());
 /// ```
 pub fn measure(
