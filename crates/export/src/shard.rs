@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use plumbline_geometry::{Check, Level, Metric, Metrics, Thresholds};
 use plumbline_ingest::qc::{QcIssue, Severity, codes};
 
-use crate::tables::{MeasuredReading, num};
+use crate::tables::{MeasuredReading, PerView, num};
 
 const FIXED: [&str; 12] = [
     "patient_id",
@@ -39,8 +39,8 @@ pub fn readings_csv(rows: &[MeasuredReading]) -> Vec<u8> {
             r.study_date.clone(),
             r.observer.clone(),
             r.study_uid.clone(),
-            r.spacing_source.clone(),
-            r.orientation_source.clone(),
+            r.spacing_source.cell(),
+            r.orientation_source.cell(),
             r.metrics
                 .c7pl_csvl_magnitude_mm
                 .map(num)
@@ -125,8 +125,11 @@ pub fn parse_readings_csv(
             rec[5].to_string(),
             m,
             thresholds,
-            rec[6].to_string(),
-            rec[7].to_string(),
+            PerView::parse(&rec[6])
+                .ok_or_else(|| format!("line {line}: `{}` is not a spacing source", &rec[6]))?,
+            PerView::parse(&rec[7]).ok_or_else(|| {
+                format!("line {line}: `{}` is not an orientation source", &rec[7])
+            })?,
         );
         reading.plausibility = parse_plausibility(&rec[11], line)?;
         out.push(reading);

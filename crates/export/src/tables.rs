@@ -5,12 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use plumbline_geometry::{
-    Classification, HerniationSide, ImbalanceType, Metric, Metrics, SagittalDirection,
-    SchwabModifier, Segment, ShiftRelation, Thresholds, classify, sagittal_direction,
-    shift_relation,
+    Classification, HerniationSide, ImbalanceType, Metric, Metrics, OrientationSource,
+    SagittalDirection, SchwabModifier, Segment, ShiftRelation, Thresholds, classify,
+    sagittal_direction, shift_relation,
 };
-use plumbline_ingest::QcIssue;
 use plumbline_ingest::clinical::ClinicalTable;
+use plumbline_ingest::{QcIssue, SpacingSource};
 
 use crate::stats;
 
@@ -33,10 +33,11 @@ pub struct MeasuredReading {
     pub metrics: Metrics,
     /// Classification by the pipeline's thresholds.
     pub class: Classification,
-    /// Spacing source(s), e.g. `pixel_spacing` or `lateral=pixel_spacing ap=imager_pixel_spacing`.
-    pub spacing_source: String,
-    /// Orientation source(s), e.g. `header` or `lateral=inferred ap=header`.
-    pub orientation_source: String,
+    /// Spacing source of each view (cell: `pixel_spacing`, or
+    /// `lateral=pixel_spacing ap=imager_pixel_spacing`).
+    pub spacing_source: PerView<SpacingSource>,
+    /// Orientation source of each view (cell: `header`, or `lateral=inferred ap=header`).
+    pub orientation_source: PerView<OrientationSource>,
     /// The plausibility checks (`landmarks.md` section 7) this reading failed, sorted;
     /// `None` until [`crate::plausibility::assess`] has looked at it.
     pub plausibility: Option<Vec<plumbline_geometry::Check>>,
@@ -54,8 +55,8 @@ impl MeasuredReading {
         study_uid: String,
         metrics: Metrics,
         thresholds: &Thresholds,
-        spacing_source: String,
-        orientation_source: String,
+        spacing_source: PerView<SpacingSource>,
+        orientation_source: PerView<OrientationSource>,
     ) -> MeasuredReading {
         let class = classify(&metrics, thresholds);
         MeasuredReading {
@@ -120,14 +121,14 @@ impl Measured {
             study_uid: reading.study_uid.clone(),
             metrics: m.metrics,
             class: m.class,
-            spacing_source: per_view(
-                lat.map(|v| v.spacing_source.as_str()),
-                ap.map(|v| v.spacing_source.as_str()),
-            ),
-            orientation_source: per_view(
-                lat.map(|v| v.landmarks.orientation().as_str()),
-                ap.map(|v| v.landmarks.orientation().as_str()),
-            ),
+            spacing_source: PerView {
+                lateral: lat.map(|v| v.spacing_source),
+                ap: ap.map(|v| v.spacing_source),
+            },
+            orientation_source: PerView {
+                lateral: lat.map(|v| v.landmarks.orientation()),
+                ap: ap.map(|v| v.landmarks.orientation()),
+            },
             plausibility: None,
         };
         Measured {
@@ -139,14 +140,87 @@ impl Measured {
     }
 }
 
-/// Joins per-view values: one value when the views agree or only one exists, else
-/// `lateral=a ap=b`.
-pub fn per_view(lateral: Option<&str>, ap: Option<&str>) -> String {
-    match (lateral, ap) {
-        (Some(l), Some(a)) if l == a => l.to_string(),
-        (Some(l), Some(a)) => format!("lateral={l} ap={a}"),
-        (Some(v), None) | (None, Some(v)) => v.to_string(),
-        (None, None) => String::new(),
+/// A source (of spacing or orientation) with its table name: [`PerView`]'s cells.
+pub trait SourceName: Copy + PartialEq + Sized {
+    /// The name in the tables.
+    fn name(self) -> &'static str;
+    /// The value of a name (`None` for an unknown name).
+    fn from_name(name: &str) -> Option<Self>;
+}
+
+impl SourceName for SpacingSource {
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+    fn from_name(name: &str) -> Option<Self> {
+        SpacingSource::from_name(name)
+    }
+}
+
+impl SourceName for OrientationSource {
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+    fn from_name(name: &str) -> Option<Self> {
+        OrientationSource::from_name(name)
+    }
+}
+
+/// A value of each view of a reading: where its spacing or its orientation came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PerView<T> {
+    /// The lateral view's, when the reading has one.
+    pub lateral: Option<T>,
+    /// The AP view's, when the reading has one.
+    pub ap: Option<T>,
+}
+
+impl<T: SourceName> PerView<T> {
+    /// The same value for both views.
+    pub fn both(v: T) -> PerView<T> {
+        PerView {
+            lateral: Some(v),
+            ap: Some(v),
+        }
+    }
+
+    /// The table cell: one name when the views agree or only one exists, else
+    /// `lateral=a ap=b`; empty without views.
+    ///
+    /// ```
+    /// use plumbline_export::tables::PerView;
+    /// use plumbline_geometry::OrientationSource::{Header, Inferred};
+    /// let v = PerView { lateral: Some(Inferred), ap: Some(Header) };
+    /// assert_eq!(v.cell(), "lateral=inferred ap=header");
+    /// assert_eq!(PerView::parse(&v.cell()), Some(v));
+    /// assert_eq!(PerView { lateral: None, ap: Some(Header) }.cell(), "header");
+    /// ```
+    pub fn cell(&self) -> String {
+        match (self.lateral, self.ap) {
+            (Some(l), Some(a)) if l == a => l.name().to_string(),
+            (Some(l), Some(a)) => format!("lateral={} ap={}", l.name(), a.name()),
+            (Some(v), None) | (None, Some(v)) => v.name().to_string(),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// A cell back (`plumbline merge` reads the shards' rows): a single name is taken as
+    /// both views' (it gives the same cell again). `None` for text that is not a cell.
+    pub fn parse(cell: &str) -> Option<PerView<T>> {
+        if cell.is_empty() {
+            return Some(PerView {
+                lateral: None,
+                ap: None,
+            });
+        }
+        if let Some(rest) = cell.strip_prefix("lateral=") {
+            let (l, a) = rest.split_once(" ap=")?;
+            return Some(PerView {
+                lateral: Some(T::from_name(l)?),
+                ap: Some(T::from_name(a)?),
+            });
+        }
+        T::from_name(cell).map(PerView::both)
     }
 }
 
@@ -341,8 +415,8 @@ pub fn measurements_table(rows: &[MeasuredReading], metrics: &[Metric]) -> Table
             .map(|k| k.as_str().to_string())
             .unwrap_or_default()
     }));
-    columns.push(text("spacing_source", |r| r.spacing_source.clone()));
-    columns.push(text("orientation_source", |r| r.orientation_source.clone()));
+    columns.push(text("spacing_source", |r| r.spacing_source.cell()));
+    columns.push(text("orientation_source", |r| r.orientation_source.cell()));
     for k in SchwabModifier::ALL {
         columns.push(Column::text(
             k.name(),

@@ -1,8 +1,10 @@
 //! The study-design rows of `cohort_summary.csv` on small cohorts computed by hand.
 
 use plumbline_export::analyses::{StrataSpec, strata};
-use plumbline_export::tables::{MeasuredReading, SummaryRow, summary_rows};
+use plumbline_export::tables::{MeasuredReading, PerView, SummaryRow, summary_rows};
+use plumbline_geometry::OrientationSource;
 use plumbline_geometry::{Metric, Metrics, Thresholds};
+use plumbline_ingest::SpacingSource;
 use plumbline_ingest::clinical::{ClinicalRow, ClinicalTable};
 
 const TPS: [&str; 3] = ["preop", "postop", "m6"];
@@ -28,8 +30,8 @@ fn reading(pid: &str, t: usize, sva: f64, c7: f64, pt: f64) -> MeasuredReading {
         format!("{pid}-{t}"),
         m,
         &Thresholds::default(),
-        "pixel_spacing".into(),
-        "header".into(),
+        PerView::both(SpacingSource::PixelSpacing),
+        PerView::both(OrientationSource::Header),
     )
 }
 

@@ -121,6 +121,17 @@ impl OrientationSource {
             OrientationSource::Unknown => "unknown",
         }
     }
+
+    /// The source of a table name ([`OrientationSource::as_str`]).
+    pub fn from_name(name: &str) -> Option<OrientationSource> {
+        [
+            OrientationSource::Header,
+            OrientationSource::Inferred,
+            OrientationSource::Unknown,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
 }
 
 /// Why a view's frame could not be built.

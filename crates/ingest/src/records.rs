@@ -29,6 +29,17 @@ impl SpacingSource {
             SpacingSource::Imager => "imager_pixel_spacing",
         }
     }
+
+    /// The source of a table name ([`SpacingSource::as_str`]).
+    pub fn from_name(name: &str) -> Option<SpacingSource> {
+        [
+            SpacingSource::PixelSpacing,
+            SpacingSource::ImagerMagnified,
+            SpacingSource::Imager,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
 }
 
 /// The header facts of one radiograph, read without its pixel data.

@@ -325,8 +325,10 @@ mod designs {
 
     use plumbline_export::analyses::{Strata, StrataSpec, strata};
     use plumbline_export::stats::wilson;
-    use plumbline_export::tables::{MeasuredReading, SummaryRow, summary_rows};
+    use plumbline_export::tables::{MeasuredReading, PerView, SummaryRow, summary_rows};
+    use plumbline_geometry::OrientationSource;
     use plumbline_geometry::{Metric, Metrics, Thresholds};
+    use plumbline_ingest::SpacingSource;
     use plumbline_ingest::clinical::{ClinicalRow, ClinicalTable};
     use plumbline_render::report::{ReportData, report_html};
 
@@ -349,8 +351,8 @@ mod designs {
             format!("1.2.{pid}.{t}"),
             Metrics::from_parts(values.iter().copied(), None, None),
             &Thresholds::default(),
-            "pixel_spacing".into(),
-            "header".into(),
+            PerView::both(SpacingSource::PixelSpacing),
+            PerView::both(OrientationSource::Header),
         )
     }
 
