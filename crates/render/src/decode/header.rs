@@ -80,88 +80,15 @@ impl IndexMap {
     }
 }
 
+/// Reads the attributes of the pixel matrix: the header and BitsAllocated (8 or 16).
 pub(super) fn read_header(
     path: &Path,
     obj: &DefaultDicomObject,
 ) -> Result<(Header, u16), DecodeError> {
-    let unsupported = |what: String| DecodeError::Unsupported {
-        path: path.to_path_buf(),
-        what,
-    };
-    let bad = |attribute: &'static str, what: String| DecodeError::BadAttribute {
-        path: path.to_path_buf(),
-        attribute,
-        what,
-    };
-    let uint = |tag: Tag, name: &'static str| -> Result<Option<u16>, DecodeError> {
-        match obj.get(tag) {
-            None => Ok(None),
-            Some(e) if e.is_empty() => Ok(None),
-            Some(e) => e
-                .to_int::<u16>()
-                .map(Some)
-                .map_err(|err| bad(name, format!("not an unsigned 16-bit integer ({err})"))),
-        }
-    };
-    let rows = uint(tags::ROWS, "Rows (0028,0010)")?;
-    let cols = uint(tags::COLUMNS, "Columns (0028,0011)")?;
-    let (rows, cols) = match (rows, cols) {
-        (Some(r), Some(c)) if r > 0 && c > 0 => (usize::from(r), usize::from(c)),
-        (r, c) => {
-            return Err(bad(
-                "Rows/Columns",
-                format!(
-                    "missing or zero ({} x {})",
-                    r.map_or("absent".to_string(), |r| r.to_string()),
-                    c.map_or("absent".to_string(), |c| c.to_string())
-                ),
-            ));
-        }
-    };
-    let spp = uint(tags::SAMPLES_PER_PIXEL, "SamplesPerPixel (0028,0002)")?.unwrap_or(1);
-    let pi = text(obj, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();
-    let monochrome1 = match (spp, pi.as_str()) {
-        (1, "MONOCHROME1") => true,
-        (1, "MONOCHROME2" | "") => false,
-        _ => {
-            return Err(unsupported(format!(
-                "not greyscale (SamplesPerPixel {spp}, PhotometricInterpretation `{pi}`)"
-            )));
-        }
-    };
-    let ba = uint(tags::BITS_ALLOCATED, "BitsAllocated (0028,0100)")?
-        .ok_or_else(|| bad("BitsAllocated (0028,0100)", "missing".into()))?;
-    if ba != 8 && ba != 16 {
-        return Err(unsupported(format!(
-            "BitsAllocated {ba} (only 8 and 16 are handled)"
-        )));
-    }
-    let bs = uint(tags::BITS_STORED, "BitsStored (0028,0101)")?.unwrap_or(ba);
-    if bs == 0 || bs > ba {
-        return Err(bad(
-            "BitsStored (0028,0101)",
-            format!("{bs} with BitsAllocated {ba}"),
-        ));
-    }
-    let hb = uint(tags::HIGH_BIT, "HighBit (0028,0102)")?.unwrap_or(bs - 1);
-    if hb + 1 < bs || hb >= ba {
-        return Err(bad(
-            "HighBit (0028,0102)",
-            format!("{hb} with BitsStored {bs}, BitsAllocated {ba}"),
-        ));
-    }
-    let signed = uint(
-        tags::PIXEL_REPRESENTATION,
-        "PixelRepresentation (0028,0103)",
-    )?
-    .unwrap_or(0)
-        == 1;
-    let index = IndexMap {
-        bits: u32::from(bs),
-        shift: u32::from(hb + 1 - bs),
-        signed,
-        clamp: false,
-    };
+    let a = Attributes { path, obj };
+    let (rows, cols) = a.dimensions()?;
+    let monochrome1 = a.monochrome1()?;
+    let (bits_allocated, index) = a.bit_layout()?;
     Ok((
         Header {
             rows,
@@ -169,8 +96,118 @@ pub(super) fn read_header(
             monochrome1,
             index,
         },
-        ba,
+        bits_allocated,
     ))
+}
+
+/// The object the header is read from, and its path for the errors.
+struct Attributes<'a> {
+    path: &'a Path,
+    obj: &'a DefaultDicomObject,
+}
+
+impl Attributes<'_> {
+    fn bad(&self, attribute: &'static str, what: String) -> DecodeError {
+        DecodeError::BadAttribute {
+            path: self.path.to_path_buf(),
+            attribute,
+            what,
+        }
+    }
+
+    fn unsupported(&self, what: String) -> DecodeError {
+        DecodeError::Unsupported {
+            path: self.path.to_path_buf(),
+            what,
+        }
+    }
+
+    /// An unsigned 16-bit attribute; `None` when absent or empty.
+    fn uint(&self, tag: Tag, name: &'static str) -> Result<Option<u16>, DecodeError> {
+        match self.obj.get(tag) {
+            None => Ok(None),
+            Some(e) if e.is_empty() => Ok(None),
+            Some(e) => e
+                .to_int::<u16>()
+                .map(Some)
+                .map_err(|err| self.bad(name, format!("not an unsigned 16-bit integer ({err})"))),
+        }
+    }
+
+    /// Rows and Columns, both present and above 0.
+    fn dimensions(&self) -> Result<(usize, usize), DecodeError> {
+        let rows = self.uint(tags::ROWS, "Rows (0028,0010)")?;
+        let cols = self.uint(tags::COLUMNS, "Columns (0028,0011)")?;
+        match (rows, cols) {
+            (Some(r), Some(c)) if r > 0 && c > 0 => Ok((usize::from(r), usize::from(c))),
+            (r, c) => Err(self.bad(
+                "Rows/Columns",
+                format!(
+                    "missing or zero ({} x {})",
+                    r.map_or("absent".to_string(), |r| r.to_string()),
+                    c.map_or("absent".to_string(), |c| c.to_string())
+                ),
+            )),
+        }
+    }
+
+    /// Whether the image is MONOCHROME1; refuses anything but one greyscale sample.
+    fn monochrome1(&self) -> Result<bool, DecodeError> {
+        let spp = self
+            .uint(tags::SAMPLES_PER_PIXEL, "SamplesPerPixel (0028,0002)")?
+            .unwrap_or(1);
+        let pi = text(self.obj, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_default();
+        match (spp, pi.as_str()) {
+            (1, "MONOCHROME1") => Ok(true),
+            (1, "MONOCHROME2" | "") => Ok(false),
+            _ => Err(self.unsupported(format!(
+                "not greyscale (SamplesPerPixel {spp}, PhotometricInterpretation `{pi}`)"
+            ))),
+        }
+    }
+
+    /// BitsAllocated (8 or 16) and the index map of BitsStored, HighBit and
+    /// PixelRepresentation (defaults: BitsAllocated, BitsStored - 1, unsigned).
+    fn bit_layout(&self) -> Result<(u16, IndexMap), DecodeError> {
+        let ba = self
+            .uint(tags::BITS_ALLOCATED, "BitsAllocated (0028,0100)")?
+            .ok_or_else(|| self.bad("BitsAllocated (0028,0100)", "missing".into()))?;
+        if ba != 8 && ba != 16 {
+            return Err(self.unsupported(format!("BitsAllocated {ba} (only 8 and 16 are handled)")));
+        }
+        let bs = self
+            .uint(tags::BITS_STORED, "BitsStored (0028,0101)")?
+            .unwrap_or(ba);
+        if bs == 0 || bs > ba {
+            return Err(self.bad(
+                "BitsStored (0028,0101)",
+                format!("{bs} with BitsAllocated {ba}"),
+            ));
+        }
+        let hb = self
+            .uint(tags::HIGH_BIT, "HighBit (0028,0102)")?
+            .unwrap_or(bs - 1);
+        if hb + 1 < bs || hb >= ba {
+            return Err(self.bad(
+                "HighBit (0028,0102)",
+                format!("{hb} with BitsStored {bs}, BitsAllocated {ba}"),
+            ));
+        }
+        let signed = self
+            .uint(
+                tags::PIXEL_REPRESENTATION,
+                "PixelRepresentation (0028,0103)",
+            )?
+            .unwrap_or(0)
+            == 1;
+        let index = IndexMap {
+            bits: u32::from(bs),
+            shift: u32::from(hb + 1 - bs),
+            signed,
+            clamp: false,
+        };
+        Ok((ba, index))
+    }
 }
 
 // ------------------------------------------------------------------------------ attributes

@@ -1,6 +1,6 @@
 //! A decoder for the one JPEG flavour radiographs use that `dicom-pixeldata` 0.10 cannot
 //! read: DCT-based sequential Huffman JPEG with 12-bit samples (ITU T.81 process 4,
-//! transfer syntax 1.2.840.10008.1.2.4.51; `jpeg-decoder` 0.3 stops at
+//! transfer syntax `JPEG_EXTENDED12_BIT`; `jpeg-decoder` 0.3 stops at
 //! "unsupported JPEG feature: SamplePrecision(12)"). Greyscale only (one component),
 //! baseline/extended sequential (SOF0/SOF1), Huffman tables, restart intervals. The
 //! inverse DCT is the textbook floating-point one, rounded to the nearest integer, so
@@ -214,19 +214,10 @@ impl Bits<'_> {
 /// Decodes a one-component sequential Huffman JPEG (any precision up to 12 bits) into
 /// native-endian u16 samples, `rows x cols` (the frame header's size must match).
 pub(super) fn decode(data: &[u8], rows: usize, cols: usize) -> Result<Vec<u8>, String> {
-    let be16 = |p: usize| -> Result<usize, String> {
-        data.get(p..p + 2)
-            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-            .ok_or_else(|| "truncated JPEG header".to_string())
-    };
     if data.get(..2) != Some(&[0xFF, 0xD8][..]) {
         return Err("no JPEG SOI marker".into());
     }
-    let mut qt = [[0f32; 64]; 4];
-    let mut dc: [Option<Huffman>; 4] = Default::default();
-    let mut ac: [Option<Huffman>; 4] = Default::default();
-    let mut frame: Option<(u8, usize, usize, u8, usize)> = None; // P, Y, X, C, Tq
-    let mut restart_interval = 0usize;
+    let mut tables = Tables::new();
     let mut p = 2;
     loop {
         while data.get(p) == Some(&0xFF) && data.get(p + 1) == Some(&0xFF) {
@@ -237,81 +228,19 @@ pub(super) fn decode(data: &[u8], rows: usize, cols: usize) -> Result<Vec<u8>, S
         }
         let m = *data.get(p + 1).ok_or("truncated JPEG")?;
         p += 2;
-        let len = be16(p)?;
+        let len = be16(data, p)?;
         let seg = data.get(p + 2..p + len).ok_or("truncated JPEG segment")?;
         match m {
-            0xDB => {
-                let mut s = seg;
-                while let [pq_tq, rest @ ..] = s {
-                    let (pq, tq) = (pq_tq >> 4, usize::from(pq_tq & 15));
-                    let n = if pq == 0 { 64 } else { 128 };
-                    let t = rest.get(..n).ok_or("truncated DQT")?;
-                    for k in 0..64 {
-                        qt[tq & 3][k] = if pq == 0 {
-                            f32::from(t[k])
-                        } else {
-                            f32::from(u16::from_be_bytes([t[2 * k], t[2 * k + 1]]))
-                        };
-                    }
-                    s = &rest[n..];
-                }
-            }
-            0xC4 => {
-                let mut s = seg;
-                while let [tc_th, rest @ ..] = s {
-                    let counts: [u8; 16] = rest
-                        .get(..16)
-                        .ok_or("truncated DHT")?
-                        .try_into()
-                        .expect("16 bytes");
-                    let n: usize = counts.iter().map(|&c| usize::from(c)).sum();
-                    let values = rest.get(16..16 + n).ok_or("truncated DHT")?.to_vec();
-                    let h = Huffman::new(&counts, values)?;
-                    let th = usize::from(tc_th & 3);
-                    if tc_th >> 4 == 0 {
-                        dc[th] = Some(h);
-                    } else {
-                        ac[th] = Some(h);
-                    }
-                    s = &rest[16 + n..];
-                }
-            }
-            0xC0 | 0xC1 => {
-                if seg.len() < 9 || seg[5] != 1 {
-                    return Err("only one-component (greyscale) JPEG is handled".into());
-                }
-                let y = usize::from(u16::from_be_bytes([seg[1], seg[2]]));
-                let x = usize::from(u16::from_be_bytes([seg[3], seg[4]]));
-                frame = Some((seg[0], y, x, seg[6], usize::from(seg[8] & 3)));
-            }
+            0xDB => tables.dqt(seg)?,
+            0xC4 => tables.dht(seg)?,
+            0xC0 | 0xC1 => tables.sof(seg)?,
             0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
                 return Err(format!("JPEG process SOF{} is not handled", m - 0xC0));
             }
-            0xDD => restart_interval = be16(p + 2)?,
+            0xDD => tables.restart_interval = be16(data, p + 2)?,
             0xDA => {
-                let (precision, y, x, cid, tq) = frame.ok_or("scan before frame header")?;
-                if (y, x) != (rows, cols) {
-                    return Err(format!(
-                        "JPEG frame is {x} x {y}, the DICOM header says {cols} x {rows}"
-                    ));
-                }
-                if seg.first() != Some(&1) || seg.get(1) != Some(&cid) {
-                    return Err("scan does not hold the one component".into());
-                }
-                let (td, ta) = (usize::from(seg[2] >> 4 & 3), usize::from(seg[2] & 3));
-                let dct = dc[td].as_ref().ok_or("missing DC Huffman table")?;
-                let act = ac[ta].as_ref().ok_or("missing AC Huffman table")?;
-                let mut bits = Bits::new(data, p + len);
-                return decode_scan(
-                    &mut bits,
-                    dct,
-                    act,
-                    &qt[tq],
-                    precision,
-                    rows,
-                    cols,
-                    restart_interval,
-                );
+                let scan = tables.scan(seg, rows, cols)?;
+                return scan.decode(&mut Bits::new(data, p + len));
             }
             0xD9 => return Err("no scan in the JPEG stream".into()),
             _ => {} // APPn, COM, DNL...: skipped
@@ -320,52 +249,198 @@ pub(super) fn decode(data: &[u8], rows: usize, cols: usize) -> Result<Vec<u8>, S
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn decode_scan(
-    bits: &mut Bits<'_>,
-    dct: &Huffman,
-    act: &Huffman,
-    q: &[f32; 64],
+/// The big-endian 16-bit value at `data[p..p + 2]`.
+fn be16(data: &[u8], p: usize) -> Result<usize, String> {
+    data.get(p..p + 2)
+        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+        .ok_or_else(|| "truncated JPEG header".to_string())
+}
+
+/// The frame header: precision, rows, columns, the component's id and its quantisation
+/// table.
+#[derive(Clone, Copy)]
+struct FrameHeader {
+    precision: u8,
+    rows: usize,
+    cols: usize,
+    component: u8,
+    tq: usize,
+}
+
+/// What the marker segments before the scan define.
+struct Tables {
+    qt: [[f32; 64]; 4],
+    dc: [Option<Huffman>; 4],
+    ac: [Option<Huffman>; 4],
+    frame: Option<FrameHeader>,
+    restart_interval: usize,
+}
+
+impl Tables {
+    fn new() -> Tables {
+        Tables {
+            qt: [[0f32; 64]; 4],
+            dc: Default::default(),
+            ac: Default::default(),
+            frame: None,
+            restart_interval: 0,
+        }
+    }
+
+    /// DQT: one or more quantisation tables, 8 or 16-bit entries.
+    fn dqt(&mut self, seg: &[u8]) -> Result<(), String> {
+        let mut s = seg;
+        while let [pq_tq, rest @ ..] = s {
+            let (pq, tq) = (pq_tq >> 4, usize::from(pq_tq & 15));
+            let n = if pq == 0 { 64 } else { 128 };
+            let t = rest.get(..n).ok_or("truncated DQT")?;
+            for k in 0..64 {
+                self.qt[tq & 3][k] = if pq == 0 {
+                    f32::from(t[k])
+                } else {
+                    f32::from(u16::from_be_bytes([t[2 * k], t[2 * k + 1]]))
+                };
+            }
+            s = &rest[n..];
+        }
+        Ok(())
+    }
+
+    /// DHT: one or more Huffman tables.
+    fn dht(&mut self, seg: &[u8]) -> Result<(), String> {
+        let mut s = seg;
+        while let [tc_th, rest @ ..] = s {
+            let counts: [u8; 16] = rest
+                .get(..16)
+                .ok_or("truncated DHT")?
+                .try_into()
+                .expect("16 bytes");
+            let n: usize = counts.iter().map(|&c| usize::from(c)).sum();
+            let values = rest.get(16..16 + n).ok_or("truncated DHT")?.to_vec();
+            let h = Huffman::new(&counts, values)?;
+            let th = usize::from(tc_th & 3);
+            if tc_th >> 4 == 0 {
+                self.dc[th] = Some(h);
+            } else {
+                self.ac[th] = Some(h);
+            }
+            s = &rest[16 + n..];
+        }
+        Ok(())
+    }
+
+    /// SOF0/SOF1 of one component.
+    fn sof(&mut self, seg: &[u8]) -> Result<(), String> {
+        if seg.len() < 9 || seg[5] != 1 {
+            return Err("only one-component (greyscale) JPEG is handled".into());
+        }
+        self.frame = Some(FrameHeader {
+            precision: seg[0],
+            rows: usize::from(u16::from_be_bytes([seg[1], seg[2]])),
+            cols: usize::from(u16::from_be_bytes([seg[3], seg[4]])),
+            component: seg[6],
+            tq: usize::from(seg[8] & 3),
+        });
+        Ok(())
+    }
+
+    /// The scan of the one component (SOS segment `seg`), checked against the frame
+    /// header and the DICOM size.
+    fn scan(&self, seg: &[u8], rows: usize, cols: usize) -> Result<Scan<'_>, String> {
+        let f = self.frame.ok_or("scan before frame header")?;
+        if (f.rows, f.cols) != (rows, cols) {
+            return Err(format!(
+                "JPEG frame is {} x {}, the DICOM header says {cols} x {rows}",
+                f.cols, f.rows
+            ));
+        }
+        if seg.first() != Some(&1) || seg.get(1) != Some(&f.component) {
+            return Err("scan does not hold the one component".into());
+        }
+        let (td, ta) = (usize::from(seg[2] >> 4 & 3), usize::from(seg[2] & 3));
+        Ok(Scan {
+            dc: self.dc[td].as_ref().ok_or("missing DC Huffman table")?,
+            ac: self.ac[ta].as_ref().ok_or("missing AC Huffman table")?,
+            q: &self.qt[f.tq],
+            precision: f.precision,
+            rows,
+            cols,
+            restart_interval: self.restart_interval,
+        })
+    }
+}
+
+/// One scan to decode: its Huffman and quantisation tables, the sample precision, the
+/// frame size and the restart interval (0: none).
+struct Scan<'a> {
+    dc: &'a Huffman,
+    ac: &'a Huffman,
+    q: &'a [f32; 64],
     precision: u8,
     rows: usize,
     cols: usize,
     restart_interval: usize,
-) -> Result<Vec<u8>, String> {
-    // cos table: c[x][u] = C(u) cos((2x+1) u pi / 16) / 2
-    let mut c = [[0f32; 8]; 8];
-    for (x, cx) in c.iter_mut().enumerate() {
-        for (u, v) in cx.iter_mut().enumerate() {
-            let cu = if u == 0 {
-                std::f64::consts::FRAC_1_SQRT_2
-            } else {
-                1.0
-            };
-            *v = (cu * ((2 * x + 1) as f64 * u as f64 * std::f64::consts::PI / 16.0).cos() / 2.0)
-                as f32;
+}
+
+impl Scan<'_> {
+    /// Every 8x8 block in raster order: entropy decoding, dequantisation, inverse DCT,
+    /// level shift, clamping to the precision; the parts of edge blocks outside the
+    /// frame are dropped.
+    fn decode(&self, bits: &mut Bits<'_>) -> Result<Vec<u8>, String> {
+        let c = cos_table();
+        let level = (1i32 << (self.precision - 1)) as f32;
+        let max = ((1i32 << self.precision) - 1) as f32;
+        let (rows, cols) = (self.rows, self.cols);
+        let (bw, bh) = (cols.div_ceil(8), rows.div_ceil(8));
+        let mut out = vec![0u8; rows * cols * 2];
+        let mut pred = 0i32;
+        let mut coef = [0f32; 64];
+        for b in 0..bw * bh {
+            if self.restart_interval > 0 && b > 0 && b % self.restart_interval == 0 {
+                bits.restart();
+                pred = 0;
+            }
+            self.block(bits, &mut pred, &mut coef)?;
+            if bits.overran() {
+                return Err(format!(
+                    "the entropy-coded data ends early (block {b} of {})",
+                    bw * bh
+                ));
+            }
+            let tmp = idct_rows(&c, &coef);
+            let (by, bx) = (b / bw * 8, b % bw * 8);
+            for y in 0..8.min(rows - by) {
+                let t = &tmp[y * 8..y * 8 + 8];
+                for (x, cx) in c.iter().enumerate().take(8.min(cols - bx)) {
+                    let s: f32 = cx.iter().zip(t).map(|(a, b)| a * b).sum();
+                    let v = (s + level).round().clamp(0.0, max) as u16;
+                    let i = 2 * ((by + y) * cols + bx + x);
+                    out[i..i + 2].copy_from_slice(&v.to_ne_bytes());
+                }
+            }
         }
+        Ok(out)
     }
-    let level = (1i32 << (precision - 1)) as f32;
-    let max = ((1i32 << precision) - 1) as f32;
-    let (bw, bh) = (cols.div_ceil(8), rows.div_ceil(8));
-    let mut out = vec![0u8; rows * cols * 2];
-    let mut pred = 0i32;
-    let mut coef = [0f32; 64];
-    let mut tmp = [0f32; 64];
-    for b in 0..bw * bh {
-        if restart_interval > 0 && b > 0 && b % restart_interval == 0 {
-            bits.restart();
-            pred = 0;
-        }
+
+    /// The dequantised coefficients of the next block (natural order) into `coef`; `pred`
+    /// is the DC predictor.
+    fn block(
+        &self,
+        bits: &mut Bits<'_>,
+        pred: &mut i32,
+        coef: &mut [f32; 64],
+    ) -> Result<(), String> {
+        let q = self.q;
         coef.fill(0.0);
-        let t = bits.decode(dct)?;
+        let t = bits.decode(self.dc)?;
         if t > 16 {
             return Err("bad DC magnitude category".into());
         }
-        pred += bits.receive_extend(t);
-        coef[0] = pred as f32 * q[0];
+        *pred += bits.receive_extend(t);
+        coef[0] = *pred as f32 * q[0];
         let mut k = 1;
         while k < 64 {
-            let rs = bits.decode(act)?;
+            let rs = bits.decode(self.ac)?;
             let (r, s) = (usize::from(rs >> 4), rs & 15);
             if s == 0 {
                 if r == 15 {
@@ -381,34 +456,41 @@ fn decode_scan(
             coef[ZIGZAG[k]] = bits.receive_extend(s) as f32 * q[k];
             k += 1;
         }
-        if bits.overran() {
-            return Err(format!(
-                "the entropy-coded data ends early (block {b} of {})",
-                bw * bh
-            ));
-        }
-        // separable IDCT: rows of coefficients (v), then columns (u)
-        for y in 0..8 {
-            for u in 0..8 {
-                let mut s = 0f32;
-                for v in 0..8 {
-                    s += c[y][v] * coef[v * 8 + u];
-                }
-                tmp[y * 8 + u] = s;
-            }
-        }
-        let (by, bx) = (b / bw * 8, b % bw * 8);
-        for y in 0..8.min(rows - by) {
-            let t = &tmp[y * 8..y * 8 + 8];
-            for (x, cx) in c.iter().enumerate().take(8.min(cols - bx)) {
-                let s: f32 = cx.iter().zip(t).map(|(a, b)| a * b).sum();
-                let v = (s + level).round().clamp(0.0, max) as u16;
-                let i = 2 * ((by + y) * cols + bx + x);
-                out[i..i + 2].copy_from_slice(&v.to_ne_bytes());
-            }
+        Ok(())
+    }
+}
+
+/// The IDCT basis: `c[x][u] = C(u) cos((2x+1) u pi / 16) / 2`.
+fn cos_table() -> [[f32; 8]; 8] {
+    let mut c = [[0f32; 8]; 8];
+    for (x, cx) in c.iter_mut().enumerate() {
+        for (u, v) in cx.iter_mut().enumerate() {
+            let cu = if u == 0 {
+                std::f64::consts::FRAC_1_SQRT_2
+            } else {
+                1.0
+            };
+            *v = (cu * ((2 * x + 1) as f64 * u as f64 * std::f64::consts::PI / 16.0).cos() / 2.0)
+                as f32;
         }
     }
-    Ok(out)
+    c
+}
+
+/// The first pass of the separable IDCT: rows of coefficients (v) for every output row
+/// `y`; the columns (u) are summed when the samples are written.
+fn idct_rows(c: &[[f32; 8]; 8], coef: &[f32; 64]) -> [f32; 64] {
+    let mut tmp = [0f32; 64];
+    for y in 0..8 {
+        for u in 0..8 {
+            let mut s = 0f32;
+            for v in 0..8 {
+                s += c[y][v] * coef[v * 8 + u];
+            }
+            tmp[y * 8 + u] = s;
+        }
+    }
+    tmp
 }
 
 #[cfg(test)]
