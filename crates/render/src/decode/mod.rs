@@ -4,16 +4,21 @@
 //!
 //! # Pipeline (what [`load_display`] does)
 //!
-//! 1. **Decode** frame 0. Native (uncompressed) pixel data is read in place from the parsed
-//!    object, without a copy. Encapsulated pixel data is decoded by `dicom-pixeldata` 0.10
+//! 1. **Decode** frame 0 (module `frame`). Native (uncompressed) pixel data is read in
+//!    place from the parsed object, without a copy. For encapsulated pixel data the codec
+//!    is chosen by transfer syntax UID: a UID the transfer syntax registry has no decoder
+//!    for is refused (`UnsupportedTransferSyntax`, or `CodecUnavailable` when a cargo
+//!    feature brings it); the rest is decoded by `dicom-pixeldata` 0.10
 //!    (`PixelDecoder::decode_pixel_data_frame(0)`: JPEG baseline/extended 8-bit and
-//!    lossless, JPEG-LS with the `jpeg-ls` cargo feature, JPEG 2000), except two cases it
-//!    cannot do, decoded here:
-//!    * RLE Lossless (module `rle`): its decoder refuses frames of 16 MB or more that are
-//!      compressed better than 32:1 ("Could not allocate frame"), which flat synthetic
-//!      images (the cohort's 7000 x 3000 RLE files, ~0.7 MB) are;
-//!    * 12-bit lossy JPEG (module `jpeg12`, process 4, 1.2.840.10008.1.2.4.51): `jpeg-decoder`
-//!      0.3 has no 12-bit DCT ("unsupported JPEG feature: SamplePrecision(12)").
+//!    lossless, JPEG-LS with the `jpeg-ls` cargo feature, JPEG 2000), except:
+//!    * RLE Lossless (module `rle`): checked here first, then decoded by dicom-pixeldata's
+//!      RLE decoder, or here when that decoder's size guard refuses the frame (16 MiB or
+//!      more compressed better than 32:1, which flat synthetic images are: the cohort's
+//!      7000 x 3000 RLE files, ~0.7 MB) or a segment runs past the frame; never into more
+//!      than the declared frame size;
+//!    * 12-bit lossy JPEG (module `jpeg12`, process 4, `JPEG_EXTENDED12_BIT`):
+//!      `jpeg-decoder` 0.3 has no 12-bit DCT ("unsupported JPEG feature:
+//!      SamplePrecision(12)").
 //!
 //!    Only greyscale images are accepted (SamplesPerPixel 1, MONOCHROME1/2, BitsAllocated
 //!    8 or 16). (`dicom-pixeldata` still refuses JPEG 2000 frames of 16 MB or more compressed
