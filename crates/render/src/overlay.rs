@@ -48,147 +48,21 @@ pub fn draw_overlay(display: &DisplayImage, spec: &OverlaySpec) -> RgbImage {
         let g = display.image.get_pixel(x, y)[0];
         Rgb([g, g, g])
     });
-    let s = display.scale;
-    let at = |lm: Landmark| spec.pixels.get(&lm).map(|&(c, r)| (c * s, r * s));
-    let (pos, neg) = match spec.kind {
-        ViewKind::Lateral => (Corner::Ant, Corner::Post),
-        ViewKind::Ap => (Corner::Left, Corner::Right),
-    };
-    let endplate = |l: Level, e: Endplate| {
-        Some((
-            at(Landmark::Corner(l, e, neg))?,
-            at(Landmark::Corner(l, e, pos))?,
-        ))
-    };
-    let h = f64::from(img.height());
-
+    let pts = Points::new(spec, display.scale);
     // Endplates of every level.
     for l in Level::thoracolumbar().chain([Level::S1]) {
         for e in [Endplate::Sup, Endplate::Inf] {
-            if let Some((a, b)) = endplate(l, e) {
+            if let Some((a, b)) = pts.endplate(l, e) {
                 line(&mut img, a, b, ENDPLATE, 1);
             }
         }
     }
-    let c7 = at(Landmark::Centroid(Level::C7));
-    let s1 = endplate(Level::S1, Endplate::Sup);
-    let s1_mid = s1.map(|(a, b)| ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0));
-    let heads: Vec<(f64, f64)> = [Side::Left, Side::Right]
-        .into_iter()
-        .filter_map(|sd| at(Landmark::FemoralHead(sd)))
-        .collect();
-    let head_mid = (!heads.is_empty()).then(|| {
-        let n = heads.len() as f64;
-        (
-            heads.iter().map(|p| p.0).sum::<f64>() / n,
-            heads.iter().map(|p| p.1).sum::<f64>() / n,
-        )
-    });
-    let mut notes: Vec<String> = Vec::new();
-    match spec.kind {
-        ViewKind::Lateral => {
-            // C7 plumb line and the vertical through the S1 posterior corner: SVA.
-            if let Some(c) = c7 {
-                line(&mut img, c, (c.0, h), PLUMB, 2);
-            }
-            if let Some((post, _)) = s1 {
-                line(&mut img, (post.0, post.1 - 40.0), (post.0, h), PLUMB, 1);
-            }
-            if let (Some(c), Some((post, _)), Some(v)) = (c7, s1, spec.metrics.get(Metric::SvaMm)) {
-                let y = post.1 - 12.0;
-                line(&mut img, (c.0, y), (post.0, y), PLUMB, 1);
-                text(
-                    &mut img,
-                    ((c.0 + post.0) / 2.0 - 20.0, y - 20.0),
-                    &format!("SVA {v:.1}"),
-                    1,
-                );
-            }
-            // S1 endplate extended; head midpoint -> S1 midpoint (PT, PI).
-            if let Some((a, b)) = s1 {
-                extended_line(&mut img, a, b, 0.5, PELVIS);
-            }
-            if let (Some(hm), Some(m)) = (head_mid, s1_mid) {
-                line(&mut img, hm, m, PELVIS, 2);
-                line(
-                    &mut img,
-                    hm,
-                    (hm.0, hm.1 - (hm.1 - m.1).abs() - 20.0),
-                    PELVIS,
-                    1,
-                );
-            }
-            // L1 superior endplate (LL) extended.
-            if let Some((a, b)) = endplate(Level::L(1), Endplate::Sup) {
-                extended_line(&mut img, a, b, 0.5, COBB);
-            }
-            for m in [
-                Metric::SvaMm,
-                Metric::PtDeg,
-                Metric::PiDeg,
-                Metric::SsDeg,
-                Metric::LlDeg,
-                Metric::TkDeg,
-                Metric::PiLlDeg,
-                Metric::TpaDeg,
-            ] {
-                notes.push(metric_line(spec.metrics, m));
-            }
-        }
-        ViewKind::Ap => {
-            // CSVL through the S1 midpoint; C7 plumb line; their distance.
-            if let Some(m) = s1_mid {
-                line(&mut img, (m.0, 0.0), (m.0, h), PLUMB, 1);
-            }
-            if let Some(c) = c7 {
-                line(&mut img, c, (c.0, h), PLUMB, 2);
-            }
-            if let (Some(c), Some(m), Some(v)) = (c7, s1_mid, spec.metrics.get(Metric::C7plCsvlMm))
-            {
-                let y = c.1 + 30.0;
-                line(&mut img, (c.0, y), (m.0, y), PLUMB, 1);
-                text(
-                    &mut img,
-                    (c.0.min(m.0), y + 6.0),
-                    &format!("C7PL-CSVL {v:.1}"),
-                    1,
-                );
-            }
-            // Cobb end vertebrae: their end plates extended, and the angle.
-            if let Some((u, l)) = spec.metrics.cobb_levels {
-                for (lv, e) in [(u, Endplate::Sup), (l, Endplate::Inf)] {
-                    if let Some((a, b)) = endplate(lv, e) {
-                        extended_line(&mut img, a, b, 1.5, COBB);
-                    }
-                }
-                if let (Some((a, _)), Some(v)) = (
-                    endplate(u, Endplate::Sup),
-                    spec.metrics.get(Metric::CobbDeg),
-                ) {
-                    text(
-                        &mut img,
-                        (a.0 - 70.0, a.1 - 14.0),
-                        &format!("Cobb {v:.1} {u}-{l}"),
-                        1,
-                    );
-                }
-            }
-            if let (Some(a), Some(b)) = (
-                at(Landmark::FemoralHead(Side::Right)),
-                at(Landmark::FemoralHead(Side::Left)),
-            ) {
-                line(&mut img, a, b, PELVIS, 1);
-            }
-            for m in [
-                Metric::C7plCsvlMm,
-                Metric::CobbDeg,
-                Metric::PelvicObliquityDeg,
-            ] {
-                notes.push(metric_line(spec.metrics, m));
-            }
-        }
-    }
+    let notes = match spec.kind {
+        ViewKind::Lateral => draw_lateral(&mut img, &pts, spec.metrics),
+        ViewKind::Ap => draw_ap(&mut img, &pts, spec.metrics),
+    };
     // Labels, then the legend, then the dots: nothing hides a landmark.
+    let s = display.scale;
     for (lm, &(c, r)) in spec.pixels {
         text(&mut img, (c * s + 5.0, r * s - 4.0), &short_label(*lm), 1);
     }
@@ -199,11 +73,181 @@ pub fn draw_overlay(display: &DisplayImage, spec: &OverlaySpec) -> RgbImage {
         disc(&mut img, (c * s, r * s), DOT_RADIUS, DOT);
     }
     for lm in spec.flagged {
-        if let Some(p) = at(*lm) {
+        if let Some(p) = pts.at(*lm) {
             ring(&mut img, p, FLAG_RADIUS, FLAG);
         }
     }
     img
+}
+
+/// The landmarks of one view in output pixels, and the points the construction lines
+/// start from.
+struct Points<'a> {
+    pixels: &'a BTreeMap<Landmark, (f64, f64)>,
+    scale: f64,
+    /// The corners an endplate line joins: (negative side, positive side), e.g. posterior
+    /// and anterior on a lateral view.
+    corners: (Corner, Corner),
+    c7: Option<(f64, f64)>,
+    /// The S1 superior endplate: (negative corner, positive corner).
+    s1: Option<((f64, f64), (f64, f64))>,
+    s1_mid: Option<(f64, f64)>,
+    /// The mean of the femoral heads marked.
+    head_mid: Option<(f64, f64)>,
+}
+
+impl<'a> Points<'a> {
+    fn new(spec: &OverlaySpec<'a>, scale: f64) -> Self {
+        let corners = match spec.kind {
+            ViewKind::Lateral => (Corner::Post, Corner::Ant),
+            ViewKind::Ap => (Corner::Right, Corner::Left),
+        };
+        let mut p = Points {
+            pixels: spec.pixels,
+            scale,
+            corners,
+            c7: None,
+            s1: None,
+            s1_mid: None,
+            head_mid: None,
+        };
+        p.c7 = p.at(Landmark::Centroid(Level::C7));
+        p.s1 = p.endplate(Level::S1, Endplate::Sup);
+        p.s1_mid = p.s1.map(|(a, b)| ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0));
+        let heads: Vec<(f64, f64)> = [Side::Left, Side::Right]
+            .into_iter()
+            .filter_map(|sd| p.at(Landmark::FemoralHead(sd)))
+            .collect();
+        p.head_mid = (!heads.is_empty()).then(|| {
+            let n = heads.len() as f64;
+            (
+                heads.iter().map(|p| p.0).sum::<f64>() / n,
+                heads.iter().map(|p| p.1).sum::<f64>() / n,
+            )
+        });
+        p
+    }
+
+    /// A landmark in output pixels.
+    fn at(&self, lm: Landmark) -> Option<(f64, f64)> {
+        let s = self.scale;
+        self.pixels.get(&lm).map(|&(c, r)| (c * s, r * s))
+    }
+
+    /// An endplate's two corners (negative side first), when both are marked.
+    fn endplate(&self, l: Level, e: Endplate) -> Option<((f64, f64), (f64, f64))> {
+        let (neg, pos) = self.corners;
+        Some((
+            self.at(Landmark::Corner(l, e, neg))?,
+            self.at(Landmark::Corner(l, e, pos))?,
+        ))
+    }
+}
+
+/// The lateral construction lines: C7 plumb line and the S1 vertical (SVA), the S1
+/// endplate and the femoral-head line (PT, PI), the L1 endplate (LL). Returns the
+/// legend lines of the lateral metrics.
+fn draw_lateral(img: &mut RgbImage, pts: &Points, metrics: &Metrics) -> Vec<String> {
+    let h = f64::from(img.height());
+    let (c7, s1) = (pts.c7, pts.s1);
+    // C7 plumb line and the vertical through the S1 posterior corner: SVA.
+    if let Some(c) = c7 {
+        line(img, c, (c.0, h), PLUMB, 2);
+    }
+    if let Some((post, _)) = s1 {
+        line(img, (post.0, post.1 - 40.0), (post.0, h), PLUMB, 1);
+    }
+    if let (Some(c), Some((post, _)), Some(v)) = (c7, s1, metrics.get(Metric::SvaMm)) {
+        let y = post.1 - 12.0;
+        line(img, (c.0, y), (post.0, y), PLUMB, 1);
+        text(
+            img,
+            ((c.0 + post.0) / 2.0 - 20.0, y - 20.0),
+            &format!("SVA {v:.1}"),
+            1,
+        );
+    }
+    // S1 endplate extended; head midpoint -> S1 midpoint (PT, PI).
+    if let Some((a, b)) = s1 {
+        extended_line(img, a, b, 0.5, PELVIS);
+    }
+    if let (Some(hm), Some(m)) = (pts.head_mid, pts.s1_mid) {
+        line(img, hm, m, PELVIS, 2);
+        line(img, hm, (hm.0, hm.1 - (hm.1 - m.1).abs() - 20.0), PELVIS, 1);
+    }
+    // L1 superior endplate (LL) extended.
+    if let Some((a, b)) = pts.endplate(Level::L(1), Endplate::Sup) {
+        extended_line(img, a, b, 0.5, COBB);
+    }
+    [
+        Metric::SvaMm,
+        Metric::PtDeg,
+        Metric::PiDeg,
+        Metric::SsDeg,
+        Metric::LlDeg,
+        Metric::TkDeg,
+        Metric::PiLlDeg,
+        Metric::TpaDeg,
+    ]
+    .into_iter()
+    .map(|m| metric_line(metrics, m))
+    .collect()
+}
+
+/// The AP construction lines: CSVL and the C7 plumb line (C7PL-CSVL), the Cobb end
+/// plates, the femoral-head line. Returns the legend lines of the AP metrics.
+fn draw_ap(img: &mut RgbImage, pts: &Points, metrics: &Metrics) -> Vec<String> {
+    let h = f64::from(img.height());
+    let (c7, s1_mid) = (pts.c7, pts.s1_mid);
+    // CSVL through the S1 midpoint; C7 plumb line; their distance.
+    if let Some(m) = s1_mid {
+        line(img, (m.0, 0.0), (m.0, h), PLUMB, 1);
+    }
+    if let Some(c) = c7 {
+        line(img, c, (c.0, h), PLUMB, 2);
+    }
+    if let (Some(c), Some(m), Some(v)) = (c7, s1_mid, metrics.get(Metric::C7plCsvlMm)) {
+        let y = c.1 + 30.0;
+        line(img, (c.0, y), (m.0, y), PLUMB, 1);
+        text(
+            img,
+            (c.0.min(m.0), y + 6.0),
+            &format!("C7PL-CSVL {v:.1}"),
+            1,
+        );
+    }
+    // Cobb end vertebrae: their end plates extended, and the angle.
+    if let Some((u, l)) = metrics.cobb_levels {
+        for (lv, e) in [(u, Endplate::Sup), (l, Endplate::Inf)] {
+            if let Some((a, b)) = pts.endplate(lv, e) {
+                extended_line(img, a, b, 1.5, COBB);
+            }
+        }
+        if let (Some((a, _)), Some(v)) =
+            (pts.endplate(u, Endplate::Sup), metrics.get(Metric::CobbDeg))
+        {
+            text(
+                img,
+                (a.0 - 70.0, a.1 - 14.0),
+                &format!("Cobb {v:.1} {u}-{l}"),
+                1,
+            );
+        }
+    }
+    if let (Some(a), Some(b)) = (
+        pts.at(Landmark::FemoralHead(Side::Right)),
+        pts.at(Landmark::FemoralHead(Side::Left)),
+    ) {
+        line(img, a, b, PELVIS, 1);
+    }
+    [
+        Metric::C7plCsvlMm,
+        Metric::CobbDeg,
+        Metric::PelvicObliquityDeg,
+    ]
+    .into_iter()
+    .map(|m| metric_line(metrics, m))
+    .collect()
 }
 
 /// A circle outline 2 px wide.

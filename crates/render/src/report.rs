@@ -494,48 +494,24 @@ fn findings(h: &mut String, c: &Ctx) {
 }
 
 fn cohort(h: &mut String, c: &Ctx) {
+    h.push_str("<section id=\"cohort\">\n<h2>1. Cohort</h2>\n<table class=\"kv\">\n");
+    for (k, v) in cohort_rows(c) {
+        let _ = writeln!(h, "<tr><th>{k}</th><td>{v}</td></tr>");
+    }
+    h.push_str("</table>\n</section>\n");
+}
+
+/// The rows of the cohort table: label and value, both HTML.
+fn cohort_rows(c: &Ctx) -> Vec<(&'static str, String)> {
     let d = c.data;
     let studies: BTreeSet<&str> = d.readings.iter().map(|r| r.study_uid.as_str()).collect();
-    let readers: BTreeSet<&str> = d
-        .readings
-        .iter()
-        .map(|r| r.observer.as_str())
-        .filter(|o| !o.is_empty())
-        .collect();
-    let unnamed = d.readings.iter().any(|r| r.observer.is_empty());
     let mut per_tp = Vec::new();
     for (t, name) in d.timepoints.iter().enumerate() {
         let n = c.primary.keys().filter(|(_, tt)| *tt == t).count();
         per_tp.push(format!("{} {n}", esc(name)));
     }
     let sev = |s: Severity| d.qc.iter().filter(|i| i.severity == s).count();
-    let mut codes: BTreeMap<&str, usize> = BTreeMap::new();
-    for i in d.qc {
-        *codes.entry(i.code).or_default() += 1;
-    }
-    let mut codes: Vec<(&str, usize)> = codes.into_iter().collect();
-    codes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let top: Vec<String> = codes
-        .iter()
-        .take(6)
-        .map(|(code, n)| format!("<code>{}</code> {n}", esc(code)))
-        .collect();
-    let reader_names: Vec<String> = readers.iter().take(8).map(|r| esc(r)).collect();
-    let mut reader_text = format!("{}", readers.len());
-    if !readers.is_empty() {
-        let more = if readers.len() > 8 { ", …" } else { "" };
-        let _ = write!(
-            reader_text,
-            " <span class=\"small\">({}{more})</span>",
-            reader_names.join(", ")
-        );
-    }
-    if unnamed {
-        reader_text.push_str(" <span class=\"small\">+ readings without a reader name</span>");
-    }
-
-    h.push_str("<section id=\"cohort\">\n<h2>1. Cohort</h2>\n<table class=\"kv\">\n");
-    let rows: Vec<(&str, String)> = vec![
+    vec![
         ("Input folder", format!("<code>{}</code>", esc(&d.input))),
         (
             "Files scanned",
@@ -546,7 +522,7 @@ fn cohort(h: &mut String, c: &Ctx) {
         ),
         ("Patients with a reading", c.patients.len().to_string()),
         ("Studies read", studies.len().to_string()),
-        ("Readers", reader_text),
+        ("Readers", readers_text(d)),
         (
             "Readings <span class=\"small\">(patient × timepoint × reader)</span>",
             d.readings.len().to_string(),
@@ -562,25 +538,57 @@ fn cohort(h: &mut String, c: &Ctx) {
                 sev(Severity::Info)
             ),
         ),
-        (
-            "Most frequent QC codes",
-            if top.is_empty() {
-                "none".into()
-            } else {
-                top.join(" &middot; ")
-            },
-        ),
-    ];
-    for (k, v) in rows {
-        let _ = writeln!(h, "<tr><th>{k}</th><td>{v}</td></tr>");
+        ("Most frequent QC codes", top_qc_codes(d)),
+    ]
+}
+
+/// The number of named readers with the first 8 names, and a note when some readings
+/// have no reader name.
+fn readers_text(d: &ReportData) -> String {
+    let readers: BTreeSet<&str> = d
+        .readings
+        .iter()
+        .map(|r| r.observer.as_str())
+        .filter(|o| !o.is_empty())
+        .collect();
+    let unnamed = d.readings.iter().any(|r| r.observer.is_empty());
+    let reader_names: Vec<String> = readers.iter().take(8).map(|r| esc(r)).collect();
+    let mut reader_text = format!("{}", readers.len());
+    if !readers.is_empty() {
+        let more = if readers.len() > 8 { ", …" } else { "" };
+        let _ = write!(
+            reader_text,
+            " <span class=\"small\">({}{more})</span>",
+            reader_names.join(", ")
+        );
     }
-    h.push_str("</table>\n</section>\n");
+    if unnamed {
+        reader_text.push_str(" <span class=\"small\">+ readings without a reader name</span>");
+    }
+    reader_text
+}
+
+/// The 6 most frequent QC codes with their counts (ties by code), or `none`.
+fn top_qc_codes(d: &ReportData) -> String {
+    let mut codes: BTreeMap<&str, usize> = BTreeMap::new();
+    for i in d.qc {
+        *codes.entry(i.code).or_default() += 1;
+    }
+    let mut codes: Vec<(&str, usize)> = codes.into_iter().collect();
+    codes.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let top: Vec<String> = codes
+        .iter()
+        .take(6)
+        .map(|(code, n)| format!("<code>{}</code> {n}", esc(code)))
+        .collect();
+    if top.is_empty() {
+        "none".into()
+    } else {
+        top.join(" &middot; ")
+    }
 }
 
 fn imbalance(h: &mut String, c: &Ctx) {
-    let base = c.tp(c.baseline);
-    let b = esc(base);
-    let s = &c.summary;
     h.push_str("<section id=\"imbalance\">\n<h2>2. Spinal imbalance</h2>\n");
     let _ = writeln!(
         h,
@@ -592,80 +600,91 @@ fn imbalance(h: &mut String, c: &Ctx) {
         "<table class=\"imb\">\n<thead><tr><th>Finding</th><th class=\"n\">n/N</th><th class=\"n\">%</th>\
          <th class=\"n\">95% CI</th></tr></thead>\n<tbody>\n",
     );
-    let group = |h: &mut String, text: String| {
-        let _ = writeln!(h, "<tr class=\"grp\"><td colspan=\"4\">{text}</td></tr>");
-    };
-    let row = |h: &mut String, label: &str, r: Option<&SummaryRow>| {
-        let _ = writeln!(
-            h,
-            "<tr><td class=\"ind\">{label}</td>{}</tr>",
-            proportion_cells(r)
-        );
-    };
-    group(
+    imbalance_rows(h, c);
+    h.push_str("</tbody>\n</table>\n");
+    omitted_note(h, c);
+    h.push_str("</section>\n");
+}
+
+/// A group heading row of the imbalance table.
+fn imbalance_group(h: &mut String, text: &str) {
+    let _ = writeln!(h, "<tr class=\"grp\"><td colspan=\"4\">{text}</td></tr>");
+}
+
+/// A share row of the imbalance table.
+fn imbalance_row(h: &mut String, label: &str, r: Option<&SummaryRow>) {
+    let _ = writeln!(
         h,
-        format!("Prevalence at {b} (patients whose type is known)"),
+        "<tr><td class=\"ind\">{label}</td>{}</tr>",
+        proportion_cells(r)
     );
-    row(
+}
+
+/// The rows of the imbalance table: prevalence, type, shifts, recovery.
+fn imbalance_rows(h: &mut String, c: &Ctx) {
+    let base = c.tp(c.baseline);
+    let b = esc(base);
+    let s = &c.summary;
+    imbalance_group(
+        h,
+        &format!("Prevalence at {b} (patients whose type is known)"),
+    );
+    imbalance_row(
         h,
         "Spinal imbalance",
         s.get("prevalence", "imbalance", base),
     );
-    group(h, "Type (among the imbalanced)".into());
+    imbalance_group(h, "Type (among the imbalanced)");
     for (t, label) in [
         ("sagittal", "Sagittal"),
         ("coronal", "Coronal"),
         ("biplanar", "Biplanar"),
     ] {
-        row(
+        imbalance_row(
             h,
             &format!("<span class=\"badge t-{t}\">{label}</span>"),
             s.get("type", t, base),
         );
     }
-    group(
+    imbalance_group(
         h,
         "Coronal shift of C7 vs herniated side <span class=\"small\">(coronal and biplanar \
          cases with a left or right herniation and a signed C7PL-CSVL: an AP view without \
-         left/right orientation gives none)</span>"
-            .into(),
+         left/right orientation gives none)</span>",
     );
-    row(
+    imbalance_row(
         h,
         "Away from the herniated side",
         s.get("coronal_shift", "away", base),
     );
-    row(
+    imbalance_row(
         h,
         "Toward the herniated side",
         s.get("coronal_shift", "toward", base),
     );
-    group(h, "Sagittal shift (sagittal and biplanar)".into());
-    row(
+    imbalance_group(h, "Sagittal shift (sagittal and biplanar)");
+    imbalance_row(
         h,
         "Forward (SVA &gt; 0)",
         s.get("sagittal_shift", "forward", base),
     );
-    row(
+    imbalance_row(
         h,
         "Backward (SVA &lt; 0)",
         s.get("sagittal_shift", "backward", base),
     );
-    group(
+    imbalance_group(
         h,
-        format!("Recovery: balanced after surgery (among the imbalanced at {b})"),
+        &format!("Recovery: balanced after surgery (among the imbalanced at {b})"),
     );
     for t in c.later() {
         let name = c.tp(t);
-        row(
+        imbalance_row(
             h,
             &format!("At {}", esc(name)),
             s.get("recovery", "balanced", name),
         );
     }
-    h.push_str("</tbody>\n</table>\n");
-    omitted_note(h, c);
-    h.push_str("</section>\n");
 }
 
 fn omitted_note(h: &mut String, c: &Ctx) {
@@ -691,19 +710,31 @@ fn metrics_with_values(c: &Ctx) -> Vec<Metric> {
 }
 
 fn metric_tables(h: &mut String, c: &Ctx) {
-    let s = &c.summary;
     let metrics = metrics_with_values(c);
     h.push_str("<section id=\"metrics\">\n<h2>3. Alignment metrics by timepoint</h2>\n");
     if metrics.is_empty() {
         h.push_str("<p>No metric could be computed.</p>\n</section>\n");
         return;
     }
+    mean_sd_table(h, c, &metrics);
+    let later = c.later();
+    if later.is_empty() {
+        h.push_str("<p class=\"note\">No timepoint after the baseline: no paired comparison.</p>\n</section>\n");
+        return;
+    }
+    change_table(h, c, &metrics, &later);
+    h.push_str("</section>\n");
+}
+
+/// The table of mean ± SD (n) per metric and timepoint.
+fn mean_sd_table(h: &mut String, c: &Ctx, metrics: &[Metric]) {
+    let s = &c.summary;
     h.push_str("<h3>Mean ± SD <span class=\"small\">(patients)</span></h3>\n<div class=\"wide\"><table>\n<thead><tr><th>Metric</th>");
     for &t in &c.active {
         let _ = write!(h, "<th class=\"n\">{}</th>", esc(c.tp(t)));
     }
     h.push_str("</tr></thead>\n<tbody>\n");
-    for &m in &metrics {
+    for &m in metrics {
         let name = m.name();
         let _ = write!(h, "<tr><td>{}</td>", esc(&metric_title(m)));
         for &t in &c.active {
@@ -724,12 +755,10 @@ fn metric_tables(h: &mut String, c: &Ctx) {
         h.push_str("</tr>\n");
     }
     h.push_str("</tbody>\n</table></div>\n");
+}
 
-    let later = c.later();
-    if later.is_empty() {
-        h.push_str("<p class=\"note\">No timepoint after the baseline: no paired comparison.</p>\n</section>\n");
-        return;
-    }
+/// The table of the paired change from the baseline per metric and later timepoint.
+fn change_table(h: &mut String, c: &Ctx, metrics: &[Metric], later: &[usize]) {
     let base = esc(c.tp(c.baseline));
     let _ = write!(
         h,
@@ -738,47 +767,56 @@ fn metric_tables(h: &mut String, c: &Ctx) {
          and the Wilcoxon signed-rank p; in brackets the number of pairs. p &lt; 0.05 in bold.</p>\n\
          <div class=\"wide\"><table>\n<thead><tr><th>Metric</th>"
     );
-    for &t in &later {
+    for &t in later {
         let _ = write!(h, "<th>{} vs {base}</th>", esc(c.tp(t)));
     }
     h.push_str("</tr></thead>\n<tbody>\n");
-    let p_html = |p: Option<f64>, label: &str| match p {
-        Some(p) if p < 0.05 => format!("<span class=\"sig\">{label} {}</span>", fmt_p(p)),
-        Some(p) => format!("{label} {}", fmt_p(p)),
-        None => format!("{label} –"),
-    };
-    for &m in &metrics {
-        let name = m.name();
+    for &m in metrics {
         let _ = write!(h, "<tr><td>{}</td>", esc(&metric_title(m)));
-        for &t in &later {
-            let tp = c.tp(t);
-            let ch = s.get("paired", &format!("{name}_change"), tp);
-            let wil = s.get("paired", &format!("{name}_wilcoxon"), tp);
-            let cell = match ch.and_then(|r| r.value.map(|v| (v, r))) {
-                Some((v, r)) => {
-                    let dec = change_decimals(r);
-                    let ci = r.ci_low.zip(r.ci_high).map_or(String::new(), |(lo, hi)| {
-                        format!(" [{}, {}]", fnum(lo, dec), fnum(hi, dec))
-                    });
-                    let med = wil
-                        .and_then(|w| w.value)
-                        .map_or("–".into(), |x| fnum(x, dec));
-                    format!(
-                        "<span class=\"seq\">{}{ci}; {}</span> <span class=\"small\">({})</span><br>\
-                         <span class=\"small\">median {med}; {}</span>",
-                        fnum(v, dec),
-                        p_html(r.p_value, "p"),
-                        r.n,
-                        p_html(wil.and_then(|w| w.p_value), "Wilcoxon p"),
-                    )
-                }
-                None => "–".into(),
-            };
-            let _ = write!(h, "<td>{cell}</td>");
+        for &t in later {
+            let _ = write!(h, "<td>{}</td>", change_cell(c, &m.name(), c.tp(t)));
         }
         h.push_str("</tr>\n");
     }
-    h.push_str("</tbody>\n</table></div>\n</section>\n");
+    h.push_str("</tbody>\n</table></div>\n");
+}
+
+/// One cell of the change table: the mean change with its CI, t-test p and n, and below
+/// the median change with the Wilcoxon p.
+fn change_cell(c: &Ctx, name: &str, tp: &str) -> String {
+    let s = &c.summary;
+    let ch = s.get("paired", &format!("{name}_change"), tp);
+    let wil = s.get("paired", &format!("{name}_wilcoxon"), tp);
+    match ch.and_then(|r| r.value.map(|v| (v, r))) {
+        Some((v, r)) => {
+            let dec = change_decimals(r);
+            let ci = r.ci_low.zip(r.ci_high).map_or(String::new(), |(lo, hi)| {
+                format!(" [{}, {}]", fnum(lo, dec), fnum(hi, dec))
+            });
+            let med = wil
+                .and_then(|w| w.value)
+                .map_or("–".into(), |x| fnum(x, dec));
+            format!(
+                "<span class=\"seq\">{}{ci}; {}</span> <span class=\"small\">({})</span><br>\
+                 <span class=\"small\">median {med}; {}</span>",
+                fnum(v, dec),
+                p_html("p", r.p_value),
+                r.n,
+                p_html("Wilcoxon p", wil.and_then(|w| w.p_value)),
+            )
+        }
+        None => "–".into(),
+    }
+}
+
+/// A p value after its label (none when `label` is empty), bold below 0.05.
+fn p_html(label: &str, p: Option<f64>) -> String {
+    let sep = if label.is_empty() { "" } else { " " };
+    match p {
+        Some(p) if p < 0.05 => format!("<span class=\"sig\">{label}{sep}{}</span>", fmt_p(p)),
+        Some(p) => format!("{label}{sep}{}", fmt_p(p)),
+        None => format!("{label}{sep}–"),
+    }
 }
 
 /// Decimals for a mean change: enough that its 95% CI does not read `[0.0, 0.0]`
@@ -986,23 +1024,7 @@ type PatientLine = (Option<ImbalanceType>, Vec<(f64, f64)>);
 /// The paired-line plot and the box plot of one metric.
 fn metric_plots(c: &Ctx, m: Metric) -> Option<(String, String)> {
     let tps = &c.active;
-    // Per patient: baseline type and (x, value) points.
-    let mut lines: Vec<PatientLine> = c
-        .patients
-        .iter()
-        .map(|pid| {
-            let kind = c
-                .primary
-                .get(&(pid.clone(), c.baseline))
-                .and_then(|r| r.class.kind);
-            let pts = tps
-                .iter()
-                .enumerate()
-                .filter_map(|(x, &t)| Some((x as f64, c.value(pid, t, m)?)))
-                .collect();
-            (kind, pts)
-        })
-        .collect();
+    let mut lines = patient_lines(c, m);
     let zero = matches!(m, Metric::SvaMm | Metric::C7plCsvlMm | Metric::PiLlDeg);
     let y = y_range(lines.iter().flat_map(|(_, p)| p.iter().map(|v| v.1)), zero)?;
     // Balanced and unknown first, so the imbalanced lie on top.
@@ -1024,114 +1046,23 @@ fn metric_plots(c: &Ctx, m: Metric) -> Option<(String, String)> {
     let title = metric_title(m);
     let many = c.patients.len() > 60;
 
-    let paired =
-        draw_chart(&labels, y, &title, &|chart| {
-            if zero {
-                chart
-                    .draw_series(std::iter::once(PathElement::new(
-                        vec![(-0.5, 0.0), (labels.len() as f64 - 0.5, 0.0)],
-                        RGBColor(0x55, 0x5d, 0x66).stroke_width(1),
-                    )))
-                    .map_err(|e| e.to_string())?;
-            }
-            for (kind, pts) in &lines {
-                let balanced = matches!(kind, Some(ImbalanceType::Balanced) | None);
-                let alpha = match (balanced, many) {
-                    (true, true) => 0.18,
-                    (true, false) => 0.55,
-                    (false, true) => 0.7,
-                    (false, false) => 0.9,
-                };
-                let color = type_color(*kind).mix(alpha);
-                let width = if balanced || many { 1 } else { 2 };
-                chart
-                    .draw_series(LineSeries::new(
-                        pts.iter().copied(),
-                        color.stroke_width(width),
-                    ))
-                    .map_err(|e| e.to_string())?;
-                if !many || !balanced {
-                    chart
-                        .draw_series(pts.iter().map(|p| {
-                            Circle::new(*p, if many { 2 } else { 2 + width }, color.filled())
-                        }))
-                        .map_err(|e| e.to_string())?;
-                }
-            }
-            let means: Vec<(f64, f64)> = per_tp
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(x, v)| (x as f64, v.iter().sum::<f64>() / v.len() as f64))
-                .collect();
-            chart
-                .draw_series(LineSeries::new(
-                    means.iter().copied(),
-                    BLACK.stroke_width(3),
-                ))
-                .map_err(|e| e.to_string())?;
-            chart
-                .draw_series(means.iter().map(|p| Circle::new(*p, 5, BLACK.filled())))
-                .map_err(|e| e.to_string())?;
-            Ok(())
-        });
+    let paired = draw_chart(&labels, y, &title, &|chart| {
+        if zero {
+            zero_line(chart, labels.len())?;
+        }
+        for (kind, pts) in &lines {
+            patient_line(chart, *kind, pts, many)?;
+        }
+        mean_line(chart, &per_tp)
+    });
     let boxes = draw_chart(&box_labels, y, &title, &|chart| {
         if zero {
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(-0.5, 0.0), (box_labels.len() as f64 - 0.5, 0.0)],
-                    RGBColor(0x55, 0x5d, 0x66).stroke_width(1),
-                )))
-                .map_err(|e| e.to_string())?;
+            zero_line(chart, box_labels.len())?;
         }
-        let edge = RGBColor(0x1f, 0x5f, 0x8b);
         for (x, vals) in per_tp.iter().enumerate() {
-            let Some(b) = box_stats(vals) else { continue };
-            let x = x as f64;
-            let (hw, cap) = (0.22, 0.1);
-            let mut shapes: Vec<PathElement<(f64, f64)>> = vec![
-                PathElement::new(vec![(x, b.whisker_lo), (x, b.q1)], edge.stroke_width(1)),
-                PathElement::new(vec![(x, b.q3), (x, b.whisker_hi)], edge.stroke_width(1)),
-                PathElement::new(
-                    vec![(x - cap, b.whisker_lo), (x + cap, b.whisker_lo)],
-                    edge.stroke_width(1),
-                ),
-                PathElement::new(
-                    vec![(x - cap, b.whisker_hi), (x + cap, b.whisker_hi)],
-                    edge.stroke_width(1),
-                ),
-            ];
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(x - hw, b.q1), (x + hw, b.q3)],
-                    RGBColor(0xcf, 0xe0, 0xee).filled(),
-                )))
-                .map_err(|e| e.to_string())?;
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(x - hw, b.q1), (x + hw, b.q3)],
-                    edge.stroke_width(1),
-                )))
-                .map_err(|e| e.to_string())?;
-            shapes.push(PathElement::new(
-                vec![(x - hw, b.median), (x + hw, b.median)],
-                edge.stroke_width(3),
-            ));
-            chart.draw_series(shapes).map_err(|e| e.to_string())?;
-            chart
-                .draw_series(
-                    b.outliers
-                        .iter()
-                        .map(|v| Circle::new((x, *v), 3, edge.stroke_width(1))),
-                )
-                .map_err(|e| e.to_string())?;
-            chart
-                .draw_series(std::iter::once(Cross::new(
-                    (x, b.mean),
-                    4,
-                    BLACK.stroke_width(2),
-                )))
-                .map_err(|e| e.to_string())?;
+            if let Some(b) = box_stats(vals) {
+                box_plot(chart, x as f64, &b)?;
+            }
         }
         Ok(())
     });
@@ -1151,6 +1082,143 @@ fn metric_plots(c: &Ctx, m: Metric) -> Option<(String, String)> {
         |s| clean_svg(&s, &format!("{title}: box plot by timepoint")),
     );
     Some((paired, boxes))
+}
+
+/// Per patient: the type at baseline and the (x, value) points of `m` over the active
+/// timepoints.
+fn patient_lines(c: &Ctx, m: Metric) -> Vec<PatientLine> {
+    c.patients
+        .iter()
+        .map(|pid| {
+            let kind = c
+                .primary
+                .get(&(pid.clone(), c.baseline))
+                .and_then(|r| r.class.kind);
+            let pts = c
+                .active
+                .iter()
+                .enumerate()
+                .filter_map(|(x, &t)| Some((x as f64, c.value(pid, t, m)?)))
+                .collect();
+            (kind, pts)
+        })
+        .collect()
+}
+
+/// The horizontal line at 0 across `n` timepoints (signed metrics).
+fn zero_line(chart: &mut Chart, n: usize) -> Result<(), String> {
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(-0.5, 0.0), (n as f64 - 0.5, 0.0)],
+            RGBColor(0x55, 0x5d, 0x66).stroke_width(1),
+        )))
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// One patient's line and points, coloured by the type at baseline; fainter and thinner
+/// when balanced or unknown and when there are `many` patients.
+fn patient_line(
+    chart: &mut Chart,
+    kind: Option<ImbalanceType>,
+    pts: &[(f64, f64)],
+    many: bool,
+) -> Result<(), String> {
+    let balanced = matches!(kind, Some(ImbalanceType::Balanced) | None);
+    let alpha = match (balanced, many) {
+        (true, true) => 0.18,
+        (true, false) => 0.55,
+        (false, true) => 0.7,
+        (false, false) => 0.9,
+    };
+    let color = type_color(kind).mix(alpha);
+    let width = if balanced || many { 1 } else { 2 };
+    chart
+        .draw_series(LineSeries::new(
+            pts.iter().copied(),
+            color.stroke_width(width),
+        ))
+        .map_err(|e| e.to_string())?;
+    if !many || !balanced {
+        chart
+            .draw_series(
+                pts.iter()
+                    .map(|p| Circle::new(*p, if many { 2 } else { 2 + width }, color.filled())),
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The black line of the means per timepoint (timepoints without values skipped).
+fn mean_line(chart: &mut Chart, per_tp: &[Vec<f64>]) -> Result<(), String> {
+    let means: Vec<(f64, f64)> = per_tp
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(x, v)| (x as f64, v.iter().sum::<f64>() / v.len() as f64))
+        .collect();
+    chart
+        .draw_series(LineSeries::new(
+            means.iter().copied(),
+            BLACK.stroke_width(3),
+        ))
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(means.iter().map(|p| Circle::new(*p, 5, BLACK.filled())))
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// One box of the key-metric box plot at `x`: box, median, whiskers with caps, outliers
+/// and the mean as a cross.
+fn box_plot(chart: &mut Chart, x: f64, b: &BoxStats) -> Result<(), String> {
+    let edge = RGBColor(0x1f, 0x5f, 0x8b);
+    let (hw, cap) = (0.22, 0.1);
+    let mut shapes: Vec<PathElement<(f64, f64)>> = vec![
+        PathElement::new(vec![(x, b.whisker_lo), (x, b.q1)], edge.stroke_width(1)),
+        PathElement::new(vec![(x, b.q3), (x, b.whisker_hi)], edge.stroke_width(1)),
+        PathElement::new(
+            vec![(x - cap, b.whisker_lo), (x + cap, b.whisker_lo)],
+            edge.stroke_width(1),
+        ),
+        PathElement::new(
+            vec![(x - cap, b.whisker_hi), (x + cap, b.whisker_hi)],
+            edge.stroke_width(1),
+        ),
+    ];
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(x - hw, b.q1), (x + hw, b.q3)],
+            RGBColor(0xcf, 0xe0, 0xee).filled(),
+        )))
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(x - hw, b.q1), (x + hw, b.q3)],
+            edge.stroke_width(1),
+        )))
+        .map_err(|e| e.to_string())?;
+    shapes.push(PathElement::new(
+        vec![(x - hw, b.median), (x + hw, b.median)],
+        edge.stroke_width(3),
+    ));
+    chart.draw_series(shapes).map_err(|e| e.to_string())?;
+    chart
+        .draw_series(
+            b.outliers
+                .iter()
+                .map(|v| Circle::new((x, *v), 3, edge.stroke_width(1))),
+        )
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(std::iter::once(Cross::new(
+            (x, b.mean),
+            4,
+            BLACK.stroke_width(2),
+        )))
+        .map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 fn plots(h: &mut String, c: &Ctx) {
@@ -1189,7 +1257,7 @@ fn patient_table(h: &mut String, c: &Ctx, number: usize) {
     let d = c.data;
     let _ = writeln!(h, "<section id=\"patients\">\n<h2>{number}. Patients</h2>");
     // Overlays by (patient, timepoint name).
-    let mut overlays: BTreeMap<(&str, &str), Vec<&OverlayLink>> = BTreeMap::new();
+    let mut overlays: OverlaysByVisit = BTreeMap::new();
     for o in d.overlays {
         overlays
             .entry((o.patient_id.as_str(), o.timepoint.as_str()))
@@ -1221,49 +1289,58 @@ fn patient_table(h: &mut String, c: &Ctx, number: usize) {
         h.push_str("<th>Overlays</th>");
     }
     h.push_str("</tr></thead>\n<tbody>\n");
+    for pid in &c.patients {
+        patient_row(h, c, pid, with_overlays.then_some(&overlays));
+    }
+    h.push_str("</tbody>\n</table></div>\n</section>\n");
+}
+
+/// Overlay links by (patient, timepoint name).
+type OverlaysByVisit<'a> = BTreeMap<(&'a str, &'a str), Vec<&'a OverlayLink>>;
+
+/// One patient's row: one line per active timepoint in every cell; the overlay cell only
+/// when overlays were rendered.
+fn patient_row(h: &mut String, c: &Ctx, pid: &str, overlays: Option<&OverlaysByVisit>) {
     let lines = |v: Vec<String>| -> String {
         v.into_iter()
             .map(|x| format!("<div class=\"l\">{x}</div>"))
             .collect()
     };
-    for pid in &c.patients {
-        let _ = write!(
-            h,
-            "<tr id=\"patient-{}\"><td><b>{}</b></td>",
-            href_encode(pid),
-            esc(pid)
-        );
-        let tps = &c.active;
-        let _ = write!(
-            h,
-            "<td>{}</td>",
-            lines(tps.iter().map(|&t| esc(c.tp(t))).collect())
-        );
-        let types = tps
+    let _ = write!(
+        h,
+        "<tr id=\"patient-{}\"><td><b>{}</b></td>",
+        href_encode(pid),
+        esc(pid)
+    );
+    let tps = &c.active;
+    let _ = write!(
+        h,
+        "<td>{}</td>",
+        lines(tps.iter().map(|&t| esc(c.tp(t))).collect())
+    );
+    let types = tps
+        .iter()
+        .map(|&t| match c.primary.get(&(pid.to_string(), t)) {
+            Some(r) => badge(r.class.kind),
+            None => "<span class=\"badge t-none\">no reading</span>".into(),
+        })
+        .collect();
+    let _ = write!(h, "<td>{}</td>", lines(types));
+    for m in KEY_METRICS {
+        let vals = tps
             .iter()
-            .map(|&t| match c.primary.get(&(pid.clone(), t)) {
-                Some(r) => badge(r.class.kind),
-                None => "<span class=\"badge t-none\">no reading</span>".into(),
-            })
+            .map(|&t| c.value(pid, t, m).map_or("–".into(), |v| fnum(v, 1)))
             .collect();
-        let _ = write!(h, "<td>{}</td>", lines(types));
-        for m in KEY_METRICS {
-            let vals = tps
-                .iter()
-                .map(|&t| c.value(pid, t, m).map_or("–".into(), |v| fnum(v, 1)))
-                .collect();
-            let _ = write!(h, "<td class=\"n\">{}</td>", lines(vals));
-        }
-        if with_overlays {
-            let cells = tps
-                .iter()
-                .map(|&t| overlay_line(overlays.get(&(pid.as_str(), c.tp(t))), c.tp(t)))
-                .collect();
-            let _ = write!(h, "<td>{}</td>", lines(cells));
-        }
-        h.push_str("</tr>\n");
+        let _ = write!(h, "<td class=\"n\">{}</td>", lines(vals));
     }
-    h.push_str("</tbody>\n</table></div>\n</section>\n");
+    if let Some(overlays) = overlays {
+        let cells = tps
+            .iter()
+            .map(|&t| overlay_line(overlays.get(&(pid, c.tp(t))), c.tp(t)))
+            .collect();
+        let _ = write!(h, "<td>{}</td>", lines(cells));
+    }
+    h.push_str("</tr>\n");
 }
 
 /// The overlay links of one patient and timepoint: `lat · AP reader`, per reader.
@@ -1339,59 +1416,65 @@ fn plausibility(h: &mut String, c: &Ctx, number: usize) {
          <th>Why</th><th>Overlays</th></tr>\n",
     );
     for r in bad {
-        let who = if r.observer.is_empty() {
-            "the unnamed reader".to_string()
-        } else {
-            format!("reader `{}`", r.observer)
-        };
-        let why: Vec<String> =
-            d.qc.iter()
-                .filter(|i| {
-                    // The messages of crates/export/src/plausibility.rs: a view's check names
-                    // "(lateral view, preop, reader `X`)", a PI jump "(reader `X`)" and
-                    // "... deg at preop and ... deg at m3 (...".
-                    let view = format!(" view, {}, {who}): ", r.timepoint);
-                    let pi = format!("{} ({who}): ", Check::PiJump);
-                    let at = |end: &str| format!(" deg at {}{end}", r.timepoint);
-                    i.code == plumbline_ingest::qc::codes::IMPLAUSIBLE_LANDMARKS
-                        && i.patient_id == r.patient_id
-                        && (i.message.contains(&view)
-                            || (i.message.starts_with(&pi)
-                                && (i.message.contains(&at(" ")) || i.message.contains(&at(" (")))))
-                })
-                .map(|i| esc(&i.message))
-                .collect();
-        let links: Vec<&OverlayLink> = d
-            .overlays
-            .iter()
-            .filter(|o| {
-                o.patient_id == r.patient_id
-                    && o.timepoint == r.timepoint
-                    && o.observer == r.observer
-            })
-            .collect();
-        let _ = writeln!(
-            h,
-            "<tr><td><a href=\"#patient-{}\">{}</a></td><td>{}</td><td>{}</td><td><code>{}</code></td>\
-             <td class=\"small\">{}</td><td>{}</td></tr>",
-            esc(&r.patient_id),
-            esc(&r.patient_id),
-            esc(&r.timepoint),
-            esc(if r.observer.is_empty() {
-                "–"
-            } else {
-                &r.observer
-            }),
-            esc(&r.plausibility_text()),
-            why.join("<br>"),
-            if links.is_empty() {
-                "<span class=\"small\">–</span>".to_string()
-            } else {
-                overlay_line(Some(&links), &r.timepoint)
-            }
-        );
+        plausibility_row(h, d, r);
     }
     h.push_str("</table>\n</section>\n");
+}
+
+/// The row of one reading that failed a plausibility check.
+fn plausibility_row(h: &mut String, d: &ReportData, r: &MeasuredReading) {
+    let links: Vec<&OverlayLink> = d
+        .overlays
+        .iter()
+        .filter(|o| {
+            o.patient_id == r.patient_id && o.timepoint == r.timepoint && o.observer == r.observer
+        })
+        .collect();
+    let _ = writeln!(
+        h,
+        "<tr><td><a href=\"#patient-{}\">{}</a></td><td>{}</td><td>{}</td><td><code>{}</code></td>\
+         <td class=\"small\">{}</td><td>{}</td></tr>",
+        esc(&r.patient_id),
+        esc(&r.patient_id),
+        esc(&r.timepoint),
+        esc(if r.observer.is_empty() {
+            "–"
+        } else {
+            &r.observer
+        }),
+        esc(&r.plausibility_text()),
+        plausibility_why(d, r).join("<br>"),
+        if links.is_empty() {
+            "<span class=\"small\">–</span>".to_string()
+        } else {
+            overlay_line(Some(&links), &r.timepoint)
+        }
+    );
+}
+
+/// The QC messages (escaped) of the failed checks of one reading.
+fn plausibility_why(d: &ReportData, r: &MeasuredReading) -> Vec<String> {
+    let who = if r.observer.is_empty() {
+        "the unnamed reader".to_string()
+    } else {
+        format!("reader `{}`", r.observer)
+    };
+    // The messages of crates/export/src/plausibility.rs: a view's check names
+    // "(lateral view, preop, reader `X`)", a PI jump "(reader `X`)" and
+    // "... deg at preop and ... deg at m3 (...".
+    let view = format!(" view, {}, {who}): ", r.timepoint);
+    let pi = format!("{} ({who}): ", Check::PiJump);
+    let at = |end: &str| format!(" deg at {}{end}", r.timepoint);
+    d.qc.iter()
+        .filter(|i| {
+            i.code == plumbline_ingest::qc::codes::IMPLAUSIBLE_LANDMARKS
+                && i.patient_id == r.patient_id
+                && (i.message.contains(&view)
+                    || (i.message.starts_with(&pi)
+                        && (i.message.contains(&at(" ")) || i.message.contains(&at(" (")))))
+        })
+        .map(|i| esc(&i.message))
+        .collect()
 }
 
 fn agreement(h: &mut String, c: &Ctx, number: usize) {

@@ -16,8 +16,8 @@ use plumbline_export::analyses::Strata;
 use plumbline_geometry::{ImbalanceType, Metric};
 
 use super::{
-    Chart, Ctx, SummaryRow, box_stats, change_decimals, clean_svg, draw_chart_sized, esc, fmt_p,
-    fnum, metric_label, metric_title, pct, proportion, type_color, y_range,
+    BoxStats, Chart, Ctx, SummaryRow, box_stats, change_decimals, clean_svg, draw_chart_sized, esc,
+    fnum, metric_label, metric_title, p_html, pct, proportion, type_color, y_range, zero_line,
 };
 
 /// One study-design section: its anchor, its link text in the navigation, its heading
@@ -163,16 +163,6 @@ fn chart_failed(what: &str, e: &str) -> String {
     )
 }
 
-/// A p value after its label (none when `label` is empty), bold below 0.05.
-fn p_html(label: &str, p: Option<f64>) -> String {
-    let sep = if label.is_empty() { "" } else { " " };
-    match p {
-        Some(p) if p < 0.05 => format!("<span class=\"sig\">{label}{sep}{}</span>", fmt_p(p)),
-        Some(p) => format!("{label}{sep}{}", fmt_p(p)),
-        None => format!("{label}{sep}–"),
-    }
-}
-
 /// One line of a share chart.
 struct ShareSeries {
     stat: &'static str,
@@ -200,8 +190,46 @@ fn share_chart(
     what: &str,
     label: &str,
 ) -> Option<String> {
+    let points = share_points(c, section, series, tps, what);
+    if points.iter().all(Vec::is_empty) {
+        return None;
+    }
+    let labels: Vec<String> = tps.iter().map(|&t| c.tp(t).to_string()).collect();
+    let tips = RefCell::new(Vec::new());
+    let svg = draw_chart_sized(
+        &labels,
+        (-3.0, 103.0),
+        &format!("% {what}"),
+        SMALL,
+        &|chart: &mut Chart| {
+            tips.borrow_mut().clear();
+            for (s, pts) in series.iter().zip(&points) {
+                share_line(chart, s.color, pts)?;
+                for p in pts {
+                    tips.borrow_mut()
+                        .push(tip_circle(chart.backend_coord(&(p.x, p.v)), 8, &p.tip));
+                }
+            }
+            Ok(())
+        },
+    );
+    Some(match svg {
+        Ok(svg) => with_tips(clean_svg(&svg, label), &tips.borrow()),
+        Err(e) => chart_failed(label, &e),
+    })
+}
+
+/// The points of each series with data: the series spread a little sideways around each
+/// timepoint so their error bars do not overlap.
+fn share_points(
+    c: &Ctx,
+    section: &str,
+    series: &[ShareSeries],
+    tps: &[usize],
+    what: &str,
+) -> Vec<Vec<SharePoint>> {
     let spread = (series.len() as f64 - 1.0) / 2.0;
-    let points: Vec<Vec<SharePoint>> = series
+    series
         .iter()
         .enumerate()
         .map(|(i, s)| {
@@ -230,63 +258,42 @@ fn share_chart(
                 })
                 .collect()
         })
-        .collect();
-    if points.iter().all(Vec::is_empty) {
-        return None;
-    }
-    let labels: Vec<String> = tps.iter().map(|&t| c.tp(t).to_string()).collect();
-    let tips = RefCell::new(Vec::new());
-    let svg = draw_chart_sized(
-        &labels,
-        (-3.0, 103.0),
-        &format!("% {what}"),
-        SMALL,
-        &|chart: &mut Chart| {
-            tips.borrow_mut().clear();
-            for (s, pts) in series.iter().zip(&points) {
-                let color = s.color;
-                // Lines join neighbouring timepoints only: a timepoint without data breaks
-                // the line.
-                let joins = pts.windows(2).filter(|w| w[1].xi == w[0].xi + 1).map(|w| {
-                    PathElement::new(
-                        vec![(w[0].x, w[0].v), (w[1].x, w[1].v)],
-                        color.stroke_width(2),
-                    )
-                });
-                chart.draw_series(joins).map_err(|e| e.to_string())?;
-                let cap = 0.035;
-                let bars = pts.iter().flat_map(|p| {
-                    [
-                        PathElement::new(vec![(p.x, p.lo), (p.x, p.hi)], color.stroke_width(1)),
-                        PathElement::new(
-                            vec![(p.x - cap, p.lo), (p.x + cap, p.lo)],
-                            color.stroke_width(1),
-                        ),
-                        PathElement::new(
-                            vec![(p.x - cap, p.hi), (p.x + cap, p.hi)],
-                            color.stroke_width(1),
-                        ),
-                    ]
-                });
-                chart.draw_series(bars).map_err(|e| e.to_string())?;
-                chart
-                    .draw_series(
-                        pts.iter()
-                            .map(|p| Circle::new((p.x, p.v), 4, color.filled())),
-                    )
-                    .map_err(|e| e.to_string())?;
-                for p in pts {
-                    tips.borrow_mut()
-                        .push(tip_circle(chart.backend_coord(&(p.x, p.v)), 8, &p.tip));
-                }
-            }
-            Ok(())
-        },
-    );
-    Some(match svg {
-        Ok(svg) => with_tips(clean_svg(&svg, label), &tips.borrow()),
-        Err(e) => chart_failed(label, &e),
-    })
+        .collect()
+}
+
+/// One series of a share chart: lines between neighbouring timepoints, error bars, dots.
+fn share_line(chart: &mut Chart, color: RGBColor, pts: &[SharePoint]) -> Result<(), String> {
+    // Lines join neighbouring timepoints only: a timepoint without data breaks
+    // the line.
+    let joins = pts.windows(2).filter(|w| w[1].xi == w[0].xi + 1).map(|w| {
+        PathElement::new(
+            vec![(w[0].x, w[0].v), (w[1].x, w[1].v)],
+            color.stroke_width(2),
+        )
+    });
+    chart.draw_series(joins).map_err(|e| e.to_string())?;
+    let cap = 0.035;
+    let bars = pts.iter().flat_map(|p| {
+        [
+            PathElement::new(vec![(p.x, p.lo), (p.x, p.hi)], color.stroke_width(1)),
+            PathElement::new(
+                vec![(p.x - cap, p.lo), (p.x + cap, p.lo)],
+                color.stroke_width(1),
+            ),
+            PathElement::new(
+                vec![(p.x - cap, p.hi), (p.x + cap, p.hi)],
+                color.stroke_width(1),
+            ),
+        ]
+    });
+    chart.draw_series(bars).map_err(|e| e.to_string())?;
+    chart
+        .draw_series(
+            pts.iter()
+                .map(|p| Circle::new((p.x, p.v), 4, color.filled())),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// Swatches of the imbalance types for a chart legend.
@@ -321,90 +328,8 @@ fn recovery(c: &Ctx) -> Option<Section> {
              balanced in that plane; n = those whose plane is known then.</p>"
         );
         h.push_str(&type_legend(&TYPES));
-        h.push_str("<div class=\"plots\">\n");
-        let charts = [
-            (
-                by_type,
-                "recovery_by_type",
-                "type",
-                &TYPES[..],
-                "Recovery by pre-op type",
-                format!("Balanced after surgery by type at {base}"),
-            ),
-            (
-                by_plane,
-                "recovery_by_plane",
-                "plane",
-                &PLANES[..],
-                "Recovery by plane",
-                format!("Balanced in the plane imbalanced at {base}"),
-            ),
-        ];
-        for (present, section, id, items, label, caption) in charts {
-            if !present {
-                continue;
-            }
-            let series: Vec<ShareSeries> = items
-                .iter()
-                .map(|(stat, label, t)| ShareSeries {
-                    stat,
-                    label,
-                    color: type_color(Some(*t)),
-                })
-                .collect();
-            if let Some(svg) = share_chart(c, section, &series, &later, "balanced", label) {
-                let _ = write!(
-                    h,
-                    "<figure id=\"plot-recovery-{id}\" class=\"fig-s\">\n{svg}<figcaption>{caption}; n per point in \
-                     its tooltip and in the table below</figcaption></figure>\n"
-                );
-            }
-        }
-        h.push_str("</div>\n");
-        // The same numbers as a table.
-        h.push_str(
-            "<div class=\"wide\"><table id=\"table-recovery\">\n<thead><tr><th>Balanced again \
-             <span class=\"small\">(k/n, %, 95% CI)</span></th>",
-        );
-        for &t in &later {
-            let _ = write!(h, "<th class=\"n\">{}</th>", esc(c.tp(t)));
-        }
-        h.push_str("</tr></thead>\n<tbody>\n");
-        let blocks = [
-            (
-                "recovery_by_type",
-                format!("By type at {base} (balanced in both planes)"),
-                &TYPES[..],
-            ),
-            (
-                "recovery_by_plane",
-                format!("By plane imbalanced at {base} (balanced in that plane)"),
-                &PLANES[..],
-            ),
-        ];
-        for (section, head, items) in blocks {
-            let _ = writeln!(
-                h,
-                "<tr class=\"grp\"><td colspan=\"{}\">{head}</td></tr>",
-                later.len() + 1
-            );
-            for (stat, label, t) in items {
-                let _ = write!(
-                    h,
-                    "<tr><td class=\"ind\"><span class=\"badge t-{}\">{label}</span></td>",
-                    t.as_str()
-                );
-                for &tt in &later {
-                    let _ = write!(
-                        h,
-                        "<td class=\"n\">{}</td>",
-                        share_html(c.summary.get(section, stat, c.tp(tt)))
-                    );
-                }
-                h.push_str("</tr>\n");
-            }
-        }
-        h.push_str("</tbody>\n</table></div>\n");
+        recovery_charts(&mut h, c, (by_type, by_plane), &later);
+        recovery_table(&mut h, c, &later);
     }
     if paired {
         paired_imbalanced(&mut h, c, &later);
@@ -415,6 +340,99 @@ fn recovery(c: &Ctx) -> Option<Section> {
         title: "Recovery by pre-op imbalance type",
         body: h,
     })
+}
+
+/// The share charts of recovery by type and by plane (each when it has data).
+fn recovery_charts(h: &mut String, c: &Ctx, (by_type, by_plane): (bool, bool), later: &[usize]) {
+    let base = esc(c.tp(c.baseline));
+    h.push_str("<div class=\"plots\">\n");
+    let charts = [
+        (
+            by_type,
+            "recovery_by_type",
+            "type",
+            &TYPES[..],
+            "Recovery by pre-op type",
+            format!("Balanced after surgery by type at {base}"),
+        ),
+        (
+            by_plane,
+            "recovery_by_plane",
+            "plane",
+            &PLANES[..],
+            "Recovery by plane",
+            format!("Balanced in the plane imbalanced at {base}"),
+        ),
+    ];
+    for (present, section, id, items, label, caption) in charts {
+        if !present {
+            continue;
+        }
+        let series: Vec<ShareSeries> = items
+            .iter()
+            .map(|(stat, label, t)| ShareSeries {
+                stat,
+                label,
+                color: type_color(Some(*t)),
+            })
+            .collect();
+        if let Some(svg) = share_chart(c, section, &series, later, "balanced", label) {
+            let _ = write!(
+                h,
+                "<figure id=\"plot-recovery-{id}\" class=\"fig-s\">\n{svg}<figcaption>{caption}; n per point in \
+                 its tooltip and in the table below</figcaption></figure>\n"
+            );
+        }
+    }
+    h.push_str("</div>\n");
+}
+
+/// The recovery shares as a table: by type, then by plane, per later timepoint.
+fn recovery_table(h: &mut String, c: &Ctx, later: &[usize]) {
+    let base = esc(c.tp(c.baseline));
+    h.push_str(
+        "<div class=\"wide\"><table id=\"table-recovery\">\n<thead><tr><th>Balanced again \
+         <span class=\"small\">(k/n, %, 95% CI)</span></th>",
+    );
+    for &t in later {
+        let _ = write!(h, "<th class=\"n\">{}</th>", esc(c.tp(t)));
+    }
+    h.push_str("</tr></thead>\n<tbody>\n");
+    let blocks = [
+        (
+            "recovery_by_type",
+            format!("By type at {base} (balanced in both planes)"),
+            &TYPES[..],
+        ),
+        (
+            "recovery_by_plane",
+            format!("By plane imbalanced at {base} (balanced in that plane)"),
+            &PLANES[..],
+        ),
+    ];
+    for (section, head, items) in blocks {
+        let _ = writeln!(
+            h,
+            "<tr class=\"grp\"><td colspan=\"{}\">{head}</td></tr>",
+            later.len() + 1
+        );
+        for (stat, label, t) in items {
+            let _ = write!(
+                h,
+                "<tr><td class=\"ind\"><span class=\"badge t-{}\">{label}</span></td>",
+                t.as_str()
+            );
+            for &tt in later {
+                let _ = write!(
+                    h,
+                    "<td class=\"n\">{}</td>",
+                    share_html(c.summary.get(section, stat, c.tp(tt)))
+                );
+            }
+            h.push_str("</tr>\n");
+        }
+    }
+    h.push_str("</tbody>\n</table></div>\n");
 }
 
 /// The `paired_imbalanced` table: mean change with CI and t p, median change with the
@@ -499,81 +517,109 @@ fn schwab(c: &Ctx) -> Option<Section> {
     }
     h.push_str("</p>\n<div class=\"plots\">\n");
     for (stat, label, id) in MODIFIERS {
-        let n_at = |t: usize| {
-            GRADES
-                .iter()
-                .find_map(|(g, _, _)| c.summary.get("schwab", &format!("{stat}={g}"), c.tp(t)))
-                .map_or(0, |r| r.n)
-        };
-        if tps.iter().all(|&t| n_at(t) == 0) {
-            continue;
-        }
-        let labels: Vec<String> = tps
-            .iter()
-            .map(|&t| format!("{} (n={})", c.tp(t), n_at(t)))
-            .collect();
-        let tips = RefCell::new(Vec::new());
-        let title = format!("SRS-Schwab {label} modifier");
-        let svg = draw_chart_sized(
-            &labels,
-            (0.0, 100.0),
-            "% of patients",
-            SMALL,
-            &|chart: &mut Chart| {
-                tips.borrow_mut().clear();
-                for (xi, &t) in tps.iter().enumerate() {
-                    let x = xi as f64;
-                    let hw = 0.3;
-                    let mut bottom = 0.0;
-                    for (g, _, color) in GRADES {
-                        let Some(r) = c.summary.get("schwab", &format!("{stat}={g}"), c.tp(t))
-                        else {
-                            continue;
-                        };
-                        let (k, n, v, ci) = proportion(r);
-                        let Some(v) = v.filter(|v| v.is_finite() && n > 0 && k > 0) else {
-                            continue;
-                        };
-                        let top = (bottom + v * 100.0).min(100.0);
-                        chart
-                            .draw_series(std::iter::once(Rectangle::new(
-                                [(x - hw, bottom), (x + hw, top)],
-                                color.filled(),
-                            )))
-                            .map_err(|e| e.to_string())?;
-                        chart
-                            .draw_series(std::iter::once(Rectangle::new(
-                                [(x - hw, bottom), (x + hw, top)],
-                                WHITE.stroke_width(1),
-                            )))
-                            .map_err(|e| e.to_string())?;
-                        tips.borrow_mut().push(tip_rect(
-                            chart.backend_coord(&(x - hw, top)),
-                            chart.backend_coord(&(x + hw, bottom)),
-                            &format!(
-                                "{label} {g} at {}: {}",
-                                c.tp(t),
-                                share_text(k, n, "", v, ci)
-                            ),
-                        ));
-                        bottom = top;
-                    }
-                }
-                Ok(())
-            },
-        );
-        let svg = match svg {
-            Ok(svg) => with_tips(clean_svg(&svg, &title), &tips.borrow()),
-            Err(e) => chart_failed(&title, &e),
-        };
-        let _ = write!(
-            h,
-            "<figure id=\"plot-schwab-{id}\" class=\"fig-s\">\n{svg}<figcaption>{label} modifier: share of 0 / + / ++ \
-             by timepoint; n = patients with a known {label} grade</figcaption></figure>\n"
-        );
+        schwab_figure(&mut h, c, (stat, label, id), tps);
     }
     h.push_str("</div>\n");
-    // The counts.
+    schwab_table(&mut h, c, tps);
+    Some(Section {
+        id: "schwab",
+        nav: "Schwab",
+        title: "SRS-Schwab sagittal modifiers",
+        body: h,
+    })
+}
+
+/// The stacked-bar figure of one modifier (statistic prefix, label, anchor suffix); none
+/// when no timepoint has a known grade.
+fn schwab_figure(h: &mut String, c: &Ctx, (stat, label, id): (&str, &str, &str), tps: &[usize]) {
+    let n_at = |t: usize| {
+        GRADES
+            .iter()
+            .find_map(|(g, _, _)| c.summary.get("schwab", &format!("{stat}={g}"), c.tp(t)))
+            .map_or(0, |r| r.n)
+    };
+    if tps.iter().all(|&t| n_at(t) == 0) {
+        return;
+    }
+    let labels: Vec<String> = tps
+        .iter()
+        .map(|&t| format!("{} (n={})", c.tp(t), n_at(t)))
+        .collect();
+    let tips = RefCell::new(Vec::new());
+    let title = format!("SRS-Schwab {label} modifier");
+    let svg = draw_chart_sized(
+        &labels,
+        (0.0, 100.0),
+        "% of patients",
+        SMALL,
+        &|chart: &mut Chart| {
+            tips.borrow_mut().clear();
+            for (xi, &t) in tps.iter().enumerate() {
+                schwab_bar(chart, c, (stat, label), (xi, t), &mut tips.borrow_mut())?;
+            }
+            Ok(())
+        },
+    );
+    let svg = match svg {
+        Ok(svg) => with_tips(clean_svg(&svg, &title), &tips.borrow()),
+        Err(e) => chart_failed(&title, &e),
+    };
+    let _ = write!(
+        h,
+        "<figure id=\"plot-schwab-{id}\" class=\"fig-s\">\n{svg}<figcaption>{label} modifier: share of 0 / + / ++ \
+         by timepoint; n = patients with a known {label} grade</figcaption></figure>\n"
+    );
+}
+
+/// One stacked bar of a modifier at timepoint `t` (drawn at `xi`), one segment per grade
+/// with patients, each with its tooltip.
+fn schwab_bar(
+    chart: &mut Chart,
+    c: &Ctx,
+    (stat, label): (&str, &str),
+    (xi, t): (usize, usize),
+    tips: &mut Vec<String>,
+) -> Result<(), String> {
+    let x = xi as f64;
+    let hw = 0.3;
+    let mut bottom = 0.0;
+    for (g, _, color) in GRADES {
+        let Some(r) = c.summary.get("schwab", &format!("{stat}={g}"), c.tp(t)) else {
+            continue;
+        };
+        let (k, n, v, ci) = proportion(r);
+        let Some(v) = v.filter(|v| v.is_finite() && n > 0 && k > 0) else {
+            continue;
+        };
+        let top = (bottom + v * 100.0).min(100.0);
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x - hw, bottom), (x + hw, top)],
+                color.filled(),
+            )))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x - hw, bottom), (x + hw, top)],
+                WHITE.stroke_width(1),
+            )))
+            .map_err(|e| e.to_string())?;
+        tips.push(tip_rect(
+            chart.backend_coord(&(x - hw, top)),
+            chart.backend_coord(&(x + hw, bottom)),
+            &format!(
+                "{label} {g} at {}: {}",
+                c.tp(t),
+                share_text(k, n, "", v, ci)
+            ),
+        ));
+        bottom = top;
+    }
+    Ok(())
+}
+
+/// The counts of every modifier and grade per timepoint.
+fn schwab_table(h: &mut String, c: &Ctx, tps: &[usize]) {
     h.push_str(
         "<div class=\"wide\"><table id=\"table-schwab\">\n<thead><tr><th>Modifier / grade \
          <span class=\"small\">(k/n, %, 95% CI)</span></th>",
@@ -605,12 +651,6 @@ fn schwab(c: &Ctx) -> Option<Section> {
         }
     }
     h.push_str("</tbody>\n</table></div>\n");
-    Some(Section {
-        id: "schwab",
-        nav: "Schwab",
-        title: "SRS-Schwab sagittal modifiers",
-        body: h,
-    })
 }
 
 /// Section: the shares of abnormal wedging per lumbar level and timepoint.
@@ -784,42 +824,8 @@ fn strata_metric(
         esc(&metric_title(m)),
         esc(column)
     );
-    // Values per timepoint and group.
-    let values: Vec<Vec<Vec<f64>>> = tps
-        .iter()
-        .map(|&t| {
-            s.groups
-                .iter()
-                .map(|g| {
-                    members(s, g)
-                        .filter_map(|p| c.value(p, t, m))
-                        .filter(|v| v.is_finite())
-                        .collect()
-                })
-                .collect()
-        })
-        .collect();
-    let tests: Vec<String> = tps
-        .iter()
-        .filter_map(|&t| {
-            let tp = c.tp(t);
-            Some(format!(
-                "{}: {}",
-                esc(tp),
-                tests_text(c, column, &name, tp, false)?
-            ))
-        })
-        .collect();
-    let caption_tests = if tests.is_empty() {
-        if s.groups.len() < 2 {
-            " One group: no between-group test.".to_string()
-        } else {
-            String::new()
-        }
-    } else {
-        format!(" Between-group tests: {}.", tests.join("; "))
-    };
-    let label = format!("{} by {}", metric_title(m), s.column);
+    let values = strata_values(c, s, m, tps);
+    let caption_tests = strata_caption_tests(c, s, &name, tps);
     let ng = s.groups.len();
     let y = y_range(values.iter().flatten().flatten().copied(), signed(m));
     match y {
@@ -831,96 +837,7 @@ fn strata_metric(
             );
         }
         Some(y) => {
-            let labels: Vec<String> = tps.iter().map(|&t| c.tp(t).to_string()).collect();
-            let tips = RefCell::new(Vec::new());
-            let svg = draw_chart_sized(
-                &labels,
-                y,
-                &metric_title(m),
-                (super::PLOT_W, super::PLOT_H),
-                &|chart: &mut Chart| {
-                    tips.borrow_mut().clear();
-                    if signed(m) {
-                        chart
-                            .draw_series(std::iter::once(PathElement::new(
-                                vec![(-0.5, 0.0), (labels.len() as f64 - 0.5, 0.0)],
-                                RGBColor(0x55, 0x5d, 0x66).stroke_width(1),
-                            )))
-                            .map_err(|e| e.to_string())?;
-                    }
-                    let slot = 0.8 / ng as f64;
-                    let (hw, cap) = (slot * 0.36, slot * 0.18);
-                    for (xi, per_group) in values.iter().enumerate() {
-                        for (gi, vals) in per_group.iter().enumerate() {
-                            let Some(b) = box_stats(vals) else { continue };
-                            let x = xi as f64 - 0.4 + slot * (gi as f64 + 0.5);
-                            let color = GROUP_COLORS[gi % GROUP_COLORS.len()];
-                            let edge = color.stroke_width(1);
-                            chart
-                                .draw_series(std::iter::once(Rectangle::new(
-                                    [(x - hw, b.q1), (x + hw, b.q3)],
-                                    color.mix(0.25).filled(),
-                                )))
-                                .map_err(|e| e.to_string())?;
-                            chart
-                                .draw_series([
-                                    PathElement::new(vec![(x, b.whisker_lo), (x, b.q1)], edge),
-                                    PathElement::new(vec![(x, b.q3), (x, b.whisker_hi)], edge),
-                                    PathElement::new(
-                                        vec![(x - cap, b.whisker_lo), (x + cap, b.whisker_lo)],
-                                        edge,
-                                    ),
-                                    PathElement::new(
-                                        vec![(x - cap, b.whisker_hi), (x + cap, b.whisker_hi)],
-                                        edge,
-                                    ),
-                                    PathElement::new(
-                                        vec![(x - hw, b.median), (x + hw, b.median)],
-                                        color.stroke_width(3),
-                                    ),
-                                ])
-                                .map_err(|e| e.to_string())?;
-                            chart
-                                .draw_series(std::iter::once(Rectangle::new(
-                                    [(x - hw, b.q1), (x + hw, b.q3)],
-                                    edge,
-                                )))
-                                .map_err(|e| e.to_string())?;
-                            chart
-                                .draw_series(
-                                    b.outliers.iter().map(|v| Circle::new((x, *v), 3, edge)),
-                                )
-                                .map_err(|e| e.to_string())?;
-                            chart
-                                .draw_series(std::iter::once(Cross::new(
-                                    (x, b.mean),
-                                    4,
-                                    BLACK.stroke_width(2),
-                                )))
-                                .map_err(|e| e.to_string())?;
-                            tips.borrow_mut().push(tip_rect(
-                                chart.backend_coord(&(x - hw, b.whisker_hi)),
-                                chart.backend_coord(&(x + hw, b.whisker_lo)),
-                                &format!(
-                                    "{} at {}: n={}, median {}, quartiles {} to {}, mean {}",
-                                    s.groups[gi],
-                                    labels[xi],
-                                    vals.len(),
-                                    fnum(b.median, 1),
-                                    fnum(b.q1, 1),
-                                    fnum(b.q3, 1),
-                                    fnum(b.mean, 1)
-                                ),
-                            ));
-                        }
-                    }
-                    Ok(())
-                },
-            );
-            let svg = match svg {
-                Ok(svg) => with_tips(clean_svg(&svg, &label), &tips.borrow()),
-                Err(e) => chart_failed(&label, &e),
-            };
+            let svg = strata_plot(c, s, m, tps, &values, y);
             let _ = write!(
                 h,
                 "<div class=\"plots\">\n<figure id=\"plot-strata-{si}-{name}\" class=\"fig-m\">\n{svg}<figcaption>{} \
@@ -932,6 +849,154 @@ fn strata_metric(
         }
     }
     strata_table(h, c, si, s, m, tps, later);
+}
+
+/// The finite values of `m` per timepoint and group.
+fn strata_values(c: &Ctx, s: &Strata, m: Metric, tps: &[usize]) -> Vec<Vec<Vec<f64>>> {
+    tps.iter()
+        .map(|&t| {
+            s.groups
+                .iter()
+                .map(|g| {
+                    members(s, g)
+                        .filter_map(|p| c.value(p, t, m))
+                        .filter(|v| v.is_finite())
+                        .collect()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The between-group tests of metric `name` at every timepoint, for a caption (with a
+/// leading space), or why there are none.
+fn strata_caption_tests(c: &Ctx, s: &Strata, name: &str, tps: &[usize]) -> String {
+    let tests: Vec<String> = tps
+        .iter()
+        .filter_map(|&t| {
+            let tp = c.tp(t);
+            Some(format!(
+                "{}: {}",
+                esc(tp),
+                tests_text(c, &s.column, name, tp, false)?
+            ))
+        })
+        .collect();
+    if tests.is_empty() {
+        if s.groups.len() < 2 {
+            " One group: no between-group test.".to_string()
+        } else {
+            String::new()
+        }
+    } else {
+        format!(" Between-group tests: {}.", tests.join("; "))
+    }
+}
+
+/// The box plot of one stratum and metric: per timepoint one box per group, side by side,
+/// each with a tooltip; the chart-failed note if plotters fails.
+fn strata_plot(
+    c: &Ctx,
+    s: &Strata,
+    m: Metric,
+    tps: &[usize],
+    values: &[Vec<Vec<f64>>],
+    y: (f64, f64),
+) -> String {
+    let label = format!("{} by {}", metric_title(m), s.column);
+    let labels: Vec<String> = tps.iter().map(|&t| c.tp(t).to_string()).collect();
+    let tips = RefCell::new(Vec::new());
+    let svg = draw_chart_sized(
+        &labels,
+        y,
+        &metric_title(m),
+        (super::PLOT_W, super::PLOT_H),
+        &|chart: &mut Chart| {
+            tips.borrow_mut().clear();
+            if signed(m) {
+                zero_line(chart, labels.len())?;
+            }
+            let slot = 0.8 / s.groups.len() as f64;
+            for (xi, per_group) in values.iter().enumerate() {
+                for (gi, vals) in per_group.iter().enumerate() {
+                    let Some(b) = box_stats(vals) else { continue };
+                    let x = xi as f64 - 0.4 + slot * (gi as f64 + 0.5);
+                    let (hw, cap) = (slot * 0.36, slot * 0.18);
+                    group_box(
+                        chart,
+                        (x, hw, cap),
+                        GROUP_COLORS[gi % GROUP_COLORS.len()],
+                        &b,
+                    )?;
+                    tips.borrow_mut().push(tip_rect(
+                        chart.backend_coord(&(x - hw, b.whisker_hi)),
+                        chart.backend_coord(&(x + hw, b.whisker_lo)),
+                        &format!(
+                            "{} at {}: n={}, median {}, quartiles {} to {}, mean {}",
+                            s.groups[gi],
+                            labels[xi],
+                            vals.len(),
+                            fnum(b.median, 1),
+                            fnum(b.q1, 1),
+                            fnum(b.q3, 1),
+                            fnum(b.mean, 1)
+                        ),
+                    ));
+                }
+            }
+            Ok(())
+        },
+    );
+    match svg {
+        Ok(svg) => with_tips(clean_svg(&svg, &label), &tips.borrow()),
+        Err(e) => chart_failed(&label, &e),
+    }
+}
+
+/// One group's box at `x` (half-width `hw`, whisker caps of half-width `cap`) in the
+/// group's colour: box, whiskers, median, outliers and the mean as a cross.
+fn group_box(
+    chart: &mut Chart,
+    (x, hw, cap): (f64, f64, f64),
+    color: RGBColor,
+    b: &BoxStats,
+) -> Result<(), String> {
+    let edge = color.stroke_width(1);
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(x - hw, b.q1), (x + hw, b.q3)],
+            color.mix(0.25).filled(),
+        )))
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series([
+            PathElement::new(vec![(x, b.whisker_lo), (x, b.q1)], edge),
+            PathElement::new(vec![(x, b.q3), (x, b.whisker_hi)], edge),
+            PathElement::new(vec![(x - cap, b.whisker_lo), (x + cap, b.whisker_lo)], edge),
+            PathElement::new(vec![(x - cap, b.whisker_hi), (x + cap, b.whisker_hi)], edge),
+            PathElement::new(
+                vec![(x - hw, b.median), (x + hw, b.median)],
+                color.stroke_width(3),
+            ),
+        ])
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(x - hw, b.q1), (x + hw, b.q3)],
+            edge,
+        )))
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(b.outliers.iter().map(|v| Circle::new((x, *v), 3, edge)))
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(std::iter::once(Cross::new(
+            (x, b.mean),
+            4,
+            BLACK.stroke_width(2),
+        )))
+        .map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// The table of one stratum and metric: group rows with mean ± SD (n) per timepoint and
