@@ -581,6 +581,10 @@ pub struct SummaryRow {
     pub timepoint: String,
     /// Number of patients (or pairs) it rests on.
     pub n: usize,
+    /// For a proportion (a share of `n` with a Wilson interval): how many of the `n`;
+    /// `None` for other statistics. (Not a column of `cohort_summary.csv`: the report
+    /// shows it as `k/n`.)
+    pub k: Option<usize>,
     /// The value.
     pub value: Option<f64>,
     /// Lower 95% bound.
@@ -603,6 +607,7 @@ impl SummaryRow {
             statistic: statistic.into(),
             timepoint: timepoint.to_string(),
             n,
+            k: None,
             value: None,
             ci_low: None,
             ci_high: None,
@@ -618,6 +623,7 @@ impl SummaryRow {
         n: usize,
     ) -> Self {
         let mut r = SummaryRow::new(section, statistic, timepoint, n);
+        r.k = Some(k);
         if let Some(p) = stats::wilson(k, n) {
             r.value = Some(p.p);
             r.ci_low = Some(p.lo);

@@ -284,9 +284,9 @@ impl<'a> Summary<'a> {
     }
 }
 
-/// A proportion row as (k, n, share, ci) with k recovered from the share.
+/// A proportion row as (k, n, share, ci).
 fn proportion(r: &SummaryRow) -> (usize, usize, Option<f64>, Option<(f64, f64)>) {
-    let k = r.value.map_or(0, |v| (v * r.n as f64).round() as usize);
+    let k = r.k.unwrap_or(0); // every row shown as a proportion is one (`SummaryRow::k`)
     (k, r.n, r.value, r.ci_low.zip(r.ci_high))
 }
 

@@ -1096,6 +1096,7 @@ mod tests {
             statistic: "l1_wedge_abnormal".into(),
             timepoint: "preop".into(),
             n,
+            k: v.map(|v| (v * n as f64).round() as usize),
             value: v,
             ci_low: v.map(|_| 0.1),
             ci_high: v.map(|_| 0.6),
