@@ -110,7 +110,7 @@ pub fn strata(spec: &StrataSpec, clinical: &ClinicalTable) -> Option<Strata> {
     })
 }
 
-type Primary<'a> = BTreeMap<(String, usize), &'a MeasuredReading>;
+pub(crate) type Primary<'a> = BTreeMap<(String, usize), &'a MeasuredReading>;
 
 /// One series a stratum compares: its name (`pt_deg` or `pt_deg_change`), timepoint,
 /// and a patient's value.
@@ -333,61 +333,74 @@ pub fn strata_rows(
             ));
         }
         for (name, tp, get) in &series {
-            let groups: Vec<Vec<f64>> = s
-                .groups
-                .iter()
-                .map(|g| {
-                    s.of_patient
-                        .iter()
-                        .filter(|(_, pg)| *pg == g)
-                        .filter_map(|(p, _)| get(p))
-                        .collect()
-                })
-                .collect();
-            for (g, xs) in s.groups.iter().zip(&groups) {
-                let stat = |what: &str| format!("{}={g}:{name}_{what}", s.column);
-                let mut mean = SummaryRow::new("strata", stat("mean"), tp, xs.len());
-                let mut sd = SummaryRow::new("strata", stat("sd"), tp, xs.len());
-                if let Some(d) = stats::describe(xs) {
-                    mean.value = Some(d.mean);
-                    sd.value = d.sd;
-                }
-                out.push(mean);
-                out.push(sd);
-            }
-            let present: Vec<&Vec<f64>> = groups.iter().filter(|g| !g.is_empty()).collect();
-            let n: usize = present.iter().map(|g| g.len()).sum();
-            let test = |what: &str, r: Option<(f64, f64)>| {
-                let mut row =
-                    SummaryRow::new("strata", format!("{}:{name}_{what}", s.column), tp, n);
-                if let Some((stat, p)) = r {
-                    row.value = Some(stat);
-                    row.p_value = Some(p);
-                }
-                row
-            };
-            if s.groups.len() == 2 {
-                let (a, b) = (&groups[0], &groups[1]);
-                out.push(test(
-                    "welch",
-                    stats::welch_t(a, b).map(|r| (r.statistic, r.p)),
-                ));
-                out.push(test(
-                    "mann_whitney",
-                    stats::mann_whitney_u(a, b).map(|r| (r.statistic, r.p)),
-                ));
-            } else if s.groups.len() > 2 {
-                let gs: Vec<Vec<f64>> = present.iter().map(|g| (*g).clone()).collect();
-                out.push(test(
-                    "anova",
-                    stats::anova_oneway(&gs).map(|r| (r.statistic, r.p)),
-                ));
-                out.push(test(
-                    "kruskal",
-                    stats::kruskal_wallis(&gs).map(|r| (r.statistic, r.p)),
-                ));
-            }
+            out.extend(series_rows(s, name, tp, get));
         }
+    }
+    out
+}
+
+/// The rows of one series (a metric, or its change from baseline, at one timepoint) of
+/// stratum `s`: each group's mean and SD, then the test between the groups (Welch and
+/// Mann-Whitney for two groups, ANOVA and Kruskal-Wallis for more).
+fn series_rows(
+    s: &Strata,
+    name: &str,
+    tp: &str,
+    get: &dyn Fn(&str) -> Option<f64>,
+) -> Vec<SummaryRow> {
+    let mut out = Vec::new();
+    let groups: Vec<Vec<f64>> = s
+        .groups
+        .iter()
+        .map(|g| {
+            s.of_patient
+                .iter()
+                .filter(|(_, pg)| *pg == g)
+                .filter_map(|(p, _)| get(p))
+                .collect()
+        })
+        .collect();
+    for (g, xs) in s.groups.iter().zip(&groups) {
+        let stat = |what: &str| format!("{}={g}:{name}_{what}", s.column);
+        let mut mean = SummaryRow::new("strata", stat("mean"), tp, xs.len());
+        let mut sd = SummaryRow::new("strata", stat("sd"), tp, xs.len());
+        if let Some(d) = stats::describe(xs) {
+            mean.value = Some(d.mean);
+            sd.value = d.sd;
+        }
+        out.push(mean);
+        out.push(sd);
+    }
+    let present: Vec<&Vec<f64>> = groups.iter().filter(|g| !g.is_empty()).collect();
+    let n: usize = present.iter().map(|g| g.len()).sum();
+    let test = |what: &str, r: Option<(f64, f64)>| {
+        let mut row = SummaryRow::new("strata", format!("{}:{name}_{what}", s.column), tp, n);
+        if let Some((stat, p)) = r {
+            row.value = Some(stat);
+            row.p_value = Some(p);
+        }
+        row
+    };
+    if s.groups.len() == 2 {
+        let (a, b) = (&groups[0], &groups[1]);
+        out.push(test(
+            "welch",
+            stats::welch_t(a, b).map(|r| (r.statistic, r.p)),
+        ));
+        out.push(test(
+            "mann_whitney",
+            stats::mann_whitney_u(a, b).map(|r| (r.statistic, r.p)),
+        ));
+    } else if s.groups.len() > 2 {
+        let gs: Vec<Vec<f64>> = present.iter().map(|g| (*g).clone()).collect();
+        out.push(test(
+            "anova",
+            stats::anova_oneway(&gs).map(|r| (r.statistic, r.p)),
+        ));
+        out.push(test(
+            "kruskal",
+            stats::kruskal_wallis(&gs).map(|r| (r.statistic, r.p)),
+        ));
     }
     out
 }

@@ -665,29 +665,58 @@ pub fn summary_rows(
     strata: &[crate::analyses::Strata],
 ) -> Vec<SummaryRow> {
     let primary = primary_readings(rows);
-    let base_name = timepoints[baseline].as_str();
+    let mut out = Vec::new();
+    let imbalanced = baseline_rows(
+        &primary,
+        clinical,
+        &timepoints[baseline],
+        baseline,
+        &mut out,
+    );
+    out.extend(recovery_rows(&primary, &imbalanced, timepoints, baseline));
+    out.extend(crate::analyses::rows(&primary, timepoints, baseline));
+    for &m in metrics {
+        out.extend(metric_rows(&primary, m, timepoints, baseline));
+    }
+    out.extend(agreement_rows(rows, metrics));
+    for s in strata {
+        out.extend(crate::analyses::strata_rows(
+            s, &primary, timepoints, baseline,
+        ));
+    }
+    out
+}
+
+use crate::analyses::Primary;
+
+/// Baseline classification: the `prevalence`, `type`, `coronal_shift` and
+/// `sagittal_shift` rows, appended to `out`; returns the baseline-imbalanced patients.
+fn baseline_rows<'a>(
+    primary: &Primary<'a>,
+    clinical: &ClinicalTable,
+    base_name: &str,
+    baseline: usize,
+    out: &mut Vec<SummaryRow>,
+) -> BTreeSet<&'a str> {
     let side: BTreeMap<&str, HerniationSide> = clinical
         .rows
         .iter()
         .filter_map(|r| Some((r.patient_id.as_str(), r.herniation_side?)))
         .collect();
-    let mut out = Vec::new();
-
-    // Baseline classification.
-    let at_base: Vec<&&MeasuredReading> = primary
+    let known: Vec<&MeasuredReading> = primary
         .iter()
-        .filter(|((_, t), _)| *t == baseline)
-        .map(|(_, r)| r)
+        .filter(|((_, t), r)| *t == baseline && r.class.kind.is_some())
+        .map(|(_, r)| *r)
         .collect();
-    let known: Vec<_> = at_base.iter().filter(|r| r.class.kind.is_some()).collect();
-    let imbalanced: Vec<_> = known
+    let imbalanced: Vec<&MeasuredReading> = known
         .iter()
         .filter(|r| r.class.kind != Some(ImbalanceType::Balanced))
+        .copied()
         .collect();
-    out.push(SummaryRow::proportion(
+    let share = |section, name: &str, k, n| SummaryRow::proportion(section, name, base_name, k, n);
+    out.push(share(
         "prevalence",
         "imbalance",
-        base_name,
         imbalanced.len(),
         known.len(),
     ));
@@ -700,13 +729,7 @@ pub fn summary_rows(
             .iter()
             .filter(|r| r.class.kind == Some(kind))
             .count();
-        out.push(SummaryRow::proportion(
-            "type",
-            name,
-            base_name,
-            k,
-            imbalanced.len(),
-        ));
+        out.push(share("type", name, k, imbalanced.len()));
     }
     let coronal: Vec<ShiftRelation> = imbalanced
         .iter()
@@ -721,13 +744,7 @@ pub fn summary_rows(
         ("toward", ShiftRelation::Same),
     ] {
         let k = coronal.iter().filter(|&&x| x == rel).count();
-        out.push(SummaryRow::proportion(
-            "coronal_shift",
-            name,
-            base_name,
-            k,
-            coronal.len(),
-        ));
+        out.push(share("coronal_shift", name, k, coronal.len()));
     }
     let sagittal: Vec<SagittalDirection> = imbalanced
         .iter()
@@ -739,15 +756,20 @@ pub fn summary_rows(
         ("backward", SagittalDirection::Backward),
     ] {
         let k = sagittal.iter().filter(|&&x| x == dir).count();
-        out.push(SummaryRow::proportion(
-            "sagittal_shift",
-            name,
-            base_name,
-            k,
-            sagittal.len(),
-        ));
+        out.push(share("sagittal_shift", name, k, sagittal.len()));
     }
-    let imbalanced_ids: BTreeSet<&str> = imbalanced.iter().map(|r| r.patient_id.as_str()).collect();
+    imbalanced.iter().map(|r| r.patient_id.as_str()).collect()
+}
+
+/// `recovery` rows: the balanced share at each later timepoint among the
+/// baseline-imbalanced whose type is known then.
+fn recovery_rows(
+    primary: &Primary,
+    imbalanced: &BTreeSet<&str>,
+    timepoints: &[String],
+    baseline: usize,
+) -> Vec<SummaryRow> {
+    let mut out = Vec::new();
     for (t, name) in timepoints
         .iter()
         .enumerate()
@@ -756,7 +778,7 @@ pub fn summary_rows(
         let later: Vec<_> = primary
             .iter()
             .filter(|((p, tt), r)| {
-                *tt == t && imbalanced_ids.contains(p.as_str()) && r.class.kind.is_some()
+                *tt == t && imbalanced.contains(p.as_str()) && r.class.kind.is_some()
             })
             .collect();
         let k = later
@@ -771,54 +793,58 @@ pub fn summary_rows(
             later.len(),
         ));
     }
-    out.extend(crate::analyses::rows(&primary, timepoints, baseline));
+    out
+}
 
-    // Per metric: descriptive by timepoint, paired against baseline.
-    for &m in metrics {
-        for (t, name) in timepoints.iter().enumerate() {
-            let xs: Vec<f64> = primary
-                .iter()
-                .filter(|((_, tt), _)| *tt == t)
-                .filter_map(|(_, r)| r.metrics.get(m))
-                .collect();
-            let d = stats::describe(&xs);
-            let mut mean =
-                SummaryRow::new("descriptive", format!("{}_mean", m.name()), name, xs.len());
-            let mut sd = SummaryRow::new("descriptive", format!("{}_sd", m.name()), name, xs.len());
-            if let Some(d) = d {
-                mean.value = Some(d.mean);
-                if let Some((lo, hi)) = mean_ci(&xs) {
-                    mean.ci_low = Some(lo);
-                    mean.ci_high = Some(hi);
-                }
-                sd.value = d.sd;
-            }
-            out.push(mean);
-            out.push(sd);
-        }
-        for (t, name) in timepoints
+/// One metric's `descriptive` rows by timepoint and `paired` rows against baseline.
+fn metric_rows(
+    primary: &Primary,
+    m: Metric,
+    timepoints: &[String],
+    baseline: usize,
+) -> Vec<SummaryRow> {
+    let mut out = Vec::new();
+    for (t, name) in timepoints.iter().enumerate() {
+        let xs: Vec<f64> = primary
             .iter()
-            .enumerate()
-            .filter(|(t, _)| *t != baseline)
-        {
-            let (before, after) = crate::analyses::baseline_pairs(
-                &primary,
-                baseline,
-                t,
-                |_| true,
-                |r| r.metrics.get(m),
-            );
-            out.extend(crate::analyses::paired_rows(
-                "paired",
-                &m.name(),
-                name,
-                &before,
-                &after,
-            ));
+            .filter(|((_, tt), _)| *tt == t)
+            .filter_map(|(_, r)| r.metrics.get(m))
+            .collect();
+        let d = stats::describe(&xs);
+        let mut mean = SummaryRow::new("descriptive", format!("{}_mean", m.name()), name, xs.len());
+        let mut sd = SummaryRow::new("descriptive", format!("{}_sd", m.name()), name, xs.len());
+        if let Some(d) = d {
+            mean.value = Some(d.mean);
+            if let Some((lo, hi)) = mean_ci(&xs) {
+                mean.ci_low = Some(lo);
+                mean.ci_high = Some(hi);
+            }
+            sd.value = d.sd;
         }
+        out.push(mean);
+        out.push(sd);
     }
+    for (t, name) in timepoints
+        .iter()
+        .enumerate()
+        .filter(|(t, _)| *t != baseline)
+    {
+        let (before, after) =
+            crate::analyses::baseline_pairs(primary, baseline, t, |_| true, |r| r.metrics.get(m));
+        out.extend(crate::analyses::paired_rows(
+            "paired",
+            &m.name(),
+            name,
+            &before,
+            &after,
+        ));
+    }
+    out
+}
 
-    // Inter-observer agreement: the first two readers of a study, all timepoints.
+/// Inter-observer `agreement` rows: the first two readers of a study, all timepoints;
+/// none when no study has two readers.
+fn agreement_rows(rows: &[MeasuredReading], metrics: &[Metric]) -> Vec<SummaryRow> {
     let mut by_study: BTreeMap<(&str, &str), Vec<&MeasuredReading>> = BTreeMap::new();
     for r in rows.iter().filter(|r| !r.observer.is_empty()) {
         by_study
@@ -835,35 +861,31 @@ pub fn summary_rows(
             (v[0], v[1])
         })
         .collect();
-    if !pairs.is_empty() {
-        for &m in metrics {
-            let (a, b): (Vec<f64>, Vec<f64>) = pairs
-                .iter()
-                .filter_map(|(x, y)| Some((x.metrics.get(m)?, y.metrics.get(m)?)))
-                .unzip();
-            let mut icc =
-                SummaryRow::new("agreement", format!("{}_icc21", m.name()), "all", a.len());
-            let ratings: Vec<Vec<f64>> = a.iter().zip(&b).map(|(x, y)| vec![*x, *y]).collect();
-            icc.value = stats::icc_2_1(&ratings);
-            let mut ba = SummaryRow::new(
-                "agreement",
-                format!("{}_bland_altman", m.name()),
-                "all",
-                a.len(),
-            );
-            if let Some(r) = stats::bland_altman(&a, &b) {
-                ba.value = Some(r.bias);
-                ba.ci_low = Some(r.lo);
-                ba.ci_high = Some(r.hi);
-            }
-            out.push(icc);
-            out.push(ba);
-        }
+    let mut out = Vec::new();
+    if pairs.is_empty() {
+        return out;
     }
-    for s in strata {
-        out.extend(crate::analyses::strata_rows(
-            s, &primary, timepoints, baseline,
-        ));
+    for &m in metrics {
+        let (a, b): (Vec<f64>, Vec<f64>) = pairs
+            .iter()
+            .filter_map(|(x, y)| Some((x.metrics.get(m)?, y.metrics.get(m)?)))
+            .unzip();
+        let mut icc = SummaryRow::new("agreement", format!("{}_icc21", m.name()), "all", a.len());
+        let ratings: Vec<Vec<f64>> = a.iter().zip(&b).map(|(x, y)| vec![*x, *y]).collect();
+        icc.value = stats::icc_2_1(&ratings);
+        let mut ba = SummaryRow::new(
+            "agreement",
+            format!("{}_bland_altman", m.name()),
+            "all",
+            a.len(),
+        );
+        if let Some(r) = stats::bland_altman(&a, &b) {
+            ba.value = Some(r.bias);
+            ba.ci_low = Some(r.lo);
+            ba.ci_high = Some(r.hi);
+        }
+        out.push(icc);
+        out.push(ba);
     }
     out
 }
