@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 use plumbline::inspect::inspect;
 use plumbline::pipeline::Pipeline;
 use plumbline::run::{RunOptions, run};
-use plumbline_synth::{SynthArgs, run_cli};
+#[cfg(feature = "synth")]
+use plumbline::synth_args::SynthArgs;
 
 /// Exit codes (README): 0 the run finished (bad input files are in qc.csv); 1 it could
 /// not finish (I/O: output not writable, a file vanished) or `inspect` could not read its
@@ -87,6 +88,7 @@ enum Command {
         parquet: bool,
     },
     /// Write a synthetic cohort (same as the plumbline-synth program).
+    #[cfg(feature = "synth")]
     Synth(SynthArgs),
     /// Show what one file yields: landmarks, image, spacing source, orientation, QC problems.
     Inspect {
@@ -187,7 +189,8 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Synth(args) => run_cli("plumbline synth", args),
+        #[cfg(feature = "synth")]
+        Command::Synth(args) => plumbline::synth_args::run("plumbline synth", args),
         Command::Merge {
             shards,
             out,

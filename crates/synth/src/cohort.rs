@@ -34,7 +34,7 @@ pub const FUSION_JITTER_DAYS: i64 = 3;
 pub const SURVEY_TIMEPOINTS: [&str; 1] = ["baseline"];
 
 /// Which visits a patient has.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Schedule {
     /// Lumbar discectomy (Wang 2022): preop 1-59 days before surgery, postop 1-7 days,
     /// m3 80-100 days and m6 170-200 days after.
@@ -50,6 +50,9 @@ pub enum Schedule {
 }
 
 impl Schedule {
+    /// Every schedule, in the order a command line lists them.
+    pub const ALL: [Schedule; 3] = [Schedule::Discectomy, Schedule::Fusion, Schedule::Survey];
+
     /// Timepoint names, in window order.
     pub fn timepoints(self) -> &'static [&'static str] {
         match self {
@@ -66,6 +69,15 @@ impl Schedule {
             Schedule::Fusion => "fusion",
             Schedule::Survey => "survey",
         }
+    }
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = crate::UnknownValue;
+
+    /// Parses an option value of [`Schedule::as_str`].
+    fn from_str(s: &str) -> Result<Self, crate::UnknownValue> {
+        crate::parse_value("schedule", s, &Schedule::ALL, Schedule::as_str)
     }
 }
 

@@ -46,21 +46,72 @@ use crate::dicom_writer::{
 use crate::raster::Canvas;
 
 /// Pixel matrix of the generated radiographs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ImageSize {
     /// 320 x 136 pixels (about 2.4 mm): for committed fixtures and fast tests.
+    #[default]
     Small,
     /// 7000 x 3000 pixels (about 0.11 mm), the size of a real whole-spine film.
     Clinical,
 }
 
 impl ImageSize {
+    /// Every size, in the order a command line lists them.
+    pub const ALL: [ImageSize; 2] = [ImageSize::Small, ImageSize::Clinical];
+
+    /// The option value: `small`, `clinical`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageSize::Small => "small",
+            ImageSize::Clinical => "clinical",
+        }
+    }
+
     fn rows_cols(self) -> (u32, u32) {
         match self {
             ImageSize::Small => (320, 136),
             ImageSize::Clinical => (7000, 3000),
         }
     }
+}
+
+impl std::str::FromStr for ImageSize {
+    type Err = UnknownValue;
+
+    /// Parses an option value of [`ImageSize::as_str`].
+    fn from_str(s: &str) -> Result<Self, UnknownValue> {
+        parse_value("image size", s, &ImageSize::ALL, ImageSize::as_str)
+    }
+}
+
+/// A name that is none of an option's values (see the `FromStr` of [`ImageSize`] and
+/// [`Schedule`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?}: expected one of {expected}")]
+pub struct UnknownValue {
+    /// What the value names, e.g. `image size`.
+    pub what: &'static str,
+    /// The value as given.
+    pub value: String,
+    /// The valid values, comma-separated.
+    pub expected: String,
+}
+
+/// The one of `all` whose `name` is `s`.
+pub(crate) fn parse_value<T: Copy>(
+    what: &'static str,
+    s: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, UnknownValue> {
+    all.iter()
+        .copied()
+        .find(|v| name(*v) == s)
+        .ok_or_else(|| UnknownValue {
+            what,
+            value: s.to_string(),
+            expected: all.iter().map(|v| name(*v)).collect::<Vec<_>>().join(", "),
+        })
 }
 
 /// What to generate.
@@ -204,70 +255,6 @@ impl Planted {
                 }
                 true
             }
-        }
-    }
-}
-
-/// The generator's command-line options, shared by `plumbline-synth` and `plumbline synth`.
-#[derive(Clone, Debug, clap::Args)]
-pub struct SynthArgs {
-    /// Number of patients.
-    #[arg(long)]
-    pub patients: usize,
-    /// Random seed; the same seed gives byte-identical files.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Output folder (created; must not already contain a dicom/ folder).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Pixel matrix: small (320 x 136) or clinical (7000 x 3000).
-    #[arg(long, value_enum, default_value = "small")]
-    pub image_size: ImageSize,
-    /// Plant a gross landmark error (swapped corners, a vertebra out of order, a femoral
-    /// head above S1, a PI jump) in one reading of every fifth patient; design.csv's
-    /// planted_error column says where.
-    #[arg(long)]
-    pub plant_errors: bool,
-    /// Visit schedule and timepoint names: discectomy (preop, postop, m3, m6), fusion
-    /// (preop, w6, w52, w104) or survey (one baseline study per patient).
-    #[arg(long, value_enum, default_value = "discectomy")]
-    pub schedule: Schedule,
-}
-
-impl From<SynthArgs> for SynthOptions {
-    fn from(a: SynthArgs) -> Self {
-        SynthOptions {
-            patients: a.patients,
-            seed: a.seed,
-            out: a.out,
-            image_size: a.image_size,
-            plant_errors: a.plant_errors,
-            schedule: a.schedule,
-        }
-    }
-}
-
-/// Runs the generator for a command line and prints its closing line to stderr as
-/// `{program}: ...`; the exit code says whether it worked.
-pub fn run_cli(program: &str, args: SynthArgs) -> std::process::ExitCode {
-    let start = std::time::Instant::now();
-    let opts = SynthOptions::from(args);
-    match generate(&opts) {
-        Ok(s) => {
-            eprintln!(
-                "{program}: {} patients, {} DICOM files ({:.1} MB), {} truth rows in {:.1} s -> {}",
-                opts.patients,
-                s.files,
-                s.bytes as f64 / 1e6,
-                s.truth_rows,
-                start.elapsed().as_secs_f64(),
-                opts.out.display()
-            );
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("{program}: error: {e}");
-            std::process::ExitCode::FAILURE
         }
     }
 }
@@ -976,5 +963,24 @@ mod tests {
         assert_eq!(iso_date(18_631), "2021-01-04");
         assert_eq!(iso_date(19_052), "2022-03-01"); // 2021 is not a leap year
         assert_eq!(iso_date(11_016), "2000-02-29");
+    }
+
+    #[test]
+    fn option_values_round_trip() {
+        for v in ImageSize::ALL {
+            assert_eq!(v.as_str().parse::<ImageSize>(), Ok(v));
+        }
+        for v in Schedule::ALL {
+            assert_eq!(v.as_str().parse::<Schedule>(), Ok(v));
+        }
+        assert_eq!(ImageSize::default(), ImageSize::Small);
+        assert_eq!(
+            "Small".parse::<ImageSize>().unwrap_err().to_string(),
+            "unknown image size \"Small\": expected one of small, clinical"
+        );
+        assert_eq!(
+            "".parse::<Schedule>().unwrap_err().to_string(),
+            "unknown schedule \"\": expected one of discectomy, fusion, survey"
+        );
     }
 }
