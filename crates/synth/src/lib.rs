@@ -28,6 +28,7 @@ pub mod raster;
 
 use std::path::{Path, PathBuf};
 
+use chrono::{Datelike, NaiveDate};
 use plumbline_geometry::{
     Landmark, MetricOptions, Metrics, PatientDirection, Point, Spacing, ViewKind, ViewLandmarks,
 };
@@ -321,29 +322,32 @@ pub struct TruthRow {
 }
 
 /// Converts days since 1970-01-01 to `YYYYMMDD` (proleptic Gregorian).
+///
+/// # Panics
+///
+/// Beyond chrono's dates (about 262,000 years either side of year 0); the generator's
+/// dates lie within a century of today.
 pub fn yyyymmdd(days: i64) -> String {
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}{m:02}{d:02}")
+    let d = date(days);
+    format!("{:04}{:02}{:02}", d.year(), d.month(), d.day())
 }
 
 /// Converts days since 1970-01-01 to `YYYY-MM-DD`.
+///
+/// # Panics
+///
+/// Beyond chrono's dates, as [`yyyymmdd`].
 pub fn iso_date(days: i64) -> String {
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}")
+    let d = date(days);
+    format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
 }
 
-// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// The date `days` after 1970-01-01.
+fn date(days: i64) -> NaiveDate {
+    i32::try_from(days)
+        .ok()
+        .and_then(NaiveDate::from_epoch_days)
+        .unwrap_or_else(|| panic!("day {days} from 1970-01-01 is beyond chrono's dates"))
 }
 
 /// Pixel geometry of one generated view: how mm map to (column, row).
@@ -963,6 +967,54 @@ mod tests {
         assert_eq!(iso_date(18_631), "2021-01-04");
         assert_eq!(iso_date(19_052), "2022-03-01"); // 2021 is not a leap year
         assert_eq!(iso_date(11_016), "2000-02-29");
+        assert_eq!(yyyymmdd(-1), "19691231");
+        assert_eq!(iso_date(-25_508), "1900-03-01"); // 1900 is not a leap year
+        assert_eq!(iso_date(47_540), "2100-02-28");
+        assert_eq!(iso_date(-719_528), "0000-01-01");
+        assert_eq!(iso_date(2_932_896), "9999-12-31");
+    }
+
+    /// Every day from 1422 to 2517, against a calendar walked one day at a time with
+    /// the Gregorian leap-year rule.
+    #[test]
+    fn dates_follow_day_by_day() {
+        let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let days_in_month = |y: i64, m: u32| match m {
+            2 if leap(y) => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        let (start, end) = (-200_000i64, 200_000i64);
+        // 1970-01-01 minus 200,000 days.
+        let (mut y, mut m, mut d) = (1422i64, 6u32, 3u32);
+        for days in start..end {
+            assert_eq!(yyyymmdd(days), format!("{y:04}{m:02}{d:02}"), "day {days}");
+            assert_eq!(
+                iso_date(days),
+                format!("{y:04}-{m:02}-{d:02}"),
+                "day {days}"
+            );
+            if days == 0 {
+                assert_eq!((y, m, d), (1970, 1, 1));
+            }
+            d += 1;
+            if d > days_in_month(y, m) {
+                d = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
+        assert_eq!((y, m, d), (2517, 8, 1));
+    }
+
+    #[test]
+    #[should_panic(expected = "beyond chrono's dates")]
+    fn dates_beyond_chrono_panic() {
+        yyyymmdd(i64::from(i32::MAX) + 1);
     }
 
     #[test]
