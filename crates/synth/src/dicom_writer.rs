@@ -8,22 +8,12 @@ use std::path::{Path, PathBuf};
 
 use dicom_core::value::{DataSetSequence, PixelFragmentSequence};
 use dicom_core::{DataElement, Length, PrimitiveValue, Tag, VR};
-use dicom_dictionary_std::tags;
+use dicom_dictionary_std::{tags, uids};
 use dicom_object::mem::InMemElement;
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 
 use crate::raster::{Canvas, MAX_12BIT};
 
-/// SOP Class UID of Digital X-Ray Image Storage - For Presentation.
-pub const SOP_CLASS_DX_PRESENTATION: &str = "1.2.840.10008.5.1.4.1.1.1.1";
-/// Computed Radiography Image Storage: used for images without usable orientation.
-pub const SOP_CLASS_CR: &str = "1.2.840.10008.5.1.4.1.1.1";
-/// SOP Class UID of Comprehensive SR Storage.
-pub const SOP_CLASS_COMPREHENSIVE_SR: &str = "1.2.840.10008.5.1.4.1.1.88.33";
-/// Transfer syntax UID of Explicit VR Little Endian.
-pub const TS_EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
-/// Transfer syntax UID of RLE Lossless.
-pub const TS_RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
 /// Implementation Class UID written in every file meta header.
 pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.180238729837296526407931398012883451757";
 /// Implementation Version Name written in every file meta header.
@@ -289,9 +279,9 @@ pub struct ImageRef {
 /// image has no orientation.
 pub fn image_sop_class(image: &ImageInfo) -> &'static str {
     if image.orientation.is_none() {
-        SOP_CLASS_CR
+        uids::COMPUTED_RADIOGRAPHY_IMAGE_STORAGE
     } else {
-        SOP_CLASS_DX_PRESENTATION
+        uids::DIGITAL_X_RAY_IMAGE_STORAGE_FOR_PRESENTATION
     }
 }
 
@@ -492,7 +482,7 @@ pub fn write_image(
         let pixels: PixelFragmentSequence<Vec<u8>> =
             PixelFragmentSequence::new(Vec::<u32>::new(), vec![frame]);
         o.put(DataElement::new(tags::PIXEL_DATA, VR::OB, pixels));
-        TS_RLE_LOSSLESS
+        uids::RLE_LOSSLESS
     } else {
         put(
             &mut o,
@@ -500,7 +490,7 @@ pub fn write_image(
             VR::OW,
             PrimitiveValue::U16(c.data.clone().into()),
         );
-        TS_EXPLICIT_VR_LE
+        uids::EXPLICIT_VR_LITTLE_ENDIAN
     };
 
     write_object(path, o, image_sop_class(image), &image.sop_uid, ts)
@@ -557,7 +547,7 @@ pub fn write_sr(
         &mut o,
         patient,
         study,
-        SOP_CLASS_COMPREHENSIVE_SR,
+        uids::COMPREHENSIVE_SR_STORAGE,
         &sr.sop_uid,
     );
 
@@ -714,9 +704,9 @@ pub fn write_sr(
     write_object(
         path,
         o,
-        SOP_CLASS_COMPREHENSIVE_SR,
+        uids::COMPREHENSIVE_SR_STORAGE,
         &sr.sop_uid,
-        TS_EXPLICIT_VR_LE,
+        uids::EXPLICIT_VR_LITTLE_ENDIAN,
     )
 }
 

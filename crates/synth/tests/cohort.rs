@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use dicom_dictionary_std::tags;
+use dicom_dictionary_std::{tags, uids};
 use dicom_object::OpenFileOptions;
 use plumbline_geometry::{Landmark, Level, Point};
 use plumbline_synth::cohort::{
@@ -153,7 +153,7 @@ fn cohort_mixes_every_variant() {
                     "" => "no orientation",
                     other => panic!("unexpected orientation {other}"),
                 });
-                if obj.meta().transfer_syntax() == "1.2.840.10008.1.2.5" {
+                if obj.meta().transfer_syntax() == uids::RLE_LOSSLESS {
                     seen.insert("rle");
                 }
                 if !name.ends_with(".dcm") {
