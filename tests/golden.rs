@@ -153,7 +153,9 @@ fn check_cohort(cohort: &str, input: &Path, clinical: &Path, work: &Path) {
         run_variant(input, clinical, &out, &key, v);
         let got = manifest(&out, input, clinical);
         let text: String = got.iter().map(|(f, h)| format!("{h}  {f}\n")).collect();
-        let path = repo_root().join("fixtures/golden").join(format!("{case}.sha256"));
+        let path = repo_root()
+            .join("fixtures/golden")
+            .join(format!("{case}.sha256"));
         if record {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, text).unwrap();
@@ -169,8 +171,7 @@ fn check_cohort(cohort: &str, input: &Path, clinical: &Path, work: &Path) {
             })
             .collect();
         for f in want.keys().chain(got.keys()) {
-            if want.get(f) != got.get(f) && !differences.iter().any(|(c, g)| *c == case && g == f)
-            {
+            if want.get(f) != got.get(f) && !differences.iter().any(|(c, g)| *c == case && g == f) {
                 differences.push((case.clone(), f.clone()));
             }
         }
