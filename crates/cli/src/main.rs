@@ -8,8 +8,9 @@ use clap::{Parser, Subcommand};
 use plumbline::inspect::inspect;
 use plumbline::pipeline::Pipeline;
 use plumbline::run::{RunOptions, run};
+#[cfg(feature = "synth")]
+use plumbline::synth_args::SynthArgs;
 use plumbline_ingest::privacy::Pseudonymizer;
-use plumbline_synth::{SynthArgs, run_cli};
 
 /// Exit codes (README): 0 the run finished (bad input files are in qc.csv); 1 it could
 /// not finish (I/O: output not writable, a file vanished) or `inspect` could not read its
@@ -92,6 +93,7 @@ enum Command {
         parquet: bool,
     },
     /// Write a synthetic cohort (same as the plumbline-synth program).
+    #[cfg(feature = "synth")]
     Synth(SynthArgs),
     /// Show what one file yields: landmarks, image, spacing source, orientation, QC problems.
     Inspect {
@@ -118,6 +120,10 @@ enum CliError {
     /// The worker threads could not be started (exit 1).
     #[error("{0}")]
     Threads(String),
+    /// The generator could not write the cohort (exit 1).
+    #[cfg(feature = "synth")]
+    #[error("synth: {0}")]
+    Synth(#[from] plumbline_synth::SynthError),
     /// `inspect` could not read its file; what it found is printed already (exit 1).
     #[error("inspect: {} could not be read as DICOM or a landmark file", .0.display())]
     Unreadable(PathBuf),
@@ -130,6 +136,8 @@ impl CliError {
             CliError::Usage(_) => 2,
             CliError::Run(e) => e.exit_code(),
             CliError::Merge(_) | CliError::Threads(_) | CliError::Unreadable(_) => 1,
+            #[cfg(feature = "synth")]
+            CliError::Synth(_) => 1,
         }
     }
 }
@@ -155,7 +163,11 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Run(args) => run_command(args),
-        Command::Synth(args) => Ok(run_cli("plumbline synth", args)),
+        #[cfg(feature = "synth")]
+        Command::Synth(args) => {
+            plumbline::synth_args::run("plumbline synth", args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Merge {
             shards,
             out,

@@ -12,6 +12,7 @@ use plumbline_geometry::{
 use plumbline_ingest::clinical::ClinicalTable;
 use plumbline_ingest::{QcIssue, SpacingSource};
 
+use crate::analyses::Primary;
 use crate::stats;
 
 /// One reading with its metrics: a row of `measurements.csv`.
@@ -686,8 +687,6 @@ pub fn summary_rows(
     }
     out
 }
-
-use crate::analyses::Primary;
 
 /// Baseline classification: the `prevalence`, `type`, `coronal_shift` and
 /// `sagittal_shift` rows, appended to `out`; returns the baseline-imbalanced patients.

@@ -34,7 +34,7 @@ pub const FUSION_JITTER_DAYS: i64 = 3;
 pub const SURVEY_TIMEPOINTS: [&str; 1] = ["baseline"];
 
 /// Which visits a patient has.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Schedule {
     /// Lumbar discectomy (Wang 2022): preop 1-59 days before surgery, postop 1-7 days,
     /// m3 80-100 days and m6 170-200 days after.
@@ -50,6 +50,9 @@ pub enum Schedule {
 }
 
 impl Schedule {
+    /// Every schedule, in the order a command line lists them.
+    pub const ALL: [Schedule; 3] = [Schedule::Discectomy, Schedule::Fusion, Schedule::Survey];
+
     /// Timepoint names, in window order.
     pub fn timepoints(self) -> &'static [&'static str] {
         match self {
@@ -66,6 +69,15 @@ impl Schedule {
             Schedule::Fusion => "fusion",
             Schedule::Survey => "survey",
         }
+    }
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = crate::UnknownValue;
+
+    /// Parses an option value of [`Schedule::as_str`].
+    fn from_str(s: &str) -> Result<Self, crate::UnknownValue> {
+        crate::parse_value("schedule", s, &Schedule::ALL, Schedule::as_str)
     }
 }
 
@@ -354,6 +366,180 @@ fn extra_stream(rng: &ChaCha8Rng) -> ChaCha8Rng {
 /// Days from 1970-01-01 of 2021-01-04, the first possible surgery date.
 const FIRST_SURGERY_DAY: i64 = 18_631;
 
+/// The draws of the second stream ([`extra_stream`]), all made, in this order, for
+/// every patient.
+struct LaterDraws {
+    /// [`Anatomy::slip_pct`].
+    slip_pct: Option<f64>,
+    hip_pain: bool,
+    fusion_to_sacrum: bool,
+    fused_levels: u8,
+    fusion_offsets: [i64; 4],
+    adjacent_disc_loss: f64,
+}
+
+impl LaterDraws {
+    fn draw(x: &mut ChaCha8Rng) -> LaterDraws {
+        let slipped = x.random_bool(shares::SLIPPED);
+        let slip = (x.random_range(shares::SLIP_PCT.0..shares::SLIP_PCT.1) * 10.0).round() / 10.0;
+        let hip_pain = x.random_bool(shares::HIP_PAIN);
+        let fusion_to_sacrum = x.random_bool(shares::FUSION_TO_SACRUM);
+        let u: f64 = x.random();
+        let mut fused_levels = 4;
+        let mut acc = 0.0;
+        for (k, share) in shares::FUSED_LEVELS.iter().enumerate() {
+            acc += share;
+            if u < acc {
+                fused_levels = k as u8 + 1;
+                break;
+            }
+        }
+        let fusion_offsets =
+            FUSION_DAYS.map(|d| d + x.random_range(-FUSION_JITTER_DAYS..=FUSION_JITTER_DAYS));
+        let adjacent_disc_loss = x.random_range(0.0..0.3);
+        LaterDraws {
+            slip_pct: slipped.then_some(slip),
+            hip_pain,
+            fusion_to_sacrum,
+            fused_levels,
+            fusion_offsets,
+            adjacent_disc_loss,
+        }
+    }
+}
+
+/// One value per level T1..L5 (index 0 = T1 ... 11 = T12, 12 = L1 ... 16 = L5), drawn
+/// in level order.
+fn per_level(rng: &mut ChaCha8Rng, f: impl Fn(usize, &mut ChaCha8Rng) -> f64) -> [f64; 17] {
+    let mut a = [0.0; 17];
+    for (i, v) in a.iter_mut().enumerate() {
+        *v = f(i, rng);
+    }
+    a
+}
+
+impl Anatomy {
+    /// Draws body heights, disc heights, depths, widths and lordosis weights.
+    fn draw(rng: &mut ChaCha8Rng, slip_pct: Option<f64>) -> Anatomy {
+        let body_h = per_level(rng, |i, r| {
+            let base = if i < 12 {
+                17.0 + 7.0 * i as f64 / 11.0
+            } else {
+                26.0 + (i - 12) as f64 * 0.8
+            };
+            base + normal(r, 0.0, 0.8)
+        });
+        let disc_h = per_level(rng, |i, r| {
+            let base = if i < 12 {
+                4.5
+            } else {
+                8.5 + (i - 12) as f64 * 0.4
+            };
+            (base + normal(r, 0.0, 0.6)).max(2.5)
+        });
+        let depth = per_level(rng, |i, r| {
+            let base = if i < 12 {
+                27.0 + 9.0 * i as f64 / 11.0
+            } else {
+                39.0 + (i - 12) as f64
+            };
+            base + normal(r, 0.0, 1.0)
+        });
+        let width = per_level(rng, |i, r| {
+            let base = if i < 12 {
+                28.0 + 12.0 * i as f64 / 11.0
+            } else {
+                44.0 + (i - 12) as f64 * 1.5
+            };
+            base + normal(r, 0.0, 1.0)
+        });
+        // From S1 upward: disc L5-S1, L5 body, disc L4-5, L4, disc L3-4, L3, L2-3, L2, L1-2, L1.
+        let base_w = [0.22, 0.10, 0.16, 0.07, 0.12, 0.05, 0.10, 0.04, 0.09, 0.05];
+        let mut ll_weights = [0.0; 10];
+        for (w, b) in ll_weights.iter_mut().zip(base_w) {
+            *w = (b * (1.0 + normal(rng, 0.0, 0.15))).max(0.005);
+        }
+        let total: f64 = ll_weights.iter().sum();
+        ll_weights.iter_mut().for_each(|w| *w /= total);
+        Anatomy {
+            body_h,
+            disc_h,
+            depth,
+            width,
+            ll_weights,
+            slip_pct,
+        }
+    }
+}
+
+impl Shape {
+    /// The patient's own alignment from published norms (PI ~ N(52,10); PT = 0.44 PI -
+    /// 11.4 + e; LL = 0.54 PI + 27.6 + e; TK ~ N(40,10)), balanced: SVA and C7PL-CSVL 0.
+    fn draw_norms(rng: &mut ChaCha8Rng) -> Shape {
+        let pi = clamp_normal(rng, 52.0, 10.0, 28.0, 85.0);
+        let pt = (0.44 * pi - 11.4 + normal(rng, 0.0, 4.0)).clamp(-5.0, pi - 15.0);
+        let ll = (0.54 * pi + 27.6 + normal(rng, 0.0, 6.0)).clamp(20.0, 85.0);
+        let tk = clamp_normal(rng, 40.0, 10.0, 10.0, 75.0);
+        let obliquity = normal(rng, 0.0, 1.2);
+        let curve = normal(rng, 0.0, 3.0);
+        Shape {
+            pi,
+            pt,
+            ll,
+            tk,
+            sva: 0.0,
+            c7pl_csvl: 0.0,
+            curve_mm: curve,
+            obliquity,
+        }
+    }
+}
+
+/// The shape at each of the four timepoints: `base` with small changes, or the designed
+/// imbalance at the timepoints before [`PatientDesign::recovered_at`].
+fn timepoint_shapes(
+    rng: &mut ChaCha8Rng,
+    design: &PatientDesign,
+    base: Shape,
+    herniation_right: bool,
+) -> [Shape; 4] {
+    let mut shapes = [base; 4];
+    for (t, shape) in shapes.iter_mut().enumerate() {
+        let imbalanced = t < design.recovered_at;
+        // Balanced: |SVA| < 30, |C7PL-CSVL| < 12 (clear of the 40 / 20 thresholds even
+        // after a second reader's jitter). Imbalanced: |SVA| 50..90, |C7PL-CSVL| 28..50.
+        shape.sva = if imbalanced && design.design.sagittal() {
+            let m = rng.random_range(50.0..90.0);
+            if design.sagittal_forward { m } else { -m }
+        } else {
+            clamp_normal(rng, 8.0, 12.0, -28.0, 28.0)
+        };
+        shape.c7pl_csvl = if imbalanced && design.design.coronal() {
+            let m = rng.random_range(28.0..50.0);
+            // + = C7 to the patient's right. Away from a left herniation = right.
+            let to_right = design.coronal_away != herniation_right;
+            if to_right { m } else { -m }
+        } else {
+            clamp_normal(rng, 0.0, 5.0, -11.0, 11.0)
+        };
+        if imbalanced && design.design.coronal() {
+            // Sciatic list: a lumbar curve bending with the shift.
+            shape.curve_mm = shape.c7pl_csvl.signum() * rng.random_range(4.0..10.0);
+        } else {
+            shape.curve_mm = base.curve_mm + normal(rng, 0.0, 0.5);
+        }
+        if imbalanced && design.design.sagittal() && design.sagittal_forward {
+            // Forward lean comes with a flattened lumbar spine.
+            shape.ll = base.ll - rng.random_range(5.0..15.0);
+        } else {
+            shape.ll = base.ll + normal(rng, 0.0, 1.5);
+        }
+        shape.pt = base.pt + normal(rng, 0.0, 1.0);
+        shape.tk = base.tk + normal(rng, 0.0, 1.5);
+    }
+    shapes
+}
+
 impl PatientModel {
     /// Draws a patient from its design and a per-patient RNG. The slip, the clinical
     /// columns `hip_pain`, `fusion_to_sacrum`, `fused_levels`, the fusion visit days and
@@ -376,146 +562,20 @@ impl PatientModel {
         let sex = if rng.random_bool(0.55) { "M" } else { "F" };
         let age = rng.random_range(22..75u32);
         // Later additions, from the second stream, always all drawn in this order.
-        let mut x = extra_stream(rng);
-        let slipped = x.random_bool(shares::SLIPPED);
-        let slip = (x.random_range(shares::SLIP_PCT.0..shares::SLIP_PCT.1) * 10.0).round() / 10.0;
-        let hip_pain = x.random_bool(shares::HIP_PAIN);
-        let fusion_to_sacrum = x.random_bool(shares::FUSION_TO_SACRUM);
-        let u: f64 = x.random();
-        let mut fused_levels = 4;
-        let mut acc = 0.0;
-        for (k, share) in shares::FUSED_LEVELS.iter().enumerate() {
-            acc += share;
-            if u < acc {
-                fused_levels = k as u8 + 1;
-                break;
-            }
-        }
-        let fusion_offsets =
-            FUSION_DAYS.map(|d| d + x.random_range(-FUSION_JITTER_DAYS..=FUSION_JITTER_DAYS));
-        let adjacent_disc_loss = x.random_range(0.0..0.3);
+        let later = LaterDraws::draw(&mut extra_stream(rng));
         let clinical = Clinical {
             surgery_day,
             level,
             side,
             sex,
             age,
-            hip_pain,
-            fusion_to_sacrum,
-            fused_levels,
+            hip_pain: later.hip_pain,
+            fusion_to_sacrum: later.fusion_to_sacrum,
+            fused_levels: later.fused_levels,
         };
-
-        let mut arr = |f: &mut dyn FnMut(usize, &mut ChaCha8Rng) -> f64| {
-            let mut a = [0.0; 17];
-            for (i, v) in a.iter_mut().enumerate() {
-                *v = f(i, rng);
-            }
-            a
-        };
-        // Index 0 = T1 ... 11 = T12, 12 = L1 ... 16 = L5.
-        let body_h = arr(&mut |i, r| {
-            let base = if i < 12 {
-                17.0 + 7.0 * i as f64 / 11.0
-            } else {
-                26.0 + (i - 12) as f64 * 0.8
-            };
-            base + normal(r, 0.0, 0.8)
-        });
-        let disc_h = arr(&mut |i, r| {
-            let base = if i < 12 {
-                4.5
-            } else {
-                8.5 + (i - 12) as f64 * 0.4
-            };
-            (base + normal(r, 0.0, 0.6)).max(2.5)
-        });
-        let depth = arr(&mut |i, r| {
-            let base = if i < 12 {
-                27.0 + 9.0 * i as f64 / 11.0
-            } else {
-                39.0 + (i - 12) as f64
-            };
-            base + normal(r, 0.0, 1.0)
-        });
-        let width = arr(&mut |i, r| {
-            let base = if i < 12 {
-                28.0 + 12.0 * i as f64 / 11.0
-            } else {
-                44.0 + (i - 12) as f64 * 1.5
-            };
-            base + normal(r, 0.0, 1.0)
-        });
-        // From S1 upward: disc L5-S1, L5 body, disc L4-5, L4, disc L3-4, L3, L2-3, L2, L1-2, L1.
-        let base_w = [0.22, 0.10, 0.16, 0.07, 0.12, 0.05, 0.10, 0.04, 0.09, 0.05];
-        let mut ll_weights = [0.0; 10];
-        for (w, b) in ll_weights.iter_mut().zip(base_w) {
-            *w = (b * (1.0 + normal(rng, 0.0, 0.15))).max(0.005);
-        }
-        let total: f64 = ll_weights.iter().sum();
-        ll_weights.iter_mut().for_each(|w| *w /= total);
-        let anatomy = Anatomy {
-            body_h,
-            disc_h,
-            depth,
-            width,
-            ll_weights,
-            slip_pct: slipped.then_some(slip),
-        };
-
-        // Published norms: PI ~ N(52,10); PT = 0.44 PI - 11.4 + e; LL = 0.54 PI + 27.6 + e;
-        // TK ~ N(40,10).
-        let pi = clamp_normal(rng, 52.0, 10.0, 28.0, 85.0);
-        let pt = (0.44 * pi - 11.4 + normal(rng, 0.0, 4.0)).clamp(-5.0, pi - 15.0);
-        let ll = (0.54 * pi + 27.6 + normal(rng, 0.0, 6.0)).clamp(20.0, 85.0);
-        let tk = clamp_normal(rng, 40.0, 10.0, 10.0, 75.0);
-        let obliquity = normal(rng, 0.0, 1.2);
-        let curve = normal(rng, 0.0, 3.0);
-        let base = Shape {
-            pi,
-            pt,
-            ll,
-            tk,
-            sva: 0.0,
-            c7pl_csvl: 0.0,
-            curve_mm: curve,
-            obliquity,
-        };
-
-        let herniation_right = side == "right";
-        let mut shapes = [base; 4];
-        for (t, shape) in shapes.iter_mut().enumerate() {
-            let imbalanced = t < design.recovered_at;
-            // Balanced: |SVA| < 30, |C7PL-CSVL| < 12 (clear of the 40 / 20 thresholds even
-            // after a second reader's jitter). Imbalanced: |SVA| 50..90, |C7PL-CSVL| 28..50.
-            shape.sva = if imbalanced && design.design.sagittal() {
-                let m = rng.random_range(50.0..90.0);
-                if design.sagittal_forward { m } else { -m }
-            } else {
-                clamp_normal(rng, 8.0, 12.0, -28.0, 28.0)
-            };
-            shape.c7pl_csvl = if imbalanced && design.design.coronal() {
-                let m = rng.random_range(28.0..50.0);
-                // + = C7 to the patient's right. Away from a left herniation = right.
-                let to_right = design.coronal_away != herniation_right;
-                if to_right { m } else { -m }
-            } else {
-                clamp_normal(rng, 0.0, 5.0, -11.0, 11.0)
-            };
-            if imbalanced && design.design.coronal() {
-                // Sciatic list: a lumbar curve bending with the shift.
-                shape.curve_mm = shape.c7pl_csvl.signum() * rng.random_range(4.0..10.0);
-            } else {
-                shape.curve_mm = curve + normal(rng, 0.0, 0.5);
-            }
-            if imbalanced && design.design.sagittal() && design.sagittal_forward {
-                // Forward lean comes with a flattened lumbar spine.
-                shape.ll = ll - rng.random_range(5.0..15.0);
-            } else {
-                shape.ll = ll + normal(rng, 0.0, 1.5);
-            }
-            shape.pt = pt + normal(rng, 0.0, 1.0);
-            shape.tk = tk + normal(rng, 0.0, 1.5);
-        }
+        let anatomy = Anatomy::draw(rng, later.slip_pct);
+        let base = Shape::draw_norms(rng);
+        let shapes = timepoint_shapes(rng, &design, base, side == "right");
         let study_offsets = [
             -rng.random_range(1..60i64),
             rng.random_range(1..8i64),
@@ -528,8 +588,8 @@ impl PatientModel {
             anatomy,
             shapes,
             study_offsets,
-            fusion_offsets,
-            adjacent_disc_loss,
+            fusion_offsets: later.fusion_offsets,
+            adjacent_disc_loss: later.adjacent_disc_loss,
         }
     }
 
@@ -611,13 +671,36 @@ pub fn lateral_landmarks(a: &Anatomy, s: &Shape) -> MmLandmarks {
     let ss = s.pi - s.pt;
     let s1_tilt = -ss;
     let s1_post = Point::new(0.0, 0.0);
+    let mut out = lateral_pelvis(a, s, s1_post, s1_tilt);
+    let deltas = lateral_tilt_changes(a, s);
+    let column = stack_lateral_column(a, &deltas, s1_post, s1_tilt, &mut out);
+    // C7 centroid: one disc plus half a body above T1 along T1's axis.
+    let mut c7 = add(
+        centroid_of(&out, Level::T(1)),
+        rot((0.0, a.disc_h[0] + a.body_h[0]), column.tilt),
+    );
+    if let Some(pct) = a.slip_pct {
+        let v = slip_shift(&out, &column, pct);
+        for (_, p) in out[column.first_l4..].iter_mut() {
+            *p = add(*p, v);
+        }
+        c7 = add(c7, v);
+    }
+    shear_to_sva(&mut out, s.sva, c7);
+    out.push((Landmark::Centroid(Level::C7), Point::new(s.sva, c7.y)));
+    out
+}
+
+/// The S1 endplate (tilted by `s1_tilt`, posterior corner at `s1_post`) and the femoral
+/// heads, placed so that PT is exactly the designed one.
+fn lateral_pelvis(a: &Anatomy, s: &Shape, s1_post: Point, s1_tilt: f64) -> MmLandmarks {
     let s1_ant = add(s1_post, rot((a.depth[16] + 4.0, 0.0), s1_tilt));
     let m = s1_post.mid(s1_ant);
     // Heads: H = M + d (sin PT, -cos PT) gives PT exactly; left/right straddle H.
     let d = 95.0;
     let (pts, ptc) = s.pt.to_radians().sin_cos();
     let h = Point::new(m.x + d * pts, m.y - d * ptc);
-    let mut out: MmLandmarks = vec![
+    vec![
         (
             Landmark::Corner(Level::S1, Endplate::Sup, Corner::Post),
             s1_post,
@@ -628,10 +711,13 @@ pub fn lateral_landmarks(a: &Anatomy, s: &Shape) -> MmLandmarks {
         ),
         (Landmark::FemoralHead(Side::Left), add(h, (-3.0, 1.5))),
         (Landmark::FemoralHead(Side::Right), add(h, (3.0, -1.5))),
-    ];
+    ]
+}
 
-    // Transitions from S1 sup upward: (disc, body) pairs for L5..T1, each a tilt change.
-    let mut deltas = [0.0; 34]; // index 2k = disc below level (16-k), 2k+1 = its body
+/// The tilt changes from the S1 superior endplate upward: (disc, body) pairs for L5..T1;
+/// index 2k is the disc below level (16 - k), 2k + 1 its body.
+fn lateral_tilt_changes(a: &Anatomy, s: &Shape) -> [f64; 34] {
+    let mut deltas = [0.0; 34];
     for (k, w) in a.ll_weights.iter().enumerate() {
         deltas[k] = w * s.ll;
     }
@@ -644,11 +730,31 @@ pub fn lateral_landmarks(a: &Anatomy, s: &Shape) -> MmLandmarks {
     for d in deltas.iter_mut().skip(28) {
         *d = -1.5;
     }
+    deltas
+}
 
+/// What the rest of the lateral view needs from the stacked column.
+struct LateralColumn {
+    /// Tilt of T1's superior endplate (degrees).
+    tilt: f64,
+    /// Where L4's landmarks start in the view (L5's come before them).
+    first_l4: usize,
+    /// L5's superior endplate: (posterior, anterior) corner.
+    l5_sup: (Point, Point),
+}
+
+/// Stacks disc and body from S1 up to T1 (each tilted by the next of `deltas`) and
+/// appends each level's four corners and centroid to `out`, L5 first.
+fn stack_lateral_column(
+    a: &Anatomy,
+    deltas: &[f64; 34],
+    s1_post: Point,
+    s1_tilt: f64,
+    out: &mut MmLandmarks,
+) -> LateralColumn {
     let mut post = s1_post;
     let mut tilt = s1_tilt;
     let mut step = 0;
-    // Where L4's landmarks start in `out` (L5 comes first), and L5's superior endplate.
     let mut first_l4 = 0;
     let mut l5_sup = (s1_post, s1_post);
     for i in (0..17).rev() {
@@ -688,33 +794,34 @@ pub fn lateral_landmarks(a: &Anatomy, s: &Shape) -> MmLandmarks {
             l5_sup = (sup_post, sup_ant);
         }
     }
-    // C7 centroid: one disc plus half a body above T1 along T1's axis.
-    let mut c7 = add(
-        centroid_of(&out, Level::T(1)),
-        rot((0.0, a.disc_h[0] + a.body_h[0]), tilt),
-    );
-    if let Some(pct) = a.slip_pct {
-        // Move L4 and above along e (L5 sup posterior -> anterior) so that
-        // ((L4_inf_post - L5_sup_post) . e) / d x 100 = pct.
-        let (p5, a5) = l5_sup;
-        let d = p5.dist(a5);
-        let e = ((a5.x - p5.x) / d, (a5.y - p5.y) / d);
-        let l4_inf_post = out[first_l4].1;
-        debug_assert_eq!(
-            out[first_l4].0,
-            Landmark::Corner(Level::L(4), Endplate::Inf, Corner::Post)
-        );
-        let now = (l4_inf_post.x - p5.x) * e.0 + (l4_inf_post.y - p5.y) * e.1;
-        let shift = pct / 100.0 * d - now;
-        let v = (shift * e.0, shift * e.1);
-        for (_, p) in out[first_l4..].iter_mut() {
-            *p = add(*p, v);
-        }
-        c7 = add(c7, v);
+    LateralColumn {
+        tilt,
+        first_l4,
+        l5_sup,
     }
-    // Shear above L3 so that x(C7) - x(S1_sup_post) = SVA exactly.
-    let y0 = centroid_of(&out, Level::L(3)).y;
-    let delta = s.sva - c7.x;
+}
+
+/// The move of L4 and above along e (L5 superior endplate, posterior -> anterior) that
+/// makes ((L4_inf_post - L5_sup_post) . e) / depth x 100 = `pct`.
+fn slip_shift(out: &MmLandmarks, column: &LateralColumn, pct: f64) -> (f64, f64) {
+    let (p5, a5) = column.l5_sup;
+    let d = p5.dist(a5);
+    let e = ((a5.x - p5.x) / d, (a5.y - p5.y) / d);
+    let l4_inf_post = out[column.first_l4].1;
+    debug_assert_eq!(
+        out[column.first_l4].0,
+        Landmark::Corner(Level::L(4), Endplate::Inf, Corner::Post)
+    );
+    let now = (l4_inf_post.x - p5.x) * e.0 + (l4_inf_post.y - p5.y) * e.1;
+    let shift = pct / 100.0 * d - now;
+    (shift * e.0, shift * e.1)
+}
+
+/// Shears the column above L3's centroid horizontally, growing linearly up to `c7`, so
+/// that x(C7) - x(S1_sup_post) = `sva` exactly.
+fn shear_to_sva(out: &mut MmLandmarks, sva: f64, c7: Point) {
+    let y0 = centroid_of(out, Level::L(3)).y;
+    let delta = sva - c7.x;
     let shear = |p: Point| {
         let f = ((p.y - y0) / (c7.y - y0)).clamp(0.0, 1.0);
         Point::new(p.x + delta * f, p.y)
@@ -722,8 +829,6 @@ pub fn lateral_landmarks(a: &Anatomy, s: &Shape) -> MmLandmarks {
     for (_, p) in out.iter_mut() {
         *p = shear(*p);
     }
-    out.push((Landmark::Centroid(Level::C7), Point::new(s.sva, c7.y)));
-    out
 }
 
 fn centroid_of(v: &MmLandmarks, level: Level) -> Point {

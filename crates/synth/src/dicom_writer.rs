@@ -8,22 +8,12 @@ use std::path::{Path, PathBuf};
 
 use dicom_core::value::{DataSetSequence, PixelFragmentSequence};
 use dicom_core::{DataElement, Length, PrimitiveValue, Tag, VR};
-use dicom_dictionary_std::tags;
+use dicom_dictionary_std::{tags, uids};
 use dicom_object::mem::InMemElement;
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
 
 use crate::raster::{Canvas, MAX_12BIT};
 
-/// SOP Class UID of Digital X-Ray Image Storage - For Presentation.
-pub const SOP_CLASS_DX_PRESENTATION: &str = "1.2.840.10008.5.1.4.1.1.1.1";
-/// Computed Radiography Image Storage: used for images without usable orientation.
-pub const SOP_CLASS_CR: &str = "1.2.840.10008.5.1.4.1.1.1";
-/// SOP Class UID of Comprehensive SR Storage.
-pub const SOP_CLASS_COMPREHENSIVE_SR: &str = "1.2.840.10008.5.1.4.1.1.88.33";
-/// Transfer syntax UID of Explicit VR Little Endian.
-pub const TS_EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
-/// Transfer syntax UID of RLE Lossless.
-pub const TS_RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
 /// Implementation Class UID written in every file meta header.
 pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.180238729837296526407931398012883451757";
 /// Implementation Version Name written in every file meta header.
@@ -289,9 +279,9 @@ pub struct ImageRef {
 /// image has no orientation.
 pub fn image_sop_class(image: &ImageInfo) -> &'static str {
     if image.orientation.is_none() {
-        SOP_CLASS_CR
+        uids::COMPUTED_RADIOGRAPHY_IMAGE_STORAGE
     } else {
-        SOP_CLASS_DX_PRESENTATION
+        uids::DIGITAL_X_RAY_IMAGE_STORAGE_FOR_PRESENTATION
     }
 }
 
@@ -305,46 +295,7 @@ pub fn write_image(
 ) -> Result<(), WriteError> {
     let v = Validator { path };
     v.common(patient, study)?;
-    v.uid("SOP Instance UID", &image.sop_uid)?;
-    v.uid("Series Instance UID", &image.series_uid)?;
-    v.date("Content Date", &image.content_date)?;
-    v.time("Content Time", &image.content_time)?;
-    let c = &image.canvas;
-    if c.rows == 0 || c.cols == 0 || c.rows > 65535 || c.cols > 65535 {
-        return Err(v.invalid(format!(
-            "image size {}x{} (rows x cols) must be 1..=65535 each",
-            c.rows, c.cols
-        )));
-    }
-    if c.data.len() != c.rows as usize * c.cols as usize {
-        return Err(v.invalid(format!(
-            "canvas has {} samples, expected rows*cols = {}",
-            c.data.len(),
-            c.rows as usize * c.cols as usize
-        )));
-    }
-    if c.max_value() > MAX_12BIT {
-        return Err(v.invalid(format!(
-            "pixel value {} exceeds 12 bits (max {MAX_12BIT})",
-            c.max_value()
-        )));
-    }
-    v.positive("window width", image.window_width, 1.0)?;
-    v.finite("window center", image.window_center)?;
-    let sp = &image.spacing;
-    v.positive("imager pixel spacing (row)", sp.imager_pixel_spacing.0, 0.0)?;
-    v.positive("imager pixel spacing (col)", sp.imager_pixel_spacing.1, 0.0)?;
-    if let Some((r, col)) = sp.pixel_spacing {
-        v.positive("pixel spacing (row)", r, 0.0)?;
-        v.positive("pixel spacing (col)", col, 0.0)?;
-    }
-    if let Some(m) = sp.magnification {
-        v.positive("magnification", m, 0.0)?;
-    }
-    if let Some((a, b)) = &image.orientation {
-        v.orientation(a)?;
-        v.orientation(b)?;
-    }
+    v.image(image)?;
 
     // DX For Presentation requires a non-empty PatientOrientation (DX Image module,
     // Type 1C, enforced by dciodvfy). An image without usable orientation is therefore
@@ -373,101 +324,10 @@ pub fn write_image(
         );
     }
 
-    // General Equipment
     put_equipment(&mut o);
-
-    // General Image + DX Image
-    put_is(&mut o, tags::INSTANCE_NUMBER, image.instance_number);
-    put_str(&mut o, tags::CONTENT_DATE, VR::DA, &image.content_date);
-    put_str(&mut o, tags::CONTENT_TIME, VR::TM, &image.content_time);
-    put_strs(&mut o, tags::IMAGE_TYPE, VR::CS, &["DERIVED", "PRIMARY"]);
-    put_str(
-        &mut o,
-        tags::DERIVATION_DESCRIPTION,
-        VR::ST,
-        "Synthetic radiograph",
-    );
-    match &image.orientation {
-        Some((a, b)) => put_strs(&mut o, tags::PATIENT_ORIENTATION, VR::CS, &[a, b]),
-        None => put_str(&mut o, tags::PATIENT_ORIENTATION, VR::CS, ""),
-    }
-    put_str(&mut o, tags::BURNED_IN_ANNOTATION, VR::CS, "NO");
-    put_str(&mut o, tags::LOSSY_IMAGE_COMPRESSION, VR::CS, "00");
-    put_str(&mut o, tags::PIXEL_INTENSITY_RELATIONSHIP, VR::CS, "LIN");
-    put(
-        &mut o,
-        tags::PIXEL_INTENSITY_RELATIONSHIP_SIGN,
-        VR::SS,
-        PrimitiveValue::from(1i16),
-    );
-    put_str(&mut o, tags::RESCALE_INTERCEPT, VR::DS, "0");
-    put_str(&mut o, tags::RESCALE_SLOPE, VR::DS, "1");
-    put_str(&mut o, tags::RESCALE_TYPE, VR::LO, "US");
-    put_str(&mut o, tags::PRESENTATION_LUT_SHAPE, VR::CS, "IDENTITY");
-
-    // Image Pixel
-    put_u16(&mut o, tags::SAMPLES_PER_PIXEL, 1);
-    put_str(
-        &mut o,
-        tags::PHOTOMETRIC_INTERPRETATION,
-        VR::CS,
-        "MONOCHROME2",
-    );
-    put_u16(&mut o, tags::ROWS, c.rows as u16);
-    put_u16(&mut o, tags::COLUMNS, c.cols as u16);
-    put_u16(&mut o, tags::BITS_ALLOCATED, 16);
-    put_u16(&mut o, tags::BITS_STORED, 12);
-    put_u16(&mut o, tags::HIGH_BIT, 11);
-    put_u16(&mut o, tags::PIXEL_REPRESENTATION, 0);
-
-    // DX Anatomy Imaged
-    put_str(&mut o, tags::BODY_PART_EXAMINED, VR::CS, "SPINE");
-    put_seq(
-        &mut o,
-        tags::ANATOMIC_REGION_SEQUENCE,
-        vec![code_item("421060004", "SCT", "Spine")],
-    );
-    put_str(&mut o, tags::IMAGE_LATERALITY, VR::CS, "U");
-
-    // DX Detector (+ Basic Pixel Spacing Calibration macro)
-    put_str(&mut o, tags::DETECTOR_TYPE, VR::CS, "");
-    put_ds_pair(&mut o, tags::IMAGER_PIXEL_SPACING, sp.imager_pixel_spacing);
-    if let Some(ps) = sp.pixel_spacing {
-        put_ds_pair(&mut o, tags::PIXEL_SPACING, ps);
-        put_str(
-            &mut o,
-            tags::PIXEL_SPACING_CALIBRATION_TYPE,
-            VR::CS,
-            "GEOMETRY",
-        );
-        put_str(
-            &mut o,
-            tags::PIXEL_SPACING_CALIBRATION_DESCRIPTION,
-            VR::LO,
-            "Imager pixel spacing corrected for geometric magnification",
-        );
-    }
-
-    // DX Positioning
-    let (view_position, view_code) = match image.view {
-        View::Lateral => ("LL", ("399173006", "SCT", "left lateral")),
-        View::Ap => ("AP", ("399348003", "SCT", "antero-posterior")),
-    };
-    put_str(&mut o, tags::VIEW_POSITION, VR::CS, view_position);
-    put_seq(
-        &mut o,
-        tags::VIEW_CODE_SEQUENCE,
-        vec![code_item(view_code.0, view_code.1, view_code.2)],
-    );
-    put_str(&mut o, tags::POSITIONER_TYPE, VR::CS, "");
-    if let Some(m) = sp.magnification {
-        put_str(
-            &mut o,
-            tags::ESTIMATED_RADIOGRAPHIC_MAGNIFICATION_FACTOR,
-            VR::DS,
-            &format_ds(m),
-        );
-    }
+    put_general_image(&mut o, image);
+    put_image_pixel(&mut o, &image.canvas);
+    put_dx_acquisition(&mut o, image);
 
     // VOI LUT
     put_str(
@@ -486,24 +346,120 @@ pub fn write_image(
     // Acquisition Context
     put_seq(&mut o, tags::ACQUISITION_CONTEXT_SEQUENCE, vec![]);
 
-    // Pixel Data
-    let ts = if image.rle {
+    let ts = put_pixel_data(&mut o, image);
+    write_object(path, o, image_sop_class(image), &image.sop_uid, ts)
+}
+
+/// General Image and DX Image modules.
+fn put_general_image(o: &mut InMemDicomObject, image: &ImageInfo) {
+    put_is(o, tags::INSTANCE_NUMBER, image.instance_number);
+    put_str(o, tags::CONTENT_DATE, VR::DA, &image.content_date);
+    put_str(o, tags::CONTENT_TIME, VR::TM, &image.content_time);
+    put_strs(o, tags::IMAGE_TYPE, VR::CS, &["DERIVED", "PRIMARY"]);
+    put_str(
+        o,
+        tags::DERIVATION_DESCRIPTION,
+        VR::ST,
+        "Synthetic radiograph",
+    );
+    match &image.orientation {
+        Some((a, b)) => put_strs(o, tags::PATIENT_ORIENTATION, VR::CS, &[a, b]),
+        None => put_str(o, tags::PATIENT_ORIENTATION, VR::CS, ""),
+    }
+    put_str(o, tags::BURNED_IN_ANNOTATION, VR::CS, "NO");
+    put_str(o, tags::LOSSY_IMAGE_COMPRESSION, VR::CS, "00");
+    put_str(o, tags::PIXEL_INTENSITY_RELATIONSHIP, VR::CS, "LIN");
+    put(
+        o,
+        tags::PIXEL_INTENSITY_RELATIONSHIP_SIGN,
+        VR::SS,
+        PrimitiveValue::from(1i16),
+    );
+    put_str(o, tags::RESCALE_INTERCEPT, VR::DS, "0");
+    put_str(o, tags::RESCALE_SLOPE, VR::DS, "1");
+    put_str(o, tags::RESCALE_TYPE, VR::LO, "US");
+    put_str(o, tags::PRESENTATION_LUT_SHAPE, VR::CS, "IDENTITY");
+}
+
+/// Image Pixel module (without the pixel data): 12 bits stored in 16, MONOCHROME2.
+fn put_image_pixel(o: &mut InMemDicomObject, c: &Canvas) {
+    put_u16(o, tags::SAMPLES_PER_PIXEL, 1);
+    put_str(o, tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2");
+    put_u16(o, tags::ROWS, c.rows as u16);
+    put_u16(o, tags::COLUMNS, c.cols as u16);
+    put_u16(o, tags::BITS_ALLOCATED, 16);
+    put_u16(o, tags::BITS_STORED, 12);
+    put_u16(o, tags::HIGH_BIT, 11);
+    put_u16(o, tags::PIXEL_REPRESENTATION, 0);
+}
+
+/// DX Anatomy Imaged, DX Detector (with the Basic Pixel Spacing Calibration macro) and
+/// DX Positioning modules.
+fn put_dx_acquisition(o: &mut InMemDicomObject, image: &ImageInfo) {
+    // DX Anatomy Imaged
+    put_str(o, tags::BODY_PART_EXAMINED, VR::CS, "SPINE");
+    put_seq(
+        o,
+        tags::ANATOMIC_REGION_SEQUENCE,
+        vec![code_item("421060004", "SCT", "Spine")],
+    );
+    put_str(o, tags::IMAGE_LATERALITY, VR::CS, "U");
+
+    // DX Detector (+ Basic Pixel Spacing Calibration macro)
+    let sp = &image.spacing;
+    put_str(o, tags::DETECTOR_TYPE, VR::CS, "");
+    put_ds_pair(o, tags::IMAGER_PIXEL_SPACING, sp.imager_pixel_spacing);
+    if let Some(ps) = sp.pixel_spacing {
+        put_ds_pair(o, tags::PIXEL_SPACING, ps);
+        put_str(o, tags::PIXEL_SPACING_CALIBRATION_TYPE, VR::CS, "GEOMETRY");
+        put_str(
+            o,
+            tags::PIXEL_SPACING_CALIBRATION_DESCRIPTION,
+            VR::LO,
+            "Imager pixel spacing corrected for geometric magnification",
+        );
+    }
+
+    // DX Positioning
+    let (view_position, view_code) = match image.view {
+        View::Lateral => ("LL", ("399173006", "SCT", "left lateral")),
+        View::Ap => ("AP", ("399348003", "SCT", "antero-posterior")),
+    };
+    put_str(o, tags::VIEW_POSITION, VR::CS, view_position);
+    put_seq(
+        o,
+        tags::VIEW_CODE_SEQUENCE,
+        vec![code_item(view_code.0, view_code.1, view_code.2)],
+    );
+    put_str(o, tags::POSITIONER_TYPE, VR::CS, "");
+    if let Some(m) = sp.magnification {
+        put_str(
+            o,
+            tags::ESTIMATED_RADIOGRAPHIC_MAGNIFICATION_FACTOR,
+            VR::DS,
+            &format_ds(m),
+        );
+    }
+}
+
+/// Pixel Data, RLE Lossless (one fragment) or native; returns the transfer syntax UID.
+fn put_pixel_data(o: &mut InMemDicomObject, image: &ImageInfo) -> &'static str {
+    let c = &image.canvas;
+    if image.rle {
         let frame = encode_rle_frame(c);
         let pixels: PixelFragmentSequence<Vec<u8>> =
             PixelFragmentSequence::new(Vec::<u32>::new(), vec![frame]);
         o.put(DataElement::new(tags::PIXEL_DATA, VR::OB, pixels));
-        TS_RLE_LOSSLESS
+        uids::RLE_LOSSLESS
     } else {
         put(
-            &mut o,
+            o,
             tags::PIXEL_DATA,
             VR::OW,
             PrimitiveValue::U16(c.data.clone().into()),
         );
-        TS_EXPLICIT_VR_LE
-    };
-
-    write_object(path, o, image_sop_class(image), &image.sop_uid, ts)
+        uids::EXPLICIT_VR_LITTLE_ENDIAN
+    }
 }
 
 /// Write one Comprehensive SR (TID 1500 Measurement Report) holding `sr.points` to `path`
@@ -521,47 +477,75 @@ pub fn write_sr(
 ) -> Result<(), WriteError> {
     let v = Validator { path };
     v.common(patient, study)?;
-    v.uid("SR SOP Instance UID", &sr.sop_uid)?;
-    v.uid("SR Series Instance UID", &sr.series_uid)?;
-    v.uid("image Series Instance UID", &sr.image_series_uid)?;
-    v.date("Content Date", &sr.content_date)?;
-    v.time("Content Time", &sr.content_time)?;
-    v.pn("observer", &sr.observer)?;
-    if sr.images.is_empty() {
-        return Err(v.invalid("an SR must reference at least one image".into()));
-    }
-    for im in &sr.images {
-        v.uid("referenced image SOP Instance UID", &im.sop_uid)?;
-    }
-    for (i, p) in sr.points.iter().enumerate() {
-        if p.name.is_empty() || p.name.len() > 16 {
-            return Err(v.invalid(format!(
-                "point {i}: landmark name {:?} must be 1..=16 characters (SH code value)",
-                p.name
-            )));
-        }
-        v.max_len("landmark meaning", &p.meaning, 64)?;
-        if !sr.images.iter().any(|im| im.sop_uid == p.image_sop_uid) {
-            return Err(v.invalid(format!(
-                "point {i} ({}) references image {} which is not in the SR's image list",
-                p.name, p.image_sop_uid
-            )));
-        }
-        if !p.col.is_finite() || !p.row.is_finite() {
-            return Err(v.invalid(format!("point {i} ({}) is not finite", p.name)));
-        }
-    }
+    v.sr(sr)?;
 
     let mut o = InMemDicomObject::new_empty();
     put_common(
         &mut o,
         patient,
         study,
-        SOP_CLASS_COMPREHENSIVE_SR,
+        uids::COMPREHENSIVE_SR_STORAGE,
         &sr.sop_uid,
     );
 
     // SOP Common: declare the private landmark coding scheme
+    put_seq(
+        &mut o,
+        tags::CODING_SCHEME_IDENTIFICATION_SEQUENCE,
+        vec![landmark_scheme()],
+    );
+
+    // SR Document Series
+    put_str(&mut o, tags::MODALITY, VR::CS, "SR");
+    put_str(&mut o, tags::SERIES_INSTANCE_UID, VR::UI, &sr.series_uid);
+    put_is(&mut o, tags::SERIES_NUMBER, sr.series_number);
+    put_seq(
+        &mut o,
+        tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE,
+        vec![],
+    );
+
+    put_equipment(&mut o);
+
+    // SR Document General
+    put_is(&mut o, tags::INSTANCE_NUMBER, sr.instance_number);
+    put_str(&mut o, tags::COMPLETION_FLAG, VR::CS, "COMPLETE");
+    put_str(&mut o, tags::VERIFICATION_FLAG, VR::CS, "UNVERIFIED");
+    put_str(&mut o, tags::CONTENT_DATE, VR::DA, &sr.content_date);
+    put_str(&mut o, tags::CONTENT_TIME, VR::TM, &sr.content_time);
+    put_seq(&mut o, tags::PERFORMED_PROCEDURE_CODE_SEQUENCE, vec![]);
+    put_seq(
+        &mut o,
+        tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE,
+        vec![evidence(study, sr)],
+    );
+
+    // SR Document Content: root of TID 1500
+    put_str(&mut o, tags::VALUE_TYPE, VR::CS, "CONTAINER");
+    put_seq(
+        &mut o,
+        tags::CONCEPT_NAME_CODE_SEQUENCE,
+        vec![code_item("126000", "DCM", "Imaging Measurement Report")],
+    );
+    put_str(&mut o, tags::CONTINUITY_OF_CONTENT, VR::CS, "SEPARATE");
+    put_seq(
+        &mut o,
+        tags::CONTENT_TEMPLATE_SEQUENCE,
+        vec![template_item("1500")],
+    );
+    put_seq(&mut o, tags::CONTENT_SEQUENCE, report_content(sr));
+
+    write_object(
+        path,
+        o,
+        uids::COMPREHENSIVE_SR_STORAGE,
+        &sr.sop_uid,
+        uids::EXPLICIT_VR_LITTLE_ENDIAN,
+    )
+}
+
+/// The Coding Scheme Identification item declaring [`LANDMARK_SCHEME`].
+fn landmark_scheme() -> InMemDicomObject {
     let mut scheme = InMemDicomObject::new_empty();
     put_str(
         &mut scheme,
@@ -581,32 +565,12 @@ pub fn write_sr(
         VR::ST,
         "Plumbline project",
     );
-    put_seq(
-        &mut o,
-        tags::CODING_SCHEME_IDENTIFICATION_SEQUENCE,
-        vec![scheme],
-    );
+    scheme
+}
 
-    // SR Document Series
-    put_str(&mut o, tags::MODALITY, VR::CS, "SR");
-    put_str(&mut o, tags::SERIES_INSTANCE_UID, VR::UI, &sr.series_uid);
-    put_is(&mut o, tags::SERIES_NUMBER, sr.series_number);
-    put_seq(
-        &mut o,
-        tags::REFERENCED_PERFORMED_PROCEDURE_STEP_SEQUENCE,
-        vec![],
-    );
-
-    // General Equipment
-    put_equipment(&mut o);
-
-    // SR Document General
-    put_is(&mut o, tags::INSTANCE_NUMBER, sr.instance_number);
-    put_str(&mut o, tags::COMPLETION_FLAG, VR::CS, "COMPLETE");
-    put_str(&mut o, tags::VERIFICATION_FLAG, VR::CS, "UNVERIFIED");
-    put_str(&mut o, tags::CONTENT_DATE, VR::DA, &sr.content_date);
-    put_str(&mut o, tags::CONTENT_TIME, VR::TM, &sr.content_time);
-    put_seq(&mut o, tags::PERFORMED_PROCEDURE_CODE_SEQUENCE, vec![]);
+/// The Current Requested Procedure Evidence item: the study, the images' series, the
+/// images.
+fn evidence(study: &StudyInfo, sr: &SrInfo) -> InMemDicomObject {
     let sop_refs: Vec<InMemDicomObject> = sr
         .images
         .iter()
@@ -632,26 +596,12 @@ pub fn write_sr(
         tags::REFERENCED_SERIES_SEQUENCE,
         vec![series_item],
     );
-    put_seq(
-        &mut o,
-        tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE,
-        vec![study_item],
-    );
+    study_item
+}
 
-    // SR Document Content: root of TID 1500
-    put_str(&mut o, tags::VALUE_TYPE, VR::CS, "CONTAINER");
-    put_seq(
-        &mut o,
-        tags::CONCEPT_NAME_CODE_SEQUENCE,
-        vec![code_item("126000", "DCM", "Imaging Measurement Report")],
-    );
-    put_str(&mut o, tags::CONTINUITY_OF_CONTENT, VR::CS, "SEPARATE");
-    put_seq(
-        &mut o,
-        tags::CONTENT_TEMPLATE_SEQUENCE,
-        vec![template_item("1500")],
-    );
-
+/// The content of the TID 1500 root: language, observer context, procedure, the Image
+/// Library and the Imaging Measurements (one Measurement Group per landmark).
+fn report_content(sr: &SrInfo) -> Vec<InMemDicomObject> {
     let mut content = vec![
         code_content(
             "HAS CONCEPT MOD",
@@ -708,16 +658,7 @@ pub fn write_sr(
         ("126010", "DCM", "Imaging Measurements"),
         groups,
     ));
-
-    put_seq(&mut o, tags::CONTENT_SEQUENCE, content);
-
-    write_object(
-        path,
-        o,
-        SOP_CLASS_COMPREHENSIVE_SR,
-        &sr.sop_uid,
-        TS_EXPLICIT_VR_LE,
-    )
+    content
 }
 
 /// Encode one 16-bit single-sample frame as an RLE Lossless fragment (PS3.5 Annex G):
@@ -1080,6 +1021,87 @@ impl Validator<'_> {
         self.max_len("Study Description", &s.description, 64)?;
         if let Some(tp) = &s.timepoint_id {
             self.max_len("Clinical Trial Time Point ID", tp, 64)?;
+        }
+        Ok(())
+    }
+
+    /// An image's UIDs, date and time, pixel matrix, window, spacing and orientation.
+    fn image(&self, image: &ImageInfo) -> Result<(), WriteError> {
+        self.uid("SOP Instance UID", &image.sop_uid)?;
+        self.uid("Series Instance UID", &image.series_uid)?;
+        self.date("Content Date", &image.content_date)?;
+        self.time("Content Time", &image.content_time)?;
+        let c = &image.canvas;
+        if c.rows == 0 || c.cols == 0 || c.rows > 65535 || c.cols > 65535 {
+            return Err(self.invalid(format!(
+                "image size {}x{} (rows x cols) must be 1..=65535 each",
+                c.rows, c.cols
+            )));
+        }
+        if c.data.len() != c.rows as usize * c.cols as usize {
+            return Err(self.invalid(format!(
+                "canvas has {} samples, expected rows*cols = {}",
+                c.data.len(),
+                c.rows as usize * c.cols as usize
+            )));
+        }
+        if c.max_value() > MAX_12BIT {
+            return Err(self.invalid(format!(
+                "pixel value {} exceeds 12 bits (max {MAX_12BIT})",
+                c.max_value()
+            )));
+        }
+        self.positive("window width", image.window_width, 1.0)?;
+        self.finite("window center", image.window_center)?;
+        let sp = &image.spacing;
+        self.positive("imager pixel spacing (row)", sp.imager_pixel_spacing.0, 0.0)?;
+        self.positive("imager pixel spacing (col)", sp.imager_pixel_spacing.1, 0.0)?;
+        if let Some((r, col)) = sp.pixel_spacing {
+            self.positive("pixel spacing (row)", r, 0.0)?;
+            self.positive("pixel spacing (col)", col, 0.0)?;
+        }
+        if let Some(m) = sp.magnification {
+            self.positive("magnification", m, 0.0)?;
+        }
+        if let Some((a, b)) = &image.orientation {
+            self.orientation(a)?;
+            self.orientation(b)?;
+        }
+        Ok(())
+    }
+
+    /// An SR's UIDs, date and time, observer, images, and its points: names that fit a
+    /// code value, each on one of the SR's images, finite.
+    fn sr(&self, sr: &SrInfo) -> Result<(), WriteError> {
+        self.uid("SR SOP Instance UID", &sr.sop_uid)?;
+        self.uid("SR Series Instance UID", &sr.series_uid)?;
+        self.uid("image Series Instance UID", &sr.image_series_uid)?;
+        self.date("Content Date", &sr.content_date)?;
+        self.time("Content Time", &sr.content_time)?;
+        self.pn("observer", &sr.observer)?;
+        if sr.images.is_empty() {
+            return Err(self.invalid("an SR must reference at least one image".into()));
+        }
+        for im in &sr.images {
+            self.uid("referenced image SOP Instance UID", &im.sop_uid)?;
+        }
+        for (i, p) in sr.points.iter().enumerate() {
+            if p.name.is_empty() || p.name.len() > 16 {
+                return Err(self.invalid(format!(
+                    "point {i}: landmark name {:?} must be 1..=16 characters (SH code value)",
+                    p.name
+                )));
+            }
+            self.max_len("landmark meaning", &p.meaning, 64)?;
+            if !sr.images.iter().any(|im| im.sop_uid == p.image_sop_uid) {
+                return Err(self.invalid(format!(
+                    "point {i} ({}) references image {} which is not in the SR's image list",
+                    p.name, p.image_sop_uid
+                )));
+            }
+            if !p.col.is_finite() || !p.row.is_finite() {
+                return Err(self.invalid(format!("point {i} ({}) is not finite", p.name)));
+            }
         }
         Ok(())
     }

@@ -28,6 +28,7 @@ pub mod raster;
 
 use std::path::{Path, PathBuf};
 
+use chrono::{Datelike, NaiveDate};
 use plumbline_geometry::{
     Landmark, MetricOptions, Metrics, PatientDirection, Point, Spacing, ViewKind, ViewLandmarks,
 };
@@ -46,21 +47,72 @@ use crate::dicom_writer::{
 use crate::raster::Canvas;
 
 /// Pixel matrix of the generated radiographs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ImageSize {
     /// 320 x 136 pixels (about 2.4 mm): for committed fixtures and fast tests.
+    #[default]
     Small,
     /// 7000 x 3000 pixels (about 0.11 mm), the size of a real whole-spine film.
     Clinical,
 }
 
 impl ImageSize {
+    /// Every size, in the order a command line lists them.
+    pub const ALL: [ImageSize; 2] = [ImageSize::Small, ImageSize::Clinical];
+
+    /// The option value: `small`, `clinical`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageSize::Small => "small",
+            ImageSize::Clinical => "clinical",
+        }
+    }
+
     fn rows_cols(self) -> (u32, u32) {
         match self {
             ImageSize::Small => (320, 136),
             ImageSize::Clinical => (7000, 3000),
         }
     }
+}
+
+impl std::str::FromStr for ImageSize {
+    type Err = UnknownValue;
+
+    /// Parses an option value of [`ImageSize::as_str`].
+    fn from_str(s: &str) -> Result<Self, UnknownValue> {
+        parse_value("image size", s, &ImageSize::ALL, ImageSize::as_str)
+    }
+}
+
+/// A name that is none of an option's values (see the `FromStr` of [`ImageSize`] and
+/// [`Schedule`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?}: expected one of {expected}")]
+pub struct UnknownValue {
+    /// What the value names, e.g. `image size`.
+    pub what: &'static str,
+    /// The value as given.
+    pub value: String,
+    /// The valid values, comma-separated.
+    pub expected: String,
+}
+
+/// The one of `all` whose `name` is `s`.
+pub(crate) fn parse_value<T: Copy>(
+    what: &'static str,
+    s: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, UnknownValue> {
+    all.iter()
+        .copied()
+        .find(|v| name(*v) == s)
+        .ok_or_else(|| UnknownValue {
+            what,
+            value: s.to_string(),
+            expected: all.iter().map(|v| name(*v)).collect::<Vec<_>>().join(", "),
+        })
 }
 
 /// What to generate.
@@ -208,70 +260,6 @@ impl Planted {
     }
 }
 
-/// The generator's command-line options, shared by `plumbline-synth` and `plumbline synth`.
-#[derive(Clone, Debug, clap::Args)]
-pub struct SynthArgs {
-    /// Number of patients.
-    #[arg(long)]
-    pub patients: usize,
-    /// Random seed; the same seed gives byte-identical files.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Output folder (created; must not already contain a dicom/ folder).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Pixel matrix: small (320 x 136) or clinical (7000 x 3000).
-    #[arg(long, value_enum, default_value = "small")]
-    pub image_size: ImageSize,
-    /// Plant a gross landmark error (swapped corners, a vertebra out of order, a femoral
-    /// head above S1, a PI jump) in one reading of every fifth patient; design.csv's
-    /// planted_error column says where.
-    #[arg(long)]
-    pub plant_errors: bool,
-    /// Visit schedule and timepoint names: discectomy (preop, postop, m3, m6), fusion
-    /// (preop, w6, w52, w104) or survey (one baseline study per patient).
-    #[arg(long, value_enum, default_value = "discectomy")]
-    pub schedule: Schedule,
-}
-
-impl From<SynthArgs> for SynthOptions {
-    fn from(a: SynthArgs) -> Self {
-        SynthOptions {
-            patients: a.patients,
-            seed: a.seed,
-            out: a.out,
-            image_size: a.image_size,
-            plant_errors: a.plant_errors,
-            schedule: a.schedule,
-        }
-    }
-}
-
-/// Runs the generator for a command line and prints its closing line to stderr as
-/// `{program}: ...`; the exit code says whether it worked.
-pub fn run_cli(program: &str, args: SynthArgs) -> std::process::ExitCode {
-    let start = std::time::Instant::now();
-    let opts = SynthOptions::from(args);
-    match generate(&opts) {
-        Ok(s) => {
-            eprintln!(
-                "{program}: {} patients, {} DICOM files ({:.1} MB), {} truth rows in {:.1} s -> {}",
-                opts.patients,
-                s.files,
-                s.bytes as f64 / 1e6,
-                s.truth_rows,
-                start.elapsed().as_secs_f64(),
-                opts.out.display()
-            );
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("{program}: error: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
 /// What was written.
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
@@ -334,29 +322,32 @@ pub struct TruthRow {
 }
 
 /// Converts days since 1970-01-01 to `YYYYMMDD` (proleptic Gregorian).
+///
+/// # Panics
+///
+/// Beyond chrono's dates (about 262,000 years either side of year 0); the generator's
+/// dates lie within a century of today.
 pub fn yyyymmdd(days: i64) -> String {
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}{m:02}{d:02}")
+    let d = date(days);
+    format!("{:04}{:02}{:02}", d.year(), d.month(), d.day())
 }
 
 /// Converts days since 1970-01-01 to `YYYY-MM-DD`.
+///
+/// # Panics
+///
+/// Beyond chrono's dates, as [`yyyymmdd`].
 pub fn iso_date(days: i64) -> String {
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}")
+    let d = date(days);
+    format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
 }
 
-// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// The date `days` after 1970-01-01.
+fn date(days: i64) -> NaiveDate {
+    i32::try_from(days)
+        .ok()
+        .and_then(NaiveDate::from_epoch_days)
+        .unwrap_or_else(|| panic!("day {days} from 1970-01-01 is beyond chrono's dates"))
 }
 
 /// Pixel geometry of one generated view: how mm map to (column, row).
@@ -382,6 +373,9 @@ impl Placement {
     }
 }
 
+/// Where a view's content goes: a spacing that fits it (one of the spacing sources of spec
+/// section 4, sometimes anisotropic), an orientation (sometimes flipped, sometimes
+/// unknown), and the offsets that centre it.
 fn choose_placement(
     rng: &mut ChaCha8Rng,
     kind: ViewKind,
@@ -389,13 +383,7 @@ fn choose_placement(
     size: ImageSize,
 ) -> Placement {
     let (rows, cols) = size.rows_cols();
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for (_, p) in pts {
-        x0 = x0.min(p.x);
-        x1 = x1.max(p.x);
-        y0 = y0.min(p.y);
-        y1 = y1.max(p.y);
-    }
+    let (x0, x1, y0, y1) = extent(pts);
     let margin = 45.0; // mm: room for the femoral-head discs and soft tissue
     let (need_h, need_w) = (y1 - y0 + 2.0 * margin, x1 - x0 + 2.0 * margin);
     let aniso = if rng.random_bool(0.3) { 0.9 } else { 1.0 };
@@ -405,75 +393,8 @@ fn choose_placement(
         .max(need_w / (f64::from(cols) * aniso));
     let base = (base * 1e4).ceil() / 1e4;
     let want = (base, ((base * aniso) * 1e4).ceil() / 1e4);
-    // Spacing source variants of spec section 4.
-    let (spacing, effective) = match rng.random_range(0..3) {
-        0 => {
-            let ps = (
-                parse_ds(&format_ds(want.0)).unwrap(),
-                parse_ds(&format_ds(want.1)).unwrap(),
-            );
-            let ips = (
-                parse_ds(&format_ds(ps.0 * 1.1)).unwrap(),
-                parse_ds(&format_ds(ps.1 * 1.1)).unwrap(),
-            );
-            (
-                SpacingInfo {
-                    imager_pixel_spacing: ips,
-                    pixel_spacing: Some(ps),
-                    magnification: None,
-                },
-                Spacing {
-                    row: ps.0,
-                    col: ps.1,
-                },
-            )
-        }
-        1 => {
-            let mag = parse_ds(&format_ds(rng.random_range(105..125) as f64 / 100.0)).unwrap();
-            let ips = (
-                parse_ds(&format_ds(((want.0 * mag) * 1e5).round() / 1e5)).unwrap(),
-                parse_ds(&format_ds(((want.1 * mag) * 1e5).round() / 1e5)).unwrap(),
-            );
-            (
-                SpacingInfo {
-                    imager_pixel_spacing: ips,
-                    pixel_spacing: None,
-                    magnification: Some(mag),
-                },
-                Spacing {
-                    row: ips.0 / mag,
-                    col: ips.1 / mag,
-                },
-            )
-        }
-        _ => {
-            let ips = (
-                parse_ds(&format_ds(want.0)).unwrap(),
-                parse_ds(&format_ds(want.1)).unwrap(),
-            );
-            (
-                SpacingInfo {
-                    imager_pixel_spacing: ips,
-                    pixel_spacing: None,
-                    magnification: None,
-                },
-                Spacing {
-                    row: ips.0,
-                    col: ips.1,
-                },
-            )
-        }
-    };
-    let flip = rng.random_bool(0.5);
-    let unknown = rng.random_bool(0.15);
-    let col_sign = if flip { -1.0 } else { 1.0 };
-    let letter = match (kind, flip) {
-        (ViewKind::Lateral, false) => "A",
-        (ViewKind::Lateral, true) => "P",
-        (ViewKind::Ap, false) => "L",
-        (ViewKind::Ap, true) => "R",
-    };
-    let orientation = (!unknown).then(|| (letter.to_string(), "F".to_string()));
+    let (spacing, effective) = choose_spacing(rng, want);
+    let (col_sign, orientation) = choose_orientation(rng, kind);
     // Centre the content.
     let (cx, cy) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
     let c0 = f64::from(cols) / 2.0 - col_sign * cx / effective.col;
@@ -490,6 +411,97 @@ fn choose_placement(
     }
 }
 
+/// `(min x, max x, min y, max y)` of the landmarks, in mm.
+fn extent(pts: &MmLandmarks) -> (f64, f64, f64, f64) {
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for (_, p) in pts {
+        x0 = x0.min(p.x);
+        x1 = x1.max(p.x);
+        y0 = y0.min(p.y);
+        y1 = y1.max(p.y);
+    }
+    (x0, x1, y0, y1)
+}
+
+/// `x` as a reader sees it once it is stored as a Decimal String.
+fn ds(x: f64) -> f64 {
+    parse_ds(&format_ds(x)).expect("a finite number has a DS form")
+}
+
+/// One of the spacing sources of spec section 4, in turn by chance, for the wanted
+/// `(row, column)` spacing at the patient: the attributes as stored, and the effective
+/// spacing a reader derives from them.
+fn choose_spacing(rng: &mut ChaCha8Rng, want: (f64, f64)) -> (SpacingInfo, Spacing) {
+    match rng.random_range(0..3) {
+        // Pixel Spacing (calibrated), and an Imager Pixel Spacing 10% larger.
+        0 => {
+            let ps = (ds(want.0), ds(want.1));
+            let ips = (ds(ps.0 * 1.1), ds(ps.1 * 1.1));
+            (
+                SpacingInfo {
+                    imager_pixel_spacing: ips,
+                    pixel_spacing: Some(ps),
+                    magnification: None,
+                },
+                Spacing {
+                    row: ps.0,
+                    col: ps.1,
+                },
+            )
+        }
+        // Imager Pixel Spacing with an Estimated Radiographic Magnification Factor.
+        1 => {
+            let mag = ds(rng.random_range(105..125) as f64 / 100.0);
+            let ips = (
+                ds(((want.0 * mag) * 1e5).round() / 1e5),
+                ds(((want.1 * mag) * 1e5).round() / 1e5),
+            );
+            (
+                SpacingInfo {
+                    imager_pixel_spacing: ips,
+                    pixel_spacing: None,
+                    magnification: Some(mag),
+                },
+                Spacing {
+                    row: ips.0 / mag,
+                    col: ips.1 / mag,
+                },
+            )
+        }
+        // Imager Pixel Spacing only.
+        _ => {
+            let ips = (ds(want.0), ds(want.1));
+            (
+                SpacingInfo {
+                    imager_pixel_spacing: ips,
+                    pixel_spacing: None,
+                    magnification: None,
+                },
+                Spacing {
+                    row: ips.0,
+                    col: ips.1,
+                },
+            )
+        }
+    }
+}
+
+/// Whether the columns run toward +x of the spec frame (`+1.0`) or are flipped
+/// (`-1.0`), and the Patient Orientation stored for that (`None`: unknown, 15%).
+fn choose_orientation(rng: &mut ChaCha8Rng, kind: ViewKind) -> (f64, Option<(String, String)>) {
+    let flip = rng.random_bool(0.5);
+    let unknown = rng.random_bool(0.15);
+    let col_sign = if flip { -1.0 } else { 1.0 };
+    let letter = match (kind, flip) {
+        (ViewKind::Lateral, false) => "A",
+        (ViewKind::Lateral, true) => "P",
+        (ViewKind::Ap, false) => "L",
+        (ViewKind::Ap, true) => "R",
+    };
+    let orientation = (!unknown).then(|| (letter.to_string(), "F".to_string()));
+    (col_sign, orientation)
+}
+
 fn render(kind: ViewKind, pts: &MmLandmarks, pl: &Placement) -> Canvas {
     let mut canvas = Canvas::new(pl.rows, pl.cols, 250);
     let get = |name: String| {
@@ -499,13 +511,7 @@ fn render(kind: ViewKind, pts: &MmLandmarks, pl: &Placement) -> Canvas {
     let px = |p: Point| pl.to_px(p);
     let mm_to_px = 1.0 / pl.effective.row;
     // Soft tissue: a wide band around the column.
-    let (y0, y1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), (_, p)| {
-        (a.min(p.y), b.max(p.y))
-    });
-    let xs: Vec<f64> = pts.iter().map(|(_, p)| p.x).collect();
-    let (xa, xb) = xs
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
+    let (xa, xb, y0, y1) = extent(pts);
     let band = [
         Point::new(xa - 35.0, y0 - 40.0),
         Point::new(xb + 35.0, y0 - 40.0),
@@ -570,7 +576,6 @@ fn write_patient(
     index: usize,
     design: cohort::PatientDesign,
 ) -> Result<PatientOutput, SynthError> {
-    let seed_s = opts.seed.to_string();
     let pid = format!("P{:04}", index + 1);
     let mut rng = ChaCha8Rng::seed_from_u64(
         opts.seed
@@ -578,105 +583,155 @@ fn write_patient(
             .wrapping_add(index as u64 + 1),
     );
     let model = PatientModel::new(design, &mut rng);
-    let patient = PatientInfo {
-        patient_id: pid.clone(),
-        patient_name: format!("SYNTH^{pid}"),
-        birth_date: yyyymmdd(
-            model.clinical.surgery_day - i64::from(model.clinical.age) * 365 - 100,
-        ),
-        sex: model.clinical.sex.to_string(),
+    let mut out = PatientOutput {
+        clinical: clinical_row(&pid, &model),
+        design: design_row(&pid, &model, opts.schedule.timepoints()),
+        truth: Vec::new(),
+        files: 0,
+        bytes: 0,
     };
-    let schedule = opts.schedule;
-    let timepoints = schedule.timepoints();
-    let uid = |parts: &[&str]| {
-        let mut all = vec!["plumbline-synth", seed_s.as_str(), pid.as_str()];
+    let writer = PatientWriter {
+        opts,
+        index,
+        seed: opts.seed.to_string(),
+        patient: PatientInfo {
+            patient_id: pid.clone(),
+            patient_name: format!("SYNTH^{pid}"),
+            birth_date: yyyymmdd(
+                model.clinical.surgery_day - i64::from(model.clinical.age) * 365 - 100,
+            ),
+            sex: model.clinical.sex.to_string(),
+        },
+        pid,
+        planted: opts
+            .plant_errors
+            .then(|| Planted::for_patient(index))
+            .flatten(),
+    };
+    for t in 0..opts.schedule.timepoints().len() {
+        writer.write_study(&mut rng, &model, t, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// The patient's row of `clinical.csv`.
+fn clinical_row(pid: &str, model: &PatientModel) -> [String; 9] {
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+    let c = &model.clinical;
+    [
+        pid.to_string(),
+        iso_date(c.surgery_day),
+        c.level.to_string(),
+        c.side.to_string(),
+        c.sex.to_string(),
+        c.age.to_string(),
+        yes_no(c.hip_pain),
+        yes_no(c.fusion_to_sacrum),
+        c.fused_levels.to_string(),
+    ]
+}
+
+/// The patient's row of `design.csv`; `planted_error` (index 5) is filled in when the
+/// error is planted.
+fn design_row(pid: &str, model: &PatientModel, timepoints: &[&str]) -> [String; 7] {
+    let d = &model.design;
+    let coronal = match d.design {
+        cohort::Design::Coronal | cohort::Design::Biplanar => {
+            if d.coronal_away {
+                "away"
+            } else {
+                "toward"
+            }
+        }
+        _ => "",
+    };
+    let sagittal = match d.design {
+        cohort::Design::Sagittal | cohort::Design::Biplanar => {
+            if d.sagittal_forward {
+                "forward"
+            } else {
+                "backward"
+            }
+        }
+        _ => "",
+    };
+    [
+        pid.to_string(),
+        d.design.as_str().to_string(),
+        coronal.to_string(),
+        sagittal.to_string(),
+        timepoints
+            .get(d.recovered_at)
+            .filter(|_| d.recovered_at > 0)
+            .map_or_else(String::new, |tp| tp.to_string()),
+        String::new(),
+        model
+            .anatomy
+            .slip_pct
+            .map_or_else(String::new, |p| format!("{p:.1}")),
+    ]
+}
+
+/// One patient being written: what every study of the patient shares.
+struct PatientWriter<'a> {
+    opts: &'a SynthOptions,
+    index: usize,
+    pid: String,
+    /// The seed as written into every UID's input.
+    seed: String,
+    patient: PatientInfo,
+    /// The error to plant in this patient's reading, and at which timepoint index.
+    planted: Option<(Planted, usize)>,
+}
+
+/// One study being written.
+struct Study {
+    /// Timepoint index and name.
+    t: usize,
+    tp: &'static str,
+    info: StudyInfo,
+    /// The study's folder.
+    dir: PathBuf,
+    /// Series Instance UID of the study's two images.
+    image_series: String,
+}
+
+/// One image written to a study: what an SR refers to, its landmarks in mm and how they
+/// map to pixels.
+struct WrittenImage<'a> {
+    image_ref: dicom_writer::ImageRef,
+    kind: ViewKind,
+    pts: &'a MmLandmarks,
+    placement: Placement,
+}
+
+/// One reader's landmarks of one view, in pixels as stored, with the view's placement.
+type Reading<'a> = (ViewKind, Vec<SrPoint>, &'a Placement);
+
+impl PatientWriter<'_> {
+    /// A UID derived from the seed, the patient and `parts`.
+    fn uid(&self, parts: &[&str]) -> String {
+        let schedule = self.opts.schedule;
+        let mut all = vec!["plumbline-synth", self.seed.as_str(), self.pid.as_str()];
         // Another schedule's studies of the same seed never share a UID with these.
         if schedule != Schedule::Discectomy {
             all.push(schedule.as_str());
         }
         all.extend_from_slice(parts);
         hashed_uid(&all)
-    };
-    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
-    let mut out = PatientOutput {
-        clinical: [
-            pid.clone(),
-            iso_date(model.clinical.surgery_day),
-            model.clinical.level.to_string(),
-            model.clinical.side.to_string(),
-            model.clinical.sex.to_string(),
-            model.clinical.age.to_string(),
-            yes_no(model.clinical.hip_pain),
-            yes_no(model.clinical.fusion_to_sacrum),
-            model.clinical.fused_levels.to_string(),
-        ],
-        design: [
-            pid.clone(),
-            model.design.design.as_str().to_string(),
-            match model.design.design {
-                cohort::Design::Coronal | cohort::Design::Biplanar => {
-                    if model.design.coronal_away {
-                        "away"
-                    } else {
-                        "toward"
-                    }
-                    .to_string()
-                }
-                _ => String::new(),
-            },
-            match model.design.design {
-                cohort::Design::Sagittal | cohort::Design::Biplanar => {
-                    if model.design.sagittal_forward {
-                        "forward"
-                    } else {
-                        "backward"
-                    }
-                    .to_string()
-                }
-                _ => String::new(),
-            },
-            timepoints
-                .get(model.design.recovered_at)
-                .filter(|_| model.design.recovered_at > 0)
-                .map_or_else(String::new, |tp| tp.to_string()),
-            String::new(),
-            model
-                .anatomy
-                .slip_pct
-                .map_or_else(String::new, |p| format!("{p:.1}")),
-        ],
-        truth: Vec::new(),
-        files: 0,
-        bytes: 0,
-    };
-    let jitter = Normal::new(0.0, 1.0).expect("valid");
-    let planted = opts
-        .plant_errors
-        .then(|| Planted::for_patient(index))
-        .flatten();
-    let offsets = model.offsets(schedule);
-    for (t, tp) in timepoints.iter().enumerate() {
-        let day = model.clinical.surgery_day + offsets[t];
-        let date = yyyymmdd(day);
-        let time = format!(
-            "{:02}{:02}00",
-            8 + rng.random_range(0..9),
-            rng.random_range(0..60)
-        );
-        let study = StudyInfo {
-            study_uid: uid(&[tp, "study"]),
-            study_date: date.clone(),
-            study_time: time.clone(),
-            accession: format!("A{:05}{}", index + 1, t),
-            study_id: format!("{}", t + 1),
-            description: "XR whole spine standing".to_string(),
-            timepoint_id: rng.random_bool(0.5).then(|| tp.to_string()),
-        };
-        let dir = opts
-            .out
-            .join("dicom")
-            .join(&pid)
-            .join(format!("{date}_{tp}"));
+    }
+
+    /// Writes timepoint `t`'s study: the lateral and AP images, then each reader's SRs;
+    /// adds its files and truth rows to `out`.
+    fn write_study(
+        &self,
+        rng: &mut ChaCha8Rng,
+        model: &PatientModel,
+        t: usize,
+        out: &mut PatientOutput,
+    ) -> Result<(), SynthError> {
+        let schedule = self.opts.schedule;
+        let study = self.study(rng, model, t);
         let shape = &model.shapes[t];
         let anatomy = model.anatomy_at(schedule, t);
         let views = [
@@ -686,13 +741,71 @@ fn write_patient(
             ),
             (ViewKind::Ap, cohort::ap_landmarks(&anatomy, shape)),
         ];
-        let image_series = uid(&[tp, "series", "dx"]);
+        let images = self.write_images(rng, &study, &views, out)?;
+
+        // Readers: Alpha always, Beta on about a quarter of the studies.
+        let readers = if rng.random_bool(0.25) { 2 } else { 1 };
+        let per_image = rng.random_bool(0.4);
+        for (r, observer) in OBSERVERS.iter().take(readers).enumerate() {
+            let per_view = self.read(rng, &study, r, &images, out);
+            out.truth
+                .extend(truth_rows(&self.pid, study.tp, observer, &per_view));
+            // Alpha: one SR per study or one per image; Beta: one per study.
+            let per_image = per_image && r == 0;
+            self.write_srs(&study, r, per_image, &images, &per_view, out)?;
+        }
+        Ok(())
+    }
+
+    /// The study of timepoint `t`: its date, a time of day, and its UID and folder.
+    fn study(&self, rng: &mut ChaCha8Rng, model: &PatientModel, t: usize) -> Study {
+        let schedule = self.opts.schedule;
+        let tp = schedule.timepoints()[t];
+        let day = model.clinical.surgery_day + model.offsets(schedule)[t];
+        let date = yyyymmdd(day);
+        let time = format!(
+            "{:02}{:02}00",
+            8 + rng.random_range(0..9),
+            rng.random_range(0..60)
+        );
+        let dir = self
+            .opts
+            .out
+            .join("dicom")
+            .join(&self.pid)
+            .join(format!("{date}_{tp}"));
+        let info = StudyInfo {
+            study_uid: self.uid(&[tp, "study"]),
+            study_date: date,
+            study_time: time,
+            accession: format!("A{:05}{}", self.index + 1, t),
+            study_id: format!("{}", t + 1),
+            description: "XR whole spine standing".to_string(),
+            timepoint_id: rng.random_bool(0.5).then(|| tp.to_string()),
+        };
+        Study {
+            t,
+            tp,
+            info,
+            dir,
+            image_series: self.uid(&[tp, "series", "dx"]),
+        }
+    }
+
+    /// Writes one image per view (lateral first) into the study's folder.
+    fn write_images<'v>(
+        &self,
+        rng: &mut ChaCha8Rng,
+        study: &Study,
+        views: &'v [(ViewKind, MmLandmarks)],
+        out: &mut PatientOutput,
+    ) -> Result<Vec<WrittenImage<'v>>, SynthError> {
         let mut images = Vec::new();
         for (v, (kind, pts)) in views.iter().enumerate() {
-            let pl = choose_placement(&mut rng, *kind, pts, opts.image_size);
+            let pl = choose_placement(rng, *kind, pts, self.opts.image_size);
             let image = ImageInfo {
-                sop_uid: uid(&[tp, "image", &v.to_string()]),
-                series_uid: image_series.clone(),
+                sop_uid: self.uid(&[study.tp, "image", &v.to_string()]),
+                series_uid: study.image_series.clone(),
                 series_number: 1,
                 instance_number: v as u32 + 1,
                 view: match kind {
@@ -705,8 +818,8 @@ fn write_patient(
                 spacing: pl.spacing.clone(),
                 orientation: pl.orientation.clone(),
                 rle: rng.random_bool(0.25),
-                content_date: date.clone(),
-                content_time: time.clone(),
+                content_date: study.info.study_date.clone(),
+                content_time: study.info.study_time.clone(),
             };
             // Some files carry no .dcm suffix: readers must decide from content.
             let name = match (v, rng.random_bool(0.2)) {
@@ -715,98 +828,129 @@ fn write_patient(
                 (_, false) => "XR_AP.dcm",
                 (_, true) => "IM0002",
             };
-            let path = dir.join(name);
-            dicom_writer::write_image(&path, &patient, &study, &image)?;
-            count_file(&mut out, &path)?;
-            let image_ref = dicom_writer::ImageRef {
-                sop_uid: image.sop_uid.clone(),
-                sop_class: dicom_writer::image_sop_class(&image),
-            };
-            images.push((image_ref, *kind, pts, pl));
+            let path = study.dir.join(name);
+            dicom_writer::write_image(&path, &self.patient, &study.info, &image)?;
+            count_file(out, &path)?;
+            images.push(WrittenImage {
+                image_ref: dicom_writer::ImageRef {
+                    sop_uid: image.sop_uid.clone(),
+                    sop_class: dicom_writer::image_sop_class(&image),
+                },
+                kind: *kind,
+                pts,
+                placement: pl,
+            });
         }
-
-        // Readers: Alpha always, Beta on about a quarter of the studies.
-        let readers = if rng.random_bool(0.25) { 2 } else { 1 };
-        let per_image = rng.random_bool(0.4);
-        for (r, observer) in OBSERVERS.iter().take(readers).enumerate() {
-            let mut per_view: Vec<(ViewKind, Vec<SrPoint>, &Placement)> = Vec::new();
-            for (sop, kind, pts, pl) in &images {
-                let mut pts: Vec<(Landmark, Point)> = (*pts).clone();
-                if rng.random_bool(0.06) {
-                    // A reader skipped a few landmarks.
-                    pts.shuffle(&mut rng);
-                    let k = rng.random_range(1..4);
-                    pts.drain(..k);
-                    pts.sort_by_key(|(k, _)| *k);
-                }
-                if let Some((error, at)) = planted
-                    && at == t
-                    && r == 0
-                    && *kind == ViewKind::Lateral
-                    && error.plant(&mut pts)
-                {
-                    out.design[5] = format!("{tp}:{observer}:{}", error.as_str());
-                }
-                let points = pts
-                    .iter()
-                    .map(|(lm, p)| {
-                        let (mut c, mut row) = pl.to_px(*p);
-                        if r > 0 {
-                            c += jitter.sample(&mut rng) / pl.effective.col;
-                            row += jitter.sample(&mut rng) / pl.effective.row;
-                        }
-                        SrPoint {
-                            name: lm.to_string(),
-                            meaning: lm.meaning(),
-                            image_sop_uid: sop.sop_uid.clone(),
-                            col: c as f32,
-                            row: row as f32,
-                        }
-                    })
-                    .collect();
-                per_view.push((*kind, points, pl));
-            }
-            out.truth.extend(truth_rows(&pid, tp, observer, &per_view));
-            // Alpha: one SR per study or one per image; Beta: one per study.
-            let groups: Vec<Vec<usize>> = if per_image && r == 0 {
-                vec![vec![0], vec![1]]
-            } else {
-                vec![vec![0, 1]]
-            };
-            for (g, members) in groups.iter().enumerate() {
-                let tag = format!("{r}-{g}");
-                let sr = SrInfo {
-                    sop_uid: uid(&[tp, "sr", &tag]),
-                    series_uid: uid(&[tp, "series", "sr", &r.to_string()]),
-                    series_number: 100 + r as u32,
-                    instance_number: g as u32 + 1,
-                    observer: observer.to_string(),
-                    image_series_uid: image_series.clone(),
-                    images: members.iter().map(|&i| images[i].0.clone()).collect(),
-                    points: members
-                        .iter()
-                        .flat_map(|&i| per_view[i].1.iter().cloned())
-                        .collect(),
-                    content_date: date.clone(),
-                    content_time: time.clone(),
-                };
-                let reader = observer
-                    .split('^')
-                    .nth(1)
-                    .unwrap_or("reader")
-                    .to_lowercase();
-                let name = if groups.len() == 1 {
-                    format!("SR_{reader}.dcm")
-                } else {
-                    format!("SR_{reader}_{}.dcm", ["lat", "ap"][members[0]])
-                };
-                let path = dir.join(name);
-                dicom_writer::write_sr(&path, &patient, &study, &sr)?;
-                count_file(&mut out, &path)?;
-            }
-        }
+        Ok(images)
     }
-    Ok(out)
+
+    /// Reader `r`'s ([`OBSERVERS`]) landmarks of every image, in pixels: sometimes a few
+    /// skipped, the planted error where it belongs (recorded in `out.design`), and for
+    /// the second reader a 1 mm jitter.
+    fn read<'i>(
+        &self,
+        rng: &mut ChaCha8Rng,
+        study: &Study,
+        r: usize,
+        images: &'i [WrittenImage],
+        out: &mut PatientOutput,
+    ) -> Vec<Reading<'i>> {
+        let observer = OBSERVERS[r];
+        let jitter = Normal::new(0.0, 1.0).expect("valid");
+        let mut per_view = Vec::new();
+        for image in images {
+            let mut pts: Vec<(Landmark, Point)> = image.pts.clone();
+            if rng.random_bool(0.06) {
+                // A reader skipped a few landmarks.
+                pts.shuffle(rng);
+                let k = rng.random_range(1..4);
+                pts.drain(..k);
+                pts.sort_by_key(|(k, _)| *k);
+            }
+            if let Some((error, at)) = self.planted
+                && at == study.t
+                && r == 0
+                && image.kind == ViewKind::Lateral
+                && error.plant(&mut pts)
+            {
+                out.design[5] = format!("{}:{observer}:{}", study.tp, error.as_str());
+            }
+            let pl = &image.placement;
+            let points = pts
+                .iter()
+                .map(|(lm, p)| {
+                    let (mut c, mut row) = pl.to_px(*p);
+                    if r > 0 {
+                        c += jitter.sample(rng) / pl.effective.col;
+                        row += jitter.sample(rng) / pl.effective.row;
+                    }
+                    SrPoint {
+                        name: lm.to_string(),
+                        meaning: lm.meaning(),
+                        image_sop_uid: image.image_ref.sop_uid.clone(),
+                        col: c as f32,
+                        row: row as f32,
+                    }
+                })
+                .collect();
+            per_view.push((image.kind, points, pl));
+        }
+        per_view
+    }
+
+    /// Writes reader `r`'s ([`OBSERVERS`]) SRs: one for the study, or with `per_image`
+    /// one per image.
+    fn write_srs(
+        &self,
+        study: &Study,
+        r: usize,
+        per_image: bool,
+        images: &[WrittenImage],
+        per_view: &[Reading],
+        out: &mut PatientOutput,
+    ) -> Result<(), SynthError> {
+        let (tp, observer) = (study.tp, OBSERVERS[r]);
+        let groups: Vec<Vec<usize>> = if per_image {
+            vec![vec![0], vec![1]]
+        } else {
+            vec![vec![0, 1]]
+        };
+        for (g, members) in groups.iter().enumerate() {
+            let tag = format!("{r}-{g}");
+            let sr = SrInfo {
+                sop_uid: self.uid(&[tp, "sr", &tag]),
+                series_uid: self.uid(&[tp, "series", "sr", &r.to_string()]),
+                series_number: 100 + r as u32,
+                instance_number: g as u32 + 1,
+                observer: observer.to_string(),
+                image_series_uid: study.image_series.clone(),
+                images: members
+                    .iter()
+                    .map(|&i| images[i].image_ref.clone())
+                    .collect(),
+                points: members
+                    .iter()
+                    .flat_map(|&i| per_view[i].1.iter().cloned())
+                    .collect(),
+                content_date: study.info.study_date.clone(),
+                content_time: study.info.study_time.clone(),
+            };
+            let reader = observer
+                .split('^')
+                .nth(1)
+                .unwrap_or("reader")
+                .to_lowercase();
+            let name = if groups.len() == 1 {
+                format!("SR_{reader}.dcm")
+            } else {
+                format!("SR_{reader}_{}.dcm", ["lat", "ap"][members[0]])
+            };
+            let path = study.dir.join(name);
+            dicom_writer::write_sr(&path, &self.patient, &study.info, &sr)?;
+            count_file(out, &path)?;
+        }
+        Ok(())
+    }
 }
 
 fn count_file(out: &mut PatientOutput, path: &Path) -> Result<(), SynthError> {
@@ -976,5 +1120,72 @@ mod tests {
         assert_eq!(iso_date(18_631), "2021-01-04");
         assert_eq!(iso_date(19_052), "2022-03-01"); // 2021 is not a leap year
         assert_eq!(iso_date(11_016), "2000-02-29");
+        assert_eq!(yyyymmdd(-1), "19691231");
+        assert_eq!(iso_date(-25_508), "1900-03-01"); // 1900 is not a leap year
+        assert_eq!(iso_date(47_540), "2100-02-28");
+        assert_eq!(iso_date(-719_528), "0000-01-01");
+        assert_eq!(iso_date(2_932_896), "9999-12-31");
+    }
+
+    /// Every day from 1422 to 2517, against a calendar walked one day at a time with
+    /// the Gregorian leap-year rule.
+    #[test]
+    fn dates_follow_day_by_day() {
+        let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let days_in_month = |y: i64, m: u32| match m {
+            2 if leap(y) => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        let (start, end) = (-200_000i64, 200_000i64);
+        // 1970-01-01 minus 200,000 days.
+        let (mut y, mut m, mut d) = (1422i64, 6u32, 3u32);
+        for days in start..end {
+            assert_eq!(yyyymmdd(days), format!("{y:04}{m:02}{d:02}"), "day {days}");
+            assert_eq!(
+                iso_date(days),
+                format!("{y:04}-{m:02}-{d:02}"),
+                "day {days}"
+            );
+            if days == 0 {
+                assert_eq!((y, m, d), (1970, 1, 1));
+            }
+            d += 1;
+            if d > days_in_month(y, m) {
+                d = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
+        assert_eq!((y, m, d), (2517, 8, 1));
+    }
+
+    #[test]
+    #[should_panic(expected = "beyond chrono's dates")]
+    fn dates_beyond_chrono_panic() {
+        yyyymmdd(i64::from(i32::MAX) + 1);
+    }
+
+    #[test]
+    fn option_values_round_trip() {
+        for v in ImageSize::ALL {
+            assert_eq!(v.as_str().parse::<ImageSize>(), Ok(v));
+        }
+        for v in Schedule::ALL {
+            assert_eq!(v.as_str().parse::<Schedule>(), Ok(v));
+        }
+        assert_eq!(ImageSize::default(), ImageSize::Small);
+        assert_eq!(
+            "Small".parse::<ImageSize>().unwrap_err().to_string(),
+            "unknown image size \"Small\": expected one of small, clinical"
+        );
+        assert_eq!(
+            "".parse::<Schedule>().unwrap_err().to_string(),
+            "unknown schedule \"\": expected one of discectomy, fusion, survey"
+        );
     }
 }

@@ -4,8 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use dicom_dictionary_std::tags;
-use dicom_object::OpenFileOptions;
+use dicom_core::Tag;
+use dicom_dictionary_std::{tags, uids};
+use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use plumbline_geometry::{Landmark, Level, Point};
 use plumbline_synth::cohort::{
     self, Design, FUSION_DAYS, FUSION_JITTER_DAYS, MmLandmarks, PatientDesign, PatientModel,
@@ -107,6 +108,49 @@ fn same_seed_gives_byte_identical_files() {
     }
 }
 
+/// A header value of `obj` without its padding.
+fn text(obj: &DefaultDicomObject, tag: Tag) -> Option<String> {
+    obj.element(tag)
+        .ok()
+        .and_then(|e| e.to_str().ok())
+        .map(|v| v.trim_end_matches(['\0', ' ']).to_string())
+}
+
+/// The variants of the data contract an image file `name` shows: its spacing source,
+/// anisotropic pixels, its orientation, RLE, a name without `.dcm`.
+fn image_variants(obj: &DefaultDicomObject, name: &str) -> Vec<&'static str> {
+    let s = |tag| text(obj, tag);
+    let mut seen = vec![match (
+        s(tags::PIXEL_SPACING),
+        s(tags::ESTIMATED_RADIOGRAPHIC_MAGNIFICATION_FACTOR),
+    ) {
+        (Some(_), _) => "pixel spacing",
+        (None, Some(_)) => "imager spacing / magnification",
+        (None, None) => "imager spacing only",
+    }];
+    let ips = s(tags::IMAGER_PIXEL_SPACING).unwrap();
+    let (r, c) = ips.split_once('\\').unwrap();
+    if r != c {
+        seen.push("anisotropic");
+    }
+    let o = s(tags::PATIENT_ORIENTATION).unwrap_or_default();
+    seen.push(match o.split('\\').next().unwrap_or("") {
+        "A" => "A",
+        "P" => "P",
+        "L" => "L",
+        "R" => "R",
+        "" => "no orientation",
+        other => panic!("unexpected orientation {other}"),
+    });
+    if obj.meta().transfer_syntax() == uids::RLE_LOSSLESS {
+        seen.push("rle");
+    }
+    if !name.ends_with(".dcm") {
+        seen.push("no suffix");
+    }
+    seen
+}
+
 #[test]
 fn cohort_mixes_every_variant() {
     let dir = temp_dir("mix");
@@ -120,46 +164,9 @@ fn cohort_mixes_every_variant() {
             .read_until(tags::PIXEL_DATA)
             .open_file(f)
             .unwrap();
-        let s = |tag| {
-            obj.element(tag)
-                .ok()
-                .and_then(|e| e.to_str().ok())
-                .map(|v| v.trim_end_matches(['\0', ' ']).to_string())
-        };
         let name = f.file_name().unwrap().to_string_lossy().to_string();
-        match s(tags::MODALITY).as_deref() {
-            Some("DX" | "CR") => {
-                seen.insert(
-                    match (
-                        s(tags::PIXEL_SPACING),
-                        s(tags::ESTIMATED_RADIOGRAPHIC_MAGNIFICATION_FACTOR),
-                    ) {
-                        (Some(_), _) => "pixel spacing",
-                        (None, Some(_)) => "imager spacing / magnification",
-                        (None, None) => "imager spacing only",
-                    },
-                );
-                let ips = s(tags::IMAGER_PIXEL_SPACING).unwrap();
-                let (r, c) = ips.split_once('\\').unwrap();
-                if r != c {
-                    seen.insert("anisotropic");
-                }
-                let o = s(tags::PATIENT_ORIENTATION).unwrap_or_default();
-                seen.insert(match o.split('\\').next().unwrap_or("") {
-                    "A" => "A",
-                    "P" => "P",
-                    "L" => "L",
-                    "R" => "R",
-                    "" => "no orientation",
-                    other => panic!("unexpected orientation {other}"),
-                });
-                if obj.meta().transfer_syntax() == "1.2.840.10008.1.2.5" {
-                    seen.insert("rle");
-                }
-                if !name.ends_with(".dcm") {
-                    seen.insert("no suffix");
-                }
-            }
+        match text(&obj, tags::MODALITY).as_deref() {
+            Some("DX" | "CR") => seen.extend(image_variants(&obj, &name)),
             Some("SR") => {
                 observers.insert(
                     name.split('_')
