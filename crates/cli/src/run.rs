@@ -296,32 +296,11 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let scanned = clock.time("scan", || {
         scan(&source, &checked.scan_options, &cache, &progress)
     })?;
-    let cohort = clock.time("group", || {
-        group_readings(
-            &scanned,
-            checked.clinical,
-            checked.clinical_issues,
-            p,
-            opts.shard,
-        )
-    });
-    let cohort = match &opts.pseudonymize {
-        Some(ps) => ps.pseudonymise(cohort),
-        None => cohort,
-    };
-    let Cohort {
-        readings,
-        clinical,
-        mut issues,
-    } = cohort;
-    let measured = clock.time("metrics", || {
-        let (measured, found) = measure(readings, p, &progress);
-        issues.extend(found);
-        measured
-    });
+    let cohort = clock.time("group", || group_readings(&scanned, checked, p, opts.shard));
+    let cohort = pseudonymise(opts, cohort);
+    let (measured, plausibility) = clock.time("metrics", || measure(cohort.readings, p, &progress));
     let rows: Vec<MeasuredReading> = measured.iter().map(|m| m.row.clone()).collect();
-    let stats = cohort_statistics(p, &rows, &clinical);
-    let mut outputs = serde_json::Map::new();
+    let stats = cohort_statistics(p, &rows, &cohort.clinical);
     let tables = TableInputs {
         out: &opts.out,
         pipeline: p,
@@ -330,12 +309,73 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         images: scanned.counts.images,
         landmark_files: scanned.counts.srs + scanned.counts.landmark_files,
         measured: &rows,
-        clinical: &clinical,
+        clinical: &cohort.clinical,
         parquet: opts.parquet,
     };
-    clock.time("write", || write_tables(&tables, &stats, &mut outputs))?;
+    let mut issues = cohort.issues;
+    issues.extend(plausibility);
+    let mut outputs = serde_json::Map::new();
+    let issues = write_outputs(
+        opts,
+        &tables,
+        &stats,
+        &measured,
+        issues,
+        &scanned.counts,
+        &mut outputs,
+        (&progress, &mut clock),
+    )?;
+    let summary = RunSummary {
+        files: scanned.counts.files,
+        patients: stats.patients,
+        rows: rows.len(),
+        qc: qc_counts(&issues),
+        wall: start.elapsed(),
+        record_discarded: cache.discarded().map(String::from),
+        shard: opts.shard,
+    };
+    let facts = RunFacts {
+        clinical: &cohort.clinical,
+        counts: &scanned.counts,
+        cache: &cache,
+        outputs: &outputs,
+        clock: &clock,
+    };
+    write_run_json(opts, &facts, &summary)?;
+    if opts.pseudonymize.is_some() {
+        forget_cache(cache, &opts.out)?;
+    }
+    Ok(summary)
+}
+
+/// The pseudonymisation stage, with `--pseudonymize` ([`Pseudonymizer::pseudonymise`]):
+/// after it no record holds a real PatientID or (with `--shift-dates`) date.
+///
+/// [`Pseudonymizer::pseudonymise`]: plumbline_ingest::privacy::Pseudonymizer::pseudonymise
+fn pseudonymise(opts: &RunOptions, cohort: Cohort) -> Cohort {
+    match &opts.pseudonymize {
+        Some(ps) => ps.pseudonymise(cohort),
+        None => cohort,
+    }
+}
+
+/// The writing stages: the tables, then the overlays (when asked), then the report, QC
+/// and (for a shard) the shard files. Returns every QC issue of the run, sorted and
+/// deduplicated, as qc.csv holds them.
+#[allow(clippy::too_many_arguments)]
+fn write_outputs(
+    opts: &RunOptions,
+    tables: &TableInputs,
+    stats: &CohortStats,
+    measured: &[Measured],
+    mut issues: Vec<QcIssue>,
+    counts: &plumbline_ingest::scan::ScanCounts,
+    outputs: &mut serde_json::Map<String, serde_json::Value>,
+    (progress, clock): (&Progress, &mut Clock),
+) -> Result<Vec<QcIssue>, RunError> {
+    clock.time("write", || write_tables(tables, stats, outputs))?;
     let overlays = clock.time("overlays", || {
-        let (links, found) = overlays(opts, &measured, &progress);
+        let (links, found) = overlays(opts, measured, progress);
         issues.extend(found);
         links
     });
@@ -346,36 +386,15 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     issues.dedup();
     let overlays = overlays.unwrap_or_default();
     clock.time("write", || {
-        write_report(&tables, &stats, &issues, &overlays, &mut outputs)?;
+        write_report(tables, stats, &issues, &overlays, outputs)?;
         match opts.shard {
             Some(Shard { k, n, .. }) => {
-                write_shard_files(&tables, k, n, &opts.input, &scanned.counts, &overlays)
+                write_shard_files(tables, k, n, &opts.input, counts, &overlays)
             }
             None => Ok(()),
         }
     })?;
-    let summary = RunSummary {
-        files: scanned.counts.files,
-        patients: stats.patients,
-        rows: rows.len(),
-        qc: qc_counts(&issues),
-        wall: start.elapsed(),
-        record_discarded: cache.discarded().map(String::from),
-        shard: opts.shard,
-    };
-    write_run_json(
-        opts,
-        &clinical,
-        &scanned.counts,
-        &cache,
-        &outputs,
-        &summary,
-        &clock,
-    )?;
-    if opts.pseudonymize.is_some() {
-        forget_cache(cache, &opts.out)?;
-    }
-    Ok(summary)
+    Ok(issues)
 }
 
 /// Progress bars on stderr (hidden without `progress`).
@@ -503,11 +522,11 @@ fn scan(
 /// rows and QC issues; issues of no patient go to shard 0).
 fn group_readings(
     scanned: &ScanResult,
-    mut clinical: ClinicalTable,
-    clinical_issues: Vec<QcIssue>,
+    checked: Checked,
     p: &Pipeline,
     shard: Option<Shard>,
 ) -> Cohort {
+    let mut clinical = checked.clinical;
     let grouped = group(scanned, Some(&clinical), &p.windows);
     let in_shard = |pid: &str| match shard {
         None => true,
@@ -517,7 +536,7 @@ fn group_readings(
     let mut readings = grouped.readings;
     readings.retain(|r| in_shard(&r.patient_id));
     clinical.rows.retain(|r| in_shard(&r.patient_id));
-    let mut issues: Vec<QcIssue> = clinical_issues;
+    let mut issues: Vec<QcIssue> = checked.clinical_issues;
     issues.extend(scanned.issues.iter().cloned());
     issues.extend(grouped.issues);
     issues.retain(|i| in_shard(&i.patient_id));
@@ -623,17 +642,20 @@ fn qc_counts(issues: &[QcIssue]) -> (usize, usize, usize) {
     )
 }
 
+/// What `run.json` reports besides the options and the summary.
+struct RunFacts<'a> {
+    clinical: &'a ClinicalTable,
+    counts: &'a plumbline_ingest::scan::ScanCounts,
+    cache: &'a ScanCache,
+    outputs: &'a serde_json::Map<String, serde_json::Value>,
+    clock: &'a Clock,
+}
+
 /// `run.json`: the tool, pipeline, input counts, outputs, QC counts and stage times.
-fn write_run_json(
-    opts: &RunOptions,
-    clinical: &ClinicalTable,
-    counts: &plumbline_ingest::scan::ScanCounts,
-    cache: &ScanCache,
-    outputs: &serde_json::Map<String, serde_json::Value>,
-    summary: &RunSummary,
-    clock: &Clock,
-) -> Result<(), RunError> {
+fn write_run_json(opts: &RunOptions, f: &RunFacts, summary: &RunSummary) -> Result<(), RunError> {
     let p = &opts.pipeline;
+    let (clinical, counts, cache, outputs, clock) =
+        (f.clinical, f.counts, f.cache, f.outputs, f.clock);
     let (read, reused) = cache.counts();
     let run_json = json!({
         "tool": "plumbline",
