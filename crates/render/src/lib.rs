@@ -7,6 +7,8 @@
 //! * [`overlay`]: the landmarks and construction lines drawn on that picture;
 //! * [`report`]: `report.html`, with the study-design sections in `src/report/designs.rs`.
 
+#![forbid(unsafe_code)]
+
 pub mod decode;
 pub mod overlay;
 pub mod overlay_files;

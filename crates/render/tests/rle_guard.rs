@@ -2,6 +2,10 @@
 //! Columns x bytes per sample), whichever decoder expands them: measured with a global
 //! allocator that records the largest single allocation of the test's thread.
 
+// The one place of the workspace with unsafe code: a global allocator that passes every
+// call on to the system allocator (GlobalAlloc is an unsafe trait). See Cargo.toml.
+#![allow(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
