@@ -329,6 +329,144 @@ impl Default for RawOutputs {
 }
 
 // ---------------------------------------------------------------------------------------
+// Validation: from the file as written to a [`Pipeline`], or the first bad key.
+
+impl RawPipeline {
+    /// The pipeline of this file, whose text is `text` and whose name in messages is
+    /// `source`; or the first bad value, checked in the order of the fields of
+    /// [`Pipeline`].
+    fn validate(self, text: &str, source: &str) -> Result<Pipeline, KeyError> {
+        if self.name.trim().is_empty() {
+            return Err(("name".into(), "must not be empty".into()));
+        }
+        let anchored = self.anchor == RawAnchor::Surgery;
+        let windows = timepoints_from(self.timepoints.as_deref(), anchored)?;
+        let baseline = baseline_from(self.baseline, anchored, &windows)?;
+        let thresholds = thresholds_from(&self.classification)?;
+        let segments = match &self.metrics.segments {
+            None => None,
+            Some(names) => Some(segments_from(names)?),
+        };
+        let strata = strata_from(&self.strata)?;
+        let metric_options = metric_options_from(&self.metrics)?;
+        let depth_cap = depth_cap_from(self.sr.depth_cap)?;
+        let vocab = vocabulary_from(&self.synonyms)?;
+        let pi_tolerance_deg = positive(
+            "plausibility.pi_tolerance_deg",
+            self.plausibility.pi_tolerance_deg,
+            "degrees",
+        )?;
+        let o = &self.outputs;
+        Ok(Pipeline {
+            name: self.name.trim().to_string(),
+            description: self.description.trim().to_string(),
+            windows,
+            baseline,
+            anchored,
+            thresholds,
+            segments,
+            strata,
+            metric_options,
+            vocab,
+            depth_cap,
+            pi_tolerance_deg,
+            outputs: Outputs {
+                measurements: o.measurements,
+                patients: o.patients,
+                cohort_summary: o.cohort_summary,
+                overlays: o.overlays,
+            },
+            sha256: sha256_hex(text.as_bytes()),
+            text: text.to_string(),
+            source: source.to_string(),
+        })
+    }
+}
+
+/// The timepoint windows: those of `[[timepoints]]`, else the defaults of the design
+/// (`anchored`: days from surgery; else one `baseline`).
+fn timepoints_from(tps: Option<&[RawTimepoint]>, anchored: bool) -> Result<Vec<Window>, KeyError> {
+    match (tps, anchored) {
+        (None, true) => Ok(plumbline_ingest::default_windows()),
+        (None, false) => Ok(vec![Window::unanchored("baseline", Pick::Latest)]),
+        (Some(tps), true) => windows_from(tps),
+        (Some(tps), false) => unanchored_windows(tps),
+    }
+}
+
+/// `baseline`, by default "preop" (anchored) or the first timepoint; it must name one of
+/// `windows`.
+fn baseline_from(
+    baseline: Option<String>,
+    anchored: bool,
+    windows: &[Window],
+) -> Result<String, KeyError> {
+    let baseline = baseline.unwrap_or_else(|| {
+        if anchored {
+            "preop".to_string()
+        } else {
+            windows[0].name.clone()
+        }
+    });
+    if !windows.iter().any(|w| w.name == baseline) {
+        return Err((
+            "baseline".into(),
+            format!(
+                "`{baseline}` is not a timepoint of this pipeline; expected one of {}",
+                list(windows.iter().map(|w| w.name.as_str()))
+            ),
+        ));
+    }
+    Ok(baseline)
+}
+
+/// `[classification]`: every threshold positive, the SRS-Schwab limits ordered.
+fn thresholds_from(c: &RawClassification) -> Result<Thresholds, KeyError> {
+    Ok(Thresholds {
+        sagittal_sva_mm: positive("classification.sagittal_sva_mm", c.sagittal_sva_mm, "mm")?,
+        coronal_c7pl_csvl_mm: positive(
+            "classification.coronal_c7pl_csvl_mm",
+            c.coronal_c7pl_csvl_mm,
+            "mm",
+        )?,
+        wedge_abnormal_pct: positive(
+            "classification.wedge_abnormal_pct",
+            c.wedge_abnormal_pct,
+            "%",
+        )?,
+        schwab: schwab_from(&c.schwab)?,
+    })
+}
+
+/// `[metrics] tk_upper` and `tk_lower`: two levels, the upper above the lower.
+fn metric_options_from(m: &RawMetrics) -> Result<MetricOptions, KeyError> {
+    let tk_upper = parse_tk_level("metrics.tk_upper", &m.tk_upper)?;
+    let tk_lower = parse_tk_level("metrics.tk_lower", &m.tk_lower)?;
+    if tk_upper >= tk_lower {
+        return Err((
+            "metrics.tk_lower".into(),
+            format!(
+                "`{tk_lower}` must lie below `metrics.tk_upper` (`{tk_upper}`), e.g. tk_upper = \"T4\", tk_lower = \"T12\""
+            ),
+        ));
+    }
+    Ok(MetricOptions { tk_upper, tk_lower })
+}
+
+/// `[sr] depth_cap`: 1 to [`MAX_DEPTH_CAP`].
+fn depth_cap_from(depth_cap: i64) -> Result<usize, KeyError> {
+    match usize::try_from(depth_cap) {
+        Ok(d) if (1..=MAX_DEPTH_CAP).contains(&d) => Ok(d),
+        _ => Err((
+            "sr.depth_cap".into(),
+            format!(
+                "{depth_cap} is out of range; expected 1 to {MAX_DEPTH_CAP} (default {DEFAULT_DEPTH_CAP})"
+            ),
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 
 impl Pipeline {
     /// How this pipeline reads files: its vocabulary and SR depth cap (what the work
@@ -344,127 +482,15 @@ impl Pipeline {
     /// Parses and validates a pipeline from its text; `source` names it in errors and
     /// in [`Pipeline::source`]. The hash is of `text`'s bytes.
     pub fn from_toml(text: &str, source: &str) -> Result<Pipeline, PipelineError> {
-        let sha256 = sha256_hex(text.as_bytes());
         // A UTF-8 byte-order mark (some Windows editors write one) is not TOML; skip it.
         let body = text.strip_prefix('\u{feff}').unwrap_or(text);
         let raw: RawPipeline = toml::from_str(body).map_err(|e| parse_error(body, source, &e))?;
-        let invalid = |key: &str, message: String| PipelineError::Invalid {
-            source_name: source.to_string(),
-            key: key.to_string(),
-            message,
-        };
-
-        if raw.name.trim().is_empty() {
-            return Err(invalid("name", "must not be empty".into()));
-        }
-
-        let anchored = raw.anchor == RawAnchor::Surgery;
-        let windows = match (&raw.timepoints, anchored) {
-            (None, true) => plumbline_ingest::default_windows(),
-            (None, false) => vec![Window::unanchored("baseline", Pick::Latest)],
-            (Some(tps), true) => windows_from(tps).map_err(|(k, m)| invalid(&k, m))?,
-            (Some(tps), false) => unanchored_windows(tps).map_err(|(k, m)| invalid(&k, m))?,
-        };
-
-        let baseline = raw.baseline.clone().unwrap_or_else(|| {
-            if anchored {
-                "preop".to_string()
-            } else {
-                windows[0].name.clone()
-            }
-        });
-        if !windows.iter().any(|w| w.name == baseline) {
-            return Err(invalid(
-                "baseline",
-                format!(
-                    "`{baseline}` is not a timepoint of this pipeline; expected one of {}",
-                    list(windows.iter().map(|w| w.name.as_str()))
-                ),
-            ));
-        }
-
-        let c = &raw.classification;
-        let thresholds = Thresholds {
-            sagittal_sva_mm: positive("classification.sagittal_sva_mm", c.sagittal_sva_mm, "mm")
-                .map_err(|(k, m)| invalid(&k, m))?,
-            coronal_c7pl_csvl_mm: positive(
-                "classification.coronal_c7pl_csvl_mm",
-                c.coronal_c7pl_csvl_mm,
-                "mm",
-            )
-            .map_err(|(k, m)| invalid(&k, m))?,
-            wedge_abnormal_pct: positive(
-                "classification.wedge_abnormal_pct",
-                c.wedge_abnormal_pct,
-                "%",
-            )
-            .map_err(|(k, m)| invalid(&k, m))?,
-            schwab: schwab_from(&c.schwab).map_err(|(k, m)| invalid(&k, m))?,
-        };
-        let segments = match &raw.metrics.segments {
-            None => None,
-            Some(names) => Some(segments_from(names).map_err(|(k, m)| invalid(&k, m))?),
-        };
-        let strata = strata_from(&raw.strata).map_err(|(k, m)| invalid(&k, m))?;
-
-        let tk_upper = parse_tk_level("metrics.tk_upper", &raw.metrics.tk_upper)
-            .map_err(|(k, m)| invalid(&k, m))?;
-        let tk_lower = parse_tk_level("metrics.tk_lower", &raw.metrics.tk_lower)
-            .map_err(|(k, m)| invalid(&k, m))?;
-        if tk_upper >= tk_lower {
-            return Err(invalid(
-                "metrics.tk_lower",
-                format!(
-                    "`{tk_lower}` must lie below `metrics.tk_upper` (`{tk_upper}`), e.g. tk_upper = \"T4\", tk_lower = \"T12\""
-                ),
-            ));
-        }
-
-        let depth_cap = match usize::try_from(raw.sr.depth_cap) {
-            Ok(d) if (1..=MAX_DEPTH_CAP).contains(&d) => d,
-            _ => {
-                return Err(invalid(
-                    "sr.depth_cap",
-                    format!(
-                        "{} is out of range; expected 1 to {MAX_DEPTH_CAP} (default {DEFAULT_DEPTH_CAP})",
-                        raw.sr.depth_cap
-                    ),
-                ));
-            }
-        };
-
-        let vocab = vocabulary_from(&raw.synonyms).map_err(|(k, m)| invalid(&k, m))?;
-        let pi_tolerance_deg = positive(
-            "plausibility.pi_tolerance_deg",
-            raw.plausibility.pi_tolerance_deg,
-            "degrees",
-        )
-        .map_err(|(k, m)| invalid(&k, m))?;
-
-        let o = &raw.outputs;
-        Ok(Pipeline {
-            name: raw.name.trim().to_string(),
-            description: raw.description.trim().to_string(),
-            windows,
-            baseline,
-            anchored,
-            thresholds,
-            segments,
-            strata,
-            metric_options: MetricOptions { tk_upper, tk_lower },
-            vocab,
-            depth_cap,
-            pi_tolerance_deg,
-            outputs: Outputs {
-                measurements: o.measurements,
-                patients: o.patients,
-                cohort_summary: o.cohort_summary,
-                overlays: o.overlays,
-            },
-            sha256,
-            text: text.to_string(),
-            source: source.to_string(),
-        })
+        raw.validate(text, source)
+            .map_err(|(key, message)| PipelineError::Invalid {
+                source_name: source.to_string(),
+                key,
+                message,
+            })
     }
 
     /// Reads, parses and validates a pipeline file; [`Pipeline::source`] is the path.
@@ -681,8 +707,6 @@ fn strata_from(raw: &[RawStrata]) -> Result<Vec<StrataSpec>, KeyError> {
     Ok(out)
 }
 
-/// Timepoints of a design without surgery: a name and optionally `pick` (default
-/// `latest`), no days.
 /// `timepoints[i].name` is a valid name not used by an earlier timepoint.
 fn new_timepoint_name(i: usize, name: &str, earlier: &[Window]) -> Result<(), KeyError> {
     let key = format!("timepoints[{i}].name");
@@ -708,6 +732,8 @@ impl From<RawPick> for Pick {
     }
 }
 
+/// Timepoints of a design without surgery: a name and optionally `pick` (default
+/// `latest`), no days.
 fn unanchored_windows(tps: &[RawTimepoint]) -> Result<Vec<Window>, KeyError> {
     if tps.is_empty() {
         return Err((
@@ -801,81 +827,19 @@ fn windows_from(tps: &[RawTimepoint]) -> Result<Vec<Window>, KeyError> {
     Ok(out)
 }
 
+/// The landmark vocabulary: the `99SPINE` codes plus `[[synonyms]]`, each a `text` or a
+/// (`scheme`, `value`) code.
 fn vocabulary_from(synonyms: &[RawSynonym]) -> Result<Vocabulary, KeyError> {
-    let mut vocab = Vocabulary::default();
-    // Synonym key -> (landmark, index of the entry that set it), to catch conflicts.
-    let mut texts: BTreeMap<String, (Landmark, usize)> = BTreeMap::new();
-    let mut codes: BTreeMap<(String, String), (Landmark, usize)> = BTreeMap::new();
+    let mut table = SynonymTable::default();
     for (i, s) in synonyms.iter().enumerate() {
-        let key = |k: &str| format!("synonyms[{i}].{k}");
+        let key = |k: &str| synonym_key(i, k);
         let lm: Landmark = s
             .landmark
             .parse()
             .map_err(|e| (key("landmark"), format!("{e}")))?;
-        let nonempty = |k: &str, v: &str| {
-            if v.trim().is_empty() {
-                Err((key(k), "must not be empty".to_string()))
-            } else {
-                Ok(v.trim().to_string())
-            }
-        };
-        let conflict = |k: &str, what: String, other: Landmark, j: usize| {
-            (
-                key(k),
-                format!(
-                    "{what} is already mapped to `{other}` by synonyms[{j}]; one synonym cannot name two landmarks"
-                ),
-            )
-        };
         match (&s.text, &s.scheme, &s.value) {
-            (Some(text), None, None) => {
-                let text = nonempty("text", text)?;
-                if let Ok(canon) = text.parse::<Landmark>()
-                    && canon != lm
-                {
-                    return Err((
-                        key("text"),
-                        format!(
-                            "`{text}` is the canonical name of another landmark and cannot be remapped to `{lm}`"
-                        ),
-                    ));
-                }
-                if let Some(&(other, j)) = texts.get(&text)
-                    && other != lm
-                {
-                    return Err(conflict("text", format!("text `{text}`"), other, j));
-                }
-                texts.insert(text.clone(), (lm, i));
-                vocab.add_text(&text, lm);
-            }
-            (None, Some(scheme), Some(value)) => {
-                let scheme = nonempty("scheme", scheme)?;
-                let value = nonempty("value", value)?;
-                if scheme == plumbline_ingest::vocab::SCHEME
-                    && let Ok(canon) = value.parse::<Landmark>()
-                    && canon != lm
-                {
-                    return Err((
-                        key("value"),
-                        format!(
-                            "({scheme}, {value}) is the canonical code of another landmark and cannot be remapped to `{lm}`"
-                        ),
-                    ));
-                }
-                let k = (scheme.clone(), value.clone());
-                if let Some(&(other, j)) = codes.get(&k)
-                    && other != lm
-                {
-                    return Err(conflict(
-                        "value",
-                        format!("code ({scheme}, {value})"),
-                        other,
-                        j,
-                    ));
-                }
-                codes.insert(k, (lm, i));
-                vocab.add_code(&scheme, &value, lm);
-            }
+            (Some(text), None, None) => table.add_text(i, lm, text)?,
+            (None, Some(scheme), Some(value)) => table.add_code(i, lm, scheme, value)?,
             (None, Some(_), None) => {
                 return Err((
                     key("value"),
@@ -903,7 +867,112 @@ fn vocabulary_from(synonyms: &[RawSynonym]) -> Result<Vocabulary, KeyError> {
             }
         }
     }
-    Ok(vocab)
+    Ok(table.vocab)
+}
+
+/// The key path of field `k` of `synonyms[i]`.
+fn synonym_key(i: usize, k: &str) -> String {
+    format!("synonyms[{i}].{k}")
+}
+
+/// The vocabulary being built from `[[synonyms]]`, with the landmark of each synonym
+/// and the index of the entry that set it, to catch conflicts.
+#[derive(Default)]
+struct SynonymTable {
+    vocab: Vocabulary,
+    texts: BTreeMap<String, (Landmark, usize)>,
+    codes: BTreeMap<(String, String), (Landmark, usize)>,
+}
+
+impl SynonymTable {
+    /// Adds entry `i`, text `text` for `lm`: not empty, not another landmark's canonical
+    /// name, not already another landmark's synonym.
+    fn add_text(&mut self, i: usize, lm: Landmark, text: &str) -> Result<(), KeyError> {
+        let text = nonempty_synonym(i, "text", text)?;
+        if let Ok(canon) = text.parse::<Landmark>()
+            && canon != lm
+        {
+            return Err((
+                synonym_key(i, "text"),
+                format!(
+                    "`{text}` is the canonical name of another landmark and cannot be remapped to `{lm}`"
+                ),
+            ));
+        }
+        if let Some(&(other, j)) = self.texts.get(&text)
+            && other != lm
+        {
+            return Err(synonym_conflict(
+                i,
+                "text",
+                format!("text `{text}`"),
+                other,
+                j,
+            ));
+        }
+        self.texts.insert(text.clone(), (lm, i));
+        self.vocab.add_text(&text, lm);
+        Ok(())
+    }
+
+    /// Adds entry `i`, code (`scheme`, `value`) for `lm`: both not empty, not another
+    /// landmark's `99SPINE` code, not already another landmark's synonym.
+    fn add_code(
+        &mut self,
+        i: usize,
+        lm: Landmark,
+        scheme: &str,
+        value: &str,
+    ) -> Result<(), KeyError> {
+        let scheme = nonempty_synonym(i, "scheme", scheme)?;
+        let value = nonempty_synonym(i, "value", value)?;
+        if scheme == plumbline_ingest::vocab::SCHEME
+            && let Ok(canon) = value.parse::<Landmark>()
+            && canon != lm
+        {
+            return Err((
+                synonym_key(i, "value"),
+                format!(
+                    "({scheme}, {value}) is the canonical code of another landmark and cannot be remapped to `{lm}`"
+                ),
+            ));
+        }
+        let k = (scheme.clone(), value.clone());
+        if let Some(&(other, j)) = self.codes.get(&k)
+            && other != lm
+        {
+            return Err(synonym_conflict(
+                i,
+                "value",
+                format!("code ({scheme}, {value})"),
+                other,
+                j,
+            ));
+        }
+        self.codes.insert(k, (lm, i));
+        self.vocab.add_code(&scheme, &value, lm);
+        Ok(())
+    }
+}
+
+/// Field `k` of `synonyms[i]`, trimmed; empty is an error.
+fn nonempty_synonym(i: usize, k: &str, v: &str) -> Result<String, KeyError> {
+    if v.trim().is_empty() {
+        Err((synonym_key(i, k), "must not be empty".to_string()))
+    } else {
+        Ok(v.trim().to_string())
+    }
+}
+
+/// Field `k` of `synonyms[i]` maps `what` to a landmark that `synonyms[j]` mapped it to
+/// `other` already.
+fn synonym_conflict(i: usize, k: &str, what: String, other: Landmark, j: usize) -> KeyError {
+    (
+        synonym_key(i, k),
+        format!(
+            "{what} is already mapped to `{other}` by synonyms[{j}]; one synonym cannot name two landmarks"
+        ),
+    )
 }
 
 /// A toml error as a [`PipelineError::Parse`], with the key path when the error's

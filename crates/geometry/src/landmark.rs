@@ -144,7 +144,10 @@ pub enum Landmark {
 #[error(
     "`{0}` is not a landmark name; expected e.g. `C7_centroid`, `L1_sup_ant`, `S1_sup_left` or `FH_right` (landmarks.md section 1; names are case-sensitive)"
 )]
-pub struct UnknownLandmark(pub String);
+pub struct UnknownLandmark(
+    /// The string as given.
+    pub String,
+);
 
 impl Landmark {
     /// Shorthand for a corner landmark.

@@ -112,7 +112,16 @@ fn body_height(v: &ViewLandmarks, level: Level) -> Option<(f64, Vec<Landmark>)> 
 /// Every check of one view that can be made with the landmarks it has, in check order.
 pub fn check_view(v: &ViewLandmarks) -> Vec<Implausible> {
     let mut out = Vec::new();
-    // Body order, between consecutive levels present.
+    body_order(v, &mut out);
+    endplate_order(v, &mut out);
+    corner_sides(v, &mut out);
+    femoral_heads(v, &mut out);
+    out
+}
+
+/// [`Check::BodyOrder`]: between consecutive levels present (C7, T1..L5, S1), the upper
+/// body lies above the lower one.
+fn body_order(v: &ViewLandmarks, out: &mut Vec<Implausible>) {
     let levels = std::iter::once(Level::C7)
         .chain(Level::thoracolumbar())
         .chain(std::iter::once(Level::S1));
@@ -135,7 +144,11 @@ pub fn check_view(v: &ViewLandmarks) -> Vec<Implausible> {
             });
         }
     }
-    // Superior corners above inferior corners.
+}
+
+/// [`Check::EndplateOrder`]: each superior corner of T1..L5 lies above the inferior
+/// corner on the same side.
+fn endplate_order(v: &ViewLandmarks, out: &mut Vec<Implausible>) {
     for level in Level::thoracolumbar() {
         for c in [Corner::Ant, Corner::Post, Corner::Left, Corner::Right] {
             let (s, i) = (
@@ -156,7 +169,12 @@ pub fn check_view(v: &ViewLandmarks) -> Vec<Implausible> {
             }
         }
     }
-    // Corner sides, where the orientation is known.
+}
+
+/// [`Check::CornerSides`], where the orientation is known: anterior corners anterior of
+/// posterior ones on a lateral view, left corners on the patient's left of right ones on
+/// an AP view whose orientation came from the header.
+fn corner_sides(v: &ViewLandmarks, out: &mut Vec<Implausible>) {
     let pairs = match (v.kind(), v.orientation()) {
         (ViewKind::Lateral, OrientationSource::Header | OrientationSource::Inferred) => {
             Some((Corner::Ant, Corner::Post, "anterior"))
@@ -166,56 +184,63 @@ pub fn check_view(v: &ViewLandmarks) -> Vec<Implausible> {
         }
         _ => None,
     };
-    if let Some((first, second, side)) = pairs {
-        let levels = Level::thoracolumbar().chain(std::iter::once(Level::S1));
-        for level in levels {
-            for e in [Endplate::Sup, Endplate::Inf] {
-                let (a, b) = (
-                    Landmark::Corner(level, e, first),
-                    Landmark::Corner(level, e, second),
-                );
-                if let (Some(pa), Some(pb)) = (v.get(a), v.get(b))
-                    && pa.x <= pb.x
-                {
-                    out.push(Implausible {
-                        check: Check::CornerSides,
-                        landmarks: vec![a, b],
-                        message: format!(
-                            "{a} is not {side} of {b} (x {:.1} mm vs {:.1} mm): the two corners \
-                             look swapped",
-                            pa.x, pb.x
-                        ),
-                    });
-                }
+    let Some((first, second, side)) = pairs else {
+        return;
+    };
+    let levels = Level::thoracolumbar().chain(std::iter::once(Level::S1));
+    for level in levels {
+        for e in [Endplate::Sup, Endplate::Inf] {
+            let (a, b) = (
+                Landmark::Corner(level, e, first),
+                Landmark::Corner(level, e, second),
+            );
+            if let (Some(pa), Some(pb)) = (v.get(a), v.get(b))
+                && pa.x <= pb.x
+            {
+                out.push(Implausible {
+                    check: Check::CornerSides,
+                    landmarks: vec![a, b],
+                    message: format!(
+                        "{a} is not {side} of {b} (x {:.1} mm vs {:.1} mm): the two corners \
+                         look swapped",
+                        pa.x, pb.x
+                    ),
+                });
             }
         }
     }
-    // Femoral heads below the S1 endplate (its midpoint, or its one corner).
+}
+
+/// [`Check::FemoralHeads`]: both femoral heads lie below the S1 endplate (the mean height
+/// of the S1 corners present, so its midpoint or its one corner).
+fn femoral_heads(v: &ViewLandmarks, out: &mut Vec<Implausible>) {
     let s1: Vec<(Landmark, Point)> = v
         .points()
         .iter()
         .filter(|(lm, _)| matches!(lm, Landmark::Corner(Level::S1, _, _)))
         .map(|(lm, p)| (*lm, *p))
         .collect();
-    if !s1.is_empty() {
-        let y_s1 = s1.iter().map(|(_, p)| p.y).sum::<f64>() / s1.len() as f64;
-        for side in [Side::Left, Side::Right] {
-            let fh = Landmark::FemoralHead(side);
-            if let Some(p) = v.get(fh)
-                && p.y >= y_s1
-            {
-                out.push(Implausible {
-                    check: Check::FemoralHeads,
-                    landmarks: std::iter::once(fh).chain(s1.iter().map(|(l, _)| *l)).collect(),
-                    message: format!(
-                        "{fh} lies at {:.1} mm, not below the S1 endplate at {y_s1:.1} mm (height, up)",
-                        p.y
-                    ),
-                });
-            }
+    if s1.is_empty() {
+        return;
+    }
+    let y_s1 = s1.iter().map(|(_, p)| p.y).sum::<f64>() / s1.len() as f64;
+    for side in [Side::Left, Side::Right] {
+        let fh = Landmark::FemoralHead(side);
+        if let Some(p) = v.get(fh)
+            && p.y >= y_s1
+        {
+            out.push(Implausible {
+                check: Check::FemoralHeads,
+                landmarks: std::iter::once(fh)
+                    .chain(s1.iter().map(|(l, _)| *l))
+                    .collect(),
+                message: format!(
+                    "{fh} lies at {:.1} mm, not below the S1 endplate at {y_s1:.1} mm (height, up)",
+                    p.y
+                ),
+            });
         }
     }
-    out
 }
 
 /// The PI check across one reader's readings of one patient: `pis` are (timepoint name,
