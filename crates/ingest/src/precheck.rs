@@ -50,7 +50,7 @@ use std::path::Path;
 
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::{Tag, VR};
-use dicom_dictionary_std::StandardDataDictionary;
+use dicom_dictionary_std::{StandardDataDictionary, uids};
 use dicom_encoding::transfer_syntax::{Codec, Endianness, TransferSyntaxIndex};
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
@@ -239,7 +239,6 @@ const PIXEL_DATA: Tag = Tag(0x7FE0, 0x0010);
 const GROUP_LENGTH: Tag = Tag(0x0002, 0x0000);
 const TRANSFER_SYNTAX: Tag = Tag(0x0002, 0x0010);
 const UNDEFINED: u32 = 0xFFFF_FFFF;
-const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
 
 /// VRs with a 2-byte length in explicit VR (PS3.5 table 7.1-2), as dicom-rs's decoders
 /// list them; every other VR, unknown ones included (read as UN), has a 4-byte length.
@@ -702,7 +701,7 @@ impl<R: Read + Seek> Walker<'_, R> {
             return Ok(());
         }
         self.big_endian = matches!(syntax.endianness(), Endianness::Big);
-        self.explicit = syntax.uid() != IMPLICIT_VR_LE;
+        self.explicit = syntax.uid() != uids::IMPLICIT_VR_LITTLE_ENDIAN;
         self.data_set()
     }
 

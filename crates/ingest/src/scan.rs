@@ -8,7 +8,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use dicom_core::Tag;
-use dicom_dictionary_std::tags;
+use dicom_dictionary_std::{tags, uids};
 use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
 use plumbline_geometry::Spacing;
@@ -23,20 +23,23 @@ use crate::{Vocabulary, markups, precheck};
 /// processing), and secondary capture (single- and multi-frame), the form of many
 /// stitched whole-spine composites.
 pub const IMAGE_CLASSES: [&str; 7] = [
-    "1.2.840.10008.5.1.4.1.1.1",     // CR
-    "1.2.840.10008.5.1.4.1.1.1.1",   // DX for presentation
-    "1.2.840.10008.5.1.4.1.1.1.1.1", // DX for processing
-    "1.2.840.10008.5.1.4.1.1.7",     // Secondary Capture
-    "1.2.840.10008.5.1.4.1.1.7.2",   // Multi-frame grayscale byte SC
-    "1.2.840.10008.5.1.4.1.1.7.3",   // Multi-frame grayscale word SC
-    "1.2.840.10008.5.1.4.1.1.7.4",   // Multi-frame true colour SC
+    uids::COMPUTED_RADIOGRAPHY_IMAGE_STORAGE,
+    uids::DIGITAL_X_RAY_IMAGE_STORAGE_FOR_PRESENTATION,
+    uids::DIGITAL_X_RAY_IMAGE_STORAGE_FOR_PROCESSING,
+    uids::SECONDARY_CAPTURE_IMAGE_STORAGE,
+    uids::MULTI_FRAME_GRAYSCALE_BYTE_SECONDARY_CAPTURE_IMAGE_STORAGE,
+    uids::MULTI_FRAME_GRAYSCALE_WORD_SECONDARY_CAPTURE_IMAGE_STORAGE,
+    uids::MULTI_FRAME_TRUE_COLOR_SECONDARY_CAPTURE_IMAGE_STORAGE,
 ];
 
 /// Native (uncompressed) transfer syntaxes, whose pixel data length is known from the header.
+// Explicit VR Big Endian is retired (hence deprecated in `uids`), but files in it are
+// still read.
+#[allow(deprecated)]
 const NATIVE_TS: [&str; 3] = [
-    "1.2.840.10008.1.2",
-    "1.2.840.10008.1.2.1",
-    "1.2.840.10008.1.2.2",
+    uids::IMPLICIT_VR_LITTLE_ENDIAN,
+    uids::EXPLICIT_VR_LITTLE_ENDIAN,
+    uids::EXPLICIT_VR_BIG_ENDIAN,
 ];
 
 /// How much of an uncompressed image file the truncation check reads: enough for any
@@ -511,11 +514,13 @@ fn ds_single(obj: &InMemDicomObject, tag: Tag) -> Result<Option<f64>, String> {
 /// Whether GDCM takes this SOP class's spacing from ImagerPixelSpacing: CR, the DX family
 /// (with mammography and intra-oral), XA and RF (`GetSpacingTagFromMediaStorage`).
 fn gdcm_imager_class(sop_class: &str) -> bool {
-    const CR: &str = "1.2.840.10008.5.1.4.1.1.1";
-    sop_class == CR
-        || sop_class.starts_with("1.2.840.10008.5.1.4.1.1.1.")
-        || sop_class == "1.2.840.10008.5.1.4.1.1.12.1"
-        || sop_class == "1.2.840.10008.5.1.4.1.1.12.2"
+    // CR itself, and every class below it (`...1.1.1`, DX; `...1.1.2`, mammography; ...).
+    let cr_family = sop_class
+        .strip_prefix(uids::COMPUTED_RADIOGRAPHY_IMAGE_STORAGE)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'));
+    cr_family
+        || sop_class == uids::X_RAY_ANGIOGRAPHIC_IMAGE_STORAGE
+        || sop_class == uids::X_RAY_RADIOFLUOROSCOPIC_IMAGE_STORAGE
 }
 
 /// [`ItkGeometry`] of an image, as ITK's GDCMImageIO reads it (see its documentation).
@@ -704,7 +709,7 @@ fn image_record(
         let bits = u64::from(uint(obj, tags::BITS_ALLOCATED).unwrap_or(16));
         let spp = u64::from(uint(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1));
         let need = u64::from(rows) * u64::from(cols) * u64::from(frames) * spp * bits.div_ceil(8);
-        let implicit = ts == "1.2.840.10008.1.2";
+        let implicit = ts == uids::IMPLICIT_VR_LITTLE_ENDIAN;
         if let Some((end, len)) = native_pixel_data_end(path, need, implicit)
             && end > len
         {

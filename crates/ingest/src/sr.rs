@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use dicom_core::Tag;
 use dicom_core::value::{PrimitiveValue, Value};
-use dicom_dictionary_std::tags;
+use dicom_dictionary_std::{tags, uids};
 use dicom_object::InMemDicomObject;
 use plumbline_geometry::Landmark;
 
@@ -26,9 +26,9 @@ use crate::vocab::Vocabulary;
 /// Enhanced SR ...88.22, Comprehensive 3D SR ...88.34 (the classes that can hold SCOORD
 /// items; Basic Text SR cannot).
 pub const LANDMARK_SR_CLASSES: [&str; 3] = [
-    "1.2.840.10008.5.1.4.1.1.88.33",
-    "1.2.840.10008.5.1.4.1.1.88.22",
-    "1.2.840.10008.5.1.4.1.1.88.34",
+    uids::COMPREHENSIVE_SR_STORAGE,
+    uids::ENHANCED_SR_STORAGE,
+    uids::COMPREHENSIVE3_DSR_STORAGE,
 ];
 
 /// Whether a SOP Class UID is one of [`LANDMARK_SR_CLASSES`] (trailing NUL padding and
@@ -62,7 +62,8 @@ const UNKNOWN_OBSERVER: &str = "unknown^unknown";
 
 /// Evidence entries of these SOP class families are documents, not images: SR and Key
 /// Object Selection (`...88.*`) and presentation states (`...11.*`). They are left out of
-/// [`LandmarkDoc::evidence`] so that "the SR's only image" is not confused by them.
+/// [`LandmarkDoc::evidence`] so that "the SR's only image" is not confused by them. These
+/// are the roots of families of SOP classes, not UIDs (`uids` has no constant for them).
 const NON_IMAGE_CLASS_PREFIXES: [&str; 2] =
     ["1.2.840.10008.5.1.4.1.1.88.", "1.2.840.10008.5.1.4.1.1.11."];
 
