@@ -394,97 +394,203 @@ pub fn read_clinical_for(
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
+    let columns = ClinicalColumns::find(path, &headers, required)?;
 
-    // Duplicate names (case-insensitive; empty names, e.g. from trailing commas, are allowed).
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, h) in headers.iter().enumerate() {
-        if h.is_empty() {
-            continue;
-        }
-        if let Some(&first) = seen.get(&h.to_ascii_lowercase()) {
-            return Err(ClinicalError::DuplicateColumn {
-                path: path.to_path_buf(),
-                name: headers[first].clone(),
-                first: first + 1,
-                second: i + 1,
-            });
-        }
-        seen.insert(h.to_ascii_lowercase(), i);
-    }
-    let missing: Vec<String> = required
-        .iter()
-        .filter(|c| !seen.contains_key(**c))
-        .map(|c| c.to_string())
-        .collect();
-    if !missing.is_empty() {
-        return Err(ClinicalError::MissingColumns {
-            path: path.to_path_buf(),
-            required: required.iter().map(|c| c.to_string()).collect(),
-            missing,
-            hint: separator_hint(&headers),
-            found: headers,
-        });
-    }
-    let col = |name: &str| seen.get(name).copied();
-    let (c_id, c_date, c_level, c_side) = (
-        col("patient_id").expect("required above"),
-        col("surgery_date"),
-        col("herniation_level"),
-        col("herniation_side"),
-    );
-
-    let file = path.display();
-    let mut issues = Vec::new();
-    let issue = |patient_id: &str, message: String| {
-        QcIssue::file(path, Severity::Error, codes::BAD_CLINICAL_ROW, message)
-            .with_ids("", patient_id)
+    let mut rows = RowReader {
+        path,
+        headers: &headers,
+        columns,
+        surgery,
+        by_id: BTreeMap::new(),
+        issues: Vec::new(),
     };
-    let mut by_id: BTreeMap<String, ClinicalRow> = BTreeMap::new();
     let mut lines = LineCounter::new(text);
     for result in reader.records() {
-        let record = match result {
-            Ok(r) => r,
+        match result {
+            Ok(record) => {
+                let line = lines.line(record.position());
+                rows.row(&record, line);
+            }
             Err(e) => {
                 let line = lines.line(e.position());
-                issues.push(issue(
+                let file = path.display();
+                let issue = rows.issue(
                     "",
                     format!("{file}, line {line}: not readable as CSV ({e}); row skipped"),
-                ));
+                );
+                rows.issues.push(issue);
+            }
+        }
+    }
+    let RowReader { by_id, issues, .. } = rows;
+    let table = ClinicalTable {
+        path: path.to_path_buf(),
+        headers,
+        rows: by_id.into_values().collect(),
+    };
+    Ok((table, issues))
+}
+
+/// Where the clinical columns are in the header row (0-based).
+struct ClinicalColumns {
+    id: usize,
+    date: Option<usize>,
+    level: Option<usize>,
+    side: Option<usize>,
+}
+
+impl ClinicalColumns {
+    /// Finds the columns, case-insensitively; an error when a name appears twice or a
+    /// `required` column is missing.
+    fn find(
+        path: &Path,
+        headers: &[String],
+        required: &[&str],
+    ) -> Result<ClinicalColumns, ClinicalError> {
+        // Duplicate names (case-insensitive; empty names, e.g. from trailing commas, are
+        // allowed).
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, h) in headers.iter().enumerate() {
+            if h.is_empty() {
                 continue;
             }
-        };
-        let line = lines.line(record.position());
-        if record.iter().all(|f| f.trim().is_empty()) {
-            continue;
+            if let Some(&first) = seen.get(&h.to_ascii_lowercase()) {
+                return Err(ClinicalError::DuplicateColumn {
+                    path: path.to_path_buf(),
+                    name: headers[first].clone(),
+                    first: first + 1,
+                    second: i + 1,
+                });
+            }
+            seen.insert(h.to_ascii_lowercase(), i);
         }
-        if record.len() != headers.len() {
+        let missing: Vec<String> = required
+            .iter()
+            .filter(|c| !seen.contains_key(**c))
+            .map(|c| c.to_string())
+            .collect();
+        if !missing.is_empty() {
+            return Err(ClinicalError::MissingColumns {
+                path: path.to_path_buf(),
+                required: required.iter().map(|c| c.to_string()).collect(),
+                missing,
+                hint: separator_hint(headers),
+                found: headers.to_vec(),
+            });
+        }
+        let col = |name: &str| seen.get(name).copied();
+        Ok(ClinicalColumns {
+            id: col("patient_id").expect("required above"),
+            date: col("surgery_date"),
+            level: col("herniation_level"),
+            side: col("herniation_side"),
+        })
+    }
+}
+
+/// The surgery day, herniation level and side of a row (each `None` when its column is
+/// absent, or its cell empty in a design without surgery).
+type RowValues = (Option<i64>, Option<String>, Option<HerniationSide>);
+
+/// The rows of one clinical table, as they are read.
+struct RowReader<'a> {
+    path: &'a Path,
+    headers: &'a [String],
+    columns: ClinicalColumns,
+    /// Whether the design is anchored on surgery.
+    surgery: bool,
+    /// The valid rows so far.
+    by_id: BTreeMap<String, ClinicalRow>,
+    issues: Vec<QcIssue>,
+}
+
+impl RowReader<'_> {
+    /// A `bad_clinical_row` error.
+    fn issue(&self, patient_id: &str, message: String) -> QcIssue {
+        QcIssue::file(self.path, Severity::Error, codes::BAD_CLINICAL_ROW, message)
+            .with_ids("", patient_id)
+    }
+
+    /// Takes the record that starts on `line`: a valid row, or issues.
+    fn row(&mut self, record: &csv::StringRecord, line: u64) {
+        let file = self.path.display();
+        if record.iter().all(|f| f.trim().is_empty()) {
+            return;
+        }
+        let c_id = self.columns.id;
+        if record.len() != self.headers.len() {
             let pid = record.get(c_id).unwrap_or("").trim();
-            issues.push(issue(
+            let issue = self.issue(
                 pid,
                 format!(
                     "{file}, line {line}: {} fields but the header has {} columns; row skipped (quote values that contain commas, e.g. \"a, b\")",
                     record.len(),
-                    headers.len()
+                    self.headers.len()
                 ),
-            ));
-            continue;
+            );
+            self.issues.push(issue);
+            return;
         }
+        let patient_id = record.get(c_id).unwrap_or("").trim().to_string();
+        let (surgery_day, herniation_level, herniation_side) = match self.values(record, line) {
+            Ok(v) => v,
+            Err(bad) => {
+                let issues: Vec<QcIssue> =
+                    bad.into_iter().map(|m| self.issue(&patient_id, m)).collect();
+                self.issues.extend(issues);
+                return;
+            }
+        };
+        if let Some(first) = self.by_id.get(&patient_id) {
+            let issue = self.issue(
+                &patient_id,
+                format!(
+                    "{file}, line {line}: column `{}` is `{patient_id}`, which already appears on line {}; the row on line {} is kept and this one skipped",
+                    self.headers[c_id],
+                    first.line, first.line
+                ),
+            );
+            self.issues.push(issue);
+            return;
+        }
+        self.by_id.insert(
+            patient_id.clone(),
+            ClinicalRow {
+                line,
+                patient_id,
+                surgery_day,
+                herniation_level,
+                herniation_side,
+                fields: record.iter().map(str::to_string).collect(),
+            },
+        );
+    }
+
+    /// The clinical values of a record with the right number of fields, or one message
+    /// per bad cell (an empty `patient_id` included).
+    fn values(&self, record: &csv::StringRecord, line: u64) -> Result<RowValues, Vec<String>> {
+        let file = self.path.display();
+        let ClinicalColumns {
+            id: c_id,
+            date: c_date,
+            level: c_level,
+            side: c_side,
+        } = self.columns;
         let cell = |c: usize| record.get(c).unwrap_or("").trim();
-        let patient_id = cell(c_id).to_string();
         let mut bad = Vec::new();
         let mut bad_cell = |c: usize, expected: &str| {
             bad.push(format!(
                 "{file}, line {line}: column `{}` is `{}`; expected {expected}; row skipped",
-                headers[c],
+                self.headers[c],
                 record.get(c).unwrap_or("")
             ));
         };
-        if patient_id.is_empty() {
+        if cell(c_id).is_empty() {
             bad_cell(c_id, "the patient's PatientID (0010,0020), not empty");
         }
         // A column that is absent, or an empty cell in a design without surgery, is
-        // `Ok(None)`; a value that does not parse is `Err(())` and a bad cell.
-        let optional = |c: Option<usize>| c.map(cell).filter(|v| surgery || !v.is_empty());
+        // `None`; a value that does not parse is `Some(None)` and a bad cell.
+        let optional = |c: Option<usize>| c.map(cell).filter(|v| self.surgery || !v.is_empty());
         let surgery_day = optional(c_date).map(parse_iso_date);
         if let (Some(None), Some(c)) = (surgery_day, c_date) {
             bad_cell(c, "a real date written YYYY-MM-DD, e.g. 2023-04-17");
@@ -500,44 +606,11 @@ pub fn read_clinical_for(
         if let (Some(None), Some(c)) = (side, c_side) {
             bad_cell(c, "`left`, `right` or `central`");
         }
-        let bad_value = matches!(surgery_day, Some(None))
-            || matches!(level, Some(None))
-            || matches!(side, Some(None));
-        if bad_value || patient_id.is_empty() {
-            issues.extend(bad.into_iter().map(|m| issue(&patient_id, m)));
-            continue;
+        if !bad.is_empty() {
+            return Err(bad);
         }
-        let (surgery_day, herniation_level, herniation_side) =
-            (surgery_day.flatten(), level.flatten(), side.flatten());
-        if let Some(first) = by_id.get(&patient_id) {
-            issues.push(issue(
-                &patient_id,
-                format!(
-                    "{file}, line {line}: column `{}` is `{patient_id}`, which already appears on line {}; the row on line {} is kept and this one skipped",
-                    headers[c_id],
-                    first.line, first.line
-                ),
-            ));
-            continue;
-        }
-        by_id.insert(
-            patient_id.clone(),
-            ClinicalRow {
-                line,
-                patient_id,
-                surgery_day,
-                herniation_level,
-                herniation_side,
-                fields: record.iter().map(str::to_string).collect(),
-            },
-        );
+        Ok((surgery_day.flatten(), level.flatten(), side.flatten()))
     }
-    let table = ClinicalTable {
-        path: path.to_path_buf(),
-        headers,
-        rows: by_id.into_values().collect(),
-    };
-    Ok((table, issues))
 }
 
 #[cfg(test)]
