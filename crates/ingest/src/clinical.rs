@@ -535,8 +535,10 @@ impl RowReader<'_> {
         let (surgery_day, herniation_level, herniation_side) = match self.values(record, line) {
             Ok(v) => v,
             Err(bad) => {
-                let issues: Vec<QcIssue> =
-                    bad.into_iter().map(|m| self.issue(&patient_id, m)).collect();
+                let issues: Vec<QcIssue> = bad
+                    .into_iter()
+                    .map(|m| self.issue(&patient_id, m))
+                    .collect();
                 self.issues.extend(issues);
                 return;
             }

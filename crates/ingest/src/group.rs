@@ -397,7 +397,12 @@ fn join_doc(
 }
 
 /// A QC issue about image `im`.
-fn image_issue(im: &ImageRecord, severity: Severity, code: &'static str, message: String) -> QcIssue {
+fn image_issue(
+    im: &ImageRecord,
+    severity: Severity,
+    code: &'static str,
+    message: String,
+) -> QcIssue {
     QcIssue::file(&im.path, severity, code, message).with_ids(&im.sop_instance_uid, &im.patient_id)
 }
 
@@ -581,7 +586,9 @@ fn assign_timepoints(
             Some(Placement::Named(t)) => {
                 out.insert((pid, suid), t);
             }
-            Some(Placement::Dated(t, day)) => by_window.entry((pid, t)).or_default().push((day, im)),
+            Some(Placement::Dated(t, day)) => {
+                by_window.entry((pid, t)).or_default().push((day, im))
+            }
             None => {}
         }
     }

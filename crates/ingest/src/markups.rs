@@ -525,13 +525,7 @@ impl Markup<'_> {
     }
 
     /// Reads control point `ci` into `doc`: a point, or issues.
-    fn read_control_point(
-        &self,
-        ci: usize,
-        cp: &Value,
-        vocab: &Vocabulary,
-        doc: &mut LandmarkDoc,
-    ) {
+    fn read_control_point(&self, ci: usize, cp: &Value, vocab: &Vocabulary, doc: &mut LandmarkDoc) {
         let mut at = format!("{}, controlPoints[{ci}]", self.where_);
         let Some(cp) = cp.as_object() else {
             doc.issues.push(self.issue(
@@ -790,7 +784,13 @@ struct CsvRows<'a> {
 
 impl CsvRows<'_> {
     /// Reads the record that starts on `line` into `doc`: a point, or issues.
-    fn row(&self, record: &csv::StringRecord, line: u64, vocab: &Vocabulary, doc: &mut LandmarkDoc) {
+    fn row(
+        &self,
+        record: &csv::StringRecord,
+        line: u64,
+        vocab: &Vocabulary,
+        doc: &mut LandmarkDoc,
+    ) {
         let (path, file, c) = (self.path, self.file, &self.columns);
         if record.iter().all(|f| f.trim().is_empty()) {
             return;
@@ -813,7 +813,9 @@ impl CsvRows<'_> {
         let Some((landmark, col, row)) = self.values(record, line, uid, vocab, doc) else {
             return;
         };
-        let observer = c.observer.map_or("", |o| record.get(o).unwrap_or("").trim());
+        let observer = c
+            .observer
+            .map_or("", |o| record.get(o).unwrap_or("").trim());
         doc.points.push(RawPoint {
             source: path.to_path_buf(),
             source_uid: String::new(),

@@ -807,6 +807,8 @@ fn spacing_problems(found: bool, notes: &[String]) -> Vec<(Severity, &'static st
     vec![(
         Severity::Error,
         codes::NO_SPACING,
-        format!("no usable pixel spacing ({why}): no landmark of this image is used and no metric is computed from it"),
+        format!(
+            "no usable pixel spacing ({why}): no landmark of this image is used and no metric is computed from it"
+        ),
     )]
 }
