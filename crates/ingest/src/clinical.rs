@@ -31,6 +31,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use chrono::{Datelike, NaiveDate};
 use plumbline_geometry::{HerniationSide, Level};
 
 use crate::qc::{QcIssue, Severity, codes};
@@ -43,48 +44,43 @@ pub const REQUIRED_COLUMNS: [&str; 4] = [
     "herniation_side",
 ];
 
+/// Days in one 400-year cycle of the Gregorian calendar, after which it repeats exactly.
+///
+/// chrono's [`NaiveDate`] spans about ±262,000 years; the date functions below fold any
+/// day count or year into one cycle, let chrono do the calendar there, and add the cycles
+/// back, so that they work for every day count as the hand-written arithmetic they
+/// replace did.
+const DAYS_PER_400_YEARS: i64 = 146_097;
+
 /// Days since 1970-01-01 (proleptic Gregorian) of a civil date; used for all date arithmetic.
 ///
 /// `m` is expected in 1..=12 and `d` in 1..=31; the result for other values is
-/// arithmetic, not validated (use [`parse_iso_date`] or [`parse_dicom_date`] on text).
+/// arithmetic, not validated (use [`parse_iso_date`] or [`parse_dicom_date`] on text):
+/// month 0 is December of the year before, month 13 January of the year after, day 0 the
+/// last day of the month before, and so on.
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    // Howard Hinnant's days_from_civil: years start on 1 March so leap days fall last.
-    let (m, d) = (i64::from(m), i64::from(d));
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12; // March = 0
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let months = y * 12 + i64::from(m) - 1;
+    let (y, month0) = (months.div_euclid(12), months.rem_euclid(12));
+    let (cycles, year_in_cycle) = (y.div_euclid(400), y.rem_euclid(400));
+    // Both are small by construction (0..400, 1..=12): a valid first of a month.
+    let first = NaiveDate::from_ymd_opt(year_in_cycle as i32, month0 as u32 + 1, 1)
+        .expect("the first of a month in years 0..400 is a date");
+    i64::from(first.to_epoch_days()) + cycles * DAYS_PER_400_YEARS + i64::from(d) - 1
 }
 
 /// The inverse of [`days_from_civil`]: (year, month, day).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    // Both are small and positive by construction (1..=31, 1..=12).
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-fn is_leap(y: i64) -> bool {
-    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
-}
-
-fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if is_leap(y) => 29,
-        2 => 28,
-        _ => 0,
-    }
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let (cycles, rest) = (
+        days.div_euclid(DAYS_PER_400_YEARS),
+        days.rem_euclid(DAYS_PER_400_YEARS),
+    );
+    // `rest` is in 0..146_097: a date in 1970..2370.
+    let date = NaiveDate::from_epoch_days(rest as i32).expect("days 0..146_097 are dates");
+    (
+        i64::from(date.year()) + 400 * cycles,
+        date.month(),
+        date.day(),
+    )
 }
 
 /// Parses exactly `n` ASCII digits (no sign, no spaces).
@@ -95,12 +91,13 @@ fn digits(s: &str) -> Option<u32> {
     s.parse().ok()
 }
 
+/// Days of a date written as year, month and day digits; `None` unless all three are
+/// plain digits and name a real calendar date.
 fn checked_days(y: &str, m: &str, d: &str) -> Option<i64> {
-    let (y, m, d) = (i64::from(digits(y)?), digits(m)?, digits(d)?);
-    if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
-        return None;
-    }
-    Some(days_from_civil(y, m, d))
+    // Four digits at most (the callers cut them), so the year fits chrono's range.
+    let year = i32::try_from(digits(y)?).ok()?;
+    let date = NaiveDate::from_ymd_opt(year, digits(m)?, digits(d)?)?;
+    Some(i64::from(date.to_epoch_days()))
 }
 
 /// "YYYY-MM-DD" -> days; None unless a real calendar date (2023-02-29 is None).
@@ -127,7 +124,9 @@ pub fn parse_dicom_date(s: &str) -> Option<i64> {
 
 /// days -> "YYYY-MM-DD".
 ///
-/// Round-trips with [`parse_iso_date`] for years 0000..=9999.
+/// Round-trips with [`parse_iso_date`] for years 0000..=9999. Other years are written
+/// with at least four characters, sign included (`-001-12-31`, `10000-01-01`), which
+/// [`parse_iso_date`] refuses.
 pub fn iso_date(days: i64) -> String {
     let (y, m, d) = civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}")
@@ -395,97 +394,205 @@ pub fn read_clinical_for(
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
+    let columns = ClinicalColumns::find(path, &headers, required)?;
 
-    // Duplicate names (case-insensitive; empty names, e.g. from trailing commas, are allowed).
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for (i, h) in headers.iter().enumerate() {
-        if h.is_empty() {
-            continue;
-        }
-        if let Some(&first) = seen.get(&h.to_ascii_lowercase()) {
-            return Err(ClinicalError::DuplicateColumn {
-                path: path.to_path_buf(),
-                name: headers[first].clone(),
-                first: first + 1,
-                second: i + 1,
-            });
-        }
-        seen.insert(h.to_ascii_lowercase(), i);
-    }
-    let missing: Vec<String> = required
-        .iter()
-        .filter(|c| !seen.contains_key(**c))
-        .map(|c| c.to_string())
-        .collect();
-    if !missing.is_empty() {
-        return Err(ClinicalError::MissingColumns {
-            path: path.to_path_buf(),
-            required: required.iter().map(|c| c.to_string()).collect(),
-            missing,
-            hint: separator_hint(&headers),
-            found: headers,
-        });
-    }
-    let col = |name: &str| seen.get(name).copied();
-    let (c_id, c_date, c_level, c_side) = (
-        col("patient_id").expect("required above"),
-        col("surgery_date"),
-        col("herniation_level"),
-        col("herniation_side"),
-    );
-
-    let file = path.display();
-    let mut issues = Vec::new();
-    let issue = |patient_id: &str, message: String| {
-        QcIssue::file(path, Severity::Error, codes::BAD_CLINICAL_ROW, message)
-            .with_ids("", patient_id)
+    let mut rows = RowReader {
+        path,
+        headers: &headers,
+        columns,
+        surgery,
+        by_id: BTreeMap::new(),
+        issues: Vec::new(),
     };
-    let mut by_id: BTreeMap<String, ClinicalRow> = BTreeMap::new();
     let mut lines = LineCounter::new(text);
     for result in reader.records() {
-        let record = match result {
-            Ok(r) => r,
+        match result {
+            Ok(record) => {
+                let line = lines.line(record.position());
+                rows.row(&record, line);
+            }
             Err(e) => {
                 let line = lines.line(e.position());
-                issues.push(issue(
+                let file = path.display();
+                let issue = rows.issue(
                     "",
                     format!("{file}, line {line}: not readable as CSV ({e}); row skipped"),
-                ));
+                );
+                rows.issues.push(issue);
+            }
+        }
+    }
+    let RowReader { by_id, issues, .. } = rows;
+    let table = ClinicalTable {
+        path: path.to_path_buf(),
+        headers,
+        rows: by_id.into_values().collect(),
+    };
+    Ok((table, issues))
+}
+
+/// Where the clinical columns are in the header row (0-based).
+struct ClinicalColumns {
+    id: usize,
+    date: Option<usize>,
+    level: Option<usize>,
+    side: Option<usize>,
+}
+
+impl ClinicalColumns {
+    /// Finds the columns, case-insensitively; an error when a name appears twice or a
+    /// `required` column is missing.
+    fn find(
+        path: &Path,
+        headers: &[String],
+        required: &[&str],
+    ) -> Result<ClinicalColumns, ClinicalError> {
+        // Duplicate names (case-insensitive; empty names, e.g. from trailing commas, are
+        // allowed).
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, h) in headers.iter().enumerate() {
+            if h.is_empty() {
                 continue;
             }
-        };
-        let line = lines.line(record.position());
-        if record.iter().all(|f| f.trim().is_empty()) {
-            continue;
+            if let Some(&first) = seen.get(&h.to_ascii_lowercase()) {
+                return Err(ClinicalError::DuplicateColumn {
+                    path: path.to_path_buf(),
+                    name: headers[first].clone(),
+                    first: first + 1,
+                    second: i + 1,
+                });
+            }
+            seen.insert(h.to_ascii_lowercase(), i);
         }
-        if record.len() != headers.len() {
+        let missing: Vec<String> = required
+            .iter()
+            .filter(|c| !seen.contains_key(**c))
+            .map(|c| c.to_string())
+            .collect();
+        if !missing.is_empty() {
+            return Err(ClinicalError::MissingColumns {
+                path: path.to_path_buf(),
+                required: required.iter().map(|c| c.to_string()).collect(),
+                missing,
+                hint: separator_hint(headers),
+                found: headers.to_vec(),
+            });
+        }
+        let col = |name: &str| seen.get(name).copied();
+        Ok(ClinicalColumns {
+            id: col("patient_id").expect("required above"),
+            date: col("surgery_date"),
+            level: col("herniation_level"),
+            side: col("herniation_side"),
+        })
+    }
+}
+
+/// The surgery day, herniation level and side of a row (each `None` when its column is
+/// absent, or its cell empty in a design without surgery).
+type RowValues = (Option<i64>, Option<String>, Option<HerniationSide>);
+
+/// The rows of one clinical table, as they are read.
+struct RowReader<'a> {
+    path: &'a Path,
+    headers: &'a [String],
+    columns: ClinicalColumns,
+    /// Whether the design is anchored on surgery.
+    surgery: bool,
+    /// The valid rows so far.
+    by_id: BTreeMap<String, ClinicalRow>,
+    issues: Vec<QcIssue>,
+}
+
+impl RowReader<'_> {
+    /// A `bad_clinical_row` error.
+    fn issue(&self, patient_id: &str, message: String) -> QcIssue {
+        QcIssue::file(self.path, Severity::Error, codes::BAD_CLINICAL_ROW, message)
+            .with_ids("", patient_id)
+    }
+
+    /// Takes the record that starts on `line`: a valid row, or issues.
+    fn row(&mut self, record: &csv::StringRecord, line: u64) {
+        let file = self.path.display();
+        if record.iter().all(|f| f.trim().is_empty()) {
+            return;
+        }
+        let c_id = self.columns.id;
+        if record.len() != self.headers.len() {
             let pid = record.get(c_id).unwrap_or("").trim();
-            issues.push(issue(
+            let issue = self.issue(
                 pid,
                 format!(
                     "{file}, line {line}: {} fields but the header has {} columns; row skipped (quote values that contain commas, e.g. \"a, b\")",
                     record.len(),
-                    headers.len()
+                    self.headers.len()
                 ),
-            ));
-            continue;
+            );
+            self.issues.push(issue);
+            return;
         }
+        let patient_id = record.get(c_id).unwrap_or("").trim().to_string();
+        let (surgery_day, herniation_level, herniation_side) = match self.values(record, line) {
+            Ok(v) => v,
+            Err(bad) => {
+                let issues: Vec<QcIssue> = bad
+                    .into_iter()
+                    .map(|m| self.issue(&patient_id, m))
+                    .collect();
+                self.issues.extend(issues);
+                return;
+            }
+        };
+        if let Some(first) = self.by_id.get(&patient_id) {
+            let issue = self.issue(
+                &patient_id,
+                format!(
+                    "{file}, line {line}: column `{}` is `{patient_id}`, which already appears on line {}; the row on line {} is kept and this one skipped",
+                    self.headers[c_id],
+                    first.line, first.line
+                ),
+            );
+            self.issues.push(issue);
+            return;
+        }
+        self.by_id.insert(
+            patient_id.clone(),
+            ClinicalRow {
+                line,
+                patient_id,
+                surgery_day,
+                herniation_level,
+                herniation_side,
+                fields: record.iter().map(str::to_string).collect(),
+            },
+        );
+    }
+
+    /// The clinical values of a record with the right number of fields, or one message
+    /// per bad cell (an empty `patient_id` included).
+    fn values(&self, record: &csv::StringRecord, line: u64) -> Result<RowValues, Vec<String>> {
+        let file = self.path.display();
+        let ClinicalColumns {
+            id: c_id,
+            date: c_date,
+            level: c_level,
+            side: c_side,
+        } = self.columns;
         let cell = |c: usize| record.get(c).unwrap_or("").trim();
-        let patient_id = cell(c_id).to_string();
         let mut bad = Vec::new();
         let mut bad_cell = |c: usize, expected: &str| {
             bad.push(format!(
                 "{file}, line {line}: column `{}` is `{}`; expected {expected}; row skipped",
-                headers[c],
+                self.headers[c],
                 record.get(c).unwrap_or("")
             ));
         };
-        if patient_id.is_empty() {
+        if cell(c_id).is_empty() {
             bad_cell(c_id, "the patient's PatientID (0010,0020), not empty");
         }
         // A column that is absent, or an empty cell in a design without surgery, is
-        // `Ok(None)`; a value that does not parse is `Err(())` and a bad cell.
-        let optional = |c: Option<usize>| c.map(cell).filter(|v| surgery || !v.is_empty());
+        // `None`; a value that does not parse is `Some(None)` and a bad cell.
+        let optional = |c: Option<usize>| c.map(cell).filter(|v| self.surgery || !v.is_empty());
         let surgery_day = optional(c_date).map(parse_iso_date);
         if let (Some(None), Some(c)) = (surgery_day, c_date) {
             bad_cell(c, "a real date written YYYY-MM-DD, e.g. 2023-04-17");
@@ -501,44 +608,11 @@ pub fn read_clinical_for(
         if let (Some(None), Some(c)) = (side, c_side) {
             bad_cell(c, "`left`, `right` or `central`");
         }
-        let bad_value = matches!(surgery_day, Some(None))
-            || matches!(level, Some(None))
-            || matches!(side, Some(None));
-        if bad_value || patient_id.is_empty() {
-            issues.extend(bad.into_iter().map(|m| issue(&patient_id, m)));
-            continue;
+        if !bad.is_empty() {
+            return Err(bad);
         }
-        let (surgery_day, herniation_level, herniation_side) =
-            (surgery_day.flatten(), level.flatten(), side.flatten());
-        if let Some(first) = by_id.get(&patient_id) {
-            issues.push(issue(
-                &patient_id,
-                format!(
-                    "{file}, line {line}: column `{}` is `{patient_id}`, which already appears on line {}; the row on line {} is kept and this one skipped",
-                    headers[c_id],
-                    first.line, first.line
-                ),
-            ));
-            continue;
-        }
-        by_id.insert(
-            patient_id.clone(),
-            ClinicalRow {
-                line,
-                patient_id,
-                surgery_day,
-                herniation_level,
-                herniation_side,
-                fields: record.iter().map(str::to_string).collect(),
-            },
-        );
+        Ok((surgery_day.flatten(), level.flatten(), side.flatten()))
     }
-    let table = ClinicalTable {
-        path: path.to_path_buf(),
-        headers,
-        rows: by_id.into_values().collect(),
-    };
-    Ok((table, issues))
 }
 
 #[cfg(test)]
@@ -615,6 +689,35 @@ mod tests {
         }
     }
 
+    /// Month lengths written out by hand, independently of the code under test.
+    fn month_len(y: i64, m: u32) -> u32 {
+        match m {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+            2 => 28,
+            _ => unreachable!("month {m}"),
+        }
+    }
+
+    /// The day after `(y, m, d)`, counted by hand.
+    fn next_day((y, m, d): (i64, u32, u32)) -> (i64, u32, u32) {
+        match (d < month_len(y, m), m < 12) {
+            (true, _) => (y, m, d + 1),
+            (false, true) => (y, m + 1, 1),
+            (false, false) => (y + 1, 1, 1),
+        }
+    }
+
+    /// The day before `(y, m, d)`, counted by hand.
+    fn previous_day((y, m, d): (i64, u32, u32)) -> (i64, u32, u32) {
+        match (d > 1, m > 1) {
+            (true, _) => (y, m, d - 1),
+            (false, true) => (y, m - 1, month_len(y, m - 1)),
+            (false, false) => (y - 1, 12, 31),
+        }
+    }
+
     #[test]
     fn round_trip_days_and_iso() {
         // Every day from 1600-01-01 to 2400-12-31, against an independent day counter.
@@ -626,15 +729,7 @@ mod tests {
             assert_eq!(s, format!("{y:04}-{m:02}-{d:02}"));
             assert_eq!(parse_iso_date(&s), Some(days), "{s}");
             assert_eq!(parse_dicom_date(&s.replace('-', "")), Some(days), "{s}");
-            d += 1;
-            if d > days_in_month(y, m) {
-                d = 1;
-                m += 1;
-                if m > 12 {
-                    m = 1;
-                    y += 1;
-                }
-            }
+            (y, m, d) = next_day((y, m, d));
         }
         assert_eq!((y, m, d), (2401, 1, 1));
         assert_eq!(iso_date(0), "1970-01-01");
@@ -644,10 +739,54 @@ mod tests {
     }
 
     #[test]
-    fn iso_date_agrees_with_synth() {
-        for days in (-200_000..200_000).step_by(7) {
-            assert_eq!(iso_date(days), plumbline_synth::iso_date(days));
+    fn iso_date_agrees_with_an_independent_day_counter() {
+        // Days -200,000..200,000 (1422 to 2517), counted by hand from 1970-01-01 both
+        // ways. (This compared with plumbline-synth's copy of the old day arithmetic
+        // before the dates moved to chrono.)
+        let (mut forward, mut backward) = ((1970, 1, 1), (1970, 1, 1));
+        for days in 0..200_000 {
+            let (y, m, d) = forward;
+            assert_eq!(iso_date(days), format!("{y:04}-{m:02}-{d:02}"));
+            assert_eq!(days_from_civil(y, m, d), days);
+            let (y, m, d) = backward;
+            assert_eq!(iso_date(-days), format!("{y:04}-{m:02}-{d:02}"));
+            assert_eq!(days_from_civil(y, m, d), -days);
+            (forward, backward) = (next_day(forward), previous_day(backward));
         }
+    }
+
+    #[test]
+    fn dates_outside_years_0000_to_9999() {
+        // Written with a sign or a fifth digit, and refused by the parsers.
+        let before = days_from_civil(0, 1, 1) - 1;
+        let after = days_from_civil(9999, 12, 31) + 1;
+        assert_eq!(iso_date(before), "-001-12-31");
+        assert_eq!(iso_date(after), "10000-01-01");
+        assert_eq!(parse_iso_date(&iso_date(before)), None);
+        assert_eq!(parse_iso_date(&iso_date(after)), None);
+        // Far beyond chrono's range (about ±262,000 years) the calendar still repeats
+        // every 400 years.
+        for days in [
+            i64::MIN / 4,
+            -1_000_000_000_000,
+            1_000_000_000_000,
+            i64::MAX / 4,
+        ] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days, "{days}");
+            assert_eq!(
+                civil_from_days(days + DAYS_PER_400_YEARS),
+                (y + 400, m, d),
+                "{days}"
+            );
+            assert_eq!(next_day((y, m, d)), civil_from_days(days + 1), "{days}");
+        }
+        // Out-of-range months and days carry over, as plain arithmetic would.
+        assert_eq!(days_from_civil(2024, 0, 1), days_from_civil(2023, 12, 1));
+        assert_eq!(days_from_civil(2023, 13, 1), days_from_civil(2024, 1, 1));
+        assert_eq!(days_from_civil(2023, 14, 1), days_from_civil(2024, 2, 1));
+        assert_eq!(days_from_civil(2024, 2, 30), days_from_civil(2024, 3, 1));
+        assert_eq!(days_from_civil(2024, 3, 0), days_from_civil(2024, 2, 29));
     }
 
     #[test]

@@ -199,6 +199,9 @@ fn dedupe_images(
 /// A point's pixel position and where it came from.
 type Placed = (f64, f64, PathBuf);
 
+/// The points of each (image UID, observer), by landmark, with every placement found.
+type PointSets = BTreeMap<(String, String), BTreeMap<Landmark, Vec<Placed>>>;
+
 /// Joins points to images and groups them. `clinical` gives surgery dates for the
 /// date windows; without it only ClinicalTrialTimePointID assigns timepoints.
 pub fn group(scan: &ScanResult, clinical: Option<&ClinicalTable>, windows: &[Window]) -> Grouped {
@@ -206,11 +209,42 @@ pub fn group(scan: &ScanResult, clinical: Option<&ClinicalTable>, windows: &[Win
     let images = dedupe_images(&scan.images, &mut issues);
 
     // 1. Join points to images; per (image, observer), landmark -> placements.
-    let mut sets: BTreeMap<(String, String), BTreeMap<Landmark, Vec<Placed>>> = BTreeMap::new();
+    let sets = join_docs(scan, &images, &mut issues);
+
+    // 2. Build views in mm.
+    let mut views: Vec<(String, String, ViewKind, View)> = Vec::new(); // (image uid, observer, kind, view)
+    for ((uid, observer), lms) in sets {
+        let im = &images[&uid];
+        if let Some(v) = build_view(im, &observer, lms, &mut issues) {
+            views.push((uid, observer, v.0, v.1));
+        }
+    }
+
+    // 3. Timepoints per (patient, study).
+    let study_tp = assign_timepoints(&images, clinical, windows, &mut issues);
+
+    // 4. Readings.
+    let readings = readings(views, &images, &study_tp, windows, &mut issues);
+    issues.sort();
+    issues.dedup();
+    Grouped {
+        readings: readings.into_values().collect(),
+        issues,
+    }
+}
+
+/// Joins the points of every document to their images; a QC issue for each image that
+/// landmarks reference but the input tree lacks.
+fn join_docs(
+    scan: &ScanResult,
+    images: &BTreeMap<String, ImageRecord>,
+    issues: &mut Vec<QcIssue>,
+) -> PointSets {
+    let mut sets = PointSets::new();
     let mut missing: BTreeSet<(PathBuf, String)> = BTreeSet::new();
     for doc in &scan.docs {
         issues.extend(doc.issues.iter().cloned());
-        join_doc(doc, &images, &mut sets, &mut missing, &mut issues);
+        join_doc(doc, images, &mut sets, &mut missing, issues);
     }
     for (path, uid) in missing {
         let doc = scan.docs.iter().find(|d| d.path == path);
@@ -227,20 +261,18 @@ pub fn group(scan: &ScanResult, clinical: Option<&ClinicalTable>, windows: &[Win
             ),
         );
     }
+    sets
+}
 
-    // 2. Build views in mm.
-    let mut views: Vec<(String, String, ViewKind, View)> = Vec::new(); // (image uid, observer, kind, view)
-    for ((uid, observer), lms) in sets {
-        let im = &images[&uid];
-        if let Some(v) = build_view(im, &observer, lms, &mut issues) {
-            views.push((uid, observer, v.0, v.1));
-        }
-    }
-
-    // 3. Timepoints per (patient, study).
-    let study_tp = assign_timepoints(&images, clinical, windows, &mut issues);
-
-    // 4. Readings.
+/// The readings, by (patient, timepoint index, observer): each view goes to the reading
+/// of its study's timepoint; a second view of the same kind is listed in QC.
+fn readings(
+    views: Vec<(String, String, ViewKind, View)>,
+    images: &BTreeMap<String, ImageRecord>,
+    study_tp: &BTreeMap<(String, String), usize>,
+    windows: &[Window],
+    issues: &mut Vec<QcIssue>,
+) -> BTreeMap<(String, usize, String), Reading> {
     let mut readings: BTreeMap<(String, usize, String), Reading> = BTreeMap::new();
     for (uid, observer, kind, view) in views {
         let im = &images[&uid];
@@ -281,12 +313,7 @@ pub fn group(scan: &ScanResult, clinical: Option<&ClinicalTable>, windows: &[Win
             ),
         }
     }
-    issues.sort();
-    issues.dedup();
-    Grouped {
-        readings: readings.into_values().collect(),
-        issues,
-    }
+    readings
 }
 
 /// Farthest a Slicer markups point may lie from its image's plane (Slicer places points on
@@ -296,7 +323,7 @@ const MAX_OFF_PLANE_MM: f64 = 0.5;
 fn join_doc(
     doc: &LandmarkDoc,
     images: &BTreeMap<String, ImageRecord>,
-    sets: &mut BTreeMap<(String, String), BTreeMap<Landmark, Vec<Placed>>>,
+    sets: &mut PointSets,
     missing: &mut BTreeSet<(PathBuf, String)>,
     issues: &mut Vec<QcIssue>,
 ) {
@@ -372,6 +399,16 @@ fn join_doc(
     }
 }
 
+/// A QC issue about image `im`.
+fn image_issue(
+    im: &ImageRecord,
+    severity: Severity,
+    code: &'static str,
+    message: String,
+) -> QcIssue {
+    QcIssue::file(&im.path, severity, code, message).with_ids(&im.sop_instance_uid, &im.patient_id)
+}
+
 /// Decides the view, drops ambiguous and wrong-view landmarks, converts to mm.
 fn build_view(
     im: &ImageRecord,
@@ -379,19 +416,70 @@ fn build_view(
     lms: BTreeMap<Landmark, Vec<Placed>>,
     issues: &mut Vec<QcIssue>,
 ) -> Option<(ViewKind, View)> {
-    let issue = |sev, code, msg: String| {
-        QcIssue::file(&im.path, sev, code, msg).with_ids(&im.sop_instance_uid, &im.patient_id)
-    };
     let who = if observer.is_empty() {
         "no named reader".to_string()
     } else {
         format!("reader `{observer}`")
     };
+    let mut unique = unique_landmarks(im, &who, lms, issues);
+    let kind = view_kind(im, &who, &unique, issues)?;
+    let wrong: Vec<Landmark> = unique
+        .keys()
+        .filter(|k| matches!(k, Landmark::Corner(_, _, c) if c.is_lateral() != (kind == ViewKind::Lateral)))
+        .copied()
+        .collect();
+    for lm in &wrong {
+        unique.remove(lm);
+        issues.push(image_issue(
+            im,
+            Severity::Error,
+            codes::WRONG_VIEW_LANDMARK,
+            format!("{lm} ({who}) belongs on the other view, this image is {kind}; not used"),
+        ));
+    }
+    let (spacing, source) = im.spacing?; // no spacing: reported by the scan
+    let dir = |i: usize| {
+        im.orientation
+            .as_ref()
+            .and_then(|o| PatientDirection::parse(if i == 0 { &o.0 } else { &o.1 }))
+    };
+    let pixels = unique.clone();
+    let landmarks = ViewLandmarks::from_pixels(kind, unique, spacing, dir(0), dir(1)).ok()?;
+    if let Some(message) = orientation_problem(im, kind, landmarks.orientation(), &who) {
+        issues.push(image_issue(
+            im,
+            Severity::Warning,
+            codes::NO_ORIENTATION,
+            message,
+        ));
+    }
+    Some((
+        kind,
+        View {
+            image_uid: im.sop_instance_uid.clone(),
+            path: im.path.clone(),
+            shown_path: im.path.clone(),
+            spacing_source: source,
+            landmarks,
+            pixels,
+        },
+    ))
+}
+
+/// The landmarks placed once on image `im` by `who`; those placed more than once are
+/// ambiguous and listed in QC.
+fn unique_landmarks(
+    im: &ImageRecord,
+    who: &str,
+    lms: BTreeMap<Landmark, Vec<Placed>>,
+    issues: &mut Vec<QcIssue>,
+) -> BTreeMap<Landmark, (f64, f64)> {
     let mut unique: BTreeMap<Landmark, (f64, f64)> = BTreeMap::new();
     for (lm, placed) in lms {
         if placed.len() > 1 {
             let from: BTreeSet<String> = placed.iter().map(|p| p.2.display().to_string()).collect();
-            issues.push(issue(
+            issues.push(image_issue(
+                im,
                 Severity::Error,
                 codes::DUPLICATE_LANDMARK,
                 format!(
@@ -404,6 +492,18 @@ fn build_view(
         }
         unique.insert(lm, (placed[0].0, placed[0].1));
     }
+    unique
+}
+
+/// The view of image `im` for `who`: the kind most of its corners belong to, else
+/// ViewPosition; `None` (and an issue) when neither tells. A ViewPosition that disagrees
+/// with the corners is listed in QC.
+fn view_kind(
+    im: &ImageRecord,
+    who: &str,
+    unique: &BTreeMap<Landmark, (f64, f64)>,
+    issues: &mut Vec<QcIssue>,
+) -> Option<ViewKind> {
     let count = |lateral: bool| {
         unique
             .keys()
@@ -419,7 +519,8 @@ fn build_view(
         _ => header,
     };
     let Some(kind) = kind else {
-        issues.push(issue(
+        issues.push(image_issue(
+            im,
             Severity::Error,
             codes::VIEW_UNKNOWN,
             format!(
@@ -432,7 +533,8 @@ fn build_view(
     if let Some(h) = header
         && h != kind
     {
-        issues.push(issue(
+        issues.push(image_issue(
+            im,
             Severity::Warning,
             codes::VIEW_CONFLICT,
             format!(
@@ -441,63 +543,34 @@ fn build_view(
             ),
         ));
     }
-    let wrong: Vec<Landmark> = unique
-        .keys()
-        .filter(|k| matches!(k, Landmark::Corner(_, _, c) if c.is_lateral() != (kind == ViewKind::Lateral)))
-        .copied()
-        .collect();
-    for lm in &wrong {
-        unique.remove(lm);
-        issues.push(issue(
-            Severity::Error,
-            codes::WRONG_VIEW_LANDMARK,
-            format!("{lm} ({who}) belongs on the other view, this image is {kind}; not used"),
-        ));
-    }
-    let (spacing, source) = im.spacing?; // no spacing: reported by the scan
-    let dir = |i: usize| {
-        im.orientation
-            .as_ref()
-            .and_then(|o| PatientDirection::parse(if i == 0 { &o.0 } else { &o.1 }))
-    };
-    let pixels = unique.clone();
-    let landmarks = ViewLandmarks::from_pixels(kind, unique, spacing, dir(0), dir(1)).ok()?;
-    match landmarks.orientation() {
-        OrientationSource::Header => {}
-        OrientationSource::Inferred => issues.push(issue(
-            Severity::Warning,
-            codes::NO_ORIENTATION,
-            format!(
-                "{} and gives no anterior/posterior column direction; anterior inferred from the S1 corners ({who})",
+    Some(kind)
+}
+
+/// The `no_orientation` message of a view whose orientation was not read from the
+/// header, or `None`.
+fn orientation_problem(
+    im: &ImageRecord,
+    kind: ViewKind,
+    orientation: OrientationSource,
+    who: &str,
+) -> Option<String> {
+    match orientation {
+        OrientationSource::Header => None,
+        OrientationSource::Inferred => Some(format!(
+            "{} and gives no anterior/posterior column direction; anterior inferred from the S1 corners ({who})",
+            orientation_is(im)
+        )),
+        OrientationSource::Unknown => Some(match kind {
+            ViewKind::Ap => format!(
+                "{} and gives no left/right column direction: signed coronal metrics (C7PL-CSVL, pelvic obliquity) are missing, magnitudes are kept ({who})",
                 orientation_is(im)
             ),
-        )),
-        OrientationSource::Unknown => issues.push(issue(
-            Severity::Warning,
-            codes::NO_ORIENTATION,
-            match kind {
-                ViewKind::Ap => format!(
-                    "{} and gives no left/right column direction: signed coronal metrics (C7PL-CSVL, pelvic obliquity) are missing, magnitudes are kept ({who})",
-                    orientation_is(im)
-                ),
-                ViewKind::Lateral => format!(
-                    "{} and gives no anterior/posterior direction, and no corner pair tells it: sagittal metrics are missing ({who})",
-                    orientation_is(im)
-                ),
-            },
-        )),
+            ViewKind::Lateral => format!(
+                "{} and gives no anterior/posterior direction, and no corner pair tells it: sagittal metrics are missing ({who})",
+                orientation_is(im)
+            ),
+        }),
     }
-    Some((
-        kind,
-        View {
-            image_uid: im.sop_instance_uid.clone(),
-            path: im.path.clone(),
-            shown_path: im.path.clone(),
-            spacing_source: source,
-            landmarks,
-            pixels,
-        },
-    ))
 }
 
 /// Assigns each (patient, study) a timepoint index into `windows`.
@@ -507,8 +580,46 @@ fn assign_timepoints(
     windows: &[Window],
     issues: &mut Vec<QcIssue>,
 ) -> BTreeMap<(String, String), usize> {
-    // One image stands for each study: the first in path order that carries a
-    // ClinicalTrialTimePointID, else the first.
+    let timeline = Timeline::new(clinical, windows);
+    let mut out = BTreeMap::new();
+    let mut by_window: BTreeMap<(String, usize), Vec<(i64, &ImageRecord)>> = BTreeMap::new();
+    let mut patients_seen: BTreeSet<String> = BTreeSet::new();
+    for ((pid, suid), im) in study_images(images) {
+        patients_seen.insert(pid.clone());
+        match timeline.place(&pid, &suid, im, issues) {
+            Some(Placement::Named(t)) => {
+                out.insert((pid, suid), t);
+            }
+            Some(Placement::Dated(t, day)) => {
+                by_window.entry((pid, t)).or_default().push((day, im))
+            }
+            None => {}
+        }
+    }
+    for ((pid, t), v) in by_window {
+        // Studies with a timepoint ID for this window take precedence.
+        if out.iter().any(|((p, _), &tt)| *p == pid && tt == t) {
+            for (_, im) in &v {
+                issues.push(
+                    QcIssue::file(&im.path, Severity::Warning, codes::AMBIGUOUS_TIMEPOINT, format!("study {} falls in the {} window, which a study with ClinicalTrialTimePointID `{}` already fills; not used", im.study_instance_uid, windows[t].name, windows[t].name))
+                        .with_ids(&im.sop_instance_uid, &pid),
+                );
+            }
+            continue;
+        }
+        pick_study(&pid, t, v, windows, &mut out, issues);
+    }
+    if let Some(c) = clinical {
+        clinical_without_images(c, &patients_seen, issues);
+    }
+    out
+}
+
+/// One image for each (patient, study): the first in path order that carries a
+/// ClinicalTrialTimePointID, else the first.
+fn study_images(
+    images: &BTreeMap<String, ImageRecord>,
+) -> BTreeMap<(String, String), &ImageRecord> {
     let mut by_path: Vec<&ImageRecord> = images.values().collect();
     by_path.sort_by(|a, b| a.path.cmp(&b.path));
     let mut studies: BTreeMap<(String, String), &ImageRecord> = BTreeMap::new();
@@ -520,30 +631,146 @@ fn assign_timepoints(
             *e = im;
         }
     }
-    let surgery: BTreeMap<&str, i64> = clinical
-        .map(|c| {
-            c.rows
-                .iter()
-                .filter_map(|r| Some((r.patient_id.as_str(), r.surgery_day?)))
-                .collect()
-        })
-        .unwrap_or_default();
-    // Every row of a table read for a surgery-anchored design has a surgery date, so
-    // there the two sets are the same.
-    let in_clinical: BTreeSet<&str> = clinical
-        .map(|c| c.rows.iter().map(|r| r.patient_id.as_str()).collect())
-        .unwrap_or_default();
-    let unanchored = windows.iter().all(|w| !w.anchored);
-    let mut out = BTreeMap::new();
-    let mut by_window: BTreeMap<(String, usize), Vec<(i64, &ImageRecord)>> = BTreeMap::new();
-    let mut patients_seen: BTreeSet<String> = BTreeSet::new();
-    for ((pid, suid), im) in &studies {
-        patients_seen.insert(pid.clone());
+    studies
+}
+
+/// Chooses, among the studies `v` (study day, image) of patient `pid` that fall in
+/// window `t`, the one its pick names; the others are listed in QC.
+fn pick_study(
+    pid: &str,
+    t: usize,
+    mut v: Vec<(i64, &ImageRecord)>,
+    windows: &[Window],
+    out: &mut BTreeMap<(String, String), usize>,
+    issues: &mut Vec<QcIssue>,
+) {
+    v.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then(a.1.study_instance_uid.cmp(&b.1.study_instance_uid))
+    });
+    let chosen = match windows[t].pick {
+        Pick::Earliest => 0,
+        Pick::Latest => v.len() - 1,
+    };
+    for (i, (_, im)) in v.iter().enumerate() {
+        if i == chosen {
+            out.insert((pid.to_string(), im.study_instance_uid.clone()), t);
+        } else {
+            issues.push(
+                QcIssue::file(
+                    &im.path,
+                    Severity::Warning,
+                    codes::AMBIGUOUS_TIMEPOINT,
+                    format!(
+                        "study {} also falls in the {} window; the {} study {} is used",
+                        im.study_instance_uid,
+                        windows[t].name,
+                        if windows[t].pick == Pick::Earliest {
+                            "earliest"
+                        } else {
+                            "latest"
+                        },
+                        v[chosen].1.study_instance_uid
+                    ),
+                )
+                .with_ids(&im.sop_instance_uid, pid),
+            );
+        }
+    }
+}
+
+/// A warning for each row of the clinical table whose patient has no images.
+fn clinical_without_images(
+    c: &ClinicalTable,
+    patients_seen: &BTreeSet<String>,
+    issues: &mut Vec<QcIssue>,
+) {
+    for r in &c.rows {
+        if !patients_seen.contains(&r.patient_id) {
+            issues.push(
+                QcIssue::file(
+                    &c.path,
+                    Severity::Warning,
+                    codes::CLINICAL_WITHOUT_IMAGES,
+                    format!(
+                        "line {}: patient {} has no images in the input tree",
+                        r.line, r.patient_id
+                    ),
+                )
+                .with_ids("", &r.patient_id),
+            );
+        }
+    }
+}
+
+/// Where a study goes in time.
+enum Placement {
+    /// Into this window, by its ClinicalTrialTimePointID.
+    Named(usize),
+    /// Into this window, by its date (the study's day, for choosing among several).
+    Dated(usize, i64),
+}
+
+/// What placing studies in time needs to know of the design and the clinical table.
+struct Timeline<'a> {
+    windows: &'a [Window],
+    /// Whether there is a clinical table at all.
+    has_clinical: bool,
+    /// Surgery day by patient.
+    surgery: BTreeMap<&'a str, i64>,
+    /// The patients of the clinical table.
+    in_clinical: BTreeSet<&'a str>,
+    /// A design without surgery: no window is anchored.
+    unanchored: bool,
+}
+
+impl<'a> Timeline<'a> {
+    fn new(clinical: Option<&'a ClinicalTable>, windows: &'a [Window]) -> Timeline<'a> {
+        let surgery: BTreeMap<&str, i64> = clinical
+            .map(|c| {
+                c.rows
+                    .iter()
+                    .filter_map(|r| Some((r.patient_id.as_str(), r.surgery_day?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Every row of a table read for a surgery-anchored design has a surgery date, so
+        // there the two sets are the same.
+        let in_clinical: BTreeSet<&str> = clinical
+            .map(|c| c.rows.iter().map(|r| r.patient_id.as_str()).collect())
+            .unwrap_or_default();
+        Timeline {
+            windows,
+            has_clinical: clinical.is_some(),
+            surgery,
+            in_clinical,
+            unanchored: windows.iter().all(|w| !w.anchored),
+        }
+    }
+
+    /// The timepoints of the pipeline, for messages.
+    fn names(&self) -> String {
+        self.windows
+            .iter()
+            .map(|w| w.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Places study `suid` of patient `pid`, whose image `im` stands for it; `None`, and
+    /// an issue, when it cannot be placed.
+    fn place(
+        &self,
+        pid: &str,
+        suid: &str,
+        im: &ImageRecord,
+        issues: &mut Vec<QcIssue>,
+    ) -> Option<Placement> {
         let issue = |sev, code, msg: String| {
             QcIssue::file(&im.path, sev, code, msg).with_ids(&im.sop_instance_uid, pid)
         };
-        if clinical.is_some() && !pid.is_empty() && !in_clinical.contains(pid.as_str()) {
-            let consequence = if unanchored {
+        if self.has_clinical && !pid.is_empty() && !self.in_clinical.contains(pid) {
+            let consequence = if self.unanchored {
                 "the patient's readings are measured, but the patient is in no stratum"
             } else {
                 "only studies with a ClinicalTrialTimePointID can be placed in time"
@@ -554,19 +781,18 @@ fn assign_timepoints(
                 format!("patient {pid} has images but no row in the clinical table; {consequence}"),
             ));
         }
-        if let Some(id) = &im.timepoint_id
-            && let Some(t) = windows
+        if let Some(id) = &im.timepoint_id {
+            if let Some(t) = self
+                .windows
                 .iter()
                 .position(|w| w.name.eq_ignore_ascii_case(id.trim()))
-        {
-            out.insert((pid.clone(), suid.clone()), t);
-            continue;
-        }
-        if let Some(id) = &im.timepoint_id {
+            {
+                return Some(Placement::Named(t));
+            }
             issues.push(issue(
                 Severity::Warning,
                 codes::OUTSIDE_WINDOWS,
-                format!("ClinicalTrialTimePointID `{id}` is not a timepoint of the pipeline ({}); the study date is used instead", windows.iter().map(|w| w.name.as_str()).collect::<Vec<_>>().join(", ")),
+                format!("ClinicalTrialTimePointID `{id}` is not a timepoint of the pipeline ({}); the study date is used instead", self.names()),
             ));
         }
         let Some(day) = im.study_date.as_deref().and_then(parse_dicom_date) else {
@@ -575,95 +801,32 @@ fn assign_timepoints(
                 codes::NO_STUDY_DATE,
                 format!("study {suid} has neither a ClinicalTrialTimePointID nor a valid StudyDate; it cannot be placed in time"),
             ));
-            continue;
+            return None;
         };
-        let offset = if unanchored {
-            if windows.len() > 1 {
+        let offset = if self.unanchored {
+            if self.windows.len() > 1 {
                 issues.push(issue(
                     Severity::Warning,
                     codes::OUTSIDE_WINDOWS,
-                    format!("study {suid} has no ClinicalTrialTimePointID naming one of the pipeline's timepoints ({}); a design without surgery and with several timepoints places studies by that ID only; not used", windows.iter().map(|w| w.name.as_str()).collect::<Vec<_>>().join(", ")),
+                    format!("study {suid} has no ClinicalTrialTimePointID naming one of the pipeline's timepoints ({}); a design without surgery and with several timepoints places studies by that ID only; not used", self.names()),
                 ));
-                continue;
+                return None;
             }
             day
         } else {
-            let Some(&surg) = surgery.get(pid.as_str()) else {
-                continue; // reported above
-            };
-            day - surg
+            // A patient without a surgery date was reported above.
+            day - self.surgery.get(pid)?
         };
-        match windows.iter().position(|w| w.contains(offset)) {
-            Some(t) => by_window.entry((pid.clone(), t)).or_default().push((day, im)),
-            None => issues.push(issue(
-                Severity::Warning,
-                codes::OUTSIDE_WINDOWS,
-                format!("study {suid} on day {offset:+} from surgery is outside every timepoint window; not used"),
-            )),
-        }
-    }
-    for ((pid, t), mut v) in by_window {
-        // Studies with a timepoint ID for this window take precedence.
-        if out.iter().any(|((p, _), &tt)| *p == pid && tt == t) {
-            for (_, im) in &v {
-                issues.push(
-                    QcIssue::file(&im.path, Severity::Warning, codes::AMBIGUOUS_TIMEPOINT, format!("study {} falls in the {} window, which a study with ClinicalTrialTimePointID `{}` already fills; not used", im.study_instance_uid, windows[t].name, windows[t].name))
-                        .with_ids(&im.sop_instance_uid, &pid),
-                );
-            }
-            continue;
-        }
-        v.sort_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then(a.1.study_instance_uid.cmp(&b.1.study_instance_uid))
-        });
-        let chosen = match windows[t].pick {
-            Pick::Earliest => 0,
-            Pick::Latest => v.len() - 1,
-        };
-        for (i, (_, im)) in v.iter().enumerate() {
-            if i == chosen {
-                out.insert((pid.clone(), im.study_instance_uid.clone()), t);
-            } else {
-                issues.push(
-                    QcIssue::file(
-                        &im.path,
-                        Severity::Warning,
-                        codes::AMBIGUOUS_TIMEPOINT,
-                        format!(
-                            "study {} also falls in the {} window; the {} study {} is used",
-                            im.study_instance_uid,
-                            windows[t].name,
-                            if windows[t].pick == Pick::Earliest {
-                                "earliest"
-                            } else {
-                                "latest"
-                            },
-                            v[chosen].1.study_instance_uid
-                        ),
-                    )
-                    .with_ids(&im.sop_instance_uid, &pid),
-                );
+        match self.windows.iter().position(|w| w.contains(offset)) {
+            Some(t) => Some(Placement::Dated(t, day)),
+            None => {
+                issues.push(issue(
+                    Severity::Warning,
+                    codes::OUTSIDE_WINDOWS,
+                    format!("study {suid} on day {offset:+} from surgery is outside every timepoint window; not used"),
+                ));
+                None
             }
         }
     }
-    if let Some(c) = clinical {
-        for r in &c.rows {
-            if !patients_seen.contains(&r.patient_id) {
-                issues.push(
-                    QcIssue::file(
-                        &c.path,
-                        Severity::Warning,
-                        codes::CLINICAL_WITHOUT_IMAGES,
-                        format!(
-                            "line {}: patient {} has no images in the input tree",
-                            r.line, r.patient_id
-                        ),
-                    )
-                    .with_ids("", &r.patient_id),
-                );
-            }
-        }
-    }
-    out
 }

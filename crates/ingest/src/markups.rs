@@ -89,6 +89,7 @@
 
 use std::path::Path;
 
+use plumbline_geometry::Landmark;
 use serde_json::Value;
 
 use crate::clinical::{LineCounter, csv_reader, csv_text, separator_hint};
@@ -317,7 +318,53 @@ fn read_markup(
     }
     let points = m.get("controlPoints");
     let n_points = points.and_then(Value::as_array).map_or(0, Vec::len);
+    let refused = |uid: &str, what: String| {
+        issue(
+            path,
+            Severity::Error,
+            codes::BAD_LANDMARK_FILE,
+            uid,
+            format!("{where_}{what}; its {n_points} control point(s) were not read"),
+        )
+    };
+    let (mm_scale, ras) = match markup_frame(m) {
+        Ok(frame) => frame,
+        Err(what) => {
+            doc.issues.push(refused("", what));
+            return;
+        }
+    };
+    let (uid, observer, problems) = image_reference(m, mm_scale.is_some(), tie);
+    if !problems.is_empty() {
+        let fix = if mm_scale.is_some() {
+            String::new()
+        } else {
+            format!("; {MARKUP_FIX}")
+        };
+        doc.issues
+            .push(refused(&uid, format!(": {}{fix}", problems.join("; "))));
+        return;
+    }
+    let Some(list) = control_point_list(path, &where_, &uid, points, doc) else {
+        return;
+    };
+    let mk = Markup {
+        path,
+        where_: &where_,
+        uid: &uid,
+        observer: &observer,
+        mm_scale,
+        ras,
+    };
+    for (ci, cp) in list.iter().enumerate() {
+        mk.read_control_point(ci, cp, vocab, doc);
+    }
+}
 
+/// The units and axes of a markup: the scale of its positions to mm (`None` for pixel
+/// positions), and whether they are RAS (x and y negated to LPS). `Err` with what
+/// refuses the whole markup, to follow its place in the message.
+fn markup_frame(m: &serde_json::Map<String, Value>) -> Result<(Option<f64>, bool), String> {
     let kind = match m.get("type") {
         None => Some("Fiducial".to_string()),
         Some(Value::String(t)) => Some(t.clone()),
@@ -327,23 +374,11 @@ fn read_markup(
         let t: String = t.chars().filter(|c| !c.is_whitespace()).collect();
         t.eq_ignore_ascii_case("fiducial") || t.eq_ignore_ascii_case("pointlist")
     });
-    // The whole markup refused: `what` follows its place in the message.
-    let refuse = |doc: &mut LandmarkDoc, what: String| {
-        doc.issues.push(issue(
-            path,
-            Severity::Error,
-            codes::BAD_LANDMARK_FILE,
-            "",
-            format!("{where_}{what}; its {n_points} control point(s) were not read"),
-        ));
-    };
     if !is_point_list {
         let shown = m.get("type").map_or_else(String::new, show);
-        refuse(
-            doc,
-            format!(" has type {shown}; only point lists (`Fiducial`) carry landmarks"),
-        );
-        return;
+        return Err(format!(
+            " has type {shown}; only point lists (`Fiducial`) carry landmarks"
+        ));
     }
 
     // The units: pixels (with the `plumbline` image reference), or patient mm as Slicer
@@ -355,14 +390,10 @@ fn read_markup(
         Some(Value::String(u)) if u == "mm" => Some(1.0),
         Some(Value::String(u)) if u == "um" => Some(0.001),
         Some(u) => {
-            refuse(
-                doc,
-                format!(
-                    ": `coordinateUnits` is {}, neither mm, um nor pixels",
-                    show(u)
-                ),
-            );
-            return;
+            return Err(format!(
+                ": `coordinateUnits` is {}, neither mm, um nor pixels",
+                show(u)
+            ));
         }
     };
     // LPS stays, RAS negates x and y (Slicer: "0" is RAS, "1" LPS; absent means LPS).
@@ -371,16 +402,24 @@ fn read_markup(
         Some(Value::String(c)) if c == "LPS" || c == "1" => false,
         Some(Value::String(c)) if c == "RAS" || c == "0" => true,
         Some(c) if mm_scale.is_some() => {
-            refuse(
-                doc,
-                format!(": `coordinateSystem` is {}, neither LPS nor RAS", show(c)),
-            );
-            return;
+            return Err(format!(
+                ": `coordinateSystem` is {}, neither LPS nor RAS",
+                show(c)
+            ));
         }
         Some(_) => false,
     };
+    Ok((mm_scale, ras))
+}
 
-    // The image reference.
+/// The image (SOP Instance UID) and reader of a markup's points, from its `plumbline`
+/// member, else (for a markup in patient mm, `mm`) from `tie`, the landmark map's row or
+/// the file name; with the problems that leave its points unread.
+fn image_reference(
+    m: &serde_json::Map<String, Value>,
+    mm: bool,
+    tie: Option<&(String, String)>,
+) -> (String, String, Vec<String>) {
     let mut problems = Vec::new();
     let reference = m.get("plumbline");
     let uid = reference
@@ -389,19 +428,19 @@ fn read_markup(
         .map(str::trim)
         .or_else(|| {
             // Slicer's own files have no `plumbline` member: the map or the file name.
-            (reference.is_none() && mm_scale.is_some())
+            (reference.is_none() && mm)
                 .then(|| tie.map(|t| t.0.as_str()))
                 .flatten()
         })
         .unwrap_or("");
     match reference {
-        None if mm_scale.is_some() && uid.is_empty() => problems.push(
+        None if mm && uid.is_empty() => problems.push(
             "it is in patient mm and nothing ties it to an image: name the file after the \
              image's SOP Instance UID (`<uid>_lateral.mrk.json`) or list it in a \
              `--landmark-map` table (file,sop_instance_uid[,observer])"
                 .to_string(),
         ),
-        None if mm_scale.is_some() => {}
+        None if mm => {}
         None => problems.push("it has no `plumbline` image reference".to_string()),
         Some(r) if !r.is_object() => problems.push(format!(
             "its `plumbline` member is `{}`, not an object",
@@ -424,27 +463,20 @@ fn read_markup(
             String::new()
         }
     };
-    if !problems.is_empty() {
-        doc.issues.push(issue(
-            path,
-            Severity::Error,
-            codes::BAD_LANDMARK_FILE,
-            uid,
-            format!(
-                "{where_}: {}; {}its {n_points} control point(s) were not read",
-                problems.join("; "),
-                if mm_scale.is_some() {
-                    String::new()
-                } else {
-                    format!("{MARKUP_FIX}; ")
-                }
-            ),
-        ));
-        return;
-    }
+    (uid.to_string(), observer, problems)
+}
 
-    let list = match points {
-        Some(Value::Array(a)) if !a.is_empty() => a,
+/// The `controlPoints` of a markup at `where_`, when there are some; else `None` and an
+/// issue.
+fn control_point_list<'v>(
+    path: &Path,
+    where_: &str,
+    uid: &str,
+    points: Option<&'v Value>,
+    doc: &mut LandmarkDoc,
+) -> Option<&'v Vec<Value>> {
+    match points {
+        Some(Value::Array(a)) if !a.is_empty() => Some(a),
         None | Some(Value::Array(_)) | Some(Value::Null) => {
             doc.issues.push(issue(
                 path,
@@ -453,7 +485,7 @@ fn read_markup(
                 uid,
                 format!("{where_} has no control points"),
             ));
-            return;
+            None
         }
         Some(other) => {
             doc.issues.push(issue(
@@ -466,20 +498,42 @@ fn read_markup(
                     show(other)
                 ),
             ));
-            return;
+            None
         }
-    };
-    for (ci, cp) in list.iter().enumerate() {
-        let mut at = format!("{where_}, controlPoints[{ci}]");
+    }
+}
+
+/// One markup whose points are being read: what they share.
+struct Markup<'a> {
+    path: &'a Path,
+    /// The markup's place, for messages (`file, markups[0] (`lateral`)`).
+    where_: &'a str,
+    /// The image the points lie on.
+    uid: &'a str,
+    /// The reader.
+    observer: &'a str,
+    /// The scale of positions to mm; `None` for pixel positions.
+    mm_scale: Option<f64>,
+    /// Positions in RAS (x and y negated to LPS).
+    ras: bool,
+}
+
+impl Markup<'_> {
+    /// An issue about this markup's points.
+    fn issue(&self, severity: Severity, code: &'static str, message: String) -> QcIssue {
+        issue(self.path, severity, code, self.uid, message)
+    }
+
+    /// Reads control point `ci` into `doc`: a point, or issues.
+    fn read_control_point(&self, ci: usize, cp: &Value, vocab: &Vocabulary, doc: &mut LandmarkDoc) {
+        let mut at = format!("{}, controlPoints[{ci}]", self.where_);
         let Some(cp) = cp.as_object() else {
-            doc.issues.push(issue(
-                path,
+            doc.issues.push(self.issue(
                 Severity::Error,
                 codes::BAD_LANDMARK_FILE,
-                uid,
                 format!("{at} is `{}`, not an object; skipped", show(cp)),
             ));
-            continue;
+            return;
         };
         let label = cp.get("label").and_then(Value::as_str).unwrap_or("");
         at = format!("{at} (label `{label}`)");
@@ -487,87 +541,85 @@ fn read_markup(
             None => {}
             Some(Value::String(s)) if s == "defined" => {}
             Some(status) => {
-                doc.issues.push(issue(
-                    path,
+                doc.issues.push(self.issue(
                     Severity::Warning,
                     codes::BAD_LANDMARK_FILE,
-                    uid,
                     format!(
                         "{at}: positionStatus is {}, so the point was not placed; only `defined` points are read; skipped",
                         show(status)
                     ),
                 ));
-                continue;
+                return;
             }
         }
         let landmark = vocab.text(label);
         if landmark.is_none() {
-            doc.issues.push(issue(
-                path,
+            doc.issues.push(self.issue(
                 Severity::Error,
                 codes::UNNAMED_POINT,
-                uid,
                 format!(
                     "{at}: the label is not a landmark name (landmarks.md section 1, e.g. `L1_sup_ant`) nor a synonym in the pipeline's vocabulary; point skipped (rename it or add a synonym)"
                 ),
             ));
         }
-        let pos = cp.get("position");
+        let Some(xyz) = self.position(cp.get("position"), &at, doc) else {
+            return;
+        };
+        let Some(landmark) = landmark else { return };
+        let point = self.point(landmark, &xyz, &at, doc);
+        doc.points.push(point);
+    }
+
+    /// A control point's `position`: two or three finite numbers; else `None` and an
+    /// issue.
+    fn position(&self, pos: Option<&Value>, at: &str, doc: &mut LandmarkDoc) -> Option<Vec<f64>> {
         let xyz: Option<Vec<f64>> = pos.and_then(Value::as_array).and_then(|a| {
             (a.len() == 2 || a.len() == 3)
                 .then(|| a.iter().map(Value::as_f64).collect::<Option<Vec<f64>>>())
                 .flatten()
                 .filter(|v| v.iter().all(|x| x.is_finite()))
         });
-        let Some(xyz) = xyz else {
+        if xyz.is_none() {
             let shown = pos.map_or_else(|| "missing".to_string(), |p| format!("`{}`", show(p)));
-            doc.issues.push(issue(
-                path,
+            doc.issues.push(self.issue(
                 Severity::Error,
                 codes::BAD_LANDMARK_FILE,
-                uid,
                 format!("{at}: position is {shown}; expected [column, row, 0] in pixels (finite numbers); point skipped"),
             ));
-            continue;
+        }
+        xyz
+    }
+
+    /// The point at position `xyz`: in LPS mm for a markup in patient mm (placed on its
+    /// image when joined, by `ItkGeometry::to_pixel`), else in pixels (a third value other
+    /// than 0 is ignored, with a warning).
+    fn point(&self, landmark: Landmark, xyz: &[f64], at: &str, doc: &mut LandmarkDoc) -> RawPoint {
+        let mut point = RawPoint {
+            source: self.path.to_path_buf(),
+            source_uid: String::new(),
+            landmark,
+            image_uid: self.uid.to_string(),
+            frame: None,
+            col: f64::NAN,
+            row: f64::NAN,
+            observer: self.observer.to_string(),
+            lps: None,
         };
-        let Some(landmark) = landmark else { continue };
-        if let Some(scale) = mm_scale {
-            // Patient mm: placed on its image when joined (ItkGeometry::to_pixel).
-            let sign = if ras { -1.0 } else { 1.0 };
+        if let Some(scale) = self.mm_scale {
+            let sign = if self.ras { -1.0 } else { 1.0 };
             let z = xyz.get(2).copied().unwrap_or(0.0);
-            doc.points.push(RawPoint {
-                source: path.to_path_buf(),
-                source_uid: String::new(),
-                landmark,
-                image_uid: uid.to_string(),
-                frame: None,
-                col: f64::NAN,
-                row: f64::NAN,
-                observer: observer.clone(),
-                lps: Some([sign * xyz[0] * scale, sign * xyz[1] * scale, z * scale]),
-            });
-            continue;
+            point.lps = Some([sign * xyz[0] * scale, sign * xyz[1] * scale, z * scale]);
+            return point;
         }
         if xyz.get(2).is_some_and(|&z| z != 0.0) {
-            doc.issues.push(issue(
-                path,
+            doc.issues.push(self.issue(
                 Severity::Warning,
                 codes::BAD_LANDMARK_FILE,
-                uid,
                 format!("{at}: position has third value {}, not 0; ignored (pixel positions are [column, row, 0])", xyz[2]),
             ));
         }
-        doc.points.push(RawPoint {
-            source: path.to_path_buf(),
-            source_uid: String::new(),
-            landmark,
-            image_uid: uid.to_string(),
-            frame: None,
-            col: xyz[0],
-            row: xyz[1],
-            observer: observer.clone(),
-            lps: None,
-        });
+        (point.col, point.row) = (xyz[0], xyz[1]);
+        point
     }
 }
 
@@ -603,9 +655,9 @@ pub fn read_landmark_csv(path: &Path, vocab: &Vocabulary) -> LandmarkDoc {
             return doc;
         }
     };
-    let expected = "a landmark CSV needs the header `sop_instance_uid,landmark,column,row` (or `image_uid,name,col,row`), optionally `observer`";
     if text.trim().is_empty() {
-        doc.issues.push(err(format!("{file} is empty; {expected}")));
+        doc.issues
+            .push(err(format!("{file} is empty; {CSV_EXPECTED}")));
         return doc;
     }
     let mut reader = csv_reader(text);
@@ -618,8 +670,54 @@ pub fn read_landmark_csv(path: &Path, vocab: &Vocabulary) -> LandmarkDoc {
             return doc;
         }
     };
+    let Some(columns) = csv_columns(path, &file, &headers, &mut doc) else {
+        return doc;
+    };
+    let rows = CsvRows {
+        path,
+        file: &file,
+        headers: &headers,
+        columns,
+    };
+    let mut lines = LineCounter::new(text);
+    for result in reader.records() {
+        match result {
+            Ok(record) => {
+                let line = lines.line(record.position());
+                rows.row(&record, line, vocab, &mut doc);
+            }
+            Err(e) => {
+                let line = lines.line(e.position());
+                doc.issues.push(err(format!(
+                    "{file}, line {line}: not readable as CSV ({e}); row skipped"
+                )));
+            }
+        }
+    }
+    doc
+}
 
-    // Column index of each of CSV_COLUMNS.
+/// What a landmark CSV's header must hold, for messages.
+const CSV_EXPECTED: &str = "a landmark CSV needs the header `sop_instance_uid,landmark,column,row` (or `image_uid,name,col,row`), optionally `observer`";
+
+/// Where the columns of a landmark CSV are (0-based).
+struct CsvColumns {
+    uid: usize,
+    name: usize,
+    col: usize,
+    row: usize,
+    observer: Option<usize>,
+}
+
+/// Finds the [`CSV_COLUMNS`] in a landmark CSV's header row; other columns are listed in
+/// QC as ignored. `None`, and an issue, when a required column is missing or given twice.
+fn csv_columns(
+    path: &Path,
+    file: &str,
+    headers: &[String],
+    doc: &mut LandmarkDoc,
+) -> Option<CsvColumns> {
+    let err = |message: String| issue(path, Severity::Error, codes::BAD_LANDMARK_FILE, "", message);
     let mut index: [Option<usize>; 5] = [None; 5];
     let mut missing = Vec::new();
     for (k, (canonical, names, required)) in CSV_COLUMNS.iter().enumerate() {
@@ -635,7 +733,7 @@ pub fn read_landmark_csv(path: &Path, vocab: &Vocabulary) -> LandmarkDoc {
                     "{file}: columns `{}` and `{}` both give `{canonical}`; keep one; no point read",
                     headers[a], headers[b]
                 )));
-                return doc;
+                return None;
             }
         }
     }
@@ -646,11 +744,11 @@ pub fn read_landmark_csv(path: &Path, vocab: &Vocabulary) -> LandmarkDoc {
             .collect::<Vec<_>>()
             .join(", ");
         doc.issues.push(err(format!(
-            "{file}: the header row has no column {}; {expected}; found {found}{}; no point read",
+            "{file}: the header row has no column {}; {CSV_EXPECTED}; found {found}{}; no point read",
             missing.join(", "),
-            separator_hint(&headers)
+            separator_hint(headers)
         )));
-        return doc;
+        return None;
     }
     for (i, h) in headers.iter().enumerate() {
         if !index.contains(&Some(i)) {
@@ -663,28 +761,42 @@ pub fn read_landmark_csv(path: &Path, vocab: &Vocabulary) -> LandmarkDoc {
             ));
         }
     }
-    let [Some(c_uid), Some(c_name), Some(c_col), Some(c_row), c_obs] = index else {
-        return doc; // unreachable: every required column was found
+    // Every required column was found above.
+    let [Some(uid), Some(name), Some(col), Some(row), observer] = index else {
+        return None;
     };
+    Some(CsvColumns {
+        uid,
+        name,
+        col,
+        row,
+        observer,
+    })
+}
 
-    let mut lines = LineCounter::new(text);
-    for result in reader.records() {
-        let record = match result {
-            Ok(r) => r,
-            Err(e) => {
-                let line = lines.line(e.position());
-                doc.issues.push(err(format!(
-                    "{file}, line {line}: not readable as CSV ({e}); row skipped"
-                )));
-                continue;
-            }
-        };
-        let line = lines.line(record.position());
+/// The rows of one landmark CSV, as they are read.
+struct CsvRows<'a> {
+    path: &'a Path,
+    file: &'a str,
+    headers: &'a [String],
+    columns: CsvColumns,
+}
+
+impl CsvRows<'_> {
+    /// Reads the record that starts on `line` into `doc`: a point, or issues.
+    fn row(
+        &self,
+        record: &csv::StringRecord,
+        line: u64,
+        vocab: &Vocabulary,
+        doc: &mut LandmarkDoc,
+    ) {
+        let (path, file, c) = (self.path, self.file, &self.columns);
         if record.iter().all(|f| f.trim().is_empty()) {
-            continue;
+            return;
         }
-        let uid = record.get(c_uid).unwrap_or("").trim();
-        if record.len() != headers.len() {
+        let uid = record.get(c.uid).unwrap_or("").trim();
+        if record.len() != self.headers.len() {
             doc.issues.push(issue(
                 path,
                 Severity::Error,
@@ -693,11 +805,41 @@ pub fn read_landmark_csv(path: &Path, vocab: &Vocabulary) -> LandmarkDoc {
                 format!(
                     "{file}, line {line}: {} fields but the header has {} columns; row skipped",
                     record.len(),
-                    headers.len()
+                    self.headers.len()
                 ),
             ));
-            continue;
+            return;
         }
+        let Some((landmark, col, row)) = self.values(record, line, uid, vocab, doc) else {
+            return;
+        };
+        let observer = c
+            .observer
+            .map_or("", |o| record.get(o).unwrap_or("").trim());
+        doc.points.push(RawPoint {
+            source: path.to_path_buf(),
+            source_uid: String::new(),
+            landmark,
+            image_uid: uid.to_string(),
+            frame: None,
+            col,
+            row,
+            observer: observer.to_string(),
+            lps: None,
+        });
+    }
+
+    /// The landmark, column and row of a record with the right number of fields (its
+    /// image UID is `uid`); `None` and an issue per bad cell when any is bad.
+    fn values(
+        &self,
+        record: &csv::StringRecord,
+        line: u64,
+        uid: &str,
+        vocab: &Vocabulary,
+        doc: &mut LandmarkDoc,
+    ) -> Option<(Landmark, f64, f64)> {
+        let (path, file, c) = (self.path, self.file, &self.columns);
         let cell = |c: usize| record.get(c).unwrap_or("").trim();
         let mut ok = true;
         let mut bad = |code: &'static str, c: usize, expected: &str| {
@@ -709,7 +851,7 @@ pub fn read_landmark_csv(path: &Path, vocab: &Vocabulary) -> LandmarkDoc {
                 uid,
                 format!(
                     "{file}, line {line}: column `{}` is `{}`; expected {expected}; row skipped",
-                    headers[c],
+                    self.headers[c],
                     record.get(c).unwrap_or("")
                 ),
             ));
@@ -717,49 +859,39 @@ pub fn read_landmark_csv(path: &Path, vocab: &Vocabulary) -> LandmarkDoc {
         if uid.is_empty() {
             bad(
                 codes::BAD_LANDMARK_FILE,
-                c_uid,
+                c.uid,
                 "the SOP Instance UID of the radiograph",
             );
         }
-        let landmark = vocab.text(cell(c_name));
+        let landmark = vocab.text(cell(c.name));
         if landmark.is_none() {
             bad(
                 codes::UNNAMED_POINT,
-                c_name,
+                c.name,
                 "a landmark name (landmarks.md section 1, e.g. `L1_sup_ant`) or a synonym in the pipeline's vocabulary",
             );
         }
         let number = |c: usize| cell(c).parse::<f64>().ok().filter(|x| x.is_finite());
-        let (col, row) = (number(c_col), number(c_row));
+        let (col, row) = (number(c.col), number(c.row));
         if col.is_none() {
             bad(
                 codes::BAD_LANDMARK_FILE,
-                c_col,
+                c.col,
                 "a finite number of pixels, e.g. 812.5",
             );
         }
         if row.is_none() {
             bad(
                 codes::BAD_LANDMARK_FILE,
-                c_row,
+                c.row,
                 "a finite number of pixels, e.g. 3120.5",
             );
         }
-        if let (true, Some(landmark), Some(col), Some(row)) = (ok, landmark, col, row) {
-            doc.points.push(RawPoint {
-                source: path.to_path_buf(),
-                source_uid: String::new(),
-                landmark,
-                image_uid: uid.to_string(),
-                frame: None,
-                col,
-                row,
-                observer: c_obs.map_or("", cell).to_string(),
-                lps: None,
-            });
+        if !ok {
+            return None;
         }
+        Some((landmark?, col?, row?))
     }
-    doc
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ use std::path::Path;
 
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::{Tag, VR};
-use dicom_dictionary_std::StandardDataDictionary;
+use dicom_dictionary_std::{StandardDataDictionary, uids};
 use dicom_encoding::transfer_syntax::{Codec, Endianness, TransferSyntaxIndex};
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
@@ -239,7 +239,6 @@ const PIXEL_DATA: Tag = Tag(0x7FE0, 0x0010);
 const GROUP_LENGTH: Tag = Tag(0x0002, 0x0000);
 const TRANSFER_SYNTAX: Tag = Tag(0x0002, 0x0010);
 const UNDEFINED: u32 = 0xFFFF_FFFF;
-const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
 
 /// VRs with a 2-byte length in explicit VR (PS3.5 table 7.1-2), as dicom-rs's decoders
 /// list them; every other VR, unknown ones included (read as UN), has a 4-byte length.
@@ -702,7 +701,7 @@ impl<R: Read + Seek> Walker<'_, R> {
             return Ok(());
         }
         self.big_endian = matches!(syntax.endianness(), Endianness::Big);
-        self.explicit = syntax.uid() != IMPLICIT_VR_LE;
+        self.explicit = syntax.uid() != uids::IMPLICIT_VR_LITTLE_ENDIAN;
         self.data_set()
     }
 
@@ -815,6 +814,7 @@ impl<R: Read + Seek> Walker<'_, R> {
         Ok(())
     }
 
+    /// Walks the data set, up to the first top-level element at or after Pixel Data.
     fn data_set(&mut self) -> Result<(), PrecheckError> {
         // `in_seq`: expecting an item header (inside a sequence), else an element header
         // (top level or inside an item).
@@ -835,18 +835,10 @@ impl<R: Read + Seek> Walker<'_, R> {
                 continue;
             }
             let Some(h) = self.element_header()? else {
-                if let Some(top) = self.stack.last() {
-                    let what = if top.seq { "sequence" } else { "item" };
-                    return Err(self.err(
-                        Problem::Truncated,
-                        self.src.pos,
-                        format!(
-                            "the file ends at byte {} inside the {what} that starts at byte {} (truncated)",
-                            self.src.len, top.start
-                        ),
-                    ));
-                }
-                return Ok(());
+                return match self.stack.last() {
+                    Some(top) => Err(self.ends_inside(top)),
+                    None => Ok(()),
+                };
             };
             if h.vr != VR::SQ && h.tag == ITEM_DELIMITER {
                 if self.stack.is_empty() {
@@ -864,61 +856,86 @@ impl<R: Read + Seek> Walker<'_, R> {
                 return Ok(());
             }
             self.count(h.at)?;
-            let pixel_seq = h.vr != VR::SQ && h.tag == PIXEL_DATA && h.len == UNDEFINED;
             if h.vr == VR::SQ || h.len == UNDEFINED {
-                // A sequence's length is not allocated, and a delimiter may close it
-                // before its end (dicom-rs honours both): its end is only checked when
-                // reached, and running out of file inside it is caught as it happens.
-                let end = (h.len != UNDEFINED).then(|| self.src.pos + u64::from(h.len));
-                self.push(Frame {
-                    seq: true,
-                    pixel: pixel_seq,
-                    start: h.at,
-                    end,
-                    seen_item: false,
-                })?;
+                self.open_sequence(&h)?;
                 in_seq = true;
                 continue;
             }
-            self.check_value(&h, "element")?;
-            let size = value_size(h.vr);
-            if h.len % size != 0 {
-                return Err(self.err(
-                    Problem::BadValueLength,
-                    h.at,
-                    format!(
-                        "element {} at byte {} has VR {} and a length of {} bytes, not a multiple of its {size}-byte values: corrupt (a parser reading whole values loses its place in the file here)",
-                        tag_str(h.tag),
-                        h.at,
-                        h.vr.to_string(),
-                        h.len
-                    ),
-                ));
-            }
-            if multi_text(h.vr) && h.len > 0 {
-                let budget =
-                    self.limits.max_text_values - self.text_values.min(self.limits.max_text_values);
-                let seps = self
-                    .src
-                    .count_byte(u64::from(h.len), b'\\', budget)
-                    .map_err(|e| self.io(e))?;
-                self.text_values += seps + 1;
-                if self.text_values > self.limits.max_text_values {
-                    return Err(self.err(
-                        Problem::TooManyTextValues,
-                        h.at,
-                        format!(
-                            "more than {} text values (separated by `\\`) in multi-valued string elements, the last in {} at byte {}, a limit that bounds the memory used to load them",
-                            self.limits.max_text_values,
-                            tag_str(h.tag),
-                            h.at
-                        ),
-                    ));
-                }
-            } else {
-                self.src.skip(u64::from(h.len)).map_err(|e| self.io(e))?;
-            }
+            self.value(&h)?;
         }
+    }
+
+    /// The error for a file that ends inside the sequence or item `top`.
+    fn ends_inside(&self, top: &Frame) -> PrecheckError {
+        let what = if top.seq { "sequence" } else { "item" };
+        self.err(
+            Problem::Truncated,
+            self.src.pos,
+            format!(
+                "the file ends at byte {} inside the {what} that starts at byte {} (truncated)",
+                self.src.len, top.start
+            ),
+        )
+    }
+
+    /// Opens the sequence whose header is `h` (an SQ, or any element of undefined length:
+    /// encapsulated pixel data when it is Pixel Data).
+    fn open_sequence(&mut self, h: &Header) -> Result<(), PrecheckError> {
+        let pixel = h.vr != VR::SQ && h.tag == PIXEL_DATA && h.len == UNDEFINED;
+        // A sequence's length is not allocated, and a delimiter may close it before its
+        // end (dicom-rs honours both): its end is only checked when reached, and running
+        // out of file inside it is caught as it happens.
+        let end = (h.len != UNDEFINED).then(|| self.src.pos + u64::from(h.len));
+        self.push(Frame {
+            seq: true,
+            pixel,
+            start: h.at,
+            end,
+            seen_item: false,
+        })
+    }
+
+    /// Checks and passes the value of the element whose header is `h` (not a sequence):
+    /// its length, and the number of text values it holds.
+    fn value(&mut self, h: &Header) -> Result<(), PrecheckError> {
+        self.check_value(h, "element")?;
+        let size = value_size(h.vr);
+        if !h.len.is_multiple_of(size) {
+            return Err(self.err(
+                Problem::BadValueLength,
+                h.at,
+                format!(
+                    "element {} at byte {} has VR {} and a length of {} bytes, not a multiple of its {size}-byte values: corrupt (a parser reading whole values loses its place in the file here)",
+                    tag_str(h.tag),
+                    h.at,
+                    h.vr.to_string(),
+                    h.len
+                ),
+            ));
+        }
+        if !(multi_text(h.vr) && h.len > 0) {
+            return self.src.skip(u64::from(h.len)).map_err(|e| self.io(e));
+        }
+        let budget =
+            self.limits.max_text_values - self.text_values.min(self.limits.max_text_values);
+        let seps = self
+            .src
+            .count_byte(u64::from(h.len), b'\\', budget)
+            .map_err(|e| self.io(e))?;
+        self.text_values += seps + 1;
+        if self.text_values > self.limits.max_text_values {
+            return Err(self.err(
+                Problem::TooManyTextValues,
+                h.at,
+                format!(
+                    "more than {} text values (separated by `\\`) in multi-valued string elements, the last in {} at byte {}, a limit that bounds the memory used to load them",
+                    self.limits.max_text_values,
+                    tag_str(h.tag),
+                    h.at
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Inside a sequence: an item, an item delimiter (an error there) or the sequence
@@ -926,10 +943,10 @@ impl<R: Read + Seek> Walker<'_, R> {
     fn item_header(&mut self, in_seq: &mut bool) -> Result<(), PrecheckError> {
         let at = self.src.pos;
         let top = self.stack.last().copied();
+        let start = top.map_or(0, |t| t.start);
         let mut b = [0u8; 8];
         let n = self.src.read_up_to(&mut b).map_err(|e| self.io(e))?;
         if n < 8 {
-            let start = top.map_or(0, |t| t.start);
             return Err(self.err(
                 Problem::Truncated,
                 at,
@@ -943,71 +960,7 @@ impl<R: Read + Seek> Walker<'_, R> {
         let len = self.u32([b[4], b[5], b[6], b[7]]);
         match tag {
             ITEM => {
-                let pixel = top.is_some_and(|t| t.pixel);
-                if pixel {
-                    self.count(at)?;
-                } else {
-                    self.count_item(at)?;
-                }
-                let end = if len == UNDEFINED {
-                    if pixel {
-                        return Err(self.err(
-                            Problem::Malformed,
-                            at,
-                            format!(
-                                "pixel data fragment at byte {at} has an undefined length: corrupt"
-                            ),
-                        ));
-                    }
-                    None
-                } else {
-                    let l = u64::from(len);
-                    // Only a fragment's length is allocated; an item's, like a
-                    // sequence's, is checked when reached.
-                    if pixel && l > self.src.remaining() {
-                        return Err(PrecheckError {
-                            problem: Problem::Truncated,
-                            offset: at,
-                            declared_len: Some(l),
-                            message: format!(
-                                "pixel data fragment at byte {at} declares a length of {l} bytes, but only {} bytes remain in the file ({} bytes): truncated or corrupt",
-                                self.src.remaining(),
-                                self.src.len
-                            ),
-                        });
-                    }
-                    if pixel && !top.is_some_and(|t| t.seen_item) && l % 4 != 0 {
-                        // dicom-rs reads the offset table as whole 32-bit offsets and
-                        // then fails on the leftover bytes.
-                        return Err(self.err(
-                            Problem::Malformed,
-                            at,
-                            format!("the basic offset table at byte {at} has {l} bytes, not a multiple of 4: corrupt"),
-                        ));
-                    }
-                    if pixel && l > self.limits.max_value_len {
-                        return Err(PrecheckError {
-                            problem: Problem::ValueTooLong,
-                            offset: at,
-                            declared_len: Some(l),
-                            message: format!(
-                                "pixel data fragment at byte {at} has {l} bytes, more than the {} bytes the scan loads for one value",
-                                self.limits.max_value_len
-                            ),
-                        });
-                    }
-                    Some(self.src.pos + l)
-                };
-                if let Some(t) = self.stack.last_mut() {
-                    t.seen_item = true;
-                }
-                self.push(Frame {
-                    seq: false,
-                    pixel,
-                    start: at,
-                    end,
-                    seen_item: false,
-                })?;
+                self.open_item(at, len, top)?;
                 *in_seq = false;
             }
             SEQUENCE_DELIMITER => {
@@ -1015,7 +968,6 @@ impl<R: Read + Seek> Walker<'_, R> {
                 *in_seq = false;
             }
             ITEM_DELIMITER => {
-                let start = top.map_or(0, |t| t.start);
                 return Err(self.err(
                     Problem::Malformed,
                     at,
@@ -1025,7 +977,6 @@ impl<R: Read + Seek> Walker<'_, R> {
                 ));
             }
             other => {
-                let start = top.map_or(0, |t| t.start);
                 return Err(self.err(
                     Problem::Malformed,
                     at,
@@ -1037,6 +988,80 @@ impl<R: Read + Seek> Walker<'_, R> {
             }
         }
         Ok(())
+    }
+
+    /// Opens the item whose header, at `at`, declares `len`, in the sequence `top`: a data
+    /// set, or a fragment of encapsulated pixel data.
+    fn open_item(&mut self, at: u64, len: u32, top: Option<Frame>) -> Result<(), PrecheckError> {
+        let pixel = top.is_some_and(|t| t.pixel);
+        if pixel {
+            self.count(at)?;
+        } else {
+            self.count_item(at)?;
+        }
+        let end = match (len, pixel) {
+            (UNDEFINED, false) => None,
+            (UNDEFINED, true) => {
+                return Err(self.err(
+                    Problem::Malformed,
+                    at,
+                    format!("pixel data fragment at byte {at} has an undefined length: corrupt"),
+                ));
+            }
+            // Only a fragment's length is allocated; an item's, like a sequence's, is
+            // checked when reached.
+            (_, true) => Some(self.fragment_end(at, u64::from(len), top)?),
+            (_, false) => Some(self.src.pos + u64::from(len)),
+        };
+        if let Some(t) = self.stack.last_mut() {
+            t.seen_item = true;
+        }
+        self.push(Frame {
+            seq: false,
+            pixel,
+            start: at,
+            end,
+            seen_item: false,
+        })
+    }
+
+    /// Where the pixel data fragment at `at`, `l` bytes long, ends, after checking that
+    /// it fits in the file and the value limit (and, for the basic offset table, the first
+    /// fragment of the sequence `top`, that it holds whole 32-bit offsets).
+    fn fragment_end(&self, at: u64, l: u64, top: Option<Frame>) -> Result<u64, PrecheckError> {
+        if l > self.src.remaining() {
+            return Err(PrecheckError {
+                problem: Problem::Truncated,
+                offset: at,
+                declared_len: Some(l),
+                message: format!(
+                    "pixel data fragment at byte {at} declares a length of {l} bytes, but only {} bytes remain in the file ({} bytes): truncated or corrupt",
+                    self.src.remaining(),
+                    self.src.len
+                ),
+            });
+        }
+        if !top.is_some_and(|t| t.seen_item) && !l.is_multiple_of(4) {
+            // dicom-rs reads the offset table as whole 32-bit offsets and then fails on
+            // the leftover bytes.
+            return Err(self.err(
+                Problem::Malformed,
+                at,
+                format!("the basic offset table at byte {at} has {l} bytes, not a multiple of 4: corrupt"),
+            ));
+        }
+        if l > self.limits.max_value_len {
+            return Err(PrecheckError {
+                problem: Problem::ValueTooLong,
+                offset: at,
+                declared_len: Some(l),
+                message: format!(
+                    "pixel data fragment at byte {at} has {l} bytes, more than the {} bytes the scan loads for one value",
+                    self.limits.max_value_len
+                ),
+            });
+        }
+        Ok(self.src.pos + l)
     }
 }
 

@@ -182,6 +182,7 @@ pub struct LandmarkDoc {
 mod nan_as_null {
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes `v`, NaN as `null`.
     pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
         if v.is_nan() {
             s.serialize_none()
@@ -190,6 +191,7 @@ mod nan_as_null {
         }
     }
 
+    /// Reads a number, `null` as NaN.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
     }

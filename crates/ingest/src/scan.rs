@@ -8,7 +8,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use dicom_core::Tag;
-use dicom_dictionary_std::tags;
+use dicom_dictionary_std::{tags, uids};
 use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
 use plumbline_geometry::Spacing;
@@ -23,20 +23,23 @@ use crate::{Vocabulary, markups, precheck};
 /// processing), and secondary capture (single- and multi-frame), the form of many
 /// stitched whole-spine composites.
 pub const IMAGE_CLASSES: [&str; 7] = [
-    "1.2.840.10008.5.1.4.1.1.1",     // CR
-    "1.2.840.10008.5.1.4.1.1.1.1",   // DX for presentation
-    "1.2.840.10008.5.1.4.1.1.1.1.1", // DX for processing
-    "1.2.840.10008.5.1.4.1.1.7",     // Secondary Capture
-    "1.2.840.10008.5.1.4.1.1.7.2",   // Multi-frame grayscale byte SC
-    "1.2.840.10008.5.1.4.1.1.7.3",   // Multi-frame grayscale word SC
-    "1.2.840.10008.5.1.4.1.1.7.4",   // Multi-frame true colour SC
+    uids::COMPUTED_RADIOGRAPHY_IMAGE_STORAGE,
+    uids::DIGITAL_X_RAY_IMAGE_STORAGE_FOR_PRESENTATION,
+    uids::DIGITAL_X_RAY_IMAGE_STORAGE_FOR_PROCESSING,
+    uids::SECONDARY_CAPTURE_IMAGE_STORAGE,
+    uids::MULTI_FRAME_GRAYSCALE_BYTE_SECONDARY_CAPTURE_IMAGE_STORAGE,
+    uids::MULTI_FRAME_GRAYSCALE_WORD_SECONDARY_CAPTURE_IMAGE_STORAGE,
+    uids::MULTI_FRAME_TRUE_COLOR_SECONDARY_CAPTURE_IMAGE_STORAGE,
 ];
 
 /// Native (uncompressed) transfer syntaxes, whose pixel data length is known from the header.
+// Explicit VR Big Endian is retired (hence deprecated in `uids`), but files in it are
+// still read.
+#[allow(deprecated)]
 const NATIVE_TS: [&str; 3] = [
-    "1.2.840.10008.1.2",
-    "1.2.840.10008.1.2.1",
-    "1.2.840.10008.1.2.2",
+    uids::IMPLICIT_VR_LITTLE_ENDIAN,
+    uids::EXPLICIT_VR_LITTLE_ENDIAN,
+    uids::EXPLICIT_VR_BIG_ENDIAN,
 ];
 
 /// How much of an uncompressed image file the truncation check reads: enough for any
@@ -514,11 +517,13 @@ fn ds_single(obj: &InMemDicomObject, tag: Tag) -> Result<Option<f64>, String> {
 /// Whether GDCM takes this SOP class's spacing from ImagerPixelSpacing: CR, the DX family
 /// (with mammography and intra-oral), XA and RF (`GetSpacingTagFromMediaStorage`).
 fn gdcm_imager_class(sop_class: &str) -> bool {
-    const CR: &str = "1.2.840.10008.5.1.4.1.1.1";
-    sop_class == CR
-        || sop_class.starts_with("1.2.840.10008.5.1.4.1.1.1.")
-        || sop_class == "1.2.840.10008.5.1.4.1.1.12.1"
-        || sop_class == "1.2.840.10008.5.1.4.1.1.12.2"
+    // CR itself, and every class below it (`...1.1.1`, DX; `...1.1.2`, mammography; ...).
+    let cr_family = sop_class
+        .strip_prefix(uids::COMPUTED_RADIOGRAPHY_IMAGE_STORAGE)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'));
+    cr_family
+        || sop_class == uids::X_RAY_ANGIOGRAPHIC_IMAGE_STORAGE
+        || sop_class == uids::X_RAY_RADIOFLUOROSCOPIC_IMAGE_STORAGE
 }
 
 /// [`ItkGeometry`] of an image, as ITK's GDCMImageIO reads it (see its documentation).
@@ -677,7 +682,6 @@ fn image_record(
     sop_uid: String,
     patient_id: String,
 ) -> (FileOutcome, Vec<QcIssue>) {
-    let mut issues = Vec::new();
     let issue = |sev, code, msg: String| {
         QcIssue::file(path, sev, code, msg).with_ids(&sop_uid, &patient_id)
     };
@@ -700,50 +704,17 @@ fn image_record(
         .transfer_syntax()
         .trim_end_matches('\0')
         .to_string();
-    // Truncation inside uncompressed pixel data is invisible to a header read: find the
-    // Pixel Data element's header near the start of the file and compare its end with
-    // the file's length (the pixel values themselves are not read).
-    if NATIVE_TS.contains(&ts.as_str()) {
-        let bits = u64::from(uint(obj, tags::BITS_ALLOCATED).unwrap_or(16));
-        let spp = u64::from(uint(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1));
-        let need = u64::from(rows) * u64::from(cols) * u64::from(frames) * spp * bits.div_ceil(8);
-        let implicit = ts == "1.2.840.10008.1.2";
-        if let Some((end, len)) = native_pixel_data_end(path, need, implicit)
-            && end > len
-        {
-            return (
-                FileOutcome::Broken,
-                vec![issue(
-                    Severity::Error,
-                    codes::BROKEN_FILE,
-                    format!(
-                        "truncated: the pixel data ({rows} x {cols}, {need} bytes) should end at byte {end} but the file has {len} bytes; not used"
-                    ),
-                )],
-            );
-        }
+    if let Some(msg) = truncation(path, obj, &ts, (rows, cols, frames)) {
+        return (
+            FileOutcome::Broken,
+            vec![issue(Severity::Error, codes::BROKEN_FILE, msg)],
+        );
     }
     let (spacing, notes) = spacing(obj);
-    if spacing.is_some() {
-        for n in &notes {
-            issues.push(issue(
-                Severity::Warning,
-                codes::BAD_SPACING,
-                format!("{n}; the next source of spec section 4 was used"),
-            ));
-        }
-    } else {
-        let why = if notes.is_empty() {
-            "no PixelSpacing or ImagerPixelSpacing".to_string()
-        } else {
-            notes.join("; ")
-        };
-        issues.push(issue(
-            Severity::Error,
-            codes::NO_SPACING,
-            format!("no usable pixel spacing ({why}): no landmark of this image is used and no metric is computed from it"),
-        ));
-    }
+    let mut issues: Vec<QcIssue> = spacing_problems(spacing.is_some(), &notes)
+        .into_iter()
+        .map(|(sev, code, msg)| issue(sev, code, msg))
+        .collect();
     if frames > 1 {
         issues.push(issue(
             Severity::Warning,
@@ -751,10 +722,6 @@ fn image_record(
             format!("{frames} frames; landmarks are placed on the frame their SR references (frame 1 when none)"),
         ));
     }
-    let orientation = text(obj, tags::PATIENT_ORIENTATION).and_then(|s| {
-        let mut it = s.split('\\').map(|v| v.trim().to_string());
-        Some((it.next()?, it.next()?))
-    });
     let study_date =
         text(obj, tags::STUDY_DATE).filter(|d| crate::clinical::parse_dicom_date(d).is_some());
     let itk = itk_geometry(obj, &sop_class);
@@ -772,7 +739,7 @@ fn image_record(
         rows,
         cols,
         spacing,
-        orientation,
+        orientation: patient_orientation(obj),
         number_of_frames: frames,
         itk,
     };
@@ -784,4 +751,67 @@ fn image_record(
         ));
     }
     (FileOutcome::Image(record), issues)
+}
+
+/// PatientOrientation (column direction, row direction); `None` unless two values.
+fn patient_orientation(obj: &InMemDicomObject) -> Option<(String, String)> {
+    let s = text(obj, tags::PATIENT_ORIENTATION)?;
+    let mut it = s.split('\\').map(|v| v.trim().to_string());
+    Some((it.next()?, it.next()?))
+}
+
+/// Why an image with uncompressed pixel data is truncated, or `None` when it is not (or
+/// cannot be told). `size` is (rows, columns, frames).
+///
+/// Truncation inside uncompressed pixel data is invisible to a header read: find the
+/// Pixel Data element's header near the start of the file and compare its end with the
+/// file's length (the pixel values themselves are not read).
+fn truncation(
+    path: &Path,
+    obj: &DefaultDicomObject,
+    ts: &str,
+    (rows, cols, frames): (u32, u32, u32),
+) -> Option<String> {
+    if !NATIVE_TS.contains(&ts) {
+        return None;
+    }
+    let bits = u64::from(uint(obj, tags::BITS_ALLOCATED).unwrap_or(16));
+    let spp = u64::from(uint(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1));
+    let need = u64::from(rows) * u64::from(cols) * u64::from(frames) * spp * bits.div_ceil(8);
+    let implicit = ts == uids::IMPLICIT_VR_LITTLE_ENDIAN;
+    let (end, len) = native_pixel_data_end(path, need, implicit)?;
+    (end > len).then(|| {
+        format!(
+            "truncated: the pixel data ({rows} x {cols}, {need} bytes) should end at byte {end} but the file has {len} bytes; not used"
+        )
+    })
+}
+
+/// The QC issues (severity, code, message) of an image's spacing: the notes of
+/// [`spacing`] as warnings when a spacing was found (`found`), else one error.
+fn spacing_problems(found: bool, notes: &[String]) -> Vec<(Severity, &'static str, String)> {
+    if found {
+        return notes
+            .iter()
+            .map(|n| {
+                (
+                    Severity::Warning,
+                    codes::BAD_SPACING,
+                    format!("{n}; the next source of spec section 4 was used"),
+                )
+            })
+            .collect();
+    }
+    let why = if notes.is_empty() {
+        "no PixelSpacing or ImagerPixelSpacing".to_string()
+    } else {
+        notes.join("; ")
+    };
+    vec![(
+        Severity::Error,
+        codes::NO_SPACING,
+        format!(
+            "no usable pixel spacing ({why}): no landmark of this image is used and no metric is computed from it"
+        ),
+    )]
 }

@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use dicom_core::Tag;
 use dicom_core::value::{PrimitiveValue, Value};
-use dicom_dictionary_std::tags;
+use dicom_dictionary_std::{tags, uids};
 use dicom_object::InMemDicomObject;
 use plumbline_geometry::Landmark;
 
@@ -26,9 +26,9 @@ use crate::vocab::Vocabulary;
 /// Enhanced SR ...88.22, Comprehensive 3D SR ...88.34 (the classes that can hold SCOORD
 /// items; Basic Text SR cannot).
 pub const LANDMARK_SR_CLASSES: [&str; 3] = [
-    "1.2.840.10008.5.1.4.1.1.88.33",
-    "1.2.840.10008.5.1.4.1.1.88.22",
-    "1.2.840.10008.5.1.4.1.1.88.34",
+    uids::COMPREHENSIVE_SR_STORAGE,
+    uids::ENHANCED_SR_STORAGE,
+    uids::COMPREHENSIVE3_DSR_STORAGE,
 ];
 
 /// Whether a SOP Class UID is one of [`LANDMARK_SR_CLASSES`] (trailing NUL padding and
@@ -62,7 +62,8 @@ const UNKNOWN_OBSERVER: &str = "unknown^unknown";
 
 /// Evidence entries of these SOP class families are documents, not images: SR and Key
 /// Object Selection (`...88.*`) and presentation states (`...11.*`). They are left out of
-/// [`LandmarkDoc::evidence`] so that "the SR's only image" is not confused by them.
+/// [`LandmarkDoc::evidence`] so that "the SR's only image" is not confused by them. These
+/// are the roots of families of SOP classes, not UIDs (`uids` has no constant for them).
 const NON_IMAGE_CLASS_PREFIXES: [&str; 2] =
     ["1.2.840.10008.5.1.4.1.1.88.", "1.2.840.10008.5.1.4.1.1.11."];
 
@@ -149,6 +150,26 @@ struct TooDeep {
     coords: usize,
 }
 
+impl TooDeep {
+    /// Counts `item`, the item being visited (on top of `stack`), below the depth cap.
+    fn add(slot: &mut Option<TooDeep>, item: &InMemDicomObject, stack: &[Frame<'_>]) {
+        let (max_depth, coords) = subtree_stats(item, stack.len());
+        match slot {
+            Some(t) => {
+                t.max_depth = t.max_depth.max(max_depth);
+                t.coords += coords;
+            }
+            None => {
+                *slot = Some(TooDeep {
+                    first: item_path(stack),
+                    max_depth,
+                    coords,
+                })
+            }
+        }
+    }
+}
+
 /// State of one [`read_sr`] call.
 struct Reader<'v> {
     path: &'v Path,
@@ -170,32 +191,8 @@ impl Reader<'_> {
 
     /// Depth-first, pre-order walk with an explicit stack (no recursion).
     fn walk(&mut self, obj: &InMemDicomObject, depth_cap: usize) {
-        let root = match obj.get(tags::CONTENT_SEQUENCE) {
-            None => {
-                self.issue(
-                    Severity::Warning,
-                    codes::BAD_CONTENT_ITEM,
-                    "the SR has no ContentSequence at its root (content item 1), so it holds \
-                     no landmarks"
-                        .to_string(),
-                );
-                return;
-            }
-            Some(el) => match el.items() {
-                Some(items) => items,
-                None => {
-                    self.issue(
-                        Severity::Error,
-                        codes::BAD_CONTENT_ITEM,
-                        format!(
-                            "ContentSequence of the root (content item 1) is not a sequence \
-                             (VR {}); no landmarks were read",
-                            el.vr().to_string()
-                        ),
-                    );
-                    return;
-                }
-            },
+        let Some(root) = self.root_items(obj) else {
+            return;
         };
         let mut stack = vec![Frame {
             items: root,
@@ -216,90 +213,115 @@ impl Reader<'_> {
             let depth = stack.len();
 
             if depth > depth_cap {
-                let (max_depth, coords) = subtree_stats(item, depth);
-                match &mut too_deep {
-                    Some(t) => {
-                        t.max_depth = t.max_depth.max(max_depth);
-                        t.coords += coords;
-                    }
-                    None => {
-                        too_deep = Some(TooDeep {
-                            first: item_path(&stack),
-                            max_depth,
-                            coords,
-                        })
-                    }
-                }
+                TooDeep::add(&mut too_deep, item, &stack);
                 continue;
             }
 
             let value_type = upper(item, tags::VALUE_TYPE);
             match value_type.as_deref() {
                 // A SCOORD's children are its SELECTED FROM image, read with the point.
-                Some("SCOORD") => {
-                    self.scoord(item, &stack);
-                    continue;
+                Some("SCOORD") => self.scoord(item, &stack),
+                Some("SCOORD3D") => self.scoord3d(item, &stack),
+                _ => {
+                    let container = value_type.as_deref() == Some("CONTAINER");
+                    if let Some(frame) = self.children(item, container, &stack) {
+                        stack.push(frame);
+                    }
                 }
-                Some("SCOORD3D") => {
-                    self.scoord3d(item, &stack);
-                    continue;
-                }
-                _ => {}
             }
-
-            let Some(el) = item.get(tags::CONTENT_SEQUENCE) else {
-                continue;
-            };
-            let Some(children) = el.items() else {
-                let msg = format!(
-                    "ContentSequence of content item {} is not a sequence (VR {}); the items \
-                     below it were not read",
-                    item_path(&stack),
-                    el.vr().to_string()
-                );
-                self.issue(Severity::Error, codes::BAD_CONTENT_ITEM, msg);
-                continue;
-            };
-            if children.is_empty() {
-                continue;
-            }
-            let container = value_type.as_deref() == Some("CONTAINER");
-            let own_observer = if container {
-                person_observer(children)
-            } else {
-                None
-            };
-            let observer = match own_observer {
-                Some(name) => Rc::from(name),
-                None => stack
-                    .last()
-                    .map_or_else(|| Rc::from(""), |f| Rc::clone(&f.observer)),
-            };
-            stack.push(Frame {
-                items: children,
-                parent: Some(item),
-                next: 0,
-                container,
-                observer,
-            });
         }
 
         if let Some(t) = too_deep {
-            let lost = match t.coords {
-                0 => "no SCOORD items were among them".to_string(),
-                n => format!("{n} SCOORD/SCOORD3D item(s) among them were lost"),
-            };
+            self.report_too_deep(&t, depth_cap);
+        }
+    }
+
+    /// The content items of the document root; `None` (and an issue) when there are none
+    /// to read.
+    fn root_items<'a>(&mut self, obj: &'a InMemDicomObject) -> Option<&'a [InMemDicomObject]> {
+        let Some(el) = obj.get(tags::CONTENT_SEQUENCE) else {
+            self.issue(
+                Severity::Warning,
+                codes::BAD_CONTENT_ITEM,
+                "the SR has no ContentSequence at its root (content item 1), so it holds \
+                 no landmarks"
+                    .to_string(),
+            );
+            return None;
+        };
+        if el.items().is_none() {
             self.issue(
                 Severity::Error,
-                codes::SR_TOO_DEEP,
+                codes::BAD_CONTENT_ITEM,
                 format!(
-                    "the content tree is {} levels deep, deeper than the cap of {depth_cap}: \
-                     items below level {depth_cap} (from content item {} on) were not read \
-                     and any points there are missing; {lost}",
-                    t.max_depth, t.first
+                    "ContentSequence of the root (content item 1) is not a sequence \
+                     (VR {}); no landmarks were read",
+                    el.vr().to_string()
                 ),
             );
         }
+        el.items()
+    }
+
+    /// The frame of the children of `item` (the item being visited, on top of `stack`),
+    /// with the observer they inherit; `None` when it has none to visit (an issue when its
+    /// ContentSequence is not a sequence).
+    fn children<'a>(
+        &mut self,
+        item: &'a InMemDicomObject,
+        container: bool,
+        stack: &[Frame<'a>],
+    ) -> Option<Frame<'a>> {
+        let el = item.get(tags::CONTENT_SEQUENCE)?;
+        let Some(children) = el.items() else {
+            let msg = format!(
+                "ContentSequence of content item {} is not a sequence (VR {}); the items \
+                 below it were not read",
+                item_path(stack),
+                el.vr().to_string()
+            );
+            self.issue(Severity::Error, codes::BAD_CONTENT_ITEM, msg);
+            return None;
+        };
+        if children.is_empty() {
+            return None;
+        }
+        let own_observer = if container {
+            person_observer(children)
+        } else {
+            None
+        };
+        let observer = match own_observer {
+            Some(name) => Rc::from(name),
+            None => stack
+                .last()
+                .map_or_else(|| Rc::from(""), |f| Rc::clone(&f.observer)),
+        };
+        Some(Frame {
+            items: children,
+            parent: Some(item),
+            next: 0,
+            container,
+            observer,
+        })
+    }
+
+    /// The one `sr_too_deep` issue of the walk.
+    fn report_too_deep(&mut self, t: &TooDeep, depth_cap: usize) {
+        let lost = match t.coords {
+            0 => "no SCOORD items were among them".to_string(),
+            n => format!("{n} SCOORD/SCOORD3D item(s) among them were lost"),
+        };
+        self.issue(
+            Severity::Error,
+            codes::SR_TOO_DEEP,
+            format!(
+                "the content tree is {} levels deep, deeper than the cap of {depth_cap}: \
+                 items below level {depth_cap} (from content item {} on) were not read \
+                 and any points there are missing; {lost}",
+                t.max_depth, t.first
+            ),
+        );
     }
 
     /// A SCOORD item: one landmark point when everything checks out, else one issue.
@@ -307,115 +329,16 @@ impl Reader<'_> {
         let loc = item_path(stack);
         let naming = self.name_point(item, stack);
         let what = naming.describe("SCOORD", &loc);
-
-        // Cornerstone's ArrowAnnotate: the arrowhead is the landmark. Cornerstone 3D's tool
-        // keeps the head in `points[0]` (`arrowFirst` defaults to true; the head is drawn
-        // at `canvasCoordinates[0]`), and `@cornerstonejs/adapters` 5 writes the POLYLINE
-        // as [head, tail]; dcmjs's own Cornerstone 3D adapter writes a one-vertex POLYLINE
-        // of the head, its legacy adapter a POINT. (fixtures/interop/ohif/README.md cites
-        // the sources.) An arrow without `arrowFirst` is written [tail, head]: nothing in
-        // the SR tells it apart, so such files need the head moved first.
-        let arrow = naming
-            .tracking_text
-            .as_deref()
-            .is_some_and(|t| t.ends_with(ARROW_TOOL_SUFFIX));
-        let graphic = upper(item, tags::GRAPHIC_TYPE);
-        match graphic.as_deref() {
-            Some("POINT") => {}
-            Some("POLYLINE") if arrow => {}
-            None => {
-                self.issue(
-                    Severity::Error,
-                    codes::BAD_CONTENT_ITEM,
-                    format!("{what} has no GraphicType; it was not read"),
-                );
-                return;
-            }
-            Some(other) => {
-                self.issue(
-                    Severity::Warning,
-                    codes::UNSUPPORTED_GRAPHIC,
-                    format!(
-                        "{what} has GraphicType {other}; only POINT is read as a landmark, so \
-                         it was not used"
-                    ),
-                );
-                return;
-            }
-        }
-
-        let (col, row) = match graphic_point(item, graphic.as_deref() == Some("POLYLINE")) {
-            Ok(p) => p,
-            Err(why) => {
-                self.issue(
-                    Severity::Error,
-                    codes::BAD_CONTENT_ITEM,
-                    format!("{what}: {why}; point skipped"),
-                );
-                return;
-            }
-        };
-
-        let Some(landmark) = naming.landmark else {
-            let tried = if naming.tried.is_empty() {
-                "it has no Finding, Tracking Identifier or concept name".to_string()
-            } else {
-                format!(
-                    "none of {} is a landmark in the vocabulary",
-                    naming.tried.join(", ")
-                )
-            };
-            self.issue(
-                Severity::Error,
-                codes::UNNAMED_POINT,
-                format!(
-                    "{what} has no landmark name: {tried}; point skipped (add a synonym to the \
-                     pipeline vocabulary if it names a landmark)"
-                ),
-            );
+        let Some((col, row)) = self.point_position(item, &naming, &what) else {
             return;
         };
-
-        let (image_uid, frame) = match selected_image(item) {
-            ImageRef::Found { uid, frame } => {
-                let frame = match frame {
-                    Ok(f) => f,
-                    Err(why) => {
-                        self.issue(
-                            Severity::Warning,
-                            codes::BAD_CONTENT_ITEM,
-                            format!(
-                                "{what}: ReferencedFrameNumber of its image {why}; the point \
-                                 is kept without a frame number"
-                            ),
-                        );
-                        None
-                    }
-                };
-                (uid, frame)
-            }
-            ImageRef::Broken(why) => {
-                self.issue(
-                    Severity::Error,
-                    codes::BAD_CONTENT_ITEM,
-                    format!("{what}: its SELECTED FROM image item {why}; point skipped"),
-                );
-                return;
-            }
-            ImageRef::Missing => match self.evidence.as_slice() {
-                [only] => (only.clone(), None),
-                ev => {
-                    let msg = format!(
-                        "{what} has no SELECTED FROM image item and the SR's evidence lists {} \
-                         images (exactly one is needed to infer it); point skipped",
-                        ev.len()
-                    );
-                    self.issue(Severity::Error, codes::NO_IMAGE_REFERENCE, msg);
-                    return;
-                }
-            },
+        let Some(landmark) = naming.landmark else {
+            self.unnamed_point(&naming, &what);
+            return;
         };
-
+        let Some((image_uid, frame)) = self.point_image(item, &what) else {
+            return;
+        };
         if let Some((finding, tracking)) = naming.conflict {
             self.issue(
                 Severity::Warning,
@@ -442,6 +365,127 @@ impl Reader<'_> {
             observer,
             lps: None,
         });
+    }
+
+    /// The (column, row) of a SCOORD point (`what` describes it in messages); `None`, and
+    /// an issue, when its graphic is not a point or its data is unusable.
+    fn point_position(
+        &mut self,
+        item: &InMemDicomObject,
+        naming: &Naming,
+        what: &str,
+    ) -> Option<(f64, f64)> {
+        // Cornerstone's ArrowAnnotate: the arrowhead is the landmark. Cornerstone 3D's tool
+        // keeps the head in `points[0]` (`arrowFirst` defaults to true; the head is drawn
+        // at `canvasCoordinates[0]`), and `@cornerstonejs/adapters` 5 writes the POLYLINE
+        // as [head, tail]; dcmjs's own Cornerstone 3D adapter writes a one-vertex POLYLINE
+        // of the head, its legacy adapter a POINT. (fixtures/interop/ohif/README.md cites
+        // the sources.) An arrow without `arrowFirst` is written [tail, head]: nothing in
+        // the SR tells it apart, so such files need the head moved first.
+        let arrow = naming
+            .tracking_text
+            .as_deref()
+            .is_some_and(|t| t.ends_with(ARROW_TOOL_SUFFIX));
+        let graphic = upper(item, tags::GRAPHIC_TYPE);
+        match graphic.as_deref() {
+            Some("POINT") => {}
+            Some("POLYLINE") if arrow => {}
+            None => {
+                self.issue(
+                    Severity::Error,
+                    codes::BAD_CONTENT_ITEM,
+                    format!("{what} has no GraphicType; it was not read"),
+                );
+                return None;
+            }
+            Some(other) => {
+                self.issue(
+                    Severity::Warning,
+                    codes::UNSUPPORTED_GRAPHIC,
+                    format!(
+                        "{what} has GraphicType {other}; only POINT is read as a landmark, so \
+                         it was not used"
+                    ),
+                );
+                return None;
+            }
+        }
+        match graphic_point(item, graphic.as_deref() == Some("POLYLINE")) {
+            Ok(p) => Some(p),
+            Err(why) => {
+                self.issue(
+                    Severity::Error,
+                    codes::BAD_CONTENT_ITEM,
+                    format!("{what}: {why}; point skipped"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The issue of a point that no rule names.
+    fn unnamed_point(&mut self, naming: &Naming, what: &str) {
+        let tried = if naming.tried.is_empty() {
+            "it has no Finding, Tracking Identifier or concept name".to_string()
+        } else {
+            format!(
+                "none of {} is a landmark in the vocabulary",
+                naming.tried.join(", ")
+            )
+        };
+        self.issue(
+            Severity::Error,
+            codes::UNNAMED_POINT,
+            format!(
+                "{what} has no landmark name: {tried}; point skipped (add a synonym to the \
+                 pipeline vocabulary if it names a landmark)"
+            ),
+        );
+    }
+
+    /// The image (SOP Instance UID) and frame a SCOORD point lies on: its SELECTED FROM
+    /// image, else the SR's only evidence image; `None`, and an issue, when neither.
+    fn point_image(
+        &mut self,
+        item: &InMemDicomObject,
+        what: &str,
+    ) -> Option<(String, Option<u32>)> {
+        match selected_image(item) {
+            ImageRef::Found { uid, frame } => {
+                let frame = frame.unwrap_or_else(|why| {
+                    self.issue(
+                        Severity::Warning,
+                        codes::BAD_CONTENT_ITEM,
+                        format!(
+                            "{what}: ReferencedFrameNumber of its image {why}; the point \
+                             is kept without a frame number"
+                        ),
+                    );
+                    None
+                });
+                Some((uid, frame))
+            }
+            ImageRef::Broken(why) => {
+                self.issue(
+                    Severity::Error,
+                    codes::BAD_CONTENT_ITEM,
+                    format!("{what}: its SELECTED FROM image item {why}; point skipped"),
+                );
+                None
+            }
+            ImageRef::Missing => match self.evidence.as_slice() {
+                [only] => Some((only.clone(), None)),
+                ev => {
+                    let msg = format!(
+                        "{what} has no SELECTED FROM image item and the SR's evidence lists {} \
+                         images (exactly one is needed to infer it); point skipped",
+                        ev.len()
+                    );
+                    self.issue(Severity::Error, codes::NO_IMAGE_REFERENCE, msg);
+                    None
+                }
+            },
+        }
     }
 
     /// A SCOORD3D item: reported, never read.

@@ -33,6 +33,7 @@ fn codes_for<'a>(issues: &'a [QcIssue], path_part: &str) -> BTreeSet<&'a str> {
         .collect()
 }
 
+// Long (~100 lines): one scan of the committed cohort, checked against truth.csv step by step.
 #[test]
 fn committed_cohort_reproduces_truth() {
     let cohort = root().join("fixtures/cohort-small");
@@ -187,6 +188,7 @@ fn real_cr_files_zero_spacing_is_a_qc_error_and_pixels_are_never_decoded() {
     assert_eq!(s.counts.images, 1);
 }
 
+// Long (~150 lines): the whole SR is built inline, element by element, so its structure reads top to bottom.
 /// An SR whose content tree nests `depth` containers with a point at the bottom.
 fn deep_sr(depth: usize, image_uid: &str, patient: &str) -> dicom_object::DefaultDicomObject {
     let code = |v: &str, s: &str, m: &str| {
@@ -345,6 +347,7 @@ fn copy_study(from: &Path, to: &Path) {
     }
 }
 
+// Long (~150 lines): one folder of broken inputs, each made next to the QC code it must get, scanned once.
 #[test]
 fn broken_inputs_give_qc_codes_never_a_panic() {
     let cohort = root().join("fixtures/cohort-small");
@@ -516,6 +519,7 @@ fn two_readers_on_one_image_are_two_landmark_sets() {
     assert!(by_image.values().all(|o| o.contains("Reader^Alpha")));
 }
 
+// Long (~110 lines): one folder of join and grouping problems, each made next to the QC code it must get, grouped once.
 #[test]
 fn join_and_grouping_problems_are_reported() {
     let cohort = root().join("fixtures/cohort-small");

@@ -19,10 +19,15 @@ pub fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
+/// The undefined length (sequences and items closed by a delimiter).
 pub const UNDEFINED: u32 = 0xFFFF_FFFF;
+/// Explicit VR Little Endian.
 pub const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
+/// Implicit VR Little Endian.
 pub const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
+/// Explicit VR Big Endian (retired).
 pub const EXPLICIT_BE: &str = "1.2.840.10008.1.2.2";
+/// Comprehensive SR Storage.
 pub const COMPREHENSIVE_SR: &str = "1.2.840.10008.5.1.4.1.1.88.33";
 
 fn short_length(vr: &[u8; 2]) -> bool {
@@ -98,14 +103,17 @@ pub fn item_tag(elem: u16, len: u32) -> Vec<u8> {
     b
 }
 
+/// An item header of length `len`.
 pub fn item(len: u32) -> Vec<u8> {
     item_tag(0xE000, len)
 }
 
+/// An item delimiter.
 pub fn item_end() -> Vec<u8> {
     item_tag(0xE00D, 0)
 }
 
+/// A sequence delimiter.
 pub fn seq_end() -> Vec<u8> {
     item_tag(0xE0DD, 0)
 }
@@ -239,12 +247,11 @@ pub fn deep_sr(depth: usize, image_uid: &str, patient: &str, defined: bool) -> V
     b
 }
 
-/// Offsets of the element headers of an explicit VR little endian file (meta group and
-/// data set, nested ones included; pixel data fragments excluded), found by walking it:
-/// `(offset, tag, vr, length field offset, length field size)`.
-/// One element header: (offset, tag, VR bytes, header length, value length).
+/// One element header: `(offset, tag, vr, length field offset, length field size)`.
 pub type ElementHeader = (usize, (u16, u16), [u8; 2], usize, usize);
 
+/// Offsets of the element headers of an explicit VR little endian file (meta group and
+/// data set, nested ones included; pixel data fragments excluded), found by walking it.
 pub fn element_headers(bytes: &[u8]) -> Vec<ElementHeader> {
     let mut out = Vec::new();
     let mut i = if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
