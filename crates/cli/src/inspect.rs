@@ -50,7 +50,8 @@ fn describe_image(s: &mut String, im: &ImageRecord) {
         "  patient {}  study {}  date {}",
         im.patient_id,
         im.study_instance_uid,
-        im.study_date.as_deref().unwrap_or("-")
+        im.study_date
+            .map_or("-".to_string(), plumbline_ingest::clinical::dicom_da)
     );
     let _ = writeln!(
         s,

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use plumbline_geometry::{Check, Level, Metric, Metrics, Thresholds};
+use plumbline_ingest::clinical::{date_of_days, iso, parse_iso_date};
 use plumbline_ingest::qc::{QcIssue, Severity, codes};
 
 use crate::tables::{MeasuredReading, PerView, num};
@@ -36,7 +37,7 @@ pub fn readings_csv(rows: &[MeasuredReading]) -> Vec<u8> {
             r.patient_id.clone(),
             r.timepoint.clone(),
             r.timepoint_index.to_string(),
-            r.study_date.clone(),
+            r.study_date.map(iso).unwrap_or_default(),
             r.observer.clone(),
             r.study_uid.clone(),
             r.spacing_source.cell(),
@@ -120,7 +121,14 @@ pub fn parse_readings_csv(
             rec[2]
                 .parse()
                 .map_err(|_| format!("line {line}: bad timepoint index"))?,
-            rec[3].to_string(),
+            match &rec[3] {
+                "" => None,
+                d => Some(
+                    parse_iso_date(d)
+                        .and_then(date_of_days)
+                        .ok_or_else(|| format!("line {line}: `{d}` is not a YYYY-MM-DD date"))?,
+                ),
+            },
             rec[4].to_string(),
             rec[5].to_string(),
             m,

@@ -4,12 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chrono::NaiveDate;
 use plumbline_geometry::{
     Classification, HerniationSide, ImbalanceType, Metric, Metrics, OrientationSource,
     SagittalDirection, SchwabModifier, Segment, ShiftRelation, Thresholds, classify,
     sagittal_direction, shift_relation,
 };
-use plumbline_ingest::clinical::ClinicalTable;
+use plumbline_ingest::clinical::{ClinicalTable, iso};
 use plumbline_ingest::{QcIssue, SpacingSource};
 
 use crate::analyses::Primary;
@@ -24,8 +25,8 @@ pub struct MeasuredReading {
     pub timepoint: String,
     /// Index of the timepoint in the pipeline's window order.
     pub timepoint_index: usize,
-    /// Study date `YYYY-MM-DD`, or empty.
-    pub study_date: String,
+    /// Study date, when known (cell `YYYY-MM-DD`, or empty).
+    pub study_date: Option<NaiveDate>,
     /// Reader (Person Observer Name as stored; empty when none).
     pub observer: String,
     /// StudyInstanceUID of the study read.
@@ -51,7 +52,7 @@ impl MeasuredReading {
         patient_id: String,
         timepoint: String,
         timepoint_index: usize,
-        study_date: String,
+        study_date: Option<NaiveDate>,
         observer: String,
         study_uid: String,
         metrics: Metrics,
@@ -105,19 +106,13 @@ impl Measured {
     /// the reading, and fills its table row (plausibility not yet assessed: see
     /// [`crate::plausibility::assess`]).
     pub fn new(reading: plumbline_ingest::Reading, m: plumbline_geometry::Measurement) -> Measured {
-        use plumbline_ingest::clinical::{iso_date, parse_dicom_date};
         let lat = reading.lateral.as_ref();
         let ap = reading.ap.as_ref();
         let row = MeasuredReading {
             patient_id: reading.patient_id.clone(),
             timepoint: reading.timepoint.clone(),
             timepoint_index: reading.timepoint_index,
-            study_date: reading
-                .study_date
-                .as_deref()
-                .and_then(parse_dicom_date)
-                .map(iso_date)
-                .unwrap_or_default(),
+            study_date: reading.study_date,
             observer: reading.observer.clone(),
             study_uid: reading.study_uid.clone(),
             metrics: m.metrics,
@@ -394,7 +389,7 @@ pub fn measurements_table(rows: &[MeasuredReading], metrics: &[Metric]) -> Table
     let mut columns = vec![
         text("patient_id", |r| r.patient_id.clone()),
         text("timepoint", |r| r.timepoint.clone()),
-        text("study_date", |r| r.study_date.clone()),
+        text("study_date", |r| r.study_date.map(iso).unwrap_or_default()),
         text("observer", |r| r.observer.clone()),
     ];
     columns.extend(

@@ -25,7 +25,7 @@ fn reading(pid: &str, t: usize, sva: f64, c7: f64, pt: f64) -> MeasuredReading {
         pid.into(),
         TPS[t].into(),
         t,
-        String::new(),
+        None,
         "Reader^A".into(),
         format!("{pid}-{t}"),
         m,

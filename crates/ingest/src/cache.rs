@@ -46,7 +46,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 pub const JOURNAL: &str = ".plumbline/scan-journal.jsonl";
 
 /// Version of the record's line format (the header's `plumbline_work_record`).
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 /// A file's identity for reuse.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -122,6 +122,32 @@ pub fn parse_dicom_date(s: &str) -> Option<i64> {
     checked_days(&s[0..4], &s[4..6], &s[6..8])
 }
 
+/// The date of a DICOM DA value (see [`parse_dicom_date`]): what the scan keeps of a
+/// StudyDate.
+pub fn dicom_date(s: &str) -> Option<NaiveDate> {
+    date_of_days(parse_dicom_date(s)?)
+}
+
+/// The date `days` after 1970-01-01 (`None` outside chrono's range, about 262,000 years).
+pub fn date_of_days(days: i64) -> Option<NaiveDate> {
+    NaiveDate::from_epoch_days(i32::try_from(days).ok()?)
+}
+
+/// Days since 1970-01-01 of a date (the day numbers of [`days_from_civil`]).
+pub fn days_of(date: NaiveDate) -> i64 {
+    i64::from(date.to_epoch_days())
+}
+
+/// A date as `YYYY-MM-DD` (the tables' form; [`iso_date`] of its day number).
+pub fn iso(date: NaiveDate) -> String {
+    iso_date(days_of(date))
+}
+
+/// A date as DICOM DA `YYYYMMDD`.
+pub fn dicom_da(date: NaiveDate) -> String {
+    iso(date).replace('-', "")
+}
+
 /// days -> "YYYY-MM-DD".
 ///
 /// Round-trips with [`parse_iso_date`] for years 0000..=9999. Other years are written
@@ -617,6 +643,27 @@ impl RowReader<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn study_dates_are_dates() {
+        let d = dicom_date("20240229").unwrap();
+        assert_eq!(d, NaiveDate::from_ymd_opt(2024, 2, 29).unwrap());
+        assert_eq!(
+            (iso(d), dicom_da(d)),
+            ("2024-02-29".into(), "20240229".into())
+        );
+        assert_eq!(days_of(d), days_from_civil(2024, 2, 29));
+        assert_eq!(date_of_days(days_of(d)), Some(d));
+        // DICOM pads with a space or a NUL: trimmed.
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1);
+        assert_eq!(dicom_date(" 19700101\0"), epoch);
+        assert_eq!(dicom_date("19700101 "), epoch);
+        assert_eq!(epoch.map(days_of), Some(0));
+        for bad in ["20230229", "2024-02-29", "2024022", "20241301", ""] {
+            assert_eq!(dicom_date(bad), None, "{bad}");
+        }
+        assert_eq!(date_of_days(i64::MAX), None);
+    }
+
     use super::*;
 
     /// Writes `contents` to a fresh file in the system temp folder.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use plumbline_geometry::{Landmark, OrientationSource, PatientDirection, ViewKind, ViewLandmarks};
 
-use crate::clinical::{ClinicalTable, parse_dicom_date};
+use crate::clinical::ClinicalTable;
 use crate::qc::{QcIssue, Severity, codes};
 use crate::records::{ImageRecord, LandmarkDoc, SpacingSource};
 use crate::scan::ScanResult;
@@ -115,8 +115,8 @@ pub struct Reading {
     pub timepoint_index: usize,
     /// StudyInstanceUID of the study read.
     pub study_uid: String,
-    /// StudyDate (`YYYYMMDD`) when known.
-    pub study_date: Option<String>,
+    /// StudyDate, when known.
+    pub study_date: Option<chrono::NaiveDate>,
     /// The reader (Person Observer Name as stored; empty when none was given).
     pub observer: String,
     /// The lateral view.
@@ -287,7 +287,7 @@ fn readings(
                 timepoint: windows[tp].name.clone(),
                 timepoint_index: tp,
                 study_uid: im.study_instance_uid.clone(),
-                study_date: im.study_date.clone(),
+                study_date: im.study_date,
                 observer: observer.clone(),
                 lateral: None,
                 ap: None,
@@ -795,7 +795,7 @@ impl<'a> Timeline<'a> {
                 format!("ClinicalTrialTimePointID `{id}` is not a timepoint of the pipeline ({}); the study date is used instead", self.names()),
             ));
         }
-        let Some(day) = im.study_date.as_deref().and_then(parse_dicom_date) else {
+        let Some(day) = im.study_date.map(crate::clinical::days_of) else {
             issues.push(issue(
                 Severity::Error,
                 codes::NO_STUDY_DATE,

@@ -15,7 +15,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::QcIssue;
-use crate::clinical::{ClinicalTable, iso_date, parse_dicom_date, parse_iso_date};
+use chrono::NaiveDate;
+
+use crate::clinical::{
+    ClinicalTable, date_of_days, days_of, iso_date, parse_dicom_date, parse_iso_date,
+};
 use crate::cohort::Cohort;
 
 /// The pseudonymisation key and options.
@@ -182,7 +186,7 @@ impl Pseudonymizer {
         for r in cohort.readings.iter_mut() {
             let real = std::mem::take(&mut r.patient_id);
             if let Some(d) = r.study_date.as_mut() {
-                *d = self.shift_dicom(&real, d);
+                *d = self.shift_date(&real, *d);
             }
             for v in [r.lateral.as_mut(), r.ap.as_mut()].into_iter().flatten() {
                 let path = v.path.to_string_lossy();
@@ -201,14 +205,9 @@ impl Pseudonymizer {
         cohort
     }
 
-    /// A `YYYYMMDD` date moved by the patient's offset (unchanged when it is not a date).
-    fn shift_dicom(&self, patient_id: &str, date: &str) -> String {
-        match parse_dicom_date(date) {
-            Some(d) if self.shift_dates => {
-                iso_date(d + self.date_offset(patient_id)).replace('-', "")
-            }
-            _ => date.to_string(),
-        }
+    /// A date moved by the patient's offset (kept when the move leaves chrono's range).
+    fn shift_date(&self, patient_id: &str, date: NaiveDate) -> NaiveDate {
+        date_of_days(days_of(date) + self.date_offset(patient_id)).unwrap_or(date)
     }
 
     /// Pseudonymises the clinical table in place, re-sorted by pseudonym.

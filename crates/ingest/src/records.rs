@@ -57,8 +57,8 @@ pub struct ImageRecord {
     pub patient_id: String,
     /// StudyInstanceUID.
     pub study_instance_uid: String,
-    /// StudyDate as `YYYYMMDD`, when present and valid.
-    pub study_date: Option<String>,
+    /// StudyDate, when present and a real date.
+    pub study_date: Option<chrono::NaiveDate>,
     /// ClinicalTrialTimePointID (0012,0050), when present.
     pub timepoint_id: Option<String>,
     /// Modality.

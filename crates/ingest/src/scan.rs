@@ -722,8 +722,7 @@ fn image_record(
             format!("{frames} frames; landmarks are placed on the frame their SR references (frame 1 when none)"),
         ));
     }
-    let study_date =
-        text(obj, tags::STUDY_DATE).filter(|d| crate::clinical::parse_dicom_date(d).is_some());
+    let study_date = text(obj, tags::STUDY_DATE).and_then(|d| crate::clinical::dicom_date(&d));
     let itk = itk_geometry(obj, &sop_class);
     let record = ImageRecord {
         path: path.to_path_buf(),

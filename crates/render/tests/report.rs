@@ -346,7 +346,7 @@ mod designs {
             pid.into(),
             tps()[t].clone(),
             t,
-            String::new(),
+            None,
             "R1".into(),
             format!("1.2.{pid}.{t}"),
             Metrics::from_parts(values.iter().copied(), None, None),
