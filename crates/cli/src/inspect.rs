@@ -82,7 +82,7 @@ fn describe_image(s: &mut String, im: &ImageRecord) {
         "  PatientOrientation {}  ViewPosition {}",
         im.orientation
             .as_ref()
-            .map_or("-".to_string(), |(c, r)| format!("{c}\\{r}")),
+            .map_or("-".to_string(), plumbline_ingest::Orientation::text),
         im.view_position.as_deref().unwrap_or("-")
     );
 }

@@ -55,7 +55,7 @@ impl std::fmt::Display for ViewKind {
 }
 
 /// A patient direction letter of DICOM PatientOrientation (0020,0020).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PatientDirection {
     /// Anterior.
     A,

@@ -5,11 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use plumbline_geometry::{Landmark, OrientationSource, PatientDirection, ViewKind, ViewLandmarks};
+use plumbline_geometry::{Landmark, OrientationSource, ViewKind, ViewLandmarks};
 
 use crate::clinical::ClinicalTable;
 use crate::qc::{QcIssue, Severity, codes};
-use crate::records::{ImageRecord, LandmarkDoc, SpacingSource};
+use crate::records::{ImageRecord, LandmarkDoc, Orientation, SpacingSource};
 use crate::scan::ScanResult;
 
 /// Which study a timepoint takes when several fall into its window.
@@ -148,7 +148,7 @@ fn attribute_is(name: &str, value: Option<String>) -> String {
 fn orientation_is(im: &ImageRecord) -> String {
     attribute_is(
         "PatientOrientation",
-        im.orientation.as_ref().map(|(c, r)| format!("{c}\\{r}")),
+        im.orientation.as_ref().map(Orientation::text),
     )
 }
 
@@ -438,13 +438,12 @@ fn build_view(
         ));
     }
     let (spacing, source) = im.spacing?; // no spacing: reported by the scan
-    let dir = |i: usize| {
-        im.orientation
-            .as_ref()
-            .and_then(|o| PatientDirection::parse(if i == 0 { &o.0 } else { &o.1 }))
-    };
+    let (column, row) = im
+        .orientation
+        .as_ref()
+        .map_or((None, None), |o| (o.column, o.row));
     let pixels = unique.clone();
-    let landmarks = ViewLandmarks::from_pixels(kind, unique, spacing, dir(0), dir(1)).ok()?;
+    let landmarks = ViewLandmarks::from_pixels(kind, unique, spacing, column, row).ok()?;
     if let Some(message) = orientation_problem(im, kind, landmarks.orientation(), &who) {
         issues.push(image_issue(
             im,

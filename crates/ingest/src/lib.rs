@@ -24,6 +24,6 @@ pub mod vocab;
 pub use cohort::Cohort;
 pub use group::{Grouped, Reading, View, Window, default_windows, group};
 pub use qc::{QcIssue, Severity};
-pub use records::{ImageRecord, ItkGeometry, LandmarkDoc, RawPoint, SpacingSource};
+pub use records::{ImageRecord, ItkGeometry, LandmarkDoc, Orientation, RawPoint, SpacingSource};
 pub use scan::{ScanOptions, ScanResult, scan};
 pub use vocab::Vocabulary;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use plumbline_geometry::{Landmark, Spacing};
+use plumbline_geometry::{Landmark, PatientDirection, Spacing};
 use serde::{Deserialize, Serialize};
 
 use crate::qc::QcIssue;
@@ -71,13 +71,51 @@ pub struct ImageRecord {
     pub cols: u32,
     /// Spacing in mm (row, column) and where it came from; `None` when no usable source.
     pub spacing: Option<(Spacing, SpacingSource)>,
-    /// The two PatientOrientation values (column direction, row direction), as stored.
-    pub orientation: Option<(String, String)>,
+    /// PatientOrientation (0020,0020), when it has two values.
+    pub orientation: Option<Orientation>,
     /// NumberOfFrames (1 when absent).
     pub number_of_frames: u32,
     /// Where ITK, and so 3D Slicer's DICOM import, puts this image's pixels in patient
     /// space: used only to turn Slicer markups positions (mm) back into pixels.
     pub itk: ItkGeometry,
+}
+
+/// PatientOrientation (0020,0020): its two values as stored and the direction each names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Orientation {
+    /// The values as stored (trimmed): direction of increasing column, then of increasing
+    /// row. QC messages quote them.
+    pub stored: (String, String),
+    /// The direction of increasing column, when its value is one letter (`A`, `P`, `L`,
+    /// `R`, `H`, `F`); `None` for an oblique value such as `AL` or an empty one.
+    pub column: Option<PatientDirection>,
+    /// The direction of increasing row, likewise.
+    pub row: Option<PatientDirection>,
+}
+
+impl Orientation {
+    /// The orientation of the two stored values.
+    ///
+    /// ```
+    /// use plumbline_geometry::PatientDirection;
+    /// use plumbline_ingest::Orientation;
+    /// let o = Orientation::new("A", "F");
+    /// assert_eq!((o.column, o.row), (Some(PatientDirection::A), Some(PatientDirection::F)));
+    /// assert_eq!(Orientation::new("AL", "F").column, None);
+    /// assert_eq!(o.text(), "A\\F");
+    /// ```
+    pub fn new(column: &str, row: &str) -> Orientation {
+        Orientation {
+            stored: (column.to_string(), row.to_string()),
+            column: PatientDirection::parse(column),
+            row: PatientDirection::parse(row),
+        }
+    }
+
+    /// The attribute as DICOM writes it: `column\row`.
+    pub fn text(&self) -> String {
+        format!("{}\\{}", self.stored.0, self.stored.1)
+    }
 }
 
 /// The geometry ITK's GDCMImageIO gives a single-frame image (GDCM `ImageHelper`:

@@ -15,7 +15,7 @@ use plumbline_geometry::Spacing;
 use rayon::prelude::*;
 
 use crate::qc::{QcIssue, Severity, codes};
-use crate::records::{ImageRecord, ItkGeometry, LandmarkDoc, SpacingSource};
+use crate::records::{ImageRecord, ItkGeometry, LandmarkDoc, Orientation, SpacingSource};
 use crate::sr::{DEFAULT_DEPTH_CAP, is_landmark_sr_class, read_sr};
 use crate::{Vocabulary, markups, precheck};
 
@@ -753,10 +753,10 @@ fn image_record(
 }
 
 /// PatientOrientation (column direction, row direction); `None` unless two values.
-fn patient_orientation(obj: &InMemDicomObject) -> Option<(String, String)> {
+fn patient_orientation(obj: &InMemDicomObject) -> Option<Orientation> {
     let s = text(obj, tags::PATIENT_ORIENTATION)?;
-    let mut it = s.split('\\').map(|v| v.trim().to_string());
-    Some((it.next()?, it.next()?))
+    let mut it = s.split('\\').map(str::trim);
+    Some(Orientation::new(it.next()?, it.next()?))
 }
 
 /// Why an image with uncompressed pixel data is truncated, or `None` when it is not (or

@@ -9,10 +9,10 @@ use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
-use plumbline_geometry::{MetricOptions, Metrics};
+use plumbline_geometry::{MetricOptions, Metrics, PatientDirection};
 use plumbline_ingest::clinical::read_clinical;
 use plumbline_ingest::qc::codes;
-use plumbline_ingest::{QcIssue, ScanOptions, Severity, default_windows, group, scan};
+use plumbline_ingest::{Orientation, QcIssue, ScanOptions, Severity, default_windows, group, scan};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -159,7 +159,12 @@ fn real_cr_files_zero_spacing_is_a_qc_error_and_pixels_are_never_decoded() {
     for im in &s.images {
         assert_eq!((im.rows, im.cols), (1955, 1841));
         assert_eq!(im.spacing, None, "{}", im.path.display());
-        assert_eq!(im.orientation, Some(("L".into(), "F".into())));
+        assert_eq!(im.orientation, Some(Orientation::new("L", "F")));
+        let o = im.orientation.as_ref().unwrap();
+        assert_eq!(
+            (o.column, o.row),
+            (Some(PatientDirection::L), Some(PatientDirection::F))
+        );
         let c = codes_for(&s.issues, &im.path.file_name().unwrap().to_string_lossy());
         assert!(c.contains(codes::NO_SPACING), "{c:?}");
         let msg = &s
