@@ -238,6 +238,7 @@ fn str_of(obj: &dicom_object::DefaultDicomObject, tag: dicom_object::Tag) -> Str
         .to_string()
 }
 
+// Long (over 80 lines): every attribute the writer sets, read back in the order of the modules that hold it.
 #[test]
 fn written_files_read_back() {
     let Written {

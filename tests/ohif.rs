@@ -48,6 +48,7 @@ fn run_tree(input: &Path, out: &Path, pipeline: Pipeline) {
     .unwrap();
 }
 
+// Long (over 80 lines): one run over the dcmjs-written SRs, compared metric by metric with the original SR's.
 #[test]
 fn ohif_srs_give_the_metrics_of_the_original_sr() {
     let study = repo_root().join("fixtures/cohort-small/dicom/P0001/20210530_preop");

@@ -16,6 +16,7 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
+// Long (over 80 lines): one run of a planted cohort, checked against design.csv reading by reading.
 #[test]
 fn every_planted_error_is_flagged_and_no_clean_reading_is() {
     let cohort = temp_dir("cohort");

@@ -37,6 +37,7 @@ fn report_renders_in_chromium() {
 }
 
 /// Renders the report with headless Chromium and checks that the screenshot is not blank.
+// Long (over 80 lines): starting Chromium, waiting for the screenshot and judging it are one sequence.
 fn render_in_chromium(page: &Path) {
     let chromium = on_path("chromium").expect("chromium on PATH");
     let nanos = std::time::SystemTime::now()

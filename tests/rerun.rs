@@ -114,6 +114,7 @@ fn discarded_records(out: &Path) -> usize {
         .count()
 }
 
+// Long (over 80 lines): one sequence of runs into one folder; each step depends on the record the one before left.
 #[test]
 fn new_synonyms_set_the_work_record_aside_and_an_unchanged_rerun_reuses_it() {
     // Patients P0001 and P0002 of the committed cohort, their SRs renamed to free text.

@@ -29,6 +29,7 @@ fn run_on(input: &Path, clinical: &Path, out: &Path, threads: usize) {
     .unwrap();
 }
 
+// Long (over 80 lines): the README's command on the committed cohort, every output file checked in turn.
 #[test]
 fn committed_cohort_end_to_end() {
     let cohort = repo_root().join("fixtures/cohort-small");

@@ -170,6 +170,7 @@ fn metrics(out: &Path) -> BTreeMap<(String, String), Vec<(String, String)>> {
         .collect()
 }
 
+// Long (over 80 lines): one run over the SimpleITK-made markups, compared with the run over the SRs they came from.
 #[test]
 fn slicer_markups_give_the_metrics_of_the_original_srs() {
     let clinical = repo_root().join("fixtures/cohort-small/clinical.csv");

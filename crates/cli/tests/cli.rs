@@ -118,6 +118,7 @@ fn parquet_beside_the_csvs_the_pipeline_writes_in_run_and_merge() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+// Long (over 80 lines): one table of wrong command lines, each next to the message and exit code it must give.
 #[test]
 fn cannot_run_gives_a_message_that_names_the_fix() {
     let out = temp("bad");

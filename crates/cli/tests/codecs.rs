@@ -55,6 +55,7 @@ fn qc_rows(out: &Path, code: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+// Long (over 80 lines): the same run checked with and without the jpeg-ls feature, side by side.
 #[test]
 fn a_jpeg_ls_view_gives_its_metrics_and_an_overlay_only_with_the_feature() {
     let cohort = root().join("fixtures/cohort-small/dicom/P0001");

@@ -19,6 +19,7 @@ fn temp(name: &str) -> PathBuf {
     d
 }
 
+// Long (over 80 lines): one run over every mutant kind, each made next to the QC code it must give.
 #[test]
 fn plumbline_run_survives_mutated_and_hostile_files() {
     let cohort = root().join("fixtures/cohort-small");

@@ -121,6 +121,7 @@ fn killed_ten_times_then_resumed_gives_the_uninterrupted_tables() {
     }
 }
 
+// Long (over 80 lines): one sequence of reruns into one folder; each step depends on the record the one before left.
 #[test]
 fn reruns_read_only_new_or_changed_files() {
     let cohort = temp("grow");

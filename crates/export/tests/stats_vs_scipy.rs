@@ -112,6 +112,7 @@ impl Checker {
     }
 }
 
+// Long (over 80 lines): the SciPy reference values of every statistic, one block per test, read top to bottom against the script.
 #[test]
 fn stats_match_scipy() {
     let path = fixtures().join("expected.json");

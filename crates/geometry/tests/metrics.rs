@@ -218,6 +218,7 @@ fn classification_by_hand() {
 }
 
 /// Landmarks each metric needs: dropping any one gives `None`.
+// Long (over 80 lines): one table: each metric next to the landmarks it needs.
 #[test]
 fn dropping_a_required_landmark_gives_none() {
     let lat = lateral_case();

@@ -195,6 +195,7 @@ fn real_cr_files_zero_spacing_is_a_qc_error_and_pixels_are_never_decoded() {
 
 // Long (~150 lines): the whole SR is built inline, element by element, so its structure reads top to bottom.
 /// An SR whose content tree nests `depth` containers with a point at the bottom.
+// Long (over 80 lines): builds one SR of a given depth element by element, in the order of the IOD's modules.
 fn deep_sr(depth: usize, image_uid: &str, patient: &str) -> dicom_object::DefaultDicomObject {
     let code = |v: &str, s: &str, m: &str| {
         let mut o = InMemDicomObject::new_empty();

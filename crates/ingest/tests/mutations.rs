@@ -56,6 +56,7 @@ const SOURCES: [(&str, &str); 5] = [
 
 // Long (~95 lines): the mutation kinds (cuts, bit flips, lying lengths) in one place, in the order they are written.
 /// Writes the mutants of one source file into `dir`; returns how many.
+// Long (over 80 lines): one list of mutation kinds, each a few lines; splitting them apart would scatter the list.
 fn mutate(name: &str, bytes: &[u8], dir: &Path, rng: &mut Rng) -> usize {
     let mut n = 0;
     let mut write = |kind: &str, data: &[u8]| {

@@ -12,6 +12,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+// Long (over 80 lines): one drawn overlay, every landmark's dot checked at its scaled position.
 #[test]
 fn landmark_dots_are_at_the_scaled_coordinates() {
     let cohort = root().join("fixtures/cohort-small");

@@ -180,6 +180,7 @@ fn assert_self_contained(html: &str) {
     }
 }
 
+// Long (over 80 lines): one report, its sections checked in the order they appear.
 #[test]
 fn report_of_the_committed_cohort() {
     let c = cohort();
@@ -814,6 +815,7 @@ mod designs {
         assert!(html.contains("<h2>7. Plausibility of the landmark sets</h2>"));
     }
 
+    // Long (over 80 lines): one table of odd summaries (empty, NaN, single patient), each next to the cells it must give.
     #[test]
     fn rows_that_rest_on_no_patient_show_nothing_and_odd_inputs_do_not_panic() {
         let readings = readings();
