@@ -30,7 +30,7 @@ pub enum Durability {
     /// Flushed to disk first: tables, report, QC and run.json.
     Flushed,
     /// Left to the operating system's cache: the overlay PNGs, thousands of small files
-    /// that a rerun redraws (a flush each made the overlay stage four times slower here).
+    /// that a rerun redraws, written without a flush as before they went through here.
     /// Readers still never see half a file.
     Cached,
 }
