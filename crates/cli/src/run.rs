@@ -18,7 +18,7 @@ use plumbline_ingest::cache::{CacheError, ScanCache};
 use plumbline_ingest::clinical::{ClinicalTable, read_clinical_for};
 use plumbline_ingest::scan::{FileOutcome, ScanResult, scan_with};
 use plumbline_ingest::source::{Folder, Source};
-use plumbline_ingest::{Cohort, QcIssue, Reading, ScanOptions, Severity, group};
+use plumbline_ingest::{Cohort, ImageFiles, QcIssue, Reading, ScanOptions, Severity, group};
 use plumbline_render::overlay_files::{overlay_count, write_overlays};
 use plumbline_render::report::{OverlayLink, ReportData, report_html};
 use rayon::prelude::*;
@@ -296,7 +296,8 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let scanned = clock.time("scan", || {
         scan(&source, &checked.scan_options, &cache, &progress)
     })?;
-    let cohort = clock.time("group", || group_readings(&scanned, checked, p, opts.shard));
+    let (cohort, image_files) =
+        clock.time("group", || group_readings(&scanned, checked, p, opts.shard));
     let cohort = pseudonymise(opts, cohort);
     let (measured, plausibility) = clock.time("metrics", || measure(cohort.readings, p, &progress));
     let rows: Vec<MeasuredReading> = measured.iter().map(|m| m.row.clone()).collect();
@@ -319,7 +320,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         opts,
         &tables,
         &stats,
-        &measured,
+        (&measured, &image_files),
         issues,
         &scanned.counts,
         &mut outputs,
@@ -367,7 +368,7 @@ fn write_outputs(
     opts: &RunOptions,
     tables: &TableInputs,
     stats: &CohortStats,
-    measured: &[Measured],
+    (measured, image_files): (&[Measured], &ImageFiles),
     mut issues: Vec<QcIssue>,
     counts: &plumbline_ingest::scan::ScanCounts,
     outputs: &mut serde_json::Map<String, serde_json::Value>,
@@ -375,7 +376,7 @@ fn write_outputs(
 ) -> Result<Vec<QcIssue>, RunError> {
     clock.time("write", || write_tables(tables, stats, outputs))?;
     let overlays = clock.time("overlays", || {
-        let (links, found) = overlays(opts, measured, progress);
+        let (links, found) = overlays(opts, measured, image_files, progress);
         issues.extend(found);
         links
     });
@@ -519,13 +520,14 @@ fn scan(
 
 /// The grouping stage: landmarks joined to images, views and timepoints decided
 /// ([`group`]); then only the run's shard of the patients is kept (readings, clinical
-/// rows and QC issues; issues of no patient go to shard 0).
+/// rows and QC issues; issues of no patient go to shard 0). Also returns where each
+/// image's file is, which only the overlay stage reads and which never enters the cohort.
 fn group_readings(
     scanned: &ScanResult,
     checked: Checked,
     p: &Pipeline,
     shard: Option<Shard>,
-) -> Cohort {
+) -> (Cohort, ImageFiles) {
     let mut clinical = checked.clinical;
     let grouped = group(scanned, Some(&clinical), &p.windows);
     let in_shard = |pid: &str| match shard {
@@ -540,11 +542,12 @@ fn group_readings(
     issues.extend(scanned.issues.iter().cloned());
     issues.extend(grouped.issues);
     issues.retain(|i| in_shard(&i.patient_id));
-    Cohort {
+    let cohort = Cohort {
         readings,
         clinical,
         issues,
-    }
+    };
+    (cohort, grouped.image_files)
 }
 
 /// The measure stage: every reading through [`plumbline_geometry::measure`] in parallel
@@ -622,13 +625,14 @@ pub(crate) fn cohort_statistics(
 fn overlays(
     opts: &RunOptions,
     measured: &[Measured],
+    image_files: &ImageFiles,
     progress: &Progress,
 ) -> (Option<Vec<OverlayLink>>, Vec<QcIssue>) {
     if !(opts.pipeline.outputs.overlays || opts.overlays) {
         return (None, Vec::new());
     }
     let bar = progress.bar(overlay_count(measured), "overlays");
-    let (links, issues) = write_overlays(&opts.out, measured, &|| bar.inc(1));
+    let (links, issues) = write_overlays(&opts.out, measured, image_files, &|| bar.inc(1));
     bar.finish();
     (Some(links), issues)
 }

@@ -26,7 +26,7 @@ fn reader(observer: &str) -> String {
 
 fn issue(view: &View, patient_id: &str, message: String) -> QcIssue {
     QcIssue::file(
-        &view.shown_path,
+        &view.path,
         Severity::Warning,
         codes::IMPLAUSIBLE_LANDMARKS,
         message,

@@ -91,11 +91,10 @@ pub fn default_windows() -> Vec<Window> {
 pub struct View {
     /// The image's SOP Instance UID.
     pub image_uid: String,
-    /// The image file: where the overlay stage reads it; never written to an output.
+    /// The image file as outputs (QC) name it: its path, or after pseudonymisation that
+    /// path with every PatientID and (with `--shift-dates`) date replaced. Where to read
+    /// the image is [`Grouped::image_files`], which stays on the input side.
     pub path: PathBuf,
-    /// The image file as outputs (QC) name it: `path`, or after pseudonymisation `path`
-    /// with every PatientID and (with `--shift-dates`) date replaced.
-    pub shown_path: PathBuf,
     /// Where the mm scale came from.
     pub spacing_source: SpacingSource,
     /// The landmarks in mm (orientation source inside).
@@ -132,7 +131,15 @@ pub struct Grouped {
     pub readings: Vec<Reading>,
     /// Problems found while joining and grouping.
     pub issues: Vec<QcIssue>,
+    /// The file of every image used, by SOP Instance UID (of duplicates, the copy kept):
+    /// where the overlay stage reads the pixels. It is not part of the [`crate::Cohort`],
+    /// so pseudonymisation never needs to touch it and no later record holds the real
+    /// paths, which name patients and dates.
+    pub image_files: ImageFiles,
 }
+
+/// Image files by SOP Instance UID ([`Grouped::image_files`]).
+pub type ImageFiles = BTreeMap<String, PathBuf>;
 
 /// A header attribute as a QC message shows it: "ViewPosition is `LL`", or "ViewPosition
 /// is empty or absent".
@@ -230,6 +237,10 @@ pub fn group(scan: &ScanResult, clinical: Option<&ClinicalTable>, windows: &[Win
     Grouped {
         readings: readings.into_values().collect(),
         issues,
+        image_files: images
+            .iter()
+            .map(|(uid, im)| (uid.clone(), im.path.clone()))
+            .collect(),
     }
 }
 
@@ -457,7 +468,6 @@ fn build_view(
         View {
             image_uid: im.sop_instance_uid.clone(),
             path: im.path.clone(),
-            shown_path: im.path.clone(),
             spacing_source: source,
             landmarks,
             pixels,

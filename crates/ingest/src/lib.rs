@@ -22,7 +22,7 @@ pub mod sr;
 pub mod vocab;
 
 pub use cohort::Cohort;
-pub use group::{Grouped, Reading, View, Window, default_windows, group};
+pub use group::{Grouped, ImageFiles, Reading, View, Window, default_windows, group};
 pub use qc::{QcIssue, Severity};
 pub use records::{ImageRecord, ItkGeometry, LandmarkDoc, Orientation, RawPoint, SpacingSource};
 pub use scan::{ScanOptions, ScanResult, scan};

@@ -170,8 +170,8 @@ impl Pseudonymizer {
     /// cohort with pseudonyms (and, with `--shift-dates`, shifted dates) out, so that no
     /// later stage holds a real identifier. The readings are sorted again by (pseudonym,
     /// timepoint, reader), the clinical rows by pseudonym; QC issues and each view's
-    /// `shown_path` have every ID and date replaced. A view's `path` stays: it is where
-    /// the overlay stage reads the image, and it is never written to an output.
+    /// `path` have every ID and date replaced. (Where to read an image is
+    /// `Grouped::image_files`, which stays with the input and never enters a cohort.)
     pub fn pseudonymise(&self, mut cohort: Cohort) -> Cohort {
         let map = self.id_map(
             cohort
@@ -190,7 +190,7 @@ impl Pseudonymizer {
             }
             for v in [r.lateral.as_mut(), r.ap.as_mut()].into_iter().flatten() {
                 let path = v.path.to_string_lossy();
-                v.shown_path = PathBuf::from(map.scrub(&self.shift_dates_in(&real, &path)));
+                v.path = PathBuf::from(map.scrub(&self.shift_dates_in(&real, &path)));
             }
             r.patient_id = self.id(&real);
         }

@@ -1,8 +1,8 @@
 //! The pseudonymisation stage is a boundary: after `Pseudonymizer::pseudonymise` no
 //! reading, clinical row or QC issue of the committed cohort holds a real PatientID or
-//! (with `--shift-dates`) a real date, only a view's `path` (where the image is read, never
-//! written out) does; dates move by the patient's keyed offset and the readings stay
-//! sorted by (patient, timepoint, reader).
+//! (with `--shift-dates`) a real date (where to read the images stays outside the cohort,
+//! in `Grouped::image_files`); dates move by the patient's keyed offset and the readings
+//! stay sorted by (patient, timepoint, reader).
 
 use std::path::Path;
 
@@ -16,6 +16,7 @@ fn after_the_boundary_no_record_holds_a_real_id_or_date() {
     let (clinical, clinical_issues) = read_clinical(&root.join("clinical.csv")).unwrap();
     let scanned = scan(&root.join("dicom"), &ScanOptions::default(), &|_| {}).unwrap();
     let grouped = group(&scanned, Some(&clinical), &default_windows());
+    let image_files = grouped.image_files.clone();
     let real_ids: Vec<String> = clinical.rows.iter().map(|r| r.patient_id.clone()).collect();
     assert_eq!(real_ids.len(), 8);
     let mut issues = clinical_issues;
@@ -53,13 +54,27 @@ fn after_the_boundary_no_record_holds_a_real_id_or_date() {
             r.study_date.map(|d| days_of(d) + offset)
         );
         shifted += usize::from(offset != 0 && r.study_date.is_some());
-        for v in [a.lateral.as_ref(), a.ap.as_ref()].into_iter().flatten() {
-            let shown = v.shown_path.to_string_lossy();
+        let views = |r: &plumbline_ingest::Reading| {
+            [r.lateral.clone(), r.ap.clone()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+        };
+        for (v, was) in views(a).iter().zip(views(r)) {
+            let shown = v.path.to_string_lossy();
             assert!(!real(&shown), "{shown}");
             // The folder names hold the real study dates (`20210530_preop`): shifted too.
-            let real_day = v.path.to_string_lossy().to_string();
-            assert_ne!(shown, real_day);
-            assert!(real(&real_day), "the path itself stays, to read the image");
+            let date = r
+                .study_date
+                .map(plumbline_ingest::clinical::dicom_da)
+                .unwrap();
+            assert_eq!(
+                shown.contains(&date),
+                offset == 0,
+                "{shown} vs {}",
+                was.path.display()
+            );
+            assert_eq!(image_files[&v.image_uid], was.path, "read where it is");
         }
     }
     assert!(shifted > 20, "{shifted} readings with a shifted date");

@@ -11,7 +11,7 @@ use plumbline_export::Durability;
 use plumbline_export::plausibility::flagged_landmarks;
 use plumbline_export::tables::Measured;
 use plumbline_ingest::qc::codes;
-use plumbline_ingest::{QcIssue, Severity, View};
+use plumbline_ingest::{ImageFiles, QcIssue, Severity, View};
 use rayon::prelude::*;
 
 use crate::decode::{DecodeError, load_display};
@@ -28,6 +28,7 @@ pub const OVERLAY_MAX_ROWS: u32 = 1600;
 pub fn write_overlays(
     out: &Path,
     measured: &[Measured],
+    files: &ImageFiles,
     done: &(dyn Fn() + Sync),
 ) -> (Vec<OverlayLink>, Vec<QcIssue>) {
     let jobs: Vec<(&Measured, bool)> = measured
@@ -43,7 +44,7 @@ pub fn write_overlays(
     let results: Vec<Result<OverlayLink, QcIssue>> = jobs
         .par_iter()
         .map(|(m, lateral)| {
-            let r = write_overlay(out, m, *lateral);
+            let r = write_overlay(out, m, *lateral, files);
             done();
             r
         })
@@ -66,9 +67,14 @@ pub fn overlay_count(measured: &[Measured]) -> usize {
         .sum()
 }
 
-/// Renders one view (`lateral` true: the lateral view) of `m` to
-/// `out/overlays/{patient}/{timepoint}_{reader}_{view}.png`.
-pub fn write_overlay(out: &Path, m: &Measured, lateral: bool) -> Result<OverlayLink, QcIssue> {
+/// Renders one view (`lateral` true: the lateral view) of `m`, its image read from
+/// `files`, to `out/overlays/{patient}/{timepoint}_{reader}_{view}.png`.
+pub fn write_overlay(
+    out: &Path,
+    m: &Measured,
+    lateral: bool,
+    files: &ImageFiles,
+) -> Result<OverlayLink, QcIssue> {
     let (v, view) = if lateral {
         (m.reading.lateral.as_ref(), "lateral")
     } else {
@@ -76,21 +82,15 @@ pub fn write_overlay(out: &Path, m: &Measured, lateral: bool) -> Result<OverlayL
     };
     let v: &View = v.expect("write_overlays asks only for views the reading has");
     let row = &m.row;
-    // QC names the file as outputs do (`shown_path`: pseudonymised when asked).
-    let (path, shown) = (
-        v.path.display().to_string(),
-        v.shown_path.display().to_string(),
-    );
+    // The file is read where it is (`files`); QC names it as outputs do (`v.path`:
+    // pseudonymised when asked), in the message too.
+    let file = files.get(&v.image_uid).unwrap_or(&v.path);
+    let (path, shown) = (file.display().to_string(), v.path.display().to_string());
     let fail_as = |code: &'static str, msg: String| {
-        QcIssue::file(
-            &v.shown_path,
-            Severity::Warning,
-            code,
-            msg.replace(&path, &shown),
-        )
-        .with_ids(&v.image_uid, &m.reading.patient_id)
+        QcIssue::file(&v.path, Severity::Warning, code, msg.replace(&path, &shown))
+            .with_ids(&v.image_uid, &m.reading.patient_id)
     };
-    let display = load_display(&v.path, OVERLAY_MAX_ROWS).map_err(|e| {
+    let display = load_display(file, OVERLAY_MAX_ROWS).map_err(|e| {
         let code = match e {
             DecodeError::CodecUnavailable { .. } => codes::CODEC_UNAVAILABLE,
             _ => codes::OVERLAY_FAILED,
