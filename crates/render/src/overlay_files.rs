@@ -31,16 +31,7 @@ pub fn write_overlays(
     files: &ImageFiles,
     done: &(dyn Fn() + Sync),
 ) -> (Vec<OverlayLink>, Vec<QcIssue>) {
-    let jobs: Vec<(&Measured, bool)> = measured
-        .iter()
-        .flat_map(|m| {
-            let r = &m.reading;
-            [(r.lateral.is_some(), true), (r.ap.is_some(), false)]
-                .into_iter()
-                .filter(|(has, _)| *has)
-                .map(move |(_, lateral)| (m, lateral))
-        })
-        .collect();
+    let jobs: Vec<(&Measured, bool)> = views(measured).collect();
     let results: Vec<Result<OverlayLink, QcIssue>> = jobs
         .par_iter()
         .map(|(m, lateral)| {
@@ -61,10 +52,18 @@ pub fn write_overlays(
 
 /// The number of views [`write_overlays`] draws for `measured`.
 pub fn overlay_count(measured: &[Measured]) -> usize {
-    measured
-        .iter()
-        .map(|m| usize::from(m.reading.lateral.is_some()) + usize::from(m.reading.ap.is_some()))
-        .sum()
+    views(measured).count()
+}
+
+/// Every view of `measured` in reading order, lateral before AP: (reading, is lateral).
+fn views(measured: &[Measured]) -> impl Iterator<Item = (&Measured, bool)> {
+    measured.iter().flat_map(|m| {
+        let r = &m.reading;
+        [(r.lateral.is_some(), true), (r.ap.is_some(), false)]
+            .into_iter()
+            .filter(|(has, _)| *has)
+            .map(move |(_, lateral)| (m, lateral))
+    })
 }
 
 /// Renders one view (`lateral` true: the lateral view) of `m`, its image read from
