@@ -31,6 +31,10 @@ pub fn inspect(path: &Path, pipeline: &Pipeline) -> (String, bool) {
         FileOutcome::Broken => {
             let _ = writeln!(s, "  unreadable");
         }
+        // `scan_file` reads every patient's file in full; only a shard's scan skips.
+        FileOutcome::Foreign(_) => {
+            let _ = writeln!(s, "  a patient of another shard: not read");
+        }
     }
     let readable = !matches!(outcome, FileOutcome::Broken | FileOutcome::NotDicom);
     describe_qc(&mut s, &issues);

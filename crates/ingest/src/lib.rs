@@ -10,6 +10,7 @@
 pub mod cache;
 pub mod clinical;
 pub mod cohort;
+pub mod dataset;
 pub mod group;
 pub mod markups;
 pub mod precheck;

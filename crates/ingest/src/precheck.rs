@@ -210,9 +210,22 @@ pub fn precheck_reader<R: Read + Seek>(
     len: u64,
     limits: &Limits,
 ) -> Result<(), PrecheckError> {
+    walk(BufReader::new(source), len, limits, &mut NoVisit)
+}
+
+/// Walks a DICOM file read from `source` (`len` bytes long) with the checks of this
+/// module, telling `visit` what it meets; values are read only when `visit` wants them.
+/// Stops at the first top-level element at or after Pixel Data, when `visit` says so, or
+/// at the first problem.
+pub(crate) fn walk<R: Read + Seek, V: Visitor>(
+    source: BufReader<R>,
+    len: u64,
+    limits: &Limits,
+    visit: &mut V,
+) -> Result<(), PrecheckError> {
     let mut w = Walker {
         src: Src {
-            r: BufReader::new(source),
+            r: source,
             pos: 0,
             len,
         },
@@ -223,9 +236,63 @@ pub fn precheck_reader<R: Read + Seek>(
         items: 0,
         elements: 0,
         text_values: 0,
+        visit,
+        buf: Vec::new(),
+        stopped: false,
     };
     w.run()
 }
+
+/// Whether the walk goes on after a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Read on.
+    Continue,
+    /// Stop here: the rest of the file is not wanted (it is not checked either).
+    Stop,
+}
+
+/// What a [`walk`] tells its caller, in file order. Sequences and items of encapsulated
+/// pixel data are not reported.
+pub(crate) trait Visitor {
+    /// The file meta group's transfer syntax (trimmed) and media storage SOP class.
+    fn meta(&mut self, _transfer_syntax: &str, _media_sop_class: &str) {}
+    /// Whether the value of the element `tag` (VR `vr`, not a sequence) at nesting
+    /// `depth` (0 top level) is wanted; when it is, [`Visitor::value`] gets it.
+    fn wants(&mut self, _tag: Tag, _vr: VR, _depth: usize) -> bool {
+        false
+    }
+    /// The value of an element [`Visitor::wants`] asked for; `big_endian` is the data
+    /// set's byte order.
+    fn value(
+        &mut self,
+        _tag: Tag,
+        _vr: VR,
+        _bytes: &[u8],
+        _big_endian: bool,
+    ) -> Result<Flow, String> {
+        Ok(Flow::Continue)
+    }
+    /// A sequence (an SQ, or any element of undefined length) opens.
+    fn sequence(&mut self, _tag: Tag, _vr: VR) {}
+    /// An item of the innermost sequence opens.
+    fn item(&mut self) {}
+    /// The innermost sequence (`seq`) or item closes.
+    fn close(&mut self, _seq: bool) {}
+    /// The header of the first top-level element at or after Pixel Data: its tag, VR,
+    /// declared length, and the offset where its value starts. The walk ends there.
+    fn end(&mut self, _tag: Tag, _vr: VR, _len: u32, _value_at: u64) {}
+    /// A top-level element header (before [`Visitor::wants`]), so that a caller can stop
+    /// once it is past the attributes it needs.
+    fn top_level(&mut self, _tag: Tag) -> Flow {
+        Flow::Continue
+    }
+}
+
+/// The visitor of the plain check: wants nothing.
+struct NoVisit;
+
+impl Visitor for NoVisit {}
 
 /// Checks a whole DICOM file held in memory.
 pub fn precheck_bytes(bytes: &[u8], limits: &Limits) -> Result<(), PrecheckError> {
@@ -238,6 +305,7 @@ const SEQUENCE_DELIMITER: Tag = Tag(0xFFFE, 0xE0DD);
 const PIXEL_DATA: Tag = Tag(0x7FE0, 0x0010);
 const GROUP_LENGTH: Tag = Tag(0x0002, 0x0000);
 const TRANSFER_SYNTAX: Tag = Tag(0x0002, 0x0010);
+const MEDIA_STORAGE_SOP_CLASS: Tag = Tag(0x0002, 0x0002);
 const UNDEFINED: u32 = 0xFFFF_FFFF;
 
 /// VRs with a 2-byte length in explicit VR (PS3.5 table 7.1-2), as dicom-rs's decoders
@@ -423,7 +491,7 @@ struct Header {
     at: u64,
 }
 
-struct Walker<'l, R> {
+struct Walker<'l, 'v, R, V> {
     src: Src<R>,
     limits: &'l Limits,
     big_endian: bool,
@@ -432,9 +500,23 @@ struct Walker<'l, R> {
     items: u64,
     elements: u64,
     text_values: u64,
+    visit: &'v mut V,
+    /// The value being handed to the visitor.
+    buf: Vec<u8>,
+    /// The visitor said stop.
+    stopped: bool,
 }
 
-impl<R: Read + Seek> Walker<'_, R> {
+impl<R: Read + Seek, V: Visitor> Walker<'_, '_, R, V> {
+    /// Pops the innermost frame, telling the visitor (unless it is pixel data's).
+    fn pop(&mut self) -> Option<Frame> {
+        let top = self.stack.pop()?;
+        if !top.pixel {
+            self.visit.close(top.seq);
+        }
+        Some(top)
+    }
+
     fn err(&self, problem: Problem, offset: u64, message: String) -> PrecheckError {
         PrecheckError {
             problem,
@@ -720,6 +802,7 @@ impl<R: Read + Seek> Walker<'_, R> {
         let group_length = self.read_u32(h.at)?;
         let mut read: u32 = 0;
         let mut ts = None;
+        let mut sop_class: Option<TsUid> = None;
         while read < group_length {
             let Some(h) = self.element_header()? else {
                 return Err(self.err(
@@ -740,10 +823,16 @@ impl<R: Read + Seek> Walker<'_, R> {
             self.check_value(&h, "file meta element")?;
             if h.tag == TRANSFER_SYNTAX {
                 ts = Some(self.ts_uid(h.len)?);
+            } else if h.tag == MEDIA_STORAGE_SOP_CLASS {
+                sop_class = Some(self.ts_uid(h.len)?);
             } else {
                 self.src.skip(u64::from(h.len)).map_err(|e| self.io(e))?;
             }
             read = read.saturating_add(header_len).saturating_add(h.len);
+        }
+        if let Some(ts) = &ts {
+            let class = sop_class.as_ref().map_or("", TsUid::as_str);
+            self.visit.meta(ts.as_str(), class);
         }
         Ok(ts)
     }
@@ -806,7 +895,7 @@ impl<R: Read + Seek> Walker<'_, R> {
                     ),
                 ));
             }
-            self.stack.pop();
+            self.pop();
             // After a sequence: back among its parent's elements. After an item: among
             // its sequence's items.
             *in_seq = !top.seq;
@@ -819,7 +908,7 @@ impl<R: Read + Seek> Walker<'_, R> {
         // `in_seq`: expecting an item header (inside a sequence), else an element header
         // (top level or inside an item).
         let mut in_seq = false;
-        loop {
+        while !self.stopped {
             self.close_defined(&mut in_seq)?;
             if in_seq {
                 self.item_header(&mut in_seq)?;
@@ -846,13 +935,17 @@ impl<R: Read + Seek> Walker<'_, R> {
                     // not skip a value after it).
                     continue;
                 }
-                self.stack.pop();
+                self.pop();
                 in_seq = true;
                 continue;
             }
             // The scan reads up to, not including, the first top-level element at or
             // after Pixel Data.
             if self.stack.is_empty() && h.tag >= PIXEL_DATA {
+                self.visit.end(h.tag, h.vr, h.len, self.src.pos);
+                return Ok(());
+            }
+            if self.stack.is_empty() && self.visit.top_level(h.tag) == Flow::Stop {
                 return Ok(());
             }
             self.count(h.at)?;
@@ -863,6 +956,7 @@ impl<R: Read + Seek> Walker<'_, R> {
             }
             self.value(&h)?;
         }
+        Ok(())
     }
 
     /// The error for a file that ends inside the sequence or item `top`.
@@ -892,7 +986,11 @@ impl<R: Read + Seek> Walker<'_, R> {
             start: h.at,
             end,
             seen_item: false,
-        })
+        })?;
+        if !pixel {
+            self.visit.sequence(h.tag, h.vr);
+        }
+        Ok(())
     }
 
     /// Checks and passes the value of the element whose header is `h` (not a sequence):
@@ -912,6 +1010,9 @@ impl<R: Read + Seek> Walker<'_, R> {
                     h.len
                 ),
             ));
+        }
+        if self.visit.wants(h.tag, h.vr, self.stack.len()) {
+            return self.hand_over(h);
         }
         if !(multi_text(h.vr) && h.len > 0) {
             return self.src.skip(u64::from(h.len)).map_err(|e| self.io(e));
@@ -934,6 +1035,48 @@ impl<R: Read + Seek> Walker<'_, R> {
                     h.at
                 ),
             ));
+        }
+        Ok(())
+    }
+
+    /// Reads the value of `h` (checked to fit) and hands it to the visitor, counting its
+    /// text values as [`Walker::value`] does.
+    fn hand_over(&mut self, h: &Header) -> Result<(), PrecheckError> {
+        let n = h.len as usize;
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        buf.resize(n, 0);
+        let got = self.src.read_up_to(&mut buf).map_err(|e| self.io(e))?;
+        if got < n {
+            return Err(self.io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        if multi_text(h.vr) && n > 0 {
+            self.text_values += buf.iter().filter(|&&c| c == b'\\').count() as u64 + 1;
+            if self.text_values > self.limits.max_text_values {
+                return Err(self.err(
+                    Problem::TooManyTextValues,
+                    h.at,
+                    format!(
+                        "more than {} text values (separated by `\\`) in multi-valued string elements, the last in {} at byte {}, a limit that bounds the memory used to load them",
+                        self.limits.max_text_values,
+                        tag_str(h.tag),
+                        h.at
+                    ),
+                ));
+            }
+        }
+        let flow = self.visit.value(h.tag, h.vr, &buf, self.big_endian);
+        self.buf = buf;
+        match flow {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Stop) => self.stopped = true,
+            Err(why) => {
+                return Err(self.err(
+                    Problem::Malformed,
+                    h.at,
+                    format!("element {} at byte {}: {why}", tag_str(h.tag), h.at),
+                ));
+            }
         }
         Ok(())
     }
@@ -964,7 +1107,7 @@ impl<R: Read + Seek> Walker<'_, R> {
                 *in_seq = false;
             }
             SEQUENCE_DELIMITER => {
-                self.stack.pop();
+                self.pop();
                 *in_seq = false;
             }
             ITEM_DELIMITER => {
@@ -1022,7 +1165,11 @@ impl<R: Read + Seek> Walker<'_, R> {
             start: at,
             end,
             seen_item: false,
-        })
+        })?;
+        if !pixel {
+            self.visit.item();
+        }
+        Ok(())
     }
 
     /// Where the pixel data fragment at `at`, `l` bytes long, ends, after checking that

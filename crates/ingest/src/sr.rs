@@ -13,11 +13,11 @@ use std::path::Path;
 use std::rc::Rc;
 
 use dicom_core::Tag;
-use dicom_core::value::{PrimitiveValue, Value};
+use dicom_core::value::PrimitiveValue;
 use dicom_dictionary_std::{tags, uids};
-use dicom_object::InMemDicomObject;
 use plumbline_geometry::Landmark;
 
+use crate::dataset::Attributes;
 use crate::qc::{QcIssue, Severity, codes};
 use crate::records::{LandmarkDoc, RawPoint};
 use crate::vocab::Vocabulary;
@@ -78,8 +78,8 @@ const MAX_PATH_COMPONENTS: usize = 12;
 /// tree, and the rest of the tree is still read. `depth_cap` is the deepest content-item
 /// level read (children of the root dataset are level 1); deeper items produce a single
 /// `sr_too_deep` issue.
-pub fn read_sr(
-    obj: &InMemDicomObject,
+pub fn read_sr<N: Attributes>(
+    obj: &N,
     path: &Path,
     vocab: &Vocabulary,
     depth_cap: usize,
@@ -127,11 +127,11 @@ pub fn read_sr(
 }
 
 /// One level of the walk: the content items of one parent, and what they inherit.
-struct Frame<'a> {
+struct Frame<'a, N> {
     /// The parent's ContentSequence items.
-    items: &'a [InMemDicomObject],
+    items: &'a [N],
     /// The parent item (`None` for the document root).
-    parent: Option<&'a InMemDicomObject>,
+    parent: Option<&'a N>,
     /// 1-based index of the item being visited (0 before the first).
     next: usize,
     /// The parent is a CONTAINER (or the document root): the boundary of a "group".
@@ -152,7 +152,7 @@ struct TooDeep {
 
 impl TooDeep {
     /// Counts `item`, the item being visited (on top of `stack`), below the depth cap.
-    fn add(slot: &mut Option<TooDeep>, item: &InMemDicomObject, stack: &[Frame<'_>]) {
+    fn add<N: Attributes>(slot: &mut Option<TooDeep>, item: &N, stack: &[Frame<'_, N>]) {
         let (max_depth, coords) = subtree_stats(item, stack.len());
         match slot {
             Some(t) => {
@@ -190,7 +190,7 @@ impl Reader<'_> {
     }
 
     /// Depth-first, pre-order walk with an explicit stack (no recursion).
-    fn walk(&mut self, obj: &InMemDicomObject, depth_cap: usize) {
+    fn walk<N: Attributes>(&mut self, obj: &N, depth_cap: usize) {
         let Some(root) = self.root_items(obj) else {
             return;
         };
@@ -238,8 +238,8 @@ impl Reader<'_> {
 
     /// The content items of the document root; `None` (and an issue) when there are none
     /// to read.
-    fn root_items<'a>(&mut self, obj: &'a InMemDicomObject) -> Option<&'a [InMemDicomObject]> {
-        let Some(el) = obj.get(tags::CONTENT_SEQUENCE) else {
+    fn root_items<'a, N: Attributes>(&mut self, obj: &'a N) -> Option<&'a [N]> {
+        let Some(vr) = obj.vr(tags::CONTENT_SEQUENCE) else {
             self.issue(
                 Severity::Warning,
                 codes::BAD_CONTENT_ITEM,
@@ -249,36 +249,37 @@ impl Reader<'_> {
             );
             return None;
         };
-        if el.items().is_none() {
+        let items = obj.items(tags::CONTENT_SEQUENCE);
+        if items.is_none() {
             self.issue(
                 Severity::Error,
                 codes::BAD_CONTENT_ITEM,
                 format!(
                     "ContentSequence of the root (content item 1) is not a sequence \
                      (VR {}); no landmarks were read",
-                    el.vr().to_string()
+                    vr.to_string()
                 ),
             );
         }
-        el.items()
+        items
     }
 
     /// The frame of the children of `item` (the item being visited, on top of `stack`),
     /// with the observer they inherit; `None` when it has none to visit (an issue when its
     /// ContentSequence is not a sequence).
-    fn children<'a>(
+    fn children<'a, N: Attributes>(
         &mut self,
-        item: &'a InMemDicomObject,
+        item: &'a N,
         container: bool,
-        stack: &[Frame<'a>],
-    ) -> Option<Frame<'a>> {
-        let el = item.get(tags::CONTENT_SEQUENCE)?;
-        let Some(children) = el.items() else {
+        stack: &[Frame<'a, N>],
+    ) -> Option<Frame<'a, N>> {
+        let vr = item.vr(tags::CONTENT_SEQUENCE)?;
+        let Some(children) = item.items(tags::CONTENT_SEQUENCE) else {
             let msg = format!(
                 "ContentSequence of content item {} is not a sequence (VR {}); the items \
                  below it were not read",
                 item_path(stack),
-                el.vr().to_string()
+                vr.to_string()
             );
             self.issue(Severity::Error, codes::BAD_CONTENT_ITEM, msg);
             return None;
@@ -325,7 +326,7 @@ impl Reader<'_> {
     }
 
     /// A SCOORD item: one landmark point when everything checks out, else one issue.
-    fn scoord(&mut self, item: &InMemDicomObject, stack: &[Frame<'_>]) {
+    fn scoord<N: Attributes>(&mut self, item: &N, stack: &[Frame<'_, N>]) {
         let loc = item_path(stack);
         let naming = self.name_point(item, stack);
         let what = naming.describe("SCOORD", &loc);
@@ -369,9 +370,9 @@ impl Reader<'_> {
 
     /// The (column, row) of a SCOORD point (`what` describes it in messages); `None`, and
     /// an issue, when its graphic is not a point or its data is unusable.
-    fn point_position(
+    fn point_position<N: Attributes>(
         &mut self,
-        item: &InMemDicomObject,
+        item: &N,
         naming: &Naming,
         what: &str,
     ) -> Option<(f64, f64)> {
@@ -445,9 +446,9 @@ impl Reader<'_> {
 
     /// The image (SOP Instance UID) and frame a SCOORD point lies on: its SELECTED FROM
     /// image, else the SR's only evidence image; `None`, and an issue, when neither.
-    fn point_image(
+    fn point_image<N: Attributes>(
         &mut self,
-        item: &InMemDicomObject,
+        item: &N,
         what: &str,
     ) -> Option<(String, Option<u32>)> {
         match selected_image(item) {
@@ -489,7 +490,7 @@ impl Reader<'_> {
     }
 
     /// A SCOORD3D item: reported, never read.
-    fn scoord3d(&mut self, item: &InMemDicomObject, stack: &[Frame<'_>]) {
+    fn scoord3d<N: Attributes>(&mut self, item: &N, stack: &[Frame<'_, N>]) {
         let what = self
             .name_point(item, stack)
             .describe("SCOORD3D", &item_path(stack));
@@ -518,12 +519,12 @@ impl Reader<'_> {
     /// the point, nearest first. A container holding several points (SCOORDs, or NUMs over
     /// SCOORDs) pairs each point with the name items just before it among its siblings
     /// (after the previous point), so one name is never given to every point.
-    fn name_point(&self, item: &InMemDicomObject, stack: &[Frame<'_>]) -> Naming {
+    fn name_point<N: Attributes>(&self, item: &N, stack: &[Frame<'_, N>]) -> Naming {
         let mut cand = Candidates::default();
         for frame in stack.iter().rev() {
-            let siblings: &[InMemDicomObject] = if frame.container {
+            let siblings: &[N] = if frame.container {
                 let at = frame.next.saturating_sub(1);
-                if frame.items.iter().filter(|i| bears_point(i)).count() > 1 {
+                if frame.items.iter().filter(|i| bears_point(*i)).count() > 1 {
                     let from = frame.items[..at]
                         .iter()
                         .rposition(bears_point)
@@ -546,7 +547,7 @@ impl Reader<'_> {
         let parent = stack
             .last()
             .and_then(|f| f.parent)
-            .filter(|p| upper(p, tags::VALUE_TYPE).as_deref() == Some("NUM"));
+            .filter(|p| upper(*p, tags::VALUE_TYPE).as_deref() == Some("NUM"));
         for (what, it) in [("concept name", Some(item)), ("NUM concept name", parent)] {
             let Some(it) = it else { continue };
             if let Some(c) = codes_in(it, tags::CONCEPT_NAME_CODE_SEQUENCE)
@@ -585,8 +586,8 @@ impl Reader<'_> {
 }
 
 /// Whether a content item holds a point: a SCOORD, or an item (a NUM) with a SCOORD child.
-fn bears_point(item: &InMemDicomObject) -> bool {
-    let is_scoord = |i: &InMemDicomObject| {
+fn bears_point<N: Attributes>(item: &N) -> bool {
+    let is_scoord = |i: &N| {
         matches!(
             upper(i, tags::VALUE_TYPE).as_deref(),
             Some("SCOORD" | "SCOORD3D")
@@ -611,7 +612,7 @@ struct Candidates {
 
 impl Candidates {
     /// Takes what content item `it` offers as a name.
-    fn collect(&mut self, it: &InMemDicomObject, vocab: &Vocabulary) {
+    fn collect<N: Attributes>(&mut self, it: &N, vocab: &Vocabulary) {
         match upper(it, tags::VALUE_TYPE).as_deref() {
             Some("CODE") if concept_is(it, FINDING) => {
                 for code in codes_in(it, tags::CONCEPT_CODE_SEQUENCE) {
@@ -665,7 +666,7 @@ impl Candidates {
 }
 
 /// Whether an item's concept name is Finding Site.
-fn is_finding_site(item: &InMemDicomObject) -> bool {
+fn is_finding_site<N: Attributes>(item: &N) -> bool {
     codes_in(item, tags::CONCEPT_NAME_CODE_SEQUENCE)
         .first()
         .is_some_and(|c| {
@@ -725,10 +726,10 @@ enum ImageRef {
 }
 
 /// The first IMAGE child of `item` with relationship SELECTED FROM.
-fn selected_image(item: &InMemDicomObject) -> ImageRef {
+fn selected_image<N: Attributes>(item: &N) -> ImageRef {
     let Some(image) = items(item, tags::CONTENT_SEQUENCE).iter().find(|c| {
-        upper(c, tags::VALUE_TYPE).as_deref() == Some("IMAGE")
-            && upper(c, tags::RELATIONSHIP_TYPE).as_deref() == Some("SELECTED FROM")
+        upper(*c, tags::VALUE_TYPE).as_deref() == Some("IMAGE")
+            && upper(*c, tags::RELATIONSHIP_TYPE).as_deref() == Some("SELECTED FROM")
     }) else {
         return ImageRef::Missing;
     };
@@ -738,9 +739,12 @@ fn selected_image(item: &InMemDicomObject) -> ImageRef {
     let Some(uid) = text(sop, tags::REFERENCED_SOP_INSTANCE_UID) else {
         return ImageRef::Broken("has no ReferencedSOPInstanceUID".to_string());
     };
-    let frame = match sop.get(tags::REFERENCED_FRAME_NUMBER) {
-        None => Ok(None),
-        Some(el) => match el.to_multi_int::<i64>() {
+    let frame = match (
+        sop.vr(tags::REFERENCED_FRAME_NUMBER),
+        sop.primitive(tags::REFERENCED_FRAME_NUMBER),
+    ) {
+        (None, _) => Ok(None),
+        (Some(_), Some(p)) => match p.to_multi_int::<i64>() {
             Ok(v) => match v.first() {
                 None => Ok(None),
                 Some(&n) => match u32::try_from(n) {
@@ -748,32 +752,27 @@ fn selected_image(item: &InMemDicomObject) -> ImageRef {
                     _ => Err(format!("is {n}, not a frame number (1 or more)")),
                 },
             },
-            Err(_) => Err(format!(
-                "is not a number ({:?})",
-                el.value()
-                    .primitive()
-                    .map(|p| p.to_str())
-                    .unwrap_or_default()
-            )),
+            Err(_) => Err(format!("is not a number ({:?})", p.to_str())),
         },
+        (Some(_), None) => Err(format!("is not a number ({:?})", "")),
     };
     ImageRef::Found { uid, frame }
 }
 
 /// GraphicData of a POINT: exactly (column, row), finite, stored as floats; with
 /// `arrow`, the first vertex of an ArrowAnnotate POLYLINE of one or two vertices (its head).
-fn graphic_point(item: &InMemDicomObject, arrow: bool) -> Result<(f64, f64), String> {
-    let Some(el) = item.get(tags::GRAPHIC_DATA) else {
+fn graphic_point<N: Attributes>(item: &N, arrow: bool) -> Result<(f64, f64), String> {
+    let Some(vr) = item.vr(tags::GRAPHIC_DATA) else {
         return Err("it has no GraphicData".to_string());
     };
-    let values: Vec<f64> = match el.value() {
-        Value::Primitive(PrimitiveValue::F32(v)) => v.iter().map(|&x| f64::from(x)).collect(),
-        Value::Primitive(PrimitiveValue::F64(v)) => v.to_vec(),
-        Value::Primitive(PrimitiveValue::Empty) => Vec::new(),
+    let values: Vec<f64> = match item.primitive(tags::GRAPHIC_DATA) {
+        Some(PrimitiveValue::F32(v)) => v.iter().map(|&x| f64::from(x)).collect(),
+        Some(PrimitiveValue::F64(v)) => v.to_vec(),
+        Some(PrimitiveValue::Empty) => Vec::new(),
         _ => {
             return Err(format!(
                 "its GraphicData has VR {} and is not stored as floating-point numbers (FL)",
-                el.vr().to_string()
+                vr.to_string()
             ));
         }
     };
@@ -802,7 +801,7 @@ fn graphic_point(item: &InMemDicomObject, arrow: bool) -> Result<(f64, f64), Str
 }
 
 /// Evidence image UIDs, document order, without repeats or non-image documents.
-fn evidence_images(obj: &InMemDicomObject) -> Vec<String> {
+fn evidence_images<N: Attributes>(obj: &N) -> Vec<String> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     for seq in [
@@ -834,7 +833,7 @@ fn evidence_images(obj: &InMemDicomObject) -> Vec<String> {
 
 /// The first Person Observer Name among a container's own HAS OBS CONTEXT items;
 /// `unknown^unknown` (dcmjs's placeholder) is no name.
-fn person_observer(children: &[InMemDicomObject]) -> Option<String> {
+fn person_observer<N: Attributes>(children: &[N]) -> Option<String> {
     children.iter().find_map(|c| {
         let is_name = upper(c, tags::RELATIONSHIP_TYPE).as_deref() == Some("HAS OBS CONTEXT")
             && upper(c, tags::VALUE_TYPE).as_deref() == Some("PNAME")
@@ -849,7 +848,7 @@ fn person_observer(children: &[InMemDicomObject]) -> Option<String> {
 
 /// Deepest level and number of SCOORD/SCOORD3D items in the subtree of `item` (at
 /// `depth`), counted iteratively; like the main walk, it does not enter SCOORD items.
-fn subtree_stats(item: &InMemDicomObject, depth: usize) -> (usize, usize) {
+fn subtree_stats<N: Attributes>(item: &N, depth: usize) -> (usize, usize) {
     let mut max_depth = depth;
     let mut coords = 0;
     let mut todo = vec![(item, depth)];
@@ -869,8 +868,8 @@ fn subtree_stats(item: &InMemDicomObject, depth: usize) -> (usize, usize) {
 }
 
 /// The dsrdump-style position of the item being visited: `1.4.2`, shortened when deep.
-fn item_path(stack: &[Frame<'_>]) -> String {
-    let part = |fs: &[Frame<'_>]| {
+fn item_path<N: Attributes>(stack: &[Frame<'_, N>]) -> String {
+    let part = |fs: &[Frame<'_, N>]| {
         fs.iter()
             .map(|f| f.next.to_string())
             .collect::<Vec<_>>()
@@ -890,14 +889,14 @@ fn item_path(stack: &[Frame<'_>]) -> String {
 }
 
 /// Whether an item's concept name is the DCM code `value`.
-fn concept_is(item: &InMemDicomObject, value: &str) -> bool {
+fn concept_is<N: Attributes>(item: &N, value: &str) -> bool {
     codes_in(item, tags::CONCEPT_NAME_CODE_SEQUENCE)
         .first()
         .is_some_and(|c| c.scheme == DCM && c.value == value)
 }
 
 /// The codes of a code sequence (CodeValue, else LongCodeValue, else URNCodeValue).
-fn codes_in(item: &InMemDicomObject, seq: Tag) -> Vec<Code> {
+fn codes_in<N: Attributes>(item: &N, seq: Tag) -> Vec<Code> {
     items(item, seq)
         .iter()
         .map(|c| Code {
@@ -912,19 +911,19 @@ fn codes_in(item: &InMemDicomObject, seq: Tag) -> Vec<Code> {
 }
 
 /// The items of a sequence attribute; empty when absent or not a sequence.
-fn items(obj: &InMemDicomObject, tag: Tag) -> &[InMemDicomObject] {
-    obj.get(tag).and_then(|el| el.items()).unwrap_or(&[])
+fn items<N: Attributes>(obj: &N, tag: Tag) -> &[N] {
+    obj.items(tag).unwrap_or(&[])
 }
 
 /// A string attribute, trimmed of padding; `None` when absent, empty or a sequence.
-fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
-    let value = obj.get(tag)?.value().primitive()?.to_str();
+fn text<N: Attributes>(obj: &N, tag: Tag) -> Option<String> {
+    let value = obj.primitive(tag)?.to_str();
     let t = trim_value(&value);
     (!t.is_empty()).then(|| t.to_string())
 }
 
 /// A code string (CS) attribute in upper case, for robust enumerated-value matching.
-fn upper(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
+fn upper<N: Attributes>(obj: &N, tag: Tag) -> Option<String> {
     text(obj, tag).map(|s| s.to_ascii_uppercase())
 }
 

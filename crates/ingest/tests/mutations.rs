@@ -268,6 +268,7 @@ fn mutated_and_hostile_files_never_stop_the_scan() {
             }
             FileOutcome::NotDicom => kinds[3] += 1,
             FileOutcome::OtherDicom => kinds[4] += 1,
+            FileOutcome::Foreign(_) => panic!("{}: no shard was asked for", p.display()),
         }
     }
     println!(

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, Length, PrimitiveValue, Tag, VR};
-use dicom_dictionary_std::tags;
+use dicom_dictionary_std::{tags, uids};
 use dicom_object::InMemDicomObject;
 use plumbline_geometry::Landmark;
 use plumbline_ingest::qc::codes;
@@ -53,7 +53,7 @@ fn check_interop(name: &str) {
     )
     .unwrap();
     let obj = dicom_object::open_file(&path).unwrap();
-    let doc = read_sr(&obj, &path, &Vocabulary::default(), DEFAULT_DEPTH_CAP);
+    let doc = read_sr(&*obj, &path, &Vocabulary::default(), DEFAULT_DEPTH_CAP);
 
     assert_eq!(doc.path, path);
     assert_eq!(
@@ -168,7 +168,7 @@ fn cohort_srs_yield_every_point_and_no_issue() {
     let mut total = 0;
     for path in &srs {
         let obj = dicom_object::open_file(path).unwrap();
-        let doc = read_sr(&obj, path, &vocab, DEFAULT_DEPTH_CAP);
+        let doc = read_sr(&*obj, path, &vocab, DEFAULT_DEPTH_CAP);
         assert!(
             doc.issues.is_empty(),
             "{}: {:#?}",
@@ -380,8 +380,17 @@ fn read(obj: &InMemDicomObject) -> LandmarkDoc {
     read_with(obj, &Vocabulary::default(), DEFAULT_DEPTH_CAP)
 }
 
+/// Reads the SR object `obj` with the SR reader, and checks that the stream reader gives
+/// the same document from the file dicom-rs writes of it (explicit VR little endian).
 fn read_with(obj: &InMemDicomObject, vocab: &Vocabulary, cap: usize) -> LandmarkDoc {
     let doc = read_sr(obj, Path::new("mem/sr.dcm"), vocab, cap);
+    // A tree nested deeper than the structure limits is refused before any reading (the
+    // precheck tests cover that); every other one must read alike from a file.
+    let limits = plumbline_ingest::precheck::Limits::for_depth_cap(cap);
+    if nesting(obj) <= limits.max_nesting {
+        let streamed = through_a_file(obj, vocab, cap);
+        assert_eq!(format!("{streamed:?}"), format!("{doc:?}"));
+    }
     for i in &doc.issues {
         assert_eq!(i.path, Path::new("mem/sr.dcm"));
         assert_eq!(i.sop_instance_uid, SR_UID);
@@ -389,6 +398,48 @@ fn read_with(obj: &InMemDicomObject, vocab: &Vocabulary, cap: usize) -> Landmark
         assert!(!i.message.is_empty());
     }
     doc
+}
+
+/// How deep sequences and items nest in `obj` (a sequence inside an item inside a
+/// sequence is 3), counted without recursion.
+fn nesting(obj: &InMemDicomObject) -> usize {
+    let mut deepest = 0;
+    let mut todo = vec![(obj, 0usize)];
+    while let Some((o, d)) = todo.pop() {
+        deepest = deepest.max(d);
+        for el in o.iter() {
+            for item in el.items().unwrap_or(&[]) {
+                todo.push((item, d + 2));
+            }
+        }
+    }
+    deepest
+}
+
+/// `obj` written to a file by dicom-rs, read back by the stream reader and the SR reader.
+fn through_a_file(obj: &InMemDicomObject, vocab: &Vocabulary, cap: usize) -> LandmarkDoc {
+    use dicom_object::meta::FileMetaTableBuilder;
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("plumbline-sr-stream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{n}.dcm"));
+    let meta = FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(uids::COMPREHENSIVE_SR_STORAGE)
+        .media_storage_sop_instance_uid(SR_UID)
+        .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN);
+    // dicom-rs writes nested sequences recursively: a thread with room for deep trees.
+    let (obj, to) = (obj.clone(), file.clone());
+    std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || obj.with_meta(meta).unwrap().write_to_file(&to).unwrap())
+        .unwrap()
+        .join()
+        .unwrap();
+    let limits = plumbline_ingest::precheck::Limits::for_depth_cap(cap);
+    let header = plumbline_ingest::dataset::read_file(&file, &limits, None).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    read_sr(&header.root, Path::new("mem/sr.dcm"), vocab, cap)
 }
 
 /// `leaf` wrapped in `levels` containers, built iteratively; placed in the root's
@@ -1309,7 +1360,7 @@ fn every_ohif_and_dcmjs_sr_gives_all_its_points_named_where_the_tool_put_them() 
         let obj = dicom_object::open_file(&path).unwrap();
         let vocab = if exp["labels"] == "human" {
             // Without the synonyms nothing is named, and every point says why.
-            let doc = read_sr(&obj, &path, &Vocabulary::default(), DEFAULT_DEPTH_CAP);
+            let doc = read_sr(&*obj, &path, &Vocabulary::default(), DEFAULT_DEPTH_CAP);
             assert!(doc.points.is_empty(), "{name}");
             let unnamed = doc
                 .issues
@@ -1321,7 +1372,7 @@ fn every_ohif_and_dcmjs_sr_gives_all_its_points_named_where_the_tool_put_them() 
         } else {
             Vocabulary::default()
         };
-        let doc = read_sr(&obj, &path, &vocab, DEFAULT_DEPTH_CAP);
+        let doc = read_sr(&*obj, &path, &vocab, DEFAULT_DEPTH_CAP);
         // dcmjs leaves PatientID empty: one warning, the points still read.
         for i in &doc.issues {
             assert_eq!(i.code, codes::MISSING_ATTRIBUTE, "{name}: {i:?}");

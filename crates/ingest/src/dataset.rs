@@ -1,0 +1,436 @@
+//! The one-pass reader: a DICOM file read once, as a stream of elements, keeping only
+//! the attributes the scan uses.
+//!
+//! [`read_file`] walks the file with the structure check of [`crate::precheck`] (its
+//! limits are enforced in the same pass: nesting depth, value sizes, lengths past the end
+//! of the file, binary lengths that are not a multiple of the value size) and keeps, in a
+//! [`Sparse`] data set, only the elements listed in [`KEPT`] and the sequences in
+//! [`KEPT_SEQUENCES`], at any depth inside kept sequences. Everything else is skipped
+//! without being loaded; the walk ends at the first top-level element at or after Pixel
+//! Data, so an image is read to the end of its header only. A landmark SR of 180
+//! measurement groups keeps a few thousand small items instead of dicom-rs's full object.
+//!
+//! Values are decoded as dicom-rs 0.10 decodes them with its default (`Preserved`) value
+//! strategy: text split at `\` and decoded with the Specific Character Set in force (AE,
+//! AS and CS with the default repertoire), binary numbers in the data set's byte order,
+//! an empty value as `PrimitiveValue::Empty`. So the scan's code reads a [`Sparse`] and
+//! dicom-rs's `InMemDicomObject` through the same [`Attributes`] trait and gets the same
+//! answers; `tests/stream_reader.rs` checks that on every SR and image of the fixtures, the
+//! interop files and a generated cohort.
+//!
+//! Where it differs from dicom-rs: a text value the scan does not keep is never decoded,
+//! so a file whose only undecodable text lies in an attribute the scan ignores is read
+//! (dicom-rs refuses the whole file).
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use dicom_core::value::{C, PrimitiveValue};
+use dicom_core::{Tag, VR};
+use dicom_dictionary_std::tags;
+use dicom_encoding::text::{DefaultCharacterSetCodec, SpecificCharacterSet, TextCodec};
+use dicom_object::InMemDicomObject;
+
+use crate::precheck::{Flow, Limits, PrecheckError, Problem, Visitor, walk};
+
+/// Read access to the attributes of a data set, the same for dicom-rs's in-memory
+/// object and for a [`Sparse`] one.
+pub trait Attributes: Sized {
+    /// The value of a non-sequence element, when present.
+    fn primitive(&self, tag: Tag) -> Option<&PrimitiveValue>;
+    /// The items of a sequence element; `None` when absent or not a sequence.
+    fn items(&self, tag: Tag) -> Option<&[Self]>;
+    /// The VR of an element, when present.
+    fn vr(&self, tag: Tag) -> Option<VR>;
+}
+
+impl Attributes for InMemDicomObject {
+    fn primitive(&self, tag: Tag) -> Option<&PrimitiveValue> {
+        self.get(tag)?.value().primitive()
+    }
+
+    fn items(&self, tag: Tag) -> Option<&[InMemDicomObject]> {
+        self.get(tag)?.items()
+    }
+
+    fn vr(&self, tag: Tag) -> Option<VR> {
+        self.get(tag).map(|e| e.vr())
+    }
+}
+
+/// Elements kept (outside [`KEPT_SEQUENCES`]): the identity and geometry of an image, and
+/// what the SR reader reads of a content item, a code and an image reference.
+pub const KEPT: [Tag; 33] = [
+    tags::SOP_CLASS_UID,
+    tags::SOP_INSTANCE_UID,
+    tags::STUDY_DATE,
+    tags::MODALITY,
+    tags::REFERENCED_SOP_CLASS_UID,
+    tags::REFERENCED_SOP_INSTANCE_UID,
+    tags::PATIENT_ID,
+    tags::CLINICAL_TRIAL_TIME_POINT_ID,
+    tags::ESTIMATED_RADIOGRAPHIC_MAGNIFICATION_FACTOR,
+    tags::IMAGER_PIXEL_SPACING,
+    tags::VIEW_POSITION,
+    tags::STUDY_INSTANCE_UID,
+    tags::PATIENT_ORIENTATION,
+    tags::IMAGE_POSITION_PATIENT,
+    tags::IMAGE_ORIENTATION_PATIENT,
+    tags::SAMPLES_PER_PIXEL,
+    tags::NUMBER_OF_FRAMES,
+    tags::ROWS,
+    tags::COLUMNS,
+    tags::PIXEL_SPACING,
+    tags::BITS_ALLOCATED,
+    tags::CODE_VALUE,
+    tags::CODING_SCHEME_DESIGNATOR,
+    tags::CODE_MEANING,
+    tags::LONG_CODE_VALUE,
+    tags::URN_CODE_VALUE,
+    tags::REFERENCED_FRAME_NUMBER,
+    tags::RELATIONSHIP_TYPE,
+    tags::VALUE_TYPE,
+    tags::PERSON_NAME,
+    tags::TEXT_VALUE,
+    tags::GRAPHIC_DATA,
+    tags::GRAPHIC_TYPE,
+];
+
+/// Sequences kept, with their items: the SR content tree, its codes and image references,
+/// and the evidence lists.
+pub const KEPT_SEQUENCES: [Tag; 7] = [
+    tags::CONTENT_SEQUENCE,
+    tags::CONCEPT_NAME_CODE_SEQUENCE,
+    tags::CONCEPT_CODE_SEQUENCE,
+    tags::REFERENCED_SOP_SEQUENCE,
+    tags::REFERENCED_SERIES_SEQUENCE,
+    tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE,
+    tags::PERTINENT_OTHER_EVIDENCE_SEQUENCE,
+];
+
+/// Whether an element is kept: listed in [`KEPT`] or [`KEPT_SEQUENCES`] (whatever its
+/// VR turns out to be, so that a "sequence" stored as text is seen as such).
+fn kept(tag: Tag) -> bool {
+    KEPT.contains(&tag) || KEPT_SEQUENCES.contains(&tag)
+}
+
+/// A kept value.
+#[derive(Clone, Debug, PartialEq)]
+enum Kept {
+    Primitive(PrimitiveValue),
+    Items(Vec<Sparse>),
+}
+
+/// A data set holding only the kept elements (see the module documentation).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sparse {
+    elements: Vec<(Tag, VR, Kept)>,
+}
+
+impl Sparse {
+    /// Puts an element, replacing one with the same tag (as dicom-rs does).
+    fn put(&mut self, tag: Tag, vr: VR, value: Kept) {
+        match self.elements.iter_mut().find(|e| e.0 == tag) {
+            Some(e) => *e = (tag, vr, value),
+            None => self.elements.push((tag, vr, value)),
+        }
+    }
+
+    fn get(&self, tag: Tag) -> Option<&(Tag, VR, Kept)> {
+        self.elements.iter().find(|e| e.0 == tag)
+    }
+}
+
+impl Attributes for Sparse {
+    fn primitive(&self, tag: Tag) -> Option<&PrimitiveValue> {
+        match &self.get(tag)?.2 {
+            Kept::Primitive(p) => Some(p),
+            Kept::Items(_) => None,
+        }
+    }
+
+    fn items(&self, tag: Tag) -> Option<&[Sparse]> {
+        match &self.get(tag)?.2 {
+            Kept::Items(i) => Some(i),
+            Kept::Primitive(_) => None,
+        }
+    }
+
+    fn vr(&self, tag: Tag) -> Option<VR> {
+        self.get(tag).map(|e| e.1)
+    }
+}
+
+/// What [`read_file`] found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Header {
+    /// Transfer syntax UID of the file meta group (trimmed); empty when none was read.
+    pub transfer_syntax: String,
+    /// Media Storage SOP Class UID of the file meta group (trimmed).
+    pub media_sop_class: String,
+    /// The kept elements of the data set.
+    pub root: Sparse,
+    /// The top-level Pixel Data element, when the walk reached it: its declared length and
+    /// the offset where its value starts.
+    pub pixel_data: Option<(u32, u64)>,
+    /// The file's length in bytes.
+    pub file_len: u64,
+    /// The walk stopped at PatientID because `keep` refused the patient (the rest of the
+    /// file was not read).
+    pub foreign: bool,
+}
+
+impl Header {
+    /// The trimmed PatientID, empty when absent.
+    pub fn patient_id(&self) -> String {
+        text_of(&self.root, tags::PATIENT_ID).unwrap_or_default()
+    }
+}
+
+/// A string attribute as the scan reads it: `to_str`, trimmed of spaces and NULs; `None`
+/// when absent or empty.
+pub fn text_of<A: Attributes>(a: &A, tag: Tag) -> Option<String> {
+    let v = a.primitive(tag)?.to_str();
+    let v = v.trim_matches(|c: char| c == ' ' || c == '\0');
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+/// Reads `path` once (see the module documentation). `keep` is asked about the PatientID
+/// (empty when absent) as soon as it is known; when it says no, the walk stops there and
+/// [`Header::foreign`] is set.
+pub fn read_file(
+    path: &Path,
+    limits: &Limits,
+    keep: Option<&dyn Fn(&str) -> bool>,
+) -> Result<Header, PrecheckError> {
+    let io = |e: std::io::Error| PrecheckError {
+        problem: Problem::Io,
+        offset: 0,
+        declared_len: None,
+        message: format!("cannot read the file: {e}"),
+    };
+    let file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut c = Collector {
+        header: Header {
+            file_len: len,
+            ..Header::default()
+        },
+        open: Vec::new(),
+        charset: SpecificCharacterSet::default(),
+        keep,
+        asked: keep.is_none(),
+    };
+    walk(
+        BufReader::with_capacity(32 << 10, file),
+        len,
+        limits,
+        &mut c,
+    )?;
+    Ok(c.header)
+}
+
+/// An open sequence or item of the walk.
+enum Open {
+    /// A sequence; its items are collected when it is kept.
+    Sequence {
+        tag: Tag,
+        vr: VR,
+        items: Option<Vec<Sparse>>,
+    },
+    /// An item; its elements are collected when its sequence is kept.
+    Item(Option<Sparse>),
+}
+
+struct Collector<'k> {
+    header: Header,
+    open: Vec<Open>,
+    charset: SpecificCharacterSet,
+    keep: Option<&'k dyn Fn(&str) -> bool>,
+    /// `keep` has been asked (or there is none).
+    asked: bool,
+}
+
+impl Collector<'_> {
+    /// The data set elements go to now, when it is kept.
+    fn target(&mut self) -> Option<&mut Sparse> {
+        match self.open.last_mut() {
+            None => Some(&mut self.header.root),
+            Some(Open::Item(node)) => node.as_mut(),
+            Some(Open::Sequence { .. }) => None,
+        }
+    }
+
+    /// Asks `keep` about the patient; `Stop` when it refuses.
+    fn ask(&mut self) -> Flow {
+        if self.asked {
+            return Flow::Continue;
+        }
+        self.asked = true;
+        let pid = self.header.patient_id();
+        match self.keep {
+            Some(keep) if !keep(&pid) => {
+                self.header.foreign = true;
+                Flow::Stop
+            }
+            _ => Flow::Continue,
+        }
+    }
+
+    /// The value of an element as dicom-rs's `read_value_preserved` builds it.
+    fn primitive(
+        &mut self,
+        tag: Tag,
+        vr: VR,
+        b: &[u8],
+        be: bool,
+    ) -> Result<PrimitiveValue, String> {
+        if b.is_empty() {
+            return Ok(PrimitiveValue::Empty);
+        }
+        let text = |codec: &dyn TextCodec, s: &[u8]| {
+            codec
+                .decode(s)
+                .map_err(|e| format!("its text cannot be decoded as {}: {e}", codec.name()))
+        };
+        let strs = |codec: &dyn TextCodec| -> Result<PrimitiveValue, String> {
+            let parts: Result<C<String>, String> =
+                b.split(|&c| c == b'\\').map(|s| text(codec, s)).collect();
+            Ok(PrimitiveValue::Strs(parts?))
+        };
+        macro_rules! nums {
+            ($t:ty, $n:literal, $variant:ident) => {{
+                let v: C<$t> = b
+                    .chunks_exact($n)
+                    .map(|c| {
+                        let a: [u8; $n] = c.try_into().expect("chunk size");
+                        if be {
+                            <$t>::from_be_bytes(a)
+                        } else {
+                            <$t>::from_le_bytes(a)
+                        }
+                    })
+                    .collect();
+                PrimitiveValue::$variant(v)
+            }};
+        }
+        use VR::*;
+        Ok(match vr {
+            SQ => return Err("a sequence VR where a value is expected".to_string()),
+            AT => {
+                let v: C<u16> = b
+                    .chunks_exact(2)
+                    .map(|c| {
+                        let a = [c[0], c[1]];
+                        if be {
+                            u16::from_be_bytes(a)
+                        } else {
+                            u16::from_le_bytes(a)
+                        }
+                    })
+                    .collect();
+                PrimitiveValue::Tags(v.chunks_exact(2).map(|p| Tag(p[0], p[1])).collect())
+            }
+            AE | AS => strs(&DefaultCharacterSetCodec)?,
+            CS => {
+                let v = strs(&DefaultCharacterSetCodec)?;
+                if tag == tags::SPECIFIC_CHARACTER_SET
+                    && let PrimitiveValue::Strs(parts) = &v
+                    && let Some(cs) = parts
+                        .first()
+                        .and_then(|n| SpecificCharacterSet::from_code(n))
+                {
+                    self.charset = cs;
+                }
+                v
+            }
+            PN | SH | LO | UC | UI | IS | DS | DA | TM | DT => strs(&self.charset)?,
+            UT | ST | UR | LT => PrimitiveValue::Str(text(&self.charset, b)?),
+            UN | OB => PrimitiveValue::U8(b.iter().copied().collect()),
+            US | OW => nums!(u16, 2, U16),
+            SS => nums!(i16, 2, I16),
+            FD | OD => nums!(f64, 8, F64),
+            FL | OF => nums!(f32, 4, F32),
+            SL => nums!(i32, 4, I32),
+            OL | UL => nums!(u32, 4, U32),
+            SV => nums!(i64, 8, I64),
+            OV | UV => nums!(u64, 8, U64),
+        })
+    }
+}
+
+impl Visitor for Collector<'_> {
+    fn meta(&mut self, transfer_syntax: &str, media_sop_class: &str) {
+        self.header.transfer_syntax = transfer_syntax.to_string();
+        self.header.media_sop_class = media_sop_class.to_string();
+    }
+
+    fn wants(&mut self, tag: Tag, _vr: VR, _depth: usize) -> bool {
+        // The character set is followed everywhere, as dicom-rs follows it.
+        tag == tags::SPECIFIC_CHARACTER_SET || (kept(tag) && self.target().is_some())
+    }
+
+    fn value(&mut self, tag: Tag, vr: VR, bytes: &[u8], be: bool) -> Result<Flow, String> {
+        let value = self.primitive(tag, vr, bytes, be)?;
+        if kept(tag)
+            && let Some(t) = self.target()
+        {
+            t.put(tag, vr, Kept::Primitive(value));
+        }
+        if tag == tags::PATIENT_ID && self.open.is_empty() {
+            return Ok(self.ask());
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn sequence(&mut self, tag: Tag, vr: VR) {
+        let items = (kept(tag) && self.target().is_some()).then(Vec::new);
+        self.open.push(Open::Sequence { tag, vr, items });
+    }
+
+    fn item(&mut self) {
+        let kept = matches!(
+            self.open.last(),
+            Some(Open::Sequence { items: Some(_), .. })
+        );
+        self.open.push(Open::Item(kept.then(Sparse::default)));
+    }
+
+    fn close(&mut self, _seq: bool) {
+        match self.open.pop() {
+            Some(Open::Item(Some(node))) => {
+                if let Some(Open::Sequence {
+                    items: Some(items), ..
+                }) = self.open.last_mut()
+                {
+                    items.push(node);
+                }
+            }
+            Some(Open::Sequence {
+                tag,
+                vr,
+                items: Some(items),
+            }) => {
+                if let Some(t) = self.target() {
+                    t.put(tag, vr, Kept::Items(items));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn end(&mut self, tag: Tag, _vr: VR, len: u32, value_at: u64) {
+        if tag == tags::PIXEL_DATA {
+            self.header.pixel_data = Some((len, value_at));
+        }
+    }
+
+    fn top_level(&mut self, tag: Tag) -> Flow {
+        if tag > tags::PATIENT_ID {
+            self.ask()
+        } else {
+            Flow::Continue
+        }
+    }
+}
