@@ -10,8 +10,10 @@
 //! Data, so an image is read to the end of its header only. A landmark SR of 180
 //! measurement groups keeps a few thousand small items instead of dicom-rs's full object.
 //!
-//! Values are decoded as dicom-rs 0.10 decodes them with its default (`Preserved`) value
-//! strategy: text split at `\` and decoded with the Specific Character Set in force (AE,
+//! Kept values are not decoded while reading: their bytes go to one buffer per file (the
+//! nodes share it), and a value is decoded when asked for; a single ASCII text value is
+//! handed out as a slice of that buffer, never copied. Values are decoded as dicom-rs
+//! 0.10 decodes them with its default (`Preserved`) value strategy: text split at `\` and decoded with the Specific Character Set in force (AE,
 //! AS and CS with the default repertoire), binary numbers in the data set's byte order,
 //! an empty value as `PrimitiveValue::Empty`. So the scan's code reads a [`Sparse`] and
 //! dicom-rs's `InMemDicomObject` through the same [`Attributes`] trait and gets the same
@@ -22,9 +24,12 @@
 //! so a file whose only undecodable text lies in an attribute the scan ignores is read
 //! (dicom-rs refuses the whole file).
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
+use std::rc::Rc;
 
 use dicom_core::value::{C, PrimitiveValue};
 use dicom_core::{Tag, VR};
@@ -37,8 +42,15 @@ use crate::precheck::{Flow, Limits, PrecheckError, Problem, Visitor, walk};
 /// Read access to the attributes of a data set, the same for dicom-rs's in-memory
 /// object and for a [`Sparse`] one.
 pub trait Attributes: Sized {
-    /// The value of a non-sequence element, when present.
-    fn primitive(&self, tag: Tag) -> Option<&PrimitiveValue>;
+    /// The value of a non-sequence element, when present (decoded as dicom-rs does).
+    fn value(&self, tag: Tag) -> Option<Cow<'_, PrimitiveValue>>;
+    /// The value as text (`PrimitiveValue::to_str`), when present and not a sequence.
+    fn text(&self, tag: Tag) -> Option<Cow<'_, str>> {
+        Some(match self.value(tag)? {
+            Cow::Borrowed(p) => p.to_str(),
+            Cow::Owned(p) => Cow::Owned(p.to_str().into_owned()),
+        })
+    }
     /// The items of a sequence element; `None` when absent or not a sequence.
     fn items(&self, tag: Tag) -> Option<&[Self]>;
     /// The VR of an element, when present.
@@ -46,8 +58,8 @@ pub trait Attributes: Sized {
 }
 
 impl Attributes for InMemDicomObject {
-    fn primitive(&self, tag: Tag) -> Option<&PrimitiveValue> {
-        self.get(tag)?.value().primitive()
+    fn value(&self, tag: Tag) -> Option<Cow<'_, PrimitiveValue>> {
+        self.get(tag)?.value().primitive().map(Cow::Borrowed)
     }
 
     fn items(&self, tag: Tag) -> Option<&[InMemDicomObject]> {
@@ -112,23 +124,77 @@ pub const KEPT_SEQUENCES: [Tag; 7] = [
 /// Whether an element is kept: listed in [`KEPT`] or [`KEPT_SEQUENCES`] (whatever its
 /// VR turns out to be, so that a "sequence" stored as text is seen as such).
 fn kept(tag: Tag) -> bool {
-    KEPT.contains(&tag) || KEPT_SEQUENCES.contains(&tag)
+    // Called for every element of every file: the lists as a match on the group first
+    // (the compiler turns it into a few comparisons), checked against the lists by a test.
+    match tag.0 {
+        0x0008 => matches!(
+            tag.1,
+            0x0016
+                | 0x0018
+                | 0x0020
+                | 0x0060
+                | 0x0100
+                | 0x0102
+                | 0x0104
+                | 0x0119
+                | 0x0120
+                | 0x1115
+                | 0x1150
+                | 0x1155
+                | 0x1160
+                | 0x1199
+        ),
+        0x0010 => tag.1 == 0x0020,
+        0x0012 => tag.1 == 0x0050,
+        0x0018 => matches!(tag.1, 0x1114 | 0x1164 | 0x5101),
+        0x0020 => matches!(tag.1, 0x000D | 0x0020 | 0x0032 | 0x0037),
+        0x0028 => matches!(tag.1, 0x0002 | 0x0008 | 0x0010 | 0x0011 | 0x0030 | 0x0100),
+        0x0040 => matches!(
+            tag.1,
+            0xA010 | 0xA040 | 0xA043 | 0xA123 | 0xA160 | 0xA168 | 0xA375 | 0xA385 | 0xA730
+        ),
+        0x0070 => matches!(tag.1, 0x0022 | 0x0023),
+        _ => false,
+    }
 }
 
-/// A kept value.
-#[derive(Clone, Debug, PartialEq)]
+/// The kept values' bytes of one file, shared by its nodes; set when the walk ends.
+type Arena = Rc<OnceCell<Box<[u8]>>>;
+
+/// Where a kept value's bytes are in the arena, and how to decode them.
+#[derive(Clone, Debug)]
+struct Raw {
+    start: usize,
+    len: usize,
+    charset: SpecificCharacterSet,
+    big_endian: bool,
+    /// ASCII text that `to_str` gives as it is, but for trailing padding (one value, or
+    /// a VR that is never split, and no ISO 2022 escape).
+    plain: bool,
+}
+
+/// A kept element's content.
+#[derive(Clone, Debug)]
 enum Kept {
-    Primitive(PrimitiveValue),
+    Value(Raw),
     Items(Vec<Sparse>),
 }
 
 /// A data set holding only the kept elements (see the module documentation).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Sparse {
+    arena: Arena,
     elements: Vec<(Tag, VR, Kept)>,
 }
 
 impl Sparse {
+    fn new(arena: &Arena, capacity: usize) -> Sparse {
+        Sparse {
+            arena: Rc::clone(arena),
+            elements: Vec::with_capacity(capacity),
+        }
+    }
+
     /// Puts an element, replacing one with the same tag (as dicom-rs does).
     fn put(&mut self, tag: Tag, vr: VR, value: Kept) {
         match self.elements.iter_mut().find(|e| e.0 == tag) {
@@ -140,20 +206,46 @@ impl Sparse {
     fn get(&self, tag: Tag) -> Option<&(Tag, VR, Kept)> {
         self.elements.iter().find(|e| e.0 == tag)
     }
+
+    /// The bytes of a kept value.
+    fn bytes(&self, raw: &Raw) -> &[u8] {
+        let arena = self.arena.get().map_or(&[][..], |a| &a[..]);
+        arena
+            .get(raw.start..raw.start + raw.len)
+            .unwrap_or_default()
+    }
+
+    fn raw(&self, tag: Tag) -> Option<(VR, &Raw)> {
+        match self.get(tag)? {
+            (_, vr, Kept::Value(raw)) => Some((*vr, raw)),
+            _ => None,
+        }
+    }
 }
 
 impl Attributes for Sparse {
-    fn primitive(&self, tag: Tag) -> Option<&PrimitiveValue> {
-        match &self.get(tag)?.2 {
-            Kept::Primitive(p) => Some(p),
-            Kept::Items(_) => None,
+    fn value(&self, tag: Tag) -> Option<Cow<'_, PrimitiveValue>> {
+        let (vr, raw) = self.raw(tag)?;
+        // Checked while reading, so this cannot fail; an empty value if it did.
+        let v = decode(vr, self.bytes(raw), raw.big_endian, &raw.charset)
+            .unwrap_or(PrimitiveValue::Empty);
+        Some(Cow::Owned(v))
+    }
+
+    fn text(&self, tag: Tag) -> Option<Cow<'_, str>> {
+        let (vr, raw) = self.raw(tag)?;
+        if raw.plain {
+            let s = std::str::from_utf8(self.bytes(raw)).unwrap_or_default();
+            return Some(Cow::Borrowed(s.trim_end_matches([' ', '\0'])));
         }
+        let v = decode(vr, self.bytes(raw), raw.big_endian, &raw.charset).ok()?;
+        Some(Cow::Owned(v.to_str().into_owned()))
     }
 
     fn items(&self, tag: Tag) -> Option<&[Sparse]> {
         match &self.get(tag)?.2 {
             Kept::Items(i) => Some(i),
-            Kept::Primitive(_) => None,
+            Kept::Value(_) => None,
         }
     }
 
@@ -163,7 +255,7 @@ impl Attributes for Sparse {
 }
 
 /// What [`read_file`] found.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Header {
     /// Transfer syntax UID of the file meta group (trimmed); empty when none was read.
     pub transfer_syntax: String,
@@ -181,17 +273,10 @@ pub struct Header {
     pub foreign: bool,
 }
 
-impl Header {
-    /// The trimmed PatientID, empty when absent.
-    pub fn patient_id(&self) -> String {
-        text_of(&self.root, tags::PATIENT_ID).unwrap_or_default()
-    }
-}
-
 /// A string attribute as the scan reads it: `to_str`, trimmed of spaces and NULs; `None`
 /// when absent or empty.
 pub fn text_of<A: Attributes>(a: &A, tag: Tag) -> Option<String> {
-    let v = a.primitive(tag)?.to_str();
+    let v = a.text(tag)?;
     let v = v.trim_matches(|c: char| c == ' ' || c == '\0');
     (!v.is_empty()).then(|| v.to_string())
 }
@@ -212,22 +297,31 @@ pub fn read_file(
     };
     let file = File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
+    let arena: Arena = Rc::new(OnceCell::new());
     let mut c = Collector {
         header: Header {
+            transfer_syntax: String::new(),
+            media_sop_class: String::new(),
+            root: Sparse::new(&arena, 16),
+            pixel_data: None,
             file_len: len,
-            ..Header::default()
+            foreign: false,
         },
+        arena,
+        bytes: Vec::new(),
         open: Vec::new(),
         charset: SpecificCharacterSet::default(),
         keep,
+        patient_id: String::new(),
         asked: keep.is_none(),
     };
     walk(
-        BufReader::with_capacity(32 << 10, file),
+        BufReader::with_capacity(256 << 10, file),
         len,
         limits,
         &mut c,
     )?;
+    let _ = c.arena.set(std::mem::take(&mut c.bytes).into_boxed_slice());
     Ok(c.header)
 }
 
@@ -245,9 +339,14 @@ enum Open {
 
 struct Collector<'k> {
     header: Header,
+    arena: Arena,
+    /// The kept values' bytes so far (the arena's content once the walk ends).
+    bytes: Vec<u8>,
     open: Vec<Open>,
     charset: SpecificCharacterSet,
     keep: Option<&'k dyn Fn(&str) -> bool>,
+    /// The top-level PatientID, as `text_of` reads it.
+    patient_id: String,
     /// `keep` has been asked (or there is none).
     asked: bool,
 }
@@ -268,96 +367,100 @@ impl Collector<'_> {
             return Flow::Continue;
         }
         self.asked = true;
-        let pid = self.header.patient_id();
         match self.keep {
-            Some(keep) if !keep(&pid) => {
+            Some(keep) if !keep(&self.patient_id) => {
                 self.header.foreign = true;
                 Flow::Stop
             }
             _ => Flow::Continue,
         }
     }
+}
 
-    /// The value of an element as dicom-rs's `read_value_preserved` builds it.
-    fn primitive(
-        &mut self,
-        tag: Tag,
-        vr: VR,
-        b: &[u8],
-        be: bool,
-    ) -> Result<PrimitiveValue, String> {
-        if b.is_empty() {
-            return Ok(PrimitiveValue::Empty);
-        }
-        let text = |codec: &dyn TextCodec, s: &[u8]| {
-            codec
-                .decode(s)
-                .map_err(|e| format!("its text cannot be decoded as {}: {e}", codec.name()))
-        };
-        let strs = |codec: &dyn TextCodec| -> Result<PrimitiveValue, String> {
-            let parts: Result<C<String>, String> =
-                b.split(|&c| c == b'\\').map(|s| text(codec, s)).collect();
-            Ok(PrimitiveValue::Strs(parts?))
-        };
-        macro_rules! nums {
-            ($t:ty, $n:literal, $variant:ident) => {{
-                let v: C<$t> = b
-                    .chunks_exact($n)
-                    .map(|c| {
-                        let a: [u8; $n] = c.try_into().expect("chunk size");
-                        if be {
-                            <$t>::from_be_bytes(a)
-                        } else {
-                            <$t>::from_le_bytes(a)
-                        }
-                    })
-                    .collect();
-                PrimitiveValue::$variant(v)
-            }};
-        }
-        use VR::*;
-        Ok(match vr {
-            SQ => return Err("a sequence VR where a value is expected".to_string()),
-            AT => {
-                let v: C<u16> = b
-                    .chunks_exact(2)
-                    .map(|c| {
-                        let a = [c[0], c[1]];
-                        if be {
-                            u16::from_be_bytes(a)
-                        } else {
-                            u16::from_le_bytes(a)
-                        }
-                    })
-                    .collect();
-                PrimitiveValue::Tags(v.chunks_exact(2).map(|p| Tag(p[0], p[1])).collect())
-            }
-            AE | AS => strs(&DefaultCharacterSetCodec)?,
-            CS => {
-                let v = strs(&DefaultCharacterSetCodec)?;
-                if tag == tags::SPECIFIC_CHARACTER_SET
-                    && let PrimitiveValue::Strs(parts) = &v
-                    && let Some(cs) = parts
-                        .first()
-                        .and_then(|n| SpecificCharacterSet::from_code(n))
-                {
-                    self.charset = cs;
-                }
-                v
-            }
-            PN | SH | LO | UC | UI | IS | DS | DA | TM | DT => strs(&self.charset)?,
-            UT | ST | UR | LT => PrimitiveValue::Str(text(&self.charset, b)?),
-            UN | OB => PrimitiveValue::U8(b.iter().copied().collect()),
-            US | OW => nums!(u16, 2, U16),
-            SS => nums!(i16, 2, I16),
-            FD | OD => nums!(f64, 8, F64),
-            FL | OF => nums!(f32, 4, F32),
-            SL => nums!(i32, 4, I32),
-            OL | UL => nums!(u32, 4, U32),
-            SV => nums!(i64, 8, I64),
-            OV | UV => nums!(u64, 8, U64),
-        })
+/// VRs whose value dicom-rs keeps as one string (`Str`), never split at `\`.
+fn single_string(vr: VR) -> bool {
+    matches!(vr, VR::UT | VR::ST | VR::UR | VR::LT)
+}
+
+/// VRs read as text.
+fn is_text(vr: VR) -> bool {
+    use VR::*;
+    single_string(vr)
+        || matches!(
+            vr,
+            AE | AS | CS | PN | SH | LO | UC | UI | IS | DS | DA | TM | DT
+        )
+}
+
+/// Text as dicom-rs decodes it with `codec`.
+fn decode_text(codec: &dyn TextCodec, s: &[u8]) -> Result<String, String> {
+    // Every character set dicom-rs knows maps ASCII bytes to themselves, except the ISO
+    // 2022 ones, which switch code elements with ESC (0x1B).
+    if s.is_ascii() && !s.contains(&0x1B) {
+        return Ok(std::str::from_utf8(s).unwrap_or_default().to_owned());
     }
+    codec
+        .decode(s)
+        .map_err(|e| format!("its text cannot be decoded as {}: {e}", codec.name()))
+}
+
+/// The value of an element as dicom-rs's `read_value_preserved` builds it from its bytes
+/// `b` (`be`: big endian; `charset`: the Specific Character Set in force).
+fn decode(
+    vr: VR,
+    b: &[u8],
+    be: bool,
+    charset: &SpecificCharacterSet,
+) -> Result<PrimitiveValue, String> {
+    if b.is_empty() {
+        return Ok(PrimitiveValue::Empty);
+    }
+    let strs = |codec: &dyn TextCodec| -> Result<PrimitiveValue, String> {
+        let mut parts = C::new();
+        for s in b.split(|&c| c == b'\\') {
+            parts.push(decode_text(codec, s)?);
+        }
+        Ok(PrimitiveValue::Strs(parts))
+    };
+    macro_rules! nums {
+        ($t:ty, $n:literal, $variant:ident) => {{
+            let v: C<$t> = b
+                .chunks_exact($n)
+                .map(|c| {
+                    let a: [u8; $n] = c.try_into().expect("chunk size");
+                    if be {
+                        <$t>::from_be_bytes(a)
+                    } else {
+                        <$t>::from_le_bytes(a)
+                    }
+                })
+                .collect();
+            PrimitiveValue::$variant(v)
+        }};
+    }
+    use VR::*;
+    Ok(match vr {
+        SQ => return Err("a sequence VR where a value is expected".to_string()),
+        AT => {
+            let v: C<u16> = match nums!(u16, 2, U16) {
+                PrimitiveValue::U16(v) => v,
+                _ => C::new(),
+            };
+            PrimitiveValue::Tags(v.chunks_exact(2).map(|p| Tag(p[0], p[1])).collect())
+        }
+        AE | AS | CS => strs(&DefaultCharacterSetCodec)?,
+        PN | SH | LO | UC | UI | IS | DS | DA | TM | DT => strs(charset)?,
+        UT | ST | UR | LT => PrimitiveValue::Str(decode_text(charset, b)?),
+        UN | OB => PrimitiveValue::U8(b.iter().copied().collect()),
+        US | OW => nums!(u16, 2, U16),
+        SS => nums!(i16, 2, I16),
+        FD | OD => nums!(f64, 8, F64),
+        FL | OF => nums!(f32, 4, F32),
+        SL => nums!(i32, 4, I32),
+        OL | UL => nums!(u32, 4, U32),
+        SV => nums!(i64, 8, I64),
+        OV | UV => nums!(u64, 8, U64),
+    })
 }
 
 impl Visitor for Collector<'_> {
@@ -371,14 +474,49 @@ impl Visitor for Collector<'_> {
         tag == tags::SPECIFIC_CHARACTER_SET || (kept(tag) && self.target().is_some())
     }
 
-    fn value(&mut self, tag: Tag, vr: VR, bytes: &[u8], be: bool) -> Result<Flow, String> {
-        let value = self.primitive(tag, vr, bytes, be)?;
-        if kept(tag)
-            && let Some(t) = self.target()
+    fn value(&mut self, tag: Tag, vr: VR, b: &[u8], be: bool) -> Result<Flow, String> {
+        let plain = is_text(vr)
+            && b.is_ascii()
+            && !b.contains(&0x1B)
+            && (single_string(vr) || !b.contains(&b'\\'));
+        if !plain {
+            // Decoded now only to refuse what dicom-rs refuses (undecodable text).
+            let v = decode(vr, b, be, &self.charset)?;
+            if tag == tags::SPECIFIC_CHARACTER_SET
+                && vr == VR::CS
+                && let PrimitiveValue::Strs(parts) = &v
+                && let Some(cs) = parts
+                    .first()
+                    .and_then(|n| SpecificCharacterSet::from_code(n))
+            {
+                self.charset = cs;
+            }
+        } else if tag == tags::SPECIFIC_CHARACTER_SET
+            && vr == VR::CS
+            && let Some(cs) =
+                SpecificCharacterSet::from_code(std::str::from_utf8(b).unwrap_or_default())
         {
-            t.put(tag, vr, Kept::Primitive(value));
+            self.charset = cs;
         }
-        if tag == tags::PATIENT_ID && self.open.is_empty() {
+        if !kept(tag) {
+            return Ok(Flow::Continue);
+        }
+        let raw = Raw {
+            start: self.bytes.len(),
+            len: b.len(),
+            charset: self.charset.clone(),
+            big_endian: be,
+            plain,
+        };
+        self.bytes.extend_from_slice(b);
+        let top = self.open.is_empty();
+        if let Some(t) = self.target() {
+            t.put(tag, vr, Kept::Value(raw));
+        }
+        if tag == tags::PATIENT_ID && top {
+            let v = decode(vr, b, be, &self.charset)?;
+            let v = v.to_str();
+            self.patient_id = v.trim_matches(|c: char| c == ' ' || c == '\0').to_string();
             return Ok(self.ask());
         }
         Ok(Flow::Continue)
@@ -394,7 +532,9 @@ impl Visitor for Collector<'_> {
             self.open.last(),
             Some(Open::Sequence { items: Some(_), .. })
         );
-        self.open.push(Open::Item(kept.then(Sparse::default)));
+        // A content item keeps about six elements: room for them at once.
+        let node = kept.then(|| Sparse::new(&self.arena, 6));
+        self.open.push(Open::Item(node));
     }
 
     fn close(&mut self, _seq: bool) {
@@ -432,5 +572,31 @@ impl Visitor for Collector<'_> {
         } else {
             Flow::Continue
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_is_exactly_the_two_lists() {
+        for t in KEPT.iter().chain(&KEPT_SEQUENCES) {
+            assert!(kept(*t), "{t:?}");
+        }
+        let mut n = 0;
+        for g in [
+            0x0008u16, 0x0010, 0x0012, 0x0018, 0x0020, 0x0028, 0x0040, 0x0070,
+        ] {
+            for e in 0..=0xFFFFu16 {
+                if kept(Tag(g, e)) {
+                    n += 1;
+                    let t = Tag(g, e);
+                    assert!(KEPT.contains(&t) || KEPT_SEQUENCES.contains(&t), "{t:?}");
+                }
+            }
+        }
+        assert_eq!(n, KEPT.len() + KEPT_SEQUENCES.len());
+        assert!(!kept(Tag(0x7FE0, 0x0010)));
     }
 }

@@ -616,7 +616,7 @@ pub fn text<A: Attributes>(obj: &A, tag: Tag) -> Option<String> {
 }
 
 fn uint<A: Attributes>(obj: &A, tag: Tag) -> Option<u32> {
-    obj.primitive(tag)?.to_int::<u32>().ok()
+    obj.value(tag)?.to_int::<u32>().ok()
 }
 
 /// Parses a two-valued DS attribute (row\column). `Ok(None)` when absent or empty;

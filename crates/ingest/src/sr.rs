@@ -7,6 +7,7 @@
 //! silently. Content items are numbered as in DCMTK's `dsrdump`: the document root is `1`,
 //! its first child `1.1`, that child's third child `1.1.3`.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
@@ -84,9 +85,15 @@ pub fn read_sr<N: Attributes>(
     vocab: &Vocabulary,
     depth_cap: usize,
 ) -> LandmarkDoc {
-    let sop_instance_uid = text(obj, tags::SOP_INSTANCE_UID).unwrap_or_default();
-    let patient_id = text(obj, tags::PATIENT_ID).unwrap_or_default();
-    let study_instance_uid = text(obj, tags::STUDY_INSTANCE_UID).unwrap_or_default();
+    let sop_instance_uid = text(obj, tags::SOP_INSTANCE_UID)
+        .map(Cow::into_owned)
+        .unwrap_or_default();
+    let patient_id = text(obj, tags::PATIENT_ID)
+        .map(Cow::into_owned)
+        .unwrap_or_default();
+    let study_instance_uid = text(obj, tags::STUDY_INSTANCE_UID)
+        .map(Cow::into_owned)
+        .unwrap_or_default();
     let mut reader = Reader {
         path,
         vocab,
@@ -327,9 +334,12 @@ impl Reader<'_> {
 
     /// A SCOORD item: one landmark point when everything checks out, else one issue.
     fn scoord<N: Attributes>(&mut self, item: &N, stack: &[Frame<'_, N>]) {
-        let loc = item_path(stack);
         let naming = self.name_point(item, stack);
-        let what = naming.describe("SCOORD", &loc);
+        // Described only when a message needs it (most points need none).
+        let what = Described {
+            naming: &naming,
+            stack,
+        };
         let Some((col, row)) = self.point_position(item, &naming, &what) else {
             return;
         };
@@ -374,7 +384,7 @@ impl Reader<'_> {
         &mut self,
         item: &N,
         naming: &Naming,
-        what: &str,
+        what: &dyn fmt::Display,
     ) -> Option<(f64, f64)> {
         // Cornerstone's ArrowAnnotate: the arrowhead is the landmark. Cornerstone 3D's tool
         // keeps the head in `points[0]` (`arrowFirst` defaults to true; the head is drawn
@@ -425,7 +435,7 @@ impl Reader<'_> {
     }
 
     /// The issue of a point that no rule names.
-    fn unnamed_point(&mut self, naming: &Naming, what: &str) {
+    fn unnamed_point(&mut self, naming: &Naming, what: &dyn fmt::Display) {
         let tried = if naming.tried.is_empty() {
             "it has no Finding, Tracking Identifier or concept name".to_string()
         } else {
@@ -449,7 +459,7 @@ impl Reader<'_> {
     fn point_image<N: Attributes>(
         &mut self,
         item: &N,
-        what: &str,
+        what: &dyn fmt::Display,
     ) -> Option<(String, Option<u32>)> {
         match selected_image(item) {
             ImageRef::Found { uid, frame } => {
@@ -647,7 +657,7 @@ impl Candidates {
                     }
                     None => self.tried.push(format!("Tracking Identifier {t:?}")),
                 }
-                self.tracking_text.get_or_insert(t);
+                self.tracking_text.get_or_insert(t.into_owned());
             }
             Some("TEXT") if concept_is(it, COMMENT) => {
                 let Some(t) = text(it, tags::TEXT_VALUE) else {
@@ -676,6 +686,19 @@ fn is_finding_site<N: Attributes>(item: &N) -> bool {
         })
 }
 
+/// "landmark L1_sup_ant (SCOORD at content item 1.5.3.4)" ([`Naming::describe`]) of the
+/// SCOORD on top of `stack`, written only when printed.
+struct Described<'a, 'f, N> {
+    naming: &'a Naming,
+    stack: &'a [Frame<'f, N>],
+}
+
+impl<N> fmt::Display for Described<'_, '_, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.naming.describe("SCOORD", &item_path(self.stack)))
+    }
+}
+
 /// What naming found for one point.
 struct Naming {
     /// The landmark, when some rule gave one.
@@ -700,13 +723,13 @@ impl Naming {
 }
 
 /// A coded concept as stored.
-struct Code {
-    scheme: String,
-    value: String,
-    meaning: String,
+struct Code<'a> {
+    scheme: Cow<'a, str>,
+    value: Cow<'a, str>,
+    meaning: Cow<'a, str>,
 }
 
-impl fmt::Display for Code {
+impl fmt::Display for Code<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "({}, {}, {:?})", self.scheme, self.value, self.meaning)
     }
@@ -741,7 +764,7 @@ fn selected_image<N: Attributes>(item: &N) -> ImageRef {
     };
     let frame = match (
         sop.vr(tags::REFERENCED_FRAME_NUMBER),
-        sop.primitive(tags::REFERENCED_FRAME_NUMBER),
+        sop.value(tags::REFERENCED_FRAME_NUMBER),
     ) {
         (None, _) => Ok(None),
         (Some(_), Some(p)) => match p.to_multi_int::<i64>() {
@@ -756,7 +779,10 @@ fn selected_image<N: Attributes>(item: &N) -> ImageRef {
         },
         (Some(_), None) => Err(format!("is not a number ({:?})", "")),
     };
-    ImageRef::Found { uid, frame }
+    ImageRef::Found {
+        uid: uid.into_owned(),
+        frame,
+    }
 }
 
 /// GraphicData of a POINT: exactly (column, row), finite, stored as floats; with
@@ -765,7 +791,7 @@ fn graphic_point<N: Attributes>(item: &N, arrow: bool) -> Result<(f64, f64), Str
     let Some(vr) = item.vr(tags::GRAPHIC_DATA) else {
         return Err("it has no GraphicData".to_string());
     };
-    let values: Vec<f64> = match item.primitive(tags::GRAPHIC_DATA) {
+    let values: Vec<f64> = match item.value(tags::GRAPHIC_DATA).as_deref() {
         Some(PrimitiveValue::F32(v)) => v.iter().map(|&x| f64::from(x)).collect(),
         Some(PrimitiveValue::F64(v)) => v.to_vec(),
         Some(PrimitiveValue::Empty) => Vec::new(),
@@ -822,7 +848,7 @@ fn evidence_images<N: Attributes>(obj: &N) -> Vec<String> {
                         continue;
                     }
                     if seen.insert(uid.clone()) {
-                        out.push(uid);
+                        out.push(uid.into_owned());
                     }
                 }
             }
@@ -839,7 +865,9 @@ fn person_observer<N: Attributes>(children: &[N]) -> Option<String> {
             && upper(c, tags::VALUE_TYPE).as_deref() == Some("PNAME")
             && concept_is(c, PERSON_OBSERVER_NAME);
         if is_name {
-            text(c, tags::PERSON_NAME).filter(|n| !n.eq_ignore_ascii_case(UNKNOWN_OBSERVER))
+            text(c, tags::PERSON_NAME)
+                .filter(|n| !n.eq_ignore_ascii_case(UNKNOWN_OBSERVER))
+                .map(Cow::into_owned)
         } else {
             None
         }
@@ -868,7 +896,7 @@ fn subtree_stats<N: Attributes>(item: &N, depth: usize) -> (usize, usize) {
 }
 
 /// The dsrdump-style position of the item being visited: `1.4.2`, shortened when deep.
-fn item_path<N: Attributes>(stack: &[Frame<'_, N>]) -> String {
+fn item_path<N>(stack: &[Frame<'_, N>]) -> String {
     let part = |fs: &[Frame<'_, N>]| {
         fs.iter()
             .map(|f| f.next.to_string())
@@ -896,7 +924,7 @@ fn concept_is<N: Attributes>(item: &N, value: &str) -> bool {
 }
 
 /// The codes of a code sequence (CodeValue, else LongCodeValue, else URNCodeValue).
-fn codes_in<N: Attributes>(item: &N, seq: Tag) -> Vec<Code> {
+fn codes_in<N: Attributes>(item: &N, seq: Tag) -> Vec<Code<'_>> {
     items(item, seq)
         .iter()
         .map(|c| Code {
@@ -916,15 +944,25 @@ fn items<N: Attributes>(obj: &N, tag: Tag) -> &[N] {
 }
 
 /// A string attribute, trimmed of padding; `None` when absent, empty or a sequence.
-fn text<N: Attributes>(obj: &N, tag: Tag) -> Option<String> {
-    let value = obj.primitive(tag)?.to_str();
-    let t = trim_value(&value);
-    (!t.is_empty()).then(|| t.to_string())
+/// Borrowed from the value when it is a single string (the walk reads every item's
+/// attributes several times, so it does not copy them).
+fn text<N: Attributes>(obj: &N, tag: Tag) -> Option<Cow<'_, str>> {
+    let t = match obj.text(tag)? {
+        Cow::Borrowed(v) => Cow::Borrowed(trim_value(v)),
+        Cow::Owned(v) => Cow::Owned(trim_value(&v).to_string()),
+    };
+    (!t.is_empty()).then_some(t)
 }
 
 /// A code string (CS) attribute in upper case, for robust enumerated-value matching.
-fn upper<N: Attributes>(obj: &N, tag: Tag) -> Option<String> {
-    text(obj, tag).map(|s| s.to_ascii_uppercase())
+fn upper<N: Attributes>(obj: &N, tag: Tag) -> Option<Cow<'_, str>> {
+    text(obj, tag).map(|s| {
+        if s.bytes().any(|b| b.is_ascii_lowercase()) {
+            Cow::Owned(s.to_ascii_uppercase())
+        } else {
+            s
+        }
+    })
 }
 
 /// Strips the NUL and space padding DICOM values may carry at either end.
