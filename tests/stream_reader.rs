@@ -77,3 +77,54 @@ fn stream_reader_equals_dicom_rs_on_a_generated_cohort() {
     assert!(srs > 100 && points > 10_000, "{files} {srs} {points}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A shard reads another shard's file only up to its PatientID: a landmark SR cut in half
+/// is `Foreign` for the other shard (the cut was never reached) and broken for its own.
+#[test]
+fn a_shard_stops_at_the_patient_id_of_another_shards_file() {
+    use plumbline_ingest::cohort::shard_of;
+    use plumbline_ingest::scan::Foreign;
+    let src = repo_root().join("fixtures/cohort-small/dicom");
+    let (files, _) = list_files(&src).unwrap();
+    let sr = files
+        .iter()
+        .find(|f| {
+            matches!(
+                scan_file(f, &ScanOptions::default()).0,
+                FileOutcome::Landmarks(_)
+            )
+        })
+        .expect("the committed cohort has SRs");
+    let FileOutcome::Landmarks(doc) = scan_file(sr, &ScanOptions::default()).0 else {
+        unreachable!()
+    };
+    let bytes = std::fs::read(sr).unwrap();
+    let dir = std::env::temp_dir().join(format!("plumbline-shard-stop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cut = dir.join("cut.dcm");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let own = shard_of(&doc.patient_id, 2);
+    let other = ScanOptions {
+        shard: Some((1 - own, 2)),
+        ..ScanOptions::default()
+    };
+    let mine = ScanOptions {
+        shard: Some((own, 2)),
+        ..ScanOptions::default()
+    };
+    assert_eq!(
+        scan_file(&cut, &other).0,
+        FileOutcome::Foreign(Foreign::LandmarkSr)
+    );
+    let (outcome, issues) = scan_file(&cut, &mine);
+    assert_eq!(outcome, FileOutcome::Broken);
+    // The refusal names the patient, so it lands in that patient's shard.
+    assert_eq!(issues[0].patient_id, doc.patient_id);
+    // The whole file: read in full by its own shard, skipped by the other.
+    assert!(matches!(scan_file(sr, &mine).0, FileOutcome::Landmarks(_)));
+    assert_eq!(
+        scan_file(sr, &other).0,
+        FileOutcome::Foreign(Foreign::LandmarkSr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

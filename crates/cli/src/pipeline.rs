@@ -476,6 +476,7 @@ impl Pipeline {
             vocab: self.vocab.clone(),
             depth_cap: self.depth_cap,
             landmark_map: Default::default(),
+            shard: None,
         }
     }
 

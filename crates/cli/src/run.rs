@@ -490,6 +490,7 @@ fn check_inputs(opts: &RunOptions) -> Result<Checked, RunError> {
         clinical_issues,
         scan_options: ScanOptions {
             landmark_map,
+            shard: opts.shard.map(|s| (s.k, s.n)),
             ..opts.pipeline.scan_options()
         },
     })
@@ -854,13 +855,9 @@ pub fn parse_shard(
     Ok(Some(Shard { k, n, source }))
 }
 
-/// The shard (0-based) a patient belongs to: the first 8 bytes of SHA-256(PatientID),
-/// little-endian, modulo the shard count. Stable across machines and versions.
-pub fn shard_of(patient_id: &str, n: usize) -> usize {
-    use sha2::{Digest, Sha256};
-    let h = Sha256::digest(patient_id.as_bytes());
-    (u64::from_le_bytes(h[..8].try_into().expect("8 bytes")) % n as u64) as usize
-}
+/// The shard (0-based) a patient belongs to (defined in ingest, where the scan also uses
+/// it to skip other shards' files).
+pub use plumbline_ingest::cohort::shard_of;
 
 /// The files a shard adds for `plumbline merge`: its readings in full, its clinical rows,
 /// its overlay list and `shard.json` (shard number, pipeline text, input counts).

@@ -16,10 +16,13 @@
 //!
 //! Why a JSON-lines journal rather than SQLite or redb: the only operations are "append
 //! one finished file" and "load all at start", which an append-only file does with no
-//! dependency and no compile cost; a line is written with one `write` call, so a kill
-//! leaves at worst a torn last line, which the loader skips (that file is read again).
-//! Lines reach the operating system at once, so a killed process loses nothing; a power
-//! cut may lose the last lines, which are then simply read again.
+//! dependency and no compile cost.
+//!
+//! The scan's threads do not wait for each other to record: each thread serialises its
+//! lines into its own buffer, and a full buffer (1 MiB of whole lines) goes to the file
+//! with one `write` call under a lock held only for that call; the rest are written when
+//! the cache is dropped. A kill loses at most the lines still in the buffers (those files
+//! are read again on resume) and leaves at worst a torn last line, which the loader skips.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -151,6 +154,9 @@ struct Entry {
 pub struct ScanCache {
     entries: HashMap<PathBuf, (FileKey, FileOutcome, Vec<QcIssue>)>,
     file: Mutex<File>,
+    /// Whole lines not yet written, one buffer per thread of the pool that scans (by
+    /// rayon's thread index; the last one for any other thread).
+    pending: Vec<Mutex<Vec<u8>>>,
     discarded: Option<String>,
     read: AtomicUsize,
     reused: AtomicUsize,
@@ -220,6 +226,9 @@ impl ScanCache {
         Ok(ScanCache {
             entries,
             file: Mutex::new(file),
+            pending: (0..=rayon::current_num_threads())
+                .map(|_| Mutex::new(Vec::new()))
+                .collect(),
             discarded,
             read: AtomicUsize::new(0),
             reused: AtomicUsize::new(0),
@@ -239,7 +248,10 @@ impl ScanCache {
         }
         let r = scan_file(path, opts);
         self.read.fetch_add(1, Ordering::Relaxed);
-        if let Some(k) = key {
+        // A file of another shard was not read in full: nothing to record.
+        if let Some(k) = key
+            && !matches!(r.0, FileOutcome::Foreign(_))
+        {
             self.record(path, &k, &r.0, &r.1);
         }
         r
@@ -278,8 +290,39 @@ impl ScanCache {
             return;
         };
         line.push(b'\n');
+        let last = self.pending.len() - 1;
+        let slot = rayon::current_thread_index().map_or(last, |i| i.min(last));
+        let Ok(mut buf) = self.pending[slot].lock() else {
+            return;
+        };
+        buf.extend_from_slice(&line);
+        if buf.len() >= BATCH {
+            self.write_out(&mut buf);
+        }
+    }
+
+    /// Appends whole lines to the journal (one `write` call) and empties `buf`.
+    fn write_out(&self, buf: &mut Vec<u8>) {
         if let Ok(mut f) = self.file.lock() {
-            let _ = f.write_all(&line);
+            let _ = f.write_all(buf);
+        }
+        buf.clear();
+    }
+}
+
+/// How many bytes of lines a thread gathers before writing them.
+const BATCH: usize = 1 << 20;
+
+impl Drop for ScanCache {
+    /// Writes the lines still buffered.
+    fn drop(&mut self) {
+        for slot in &self.pending {
+            if let Ok(mut buf) = slot.lock()
+                && !buf.is_empty()
+            {
+                let mut lines = std::mem::take(&mut *buf);
+                self.write_out(&mut lines);
+            }
         }
     }
 }

@@ -281,6 +281,16 @@ pub fn text_of<A: Attributes>(a: &A, tag: Tag) -> Option<String> {
     (!v.is_empty()).then(|| v.to_string())
 }
 
+/// A file [`read_file`] refused: why, and its PatientID when the walk got that far (so
+/// that the QC issue goes to that patient's shard, the one that reads the file in full).
+#[derive(Clone, Debug)]
+pub struct Refused {
+    /// What is wrong and where.
+    pub error: PrecheckError,
+    /// The top-level PatientID (trimmed), empty when not reached or absent.
+    pub patient_id: String,
+}
+
 /// Reads `path` once (see the module documentation). `keep` is asked about the PatientID
 /// (empty when absent) as soon as it is known; when it says no, the walk stops there and
 /// [`Header::foreign`] is set.
@@ -288,15 +298,19 @@ pub fn read_file(
     path: &Path,
     limits: &Limits,
     keep: Option<&dyn Fn(&str) -> bool>,
-) -> Result<Header, PrecheckError> {
+) -> Result<Header, Refused> {
     let io = |e: std::io::Error| PrecheckError {
         problem: Problem::Io,
         offset: 0,
         declared_len: None,
         message: format!("cannot read the file: {e}"),
     };
-    let file = File::open(path).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
+    let refused = |error| Refused {
+        error,
+        patient_id: String::new(),
+    };
+    let file = File::open(path).map_err(io).map_err(refused)?;
+    let len = file.metadata().map_err(io).map_err(refused)?.len();
     let arena: Arena = Rc::new(OnceCell::new());
     let mut c = Collector {
         header: Header {
@@ -315,12 +329,17 @@ pub fn read_file(
         patient_id: String::new(),
         asked: keep.is_none(),
     };
-    walk(
+    if let Err(error) = walk(
         BufReader::with_capacity(256 << 10, file),
         len,
         limits,
         &mut c,
-    )?;
+    ) {
+        return Err(Refused {
+            error,
+            patient_id: c.patient_id,
+        });
+    }
     let _ = c.arena.set(std::mem::take(&mut c.bytes).into_boxed_slice());
     Ok(c.header)
 }

@@ -61,6 +61,11 @@ pub struct ScanOptions {
     /// The image (and reader) of each Slicer markups file in patient mm, by file name
     /// (`--landmark-map`).
     pub landmark_map: markups::LandmarkMap,
+    /// Only shard `k` of `n` of the patients ([`crate::cohort::shard_of`]): a DICOM file
+    /// of another shard's patient is read up to its PatientID only and comes back as
+    /// [`FileOutcome::Foreign`]. A file without PatientID is read in full (grouping
+    /// decides where it belongs).
+    pub shard: Option<(usize, usize)>,
 }
 
 impl Default for ScanOptions {
@@ -69,6 +74,7 @@ impl Default for ScanOptions {
             vocab: Vocabulary::default(),
             depth_cap: DEFAULT_DEPTH_CAP,
             landmark_map: markups::LandmarkMap::new(),
+            shard: None,
         }
     }
 }
@@ -94,6 +100,8 @@ impl ScanOptions {
             vocab,
             depth_cap,
             landmark_map,
+            // Not part of what a file gives: a file of another shard is never recorded.
+            shard: _,
         } = self;
         vec![
             ("pipeline vocabulary", vocab.canonical_text()),
@@ -273,18 +281,28 @@ pub fn scan_with(
         .num_threads(rayon::current_num_threads())
         .stack_size(SCAN_STACK_BYTES)
         .build();
+    // The work is split by bytes, not by file count: files are handed out biggest first,
+    // one at a time (rayon steals them as threads free up), so the threads finish
+    // together; the results are put back in path order.
     let work = || -> Vec<(FileOutcome, Vec<QcIssue>)> {
-        files
+        let sizes: Vec<u64> = files.par_iter().map(|p| source.size_hint(p)).collect();
+        let mut order: Vec<usize> = (0..files.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
+        let mut done: Vec<(usize, (FileOutcome, Vec<QcIssue>))> = order
             .par_iter()
-            .map(|p| {
+            .with_max_len(1)
+            .map(|&i| {
+                let p = &files[i];
                 let r = match source.open(p) {
                     Ok(local) => read(&local, opts),
                     Err(e) => broken(p, codes::BROKEN_FILE, format!("cannot open: {e}")),
                 };
                 on_file(&r.0);
-                r
+                (i, r)
             })
-            .collect()
+            .collect();
+        done.sort_unstable_by_key(|d| d.0);
+        done.into_iter().map(|d| d.1).collect()
     };
     let outcomes = match pool {
         Ok(pool) => pool.install(work),
@@ -355,9 +373,17 @@ fn broken(path: &Path, code: &'static str, message: String) -> (FileOutcome, Vec
     )
 }
 
-/// Reads one file; returns what it is and the problems found.
+/// Reads one file; returns what it is and the problems found. With
+/// [`ScanOptions::shard`], a DICOM file of another shard's patient is read only up to its
+/// PatientID ([`FileOutcome::Foreign`]).
 pub fn scan_file(path: &Path, opts: &ScanOptions) -> (FileOutcome, Vec<QcIssue>) {
-    scan_file_keeping(path, opts, None)
+    match opts.shard {
+        None => scan_file_keeping(path, opts, None),
+        Some((k, n)) => {
+            let ours = |pid: &str| pid.is_empty() || crate::cohort::shard_of(pid, n) == k;
+            scan_file_keeping(path, opts, Some(&ours))
+        }
+    }
 }
 
 /// [`scan_file`], reading a DICOM file once with the stream reader
@@ -374,7 +400,14 @@ pub fn scan_file_keeping(
     let limits = precheck::Limits::for_depth_cap(opts.depth_cap);
     let h = match crate::dataset::read_file(path, &limits, keep) {
         Ok(h) => h,
-        Err(e) => return refused(path, &e),
+        Err(r) => {
+            let (outcome, issues) = refused(path, &r.error);
+            let issues = issues
+                .into_iter()
+                .map(|i| i.with_ids("", &r.patient_id))
+                .collect();
+            return (outcome, issues);
+        }
     };
     if let Some(why) = unreadable_syntax(&h.transfer_syntax) {
         return broken(

@@ -17,6 +17,12 @@ pub trait Source: Sync {
     fn list(&self) -> Result<(Vec<PathBuf>, Vec<QcIssue>), ScanError>;
     /// A local file holding the entry's bytes (a folder's entry is that file already).
     fn open(&self, entry: &Path) -> std::io::Result<PathBuf>;
+    /// About how many bytes reading the entry costs, when known without reading it (0
+    /// when not): the scan starts with the biggest entries so that no thread is left
+    /// alone with a big one at the end.
+    fn size_hint(&self, _entry: &Path) -> u64 {
+        0
+    }
 }
 
 /// A folder of files, read at any depth and never written to.
@@ -49,5 +55,10 @@ impl Source for Folder {
 
     fn open(&self, entry: &Path) -> std::io::Result<PathBuf> {
         Ok(entry.to_path_buf())
+    }
+
+    /// The file's length.
+    fn size_hint(&self, entry: &Path) -> u64 {
+        std::fs::metadata(entry).map_or(0, |m| m.len())
     }
 }

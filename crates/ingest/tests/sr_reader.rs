@@ -437,7 +437,9 @@ fn through_a_file(obj: &InMemDicomObject, vocab: &Vocabulary, cap: usize) -> Lan
         .join()
         .unwrap();
     let limits = plumbline_ingest::precheck::Limits::for_depth_cap(cap);
-    let header = plumbline_ingest::dataset::read_file(&file, &limits, None).unwrap();
+    let header = plumbline_ingest::dataset::read_file(&file, &limits, None)
+        .map_err(|r| r.error)
+        .unwrap();
     std::fs::remove_file(&file).unwrap();
     read_sr(&header.root, Path::new("mem/sr.dcm"), vocab, cap)
 }
