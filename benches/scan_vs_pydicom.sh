@@ -129,7 +129,7 @@ EOF
 echo
 echo "plumbline: $best_s s wall (faster of 2 runs; scan stage ${pl_scan} s), $best_kb KB peak RSS," \
     "$pl_files files ($pl_images images, $pl_srs SRs, $pl_points points), 2 threads"
-echo "pydicom:   $py_s s (python process: $py_wall s wall, $py_kb KB peak RSS of one process)," \
+echo "pydicom:   $(printf %.1f "$py_s") s (python process: $py_wall s wall, $py_kb KB peak RSS of one process)," \
     "$py_files files ($py_images images, $py_srs SRs, $py_points points), 2 processes"
 if [[ "$pl_points" != "n/a" && "$pl_points" != "$py_points" ]]; then
     echo "WARNING: the two found different numbers of points ($pl_points vs $py_points)"

@@ -104,20 +104,18 @@ fn describe_landmarks(s: &mut String, doc: &LandmarkDoc) {
     }
     for p in &doc.points {
         // Slicer markups in mm meet their image's geometry only in a run.
-        let at = match p.lps {
-            Some([x, y, z]) => format!("LPS ({x:.3}, {y:.3}, {z:.3}) mm"),
-            None => format!("col {:>10.3} row {:>10.3}", p.col, p.row),
+        let at = match (p.lps(), p.pixel()) {
+            (Some([x, y, z]), _) => format!("LPS ({x:.3}, {y:.3}, {z:.3}) mm"),
+            (None, Some((col, row))) => format!("col {col:>10.3} row {row:>10.3}"),
+            (None, None) => String::new(),
         };
+        let observer = doc.observer(p);
         let _ = writeln!(
             s,
             "    {:<14} {at}  image {}  reader {}",
             p.landmark.to_string(),
-            p.image_uid,
-            if p.observer.is_empty() {
-                "-"
-            } else {
-                &p.observer
-            }
+            doc.image_uid(p),
+            if observer.is_empty() { "-" } else { observer }
         );
     }
 }

@@ -49,7 +49,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 pub const JOURNAL: &str = ".plumbline/scan-journal.jsonl";
 
 /// Version of the record's line format (the header's `plumbline_work_record`).
-const FORMAT: u32 = 4;
+const FORMAT: u32 = 5;
 
 /// A file's identity for reuse.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -384,7 +384,7 @@ mod tests {
             .unwrap();
             assert_eq!(again, line, "{}", f.display());
             let nan = match &o {
-                FileOutcome::Landmarks(d) => d.points.iter().filter(|p| p.lps.is_some()).count(),
+                FileOutcome::Landmarks(d) => d.points.iter().filter(|p| p.lps().is_some()).count(),
                 _ => 0,
             };
             mm_points += nan;

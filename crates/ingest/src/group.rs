@@ -2,14 +2,15 @@
 //! timepoint, and groups the result into patient -> timepoint -> observer -> {lateral,
 //! AP} landmark sets in mm.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use plumbline_geometry::{Landmark, OrientationSource, ViewKind, ViewLandmarks};
 
 use crate::clinical::ClinicalTable;
 use crate::qc::{QcIssue, Severity, codes};
-use crate::records::{ImageRecord, LandmarkDoc, Orientation, SpacingSource};
+use crate::records::{ImageRecord, LandmarkDoc, Orientation, Position, SpacingSource};
 use crate::scan::ScanResult;
 
 /// Which study a timepoint takes when several fall into its window.
@@ -204,7 +205,7 @@ fn dedupe_images(
 }
 
 /// A point's pixel position and where it came from.
-type Placed = (f64, f64, PathBuf);
+type Placed = (f64, f64, Arc<Path>);
 
 /// The points of each (image UID, observer), by landmark, with every placement found.
 type PointSets = BTreeMap<(String, String), BTreeMap<Landmark, Vec<Placed>>>;
@@ -338,16 +339,22 @@ fn join_doc(
     missing: &mut BTreeSet<(PathBuf, String)>,
     issues: &mut Vec<QcIssue>,
 ) {
+    let path: Arc<Path> = Arc::from(doc.path.as_path());
+    // This document's points by (image, reader) index, moved into `sets` at the end: one
+    // key built per pair, not per point.
+    let mut here: HashMap<(u32, u32), BTreeMap<Landmark, Vec<Placed>>> = HashMap::new();
     for p in &doc.points {
-        let Some(im) = images.get(&p.image_uid) else {
-            missing.insert((doc.path.clone(), p.image_uid.clone()));
+        let uid = doc.image_uid(p);
+        let Some(im) = images.get(uid) else {
+            missing.insert((doc.path.clone(), uid.to_string()));
             continue;
         };
         // A Slicer markups position in patient mm: back to pixels through the geometry
         // ITK gives the image; a point off the image plane was not placed on it.
-        let (col, row) = match p.lps {
-            None => (p.col, p.row),
-            Some(lps) => {
+        let (col, row) = match p.at {
+            Position::Pixel32([c, r]) => (f64::from(c), f64::from(r)),
+            Position::Pixel([c, r]) => (c, r),
+            Position::Lps(lps) => {
                 let (c, r, off) = im.itk.to_pixel(lps);
                 if off.abs() > MAX_OFF_PLANE_MM {
                     issues.push(
@@ -358,7 +365,7 @@ fn join_doc(
                             format!(
                                 "{} at LPS ({:.3}, {:.3}, {:.3}) mm lies {off:.3} mm off the plane of image {} \
                                  (more than {MAX_OFF_PLANE_MM} mm), so it was not placed on that image; not used",
-                                p.landmark, lps[0], lps[1], lps[2], p.image_uid
+                                p.landmark, lps[0], lps[1], lps[2], uid
                             ),
                         )
                         .with_ids(&doc.sop_instance_uid, &im.patient_id),
@@ -377,7 +384,7 @@ fn join_doc(
                     codes::POINT_OUT_OF_BOUNDS,
                     format!(
                         "{} at column {}, row {} lies outside image {} ({} x {} pixels); not used",
-                        p.landmark, col, row, p.image_uid, im.cols, im.rows
+                        p.landmark, col, row, uid, im.cols, im.rows
                     ),
                 )
                 .with_ids(&doc.sop_instance_uid, &im.patient_id),
@@ -394,7 +401,7 @@ fn join_doc(
                         "{} references frame {} of image {}, which has {} frame(s); not used",
                         p.landmark,
                         p.frame.unwrap_or(0),
-                        p.image_uid,
+                        uid,
                         im.number_of_frames
                     ),
                 )
@@ -402,11 +409,21 @@ fn join_doc(
             );
             continue;
         }
-        sets.entry((p.image_uid.clone(), p.observer.clone()))
+        here.entry((p.image, p.observer))
             .or_default()
             .entry(p.landmark)
             .or_default()
-            .push((col, row, doc.path.clone()));
+            .push((col, row, Arc::clone(&path)));
+    }
+    for ((image, observer), lms) in here {
+        let key = (
+            doc.images[image as usize].clone(),
+            doc.observers[observer as usize].clone(),
+        );
+        let set = sets.entry(key).or_default();
+        for (lm, placed) in lms {
+            set.entry(lm).or_default().extend(placed);
+        }
     }
 }
 

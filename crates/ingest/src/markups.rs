@@ -43,7 +43,7 @@
 //! for the file, else the SOP Instance UID the file name starts with
 //! (`2.25.1234_lateral.mrk.json`); the map can name the reader too. A markup tied to no
 //! image is refused with one issue saying how to tie it. Positions stay in LPS mm
-//! ([`RawPoint::lps`]) until the point meets its image, whose [`crate::ItkGeometry`] (the
+//! ([`crate::records::Position::Lps`]) until the point meets its image, whose [`crate::ItkGeometry`] (the
 //! origin, spacing and axes ITK's GDCM reader, and so Slicer's DICOM import, gives it)
 //! turns them into pixels; a point more than 0.5 mm off the image plane is not used. An
 //! unknown `coordinateSystem` is refused rather than guessed (Slicer itself clamps it to
@@ -94,7 +94,7 @@ use serde_json::Value;
 
 use crate::clinical::{LineCounter, csv_reader, csv_text, separator_hint};
 use crate::qc::{QcIssue, Severity, codes};
-use crate::records::{LandmarkDoc, RawPoint};
+use crate::records::{LandmarkDoc, Position};
 use crate::vocab::Vocabulary;
 
 /// What to add to a markup so that Plumbline can read it.
@@ -148,9 +148,9 @@ fn show(v: &Value) -> String {
 /// let doc = read_slicer_markups(&path, &Vocabulary::default());
 /// assert!(doc.issues.is_empty());
 /// let p = &doc.points[0];
-/// assert_eq!((p.image_uid.as_str(), p.col, p.row), ("1.2.3.4", 812.5, 410.0));
+/// assert_eq!((doc.image_uid(p), p.pixel()), ("1.2.3.4", Some((812.5, 410.0))));
 /// assert_eq!(p.landmark.to_string(), "C7_centroid");
-/// assert_eq!(p.observer, "Reader^One");
+/// assert_eq!(doc.observer(p), "Reader^One");
 /// # std::fs::remove_file(&path).unwrap();
 /// ```
 pub fn read_slicer_markups(path: &Path, vocab: &Vocabulary) -> LandmarkDoc {
@@ -566,8 +566,8 @@ impl Markup<'_> {
             return;
         };
         let Some(landmark) = landmark else { return };
-        let point = self.point(landmark, &xyz, &at, doc);
-        doc.points.push(point);
+        let at = self.point(&xyz, &at, doc);
+        doc.push_point(landmark, self.uid, self.observer, None, at);
     }
 
     /// A control point's `position`: two or three finite numbers; else `None` and an
@@ -593,23 +593,11 @@ impl Markup<'_> {
     /// The point at position `xyz`: in LPS mm for a markup in patient mm (placed on its
     /// image when joined, by `ItkGeometry::to_pixel`), else in pixels (a third value other
     /// than 0 is ignored, with a warning).
-    fn point(&self, landmark: Landmark, xyz: &[f64], at: &str, doc: &mut LandmarkDoc) -> RawPoint {
-        let mut point = RawPoint {
-            source: self.path.to_path_buf(),
-            source_uid: String::new(),
-            landmark,
-            image_uid: self.uid.to_string(),
-            frame: None,
-            col: f64::NAN,
-            row: f64::NAN,
-            observer: self.observer.to_string(),
-            lps: None,
-        };
+    fn point(&self, xyz: &[f64], at: &str, doc: &mut LandmarkDoc) -> Position {
         if let Some(scale) = self.mm_scale {
             let sign = if self.ras { -1.0 } else { 1.0 };
             let z = xyz.get(2).copied().unwrap_or(0.0);
-            point.lps = Some([sign * xyz[0] * scale, sign * xyz[1] * scale, z * scale]);
-            return point;
+            return Position::Lps([sign * xyz[0] * scale, sign * xyz[1] * scale, z * scale]);
         }
         if xyz.get(2).is_some_and(|&z| z != 0.0) {
             doc.issues.push(self.issue(
@@ -618,8 +606,7 @@ impl Markup<'_> {
                 format!("{at}: position has third value {}, not 0; ignored (pixel positions are [column, row, 0])", xyz[2]),
             ));
         }
-        (point.col, point.row) = (xyz[0], xyz[1]);
-        point
+        Position::Pixel([xyz[0], xyz[1]])
     }
 }
 
@@ -816,17 +803,7 @@ impl CsvRows<'_> {
         let observer = c
             .observer
             .map_or("", |o| record.get(o).unwrap_or("").trim());
-        doc.points.push(RawPoint {
-            source: path.to_path_buf(),
-            source_uid: String::new(),
-            landmark,
-            image_uid: uid.to_string(),
-            frame: None,
-            col,
-            row,
-            observer: observer.to_string(),
-            lps: None,
-        });
+        doc.push_point(landmark, uid, observer, None, Position::Pixel([col, row]));
     }
 
     /// The landmark, column and row of a record with the right number of fields (its
@@ -925,12 +902,13 @@ mod tests {
         doc.points
             .iter()
             .map(|p| {
+                let (col, row) = p.pixel().expect("pixels");
                 (
-                    p.image_uid.clone(),
+                    doc.image_uid(p).to_string(),
                     p.landmark.to_string(),
-                    p.col,
-                    p.row,
-                    p.observer.clone(),
+                    col,
+                    row,
+                    doc.observer(p).to_string(),
                 )
             })
             .collect()
@@ -972,11 +950,12 @@ mod tests {
                 ),
             ]
         );
+        assert_eq!(
+            (doc.path.as_path(), doc.sop_instance_uid.as_str()),
+            (path.as_path(), "")
+        );
         for p in &doc.points {
-            assert_eq!(
-                (p.source.as_path(), p.source_uid.as_str(), p.frame),
-                (path.as_path(), "", None)
-            );
+            assert_eq!(p.frame, None);
         }
     }
 
@@ -1151,11 +1130,12 @@ mod tests {
                 ),
             ]
         );
+        assert_eq!(
+            (doc.path.as_path(), doc.sop_instance_uid.as_str()),
+            (path.as_path(), "")
+        );
         for p in &doc.points {
-            assert_eq!(
-                (p.source.as_path(), p.source_uid.as_str(), p.frame),
-                (path.as_path(), "", None)
-            );
+            assert_eq!(p.frame, None);
         }
     }
 
@@ -1200,10 +1180,10 @@ mod tests {
             let doc = read_slicer_markups(&p, &Vocabulary::default());
             assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
             let pt = &doc.points[0];
-            assert_eq!(pt.image_uid, "1.2.826.0.1.99");
-            assert_eq!(pt.observer, "");
-            assert!(pt.col.is_nan() && pt.row.is_nan());
-            let got = pt.lps.unwrap();
+            assert_eq!(doc.image_uid(pt), "1.2.826.0.1.99");
+            assert_eq!(doc.observer(pt), "");
+            assert_eq!(pt.pixel(), None);
+            let got = pt.lps().unwrap();
             for k in 0..3 {
                 assert!(
                     (got[k] - want[k]).abs() < 1e-15,
@@ -1221,10 +1201,7 @@ mod tests {
         let doc = read_slicer_markups_with(&p, &Vocabulary::default(), &map);
         assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
         assert_eq!(
-            (
-                doc.points[0].image_uid.as_str(),
-                doc.points[0].observer.as_str()
-            ),
+            (doc.image_uid(&doc.points[0]), doc.observer(&doc.points[0])),
             ("1.2.3.4", "Reader^One")
         );
         // An unknown coordinate system is refused, not guessed (Slicer clamps it to RAS).

@@ -166,33 +166,64 @@ impl ItkGeometry {
     }
 }
 
+/// Where a landmark point lies, as its file gave it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Position {
+    /// Column and row in pixels ((0,0) = outer top-left corner of the image) as an SR
+    /// stores them: float32 (FL). Widened to f64 exactly when used.
+    Pixel32([f32; 2]),
+    /// Column and row in pixels as decimal text gives them (a landmark CSV, an SR's FD
+    /// GraphicData, Slicer markups in pixels), read as f64.
+    Pixel([f64; 2]),
+    /// A 3D Slicer markups position in patient LPS mm: turned into pixels when the point
+    /// is joined with its image, whose [`ItkGeometry`] places it.
+    Lps([f64; 3]),
+}
+
 /// One landmark point as read from an SR, a Slicer Markups JSON or a CSV, before it
-/// is joined with its image.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// is joined with its image: a few tens of bytes, its image and reader kept once per
+/// document ([`LandmarkDoc::images`], [`LandmarkDoc::observers`]) and its file in the
+/// document.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RawPoint {
-    /// The file it came from.
-    pub source: PathBuf,
-    /// SOP Instance UID of the SR it came from (empty for JSON/CSV).
-    pub source_uid: String,
     /// The canonical landmark.
     pub landmark: Landmark,
-    /// SOP Instance UID of the image it lies on.
-    pub image_uid: String,
+    /// The image it lies on: an index into [`LandmarkDoc::images`].
+    pub image: u32,
+    /// The reader: an index into [`LandmarkDoc::observers`].
+    pub observer: u32,
     /// Referenced frame number (1-based), when given.
     pub frame: Option<u32>,
-    /// Column in pixels ((0,0) = outer top-left corner of the image); NaN for a Slicer
-    /// position in mm until it is joined with its image (see `lps`).
-    #[serde(with = "nan_as_null")]
-    pub col: f64,
-    /// Row in pixels (NaN like `col`).
-    #[serde(with = "nan_as_null")]
-    pub row: f64,
-    /// The reader: Person Observer Name as stored, or empty when none is given.
-    pub observer: String,
-    /// A 3D Slicer markups position in patient LPS mm, when the point came as one: then
-    /// `col` and `row` are NaN until the point is joined with its image, whose
-    /// [`ItkGeometry`] turns it into pixels.
-    pub lps: Option<[f64; 3]>,
+    /// Where it lies.
+    pub at: Position,
+}
+
+impl RawPoint {
+    /// Column and row in pixels, when the point was given in pixels.
+    ///
+    /// ```
+    /// use plumbline_ingest::records::{Position, RawPoint};
+    /// let p = RawPoint { landmark: "C7_centroid".parse().unwrap(), image: 0, observer: 0,
+    ///                    frame: None, at: Position::Pixel32([10.5, 20.25]) };
+    /// assert_eq!(p.pixel(), Some((10.5, 20.25)));
+    /// assert_eq!(p.lps(), None);
+    /// ```
+    pub fn pixel(&self) -> Option<(f64, f64)> {
+        match self.at {
+            Position::Pixel32([c, r]) => Some((f64::from(c), f64::from(r))),
+            Position::Pixel([c, r]) => Some((c, r)),
+            Position::Lps(_) => None,
+        }
+    }
+
+    /// The Slicer position in patient LPS mm, when the point came as one.
+    pub fn lps(&self) -> Option<[f64; 3]> {
+        match self.at {
+            Position::Lps(p) => Some(p),
+            _ => None,
+        }
+    }
 }
 
 /// What a landmark document (SR, JSON or CSV) yields.
@@ -209,28 +240,76 @@ pub struct LandmarkDoc {
     /// Images listed in the SR's evidence (CurrentRequestedProcedureEvidenceSequence and
     /// PertinentOtherEvidenceSequence), SOP Instance UIDs in document order.
     pub evidence: Vec<String>,
+    /// The SOP Instance UIDs the points lie on, each once, in order of first use.
+    pub images: Vec<String>,
+    /// The readers of the points (Person Observer Name as stored, empty for none), each
+    /// once, in order of first use.
+    pub observers: Vec<String>,
     /// The named, located points.
     pub points: Vec<RawPoint>,
     /// Problems found while reading (unnamed points, unsupported graphics, depth cap...).
     pub issues: Vec<QcIssue>,
 }
 
-/// A coordinate that may be NaN (not yet known) as JSON: NaN as `null` and back, since
-/// JSON has no NaN (the work record stores these points).
-mod nan_as_null {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Writes `v`, NaN as `null`.
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_nan() {
-            s.serialize_none()
-        } else {
-            s.serialize_f64(*v)
-        }
+impl LandmarkDoc {
+    /// The SOP Instance UID of the image `p` lies on.
+    pub fn image_uid(&self, p: &RawPoint) -> &str {
+        self.images.get(p.image as usize).map_or("", String::as_str)
     }
 
-    /// Reads a number, `null` as NaN.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    /// The reader of `p` (empty when none is named).
+    pub fn observer(&self, p: &RawPoint) -> &str {
+        self.observers
+            .get(p.observer as usize)
+            .map_or("", String::as_str)
+    }
+
+    /// Adds a point, keeping its image and reader once in the document.
+    ///
+    /// ```
+    /// use plumbline_ingest::LandmarkDoc;
+    /// use plumbline_ingest::records::Position;
+    /// let mut doc = LandmarkDoc::default();
+    /// let lm = "C7_centroid".parse().unwrap();
+    /// doc.push_point(lm, "1.2.3", "Reader^A", None, Position::Pixel([1.0, 2.0]));
+    /// doc.push_point(lm, "1.2.3", "Reader^B", Some(2), Position::Pixel([3.0, 4.0]));
+    /// assert_eq!((doc.images.len(), doc.observers.len()), (1, 2));
+    /// assert_eq!(doc.observer(&doc.points[1]), "Reader^B");
+    /// assert_eq!(doc.image_uid(&doc.points[1]), "1.2.3");
+    /// ```
+    pub fn push_point(
+        &mut self,
+        landmark: Landmark,
+        image_uid: &str,
+        observer: &str,
+        frame: Option<u32>,
+        at: Position,
+    ) {
+        let image = intern(&mut self.images, image_uid);
+        let observer = intern(&mut self.observers, observer);
+        self.points.push(RawPoint {
+            landmark,
+            image,
+            observer,
+            frame,
+            at,
+        });
+    }
+}
+
+/// The index of `s` in `list`, added at the end when new. Lists are short (the images and
+/// readers of one document); the most recent entry is tried first.
+pub(crate) fn intern(list: &mut Vec<String>, s: &str) -> u32 {
+    if let Some(last) = list.len().checked_sub(1)
+        && list[last] == s
+    {
+        return last as u32;
+    }
+    match list.iter().position(|x| x == s) {
+        Some(i) => i as u32,
+        None => {
+            list.push(s.to_string());
+            (list.len() - 1) as u32
+        }
     }
 }

@@ -20,7 +20,7 @@ use plumbline_geometry::Landmark;
 
 use crate::dataset::Attributes;
 use crate::qc::{QcIssue, Severity, codes};
-use crate::records::{LandmarkDoc, RawPoint};
+use crate::records::{LandmarkDoc, Position, RawPoint, intern};
 use crate::vocab::Vocabulary;
 
 /// SOP classes read as landmark SRs: Comprehensive SR 1.2.840.10008.5.1.4.1.1.88.33,
@@ -100,6 +100,8 @@ pub fn read_sr<N: Attributes>(
         sop_instance_uid,
         patient_id,
         evidence: evidence_images(obj),
+        images: Vec::new(),
+        observers: Vec::new(),
         points: Vec::new(),
         issues: Vec::new(),
     };
@@ -128,6 +130,8 @@ pub fn read_sr<N: Attributes>(
         patient_id: reader.patient_id,
         study_instance_uid,
         evidence: reader.evidence,
+        images: reader.images,
+        observers: reader.observers,
         points: reader.points,
         issues: reader.issues,
     }
@@ -184,6 +188,10 @@ struct Reader<'v> {
     sop_instance_uid: String,
     patient_id: String,
     evidence: Vec<String>,
+    /// [`LandmarkDoc::images`] so far.
+    images: Vec<String>,
+    /// [`LandmarkDoc::observers`] so far.
+    observers: Vec<String>,
     points: Vec<RawPoint>,
     issues: Vec<QcIssue>,
 }
@@ -340,7 +348,7 @@ impl Reader<'_> {
             naming: &naming,
             stack,
         };
-        let Some((col, row)) = self.point_position(item, &naming, &what) else {
+        let Some(at) = self.point_position(item, &naming, &what) else {
             return;
         };
         let Some(landmark) = naming.landmark else {
@@ -361,21 +369,15 @@ impl Reader<'_> {
             );
         }
 
-        let observer = stack
-            .last()
-            .map(|f| f.observer.to_string())
-            .unwrap_or_default();
-        self.points.push(RawPoint {
-            source: self.path.to_path_buf(),
-            source_uid: self.sop_instance_uid.clone(),
+        let observer = stack.last().map_or("", |f| &*f.observer);
+        let point = RawPoint {
             landmark,
-            image_uid,
+            image: intern(&mut self.images, &image_uid),
+            observer: intern(&mut self.observers, observer),
             frame,
-            col,
-            row,
-            observer,
-            lps: None,
-        });
+            at,
+        };
+        self.points.push(point);
     }
 
     /// The (column, row) of a SCOORD point (`what` describes it in messages); `None`, and
@@ -385,7 +387,7 @@ impl Reader<'_> {
         item: &N,
         naming: &Naming,
         what: &dyn fmt::Display,
-    ) -> Option<(f64, f64)> {
+    ) -> Option<Position> {
         // Cornerstone's ArrowAnnotate: the arrowhead is the landmark. Cornerstone 3D's tool
         // keeps the head in `points[0]` (`arrowFirst` defaults to true; the head is drawn
         // at `canvasCoordinates[0]`), and `@cornerstonejs/adapters` 5 writes the POLYLINE
@@ -787,11 +789,14 @@ fn selected_image<N: Attributes>(item: &N) -> ImageRef {
 
 /// GraphicData of a POINT: exactly (column, row), finite, stored as floats; with
 /// `arrow`, the first vertex of an ArrowAnnotate POLYLINE of one or two vertices (its head).
-fn graphic_point<N: Attributes>(item: &N, arrow: bool) -> Result<(f64, f64), String> {
+fn graphic_point<N: Attributes>(item: &N, arrow: bool) -> Result<Position, String> {
     let Some(vr) = item.vr(tags::GRAPHIC_DATA) else {
         return Err("it has no GraphicData".to_string());
     };
-    let values: Vec<f64> = match item.value(tags::GRAPHIC_DATA).as_deref() {
+    let value = item.value(tags::GRAPHIC_DATA);
+    // FL values are kept as float32, as stored.
+    let single = matches!(value.as_deref(), Some(PrimitiveValue::F32(_)));
+    let values: Vec<f64> = match value.as_deref() {
         Some(PrimitiveValue::F32(v)) => v.iter().map(|&x| f64::from(x)).collect(),
         Some(PrimitiveValue::F64(v)) => v.to_vec(),
         Some(PrimitiveValue::Empty) => Vec::new(),
@@ -819,7 +824,11 @@ fn graphic_point<N: Attributes>(item: &N, arrow: bool) -> Result<(f64, f64), Str
         }
     };
     match head {
-        (col, row) if col.is_finite() && row.is_finite() => Ok((col, row)),
+        // Narrowing back is exact: the values were float32 to begin with.
+        (col, row) if col.is_finite() && row.is_finite() && single => {
+            Ok(Position::Pixel32([col as f32, row as f32]))
+        }
+        (col, row) if col.is_finite() && row.is_finite() => Ok(Position::Pixel([col, row])),
         (col, row) => Err(format!(
             "its GraphicData ({col}, {row}) is not a finite coordinate pair"
         )),

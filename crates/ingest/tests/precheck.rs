@@ -118,7 +118,13 @@ fn the_same_files_in_implicit_vr_and_big_endian_pass_and_read_alike() {
                     let key = |d: &plumbline_ingest::LandmarkDoc| {
                         d.points
                             .iter()
-                            .map(|p| (p.landmark.to_string(), p.col, p.row, p.image_uid.clone()))
+                            .map(|p| {
+                                (
+                                    p.landmark.to_string(),
+                                    p.pixel(),
+                                    d.image_uid(p).to_string(),
+                                )
+                            })
                             .collect::<Vec<_>>()
                     };
                     assert!(!a.points.is_empty());

@@ -11,6 +11,7 @@ use dicom_dictionary_std::{tags, uids};
 use dicom_object::InMemDicomObject;
 use plumbline_geometry::Landmark;
 use plumbline_ingest::qc::codes;
+use plumbline_ingest::records::{Position, RawPoint};
 use plumbline_ingest::sr::{DEFAULT_DEPTH_CAP, LANDMARK_SR_CLASSES, is_landmark_sr_class, read_sr};
 use plumbline_ingest::{LandmarkDoc, Severity, Vocabulary};
 
@@ -95,11 +96,11 @@ fn check_interop(name: &str) {
         .iter()
         .map(|p| {
             (
-                p.observer.clone(),
-                p.image_uid.clone(),
+                doc.observer(p).to_string(),
+                doc.image_uid(p).to_string(),
                 p.landmark.to_string(),
-                p.col.to_bits(),
-                p.row.to_bits(),
+                cr(p).0.to_bits(),
+                cr(p).1.to_bits(),
             )
         })
         .collect();
@@ -113,9 +114,8 @@ fn check_interop(name: &str) {
         got == want,
         "{name}: points differ; expected but not read: {missing:?}; read but not expected: {extra:?}"
     );
+    assert_eq!(doc.path, path);
     for p in &doc.points {
-        assert_eq!(p.source, path);
-        assert_eq!(p.source_uid, doc.sop_instance_uid);
         assert_eq!(p.frame, None);
     }
 }
@@ -184,10 +184,15 @@ fn cohort_srs_yield_every_point_and_no_issue() {
         );
         let mut per_image: BTreeMap<&str, usize> = BTreeMap::new();
         for p in &doc.points {
-            assert!(doc.evidence.contains(&p.image_uid), "{}", path.display());
-            assert!(p.observer.starts_with("Reader^"), "{}", p.observer);
-            assert!(p.col.is_finite() && p.row.is_finite());
-            *per_image.entry(&p.image_uid).or_default() += 1;
+            let uid = doc.image_uid(p).to_string();
+            assert!(doc.evidence.contains(&uid), "{}", path.display());
+            assert!(
+                doc.observer(p).starts_with("Reader^"),
+                "{}",
+                doc.observer(p)
+            );
+            assert!(cr(p).0.is_finite() && cr(p).1.is_finite());
+            *per_image.entry(doc.image_uid(p)).or_default() += 1;
         }
         assert_eq!(per_image.len(), doc.evidence.len(), "{}", path.display());
         for (image, n) in per_image {
@@ -376,6 +381,11 @@ fn evidence_study(uids: &[&str], class: &str) -> InMemDicomObject {
     study
 }
 
+/// Column and row of a point given in pixels.
+fn cr(p: &RawPoint) -> (f64, f64) {
+    p.pixel().expect("a point in pixels")
+}
+
 fn read(obj: &InMemDicomObject) -> LandmarkDoc {
     read_with(obj, &Vocabulary::default(), DEFAULT_DEPTH_CAP)
 }
@@ -491,11 +501,11 @@ fn a_plain_measurement_group_gives_its_point() {
     assert_eq!(doc.points.len(), 1);
     let p = &doc.points[0];
     assert_eq!(p.landmark, lm("L1_sup_ant"));
-    assert_eq!((p.col, p.row), (12.25, 7.125));
-    assert_eq!(p.image_uid, IMG1);
+    assert_eq!(cr(p), (12.25, 7.125));
+    assert_eq!(doc.image_uid(p), IMG1);
     assert_eq!(p.frame, None);
-    assert_eq!(p.observer, "Reader^One");
-    assert_eq!(p.source_uid, SR_UID);
+    assert_eq!(doc.observer(p), "Reader^One");
+    assert_eq!(doc.sop_instance_uid, SR_UID);
 }
 
 #[test]
@@ -506,9 +516,9 @@ fn coordinates_are_the_stored_float32_widened_exactly() {
         &[],
     );
     let doc = read(&obj);
-    assert_eq!(doc.points[0].col, f64::from(col));
-    assert_eq!(doc.points[0].row, f64::from(row));
-    assert_ne!(doc.points[0].row, 0.1_f64); // not re-rounded through decimal
+    assert_eq!(doc.points[0].at, Position::Pixel32([col, row]));
+    assert_eq!(cr(&doc.points[0]), (f64::from(col), f64::from(row)));
+    assert_ne!(cr(&doc.points[0]).1, 0.1_f64); // not re-rounded through decimal
 }
 
 #[test]
@@ -536,7 +546,7 @@ fn a_200_deep_tree_reports_once_and_keeps_the_points_above_the_cap() {
     let doc = read(&obj);
     assert_eq!(doc.points.len(), 1);
     assert_eq!(doc.points[0].landmark, lm("S1_sup_post"));
-    assert_eq!(doc.points[0].observer, "Reader^Deep");
+    assert_eq!(doc.observer(&doc.points[0]), "Reader^Deep");
     assert_eq!(issue_codes(&doc), [codes::SR_TOO_DEEP]);
     let issue = &doc.issues[0];
     assert_eq!(issue.severity, Severity::Error);
@@ -553,7 +563,7 @@ fn a_200_deep_tree_reports_once_and_keeps_the_points_above_the_cap() {
     assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
     let names: Vec<String> = doc.points.iter().map(|p| p.landmark.to_string()).collect();
     assert_eq!(names, ["S1_sup_post", "L5_inf_post", "L4_inf_post"]);
-    assert!(doc.points.iter().all(|p| p.observer == "Reader^Deep"));
+    assert!(doc.points.iter().all(|p| doc.observer(p) == "Reader^Deep"));
 
     // One level less loses exactly the deepest point.
     let doc = read_with(&obj, &Vocabulary::default(), 199);
@@ -597,7 +607,7 @@ fn a_10000_deep_tree_neither_overflows_nor_hides_the_cap() {
     assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
     assert_eq!(doc.points.len(), 2);
     assert_eq!(doc.points[1].landmark, lm("T12_inf_ant"));
-    assert_eq!(doc.points[1].observer, "Reader^Deep");
+    assert_eq!(doc.observer(&doc.points[1]), "Reader^Deep");
 
     drop_iteratively(obj);
 }
@@ -843,7 +853,7 @@ fn without_selected_from_the_only_evidence_image_is_used() {
     };
     let doc = read(&sr(content(), &[IMG2]));
     assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
-    assert_eq!(doc.points[0].image_uid, IMG2);
+    assert_eq!(doc.image_uid(&doc.points[0]), IMG2);
 
     // An SR listed in the evidence is not an image.
     let mut obj = sr(content(), &[IMG2]);
@@ -857,7 +867,7 @@ fn without_selected_from_the_only_evidence_image_is_used() {
     );
     let doc = read(&obj);
     assert_eq!(doc.evidence, [IMG2]);
-    assert_eq!(doc.points[0].image_uid, IMG2);
+    assert_eq!(doc.image_uid(&doc.points[0]), IMG2);
 }
 
 #[test]
@@ -921,7 +931,7 @@ fn observers_in_measurement_groups_override_the_document() {
     );
     let doc = read(&obj);
     assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
-    let observers: Vec<&str> = doc.points.iter().map(|p| p.observer.as_str()).collect();
+    let observers: Vec<&str> = doc.points.iter().map(|p| doc.observer(p)).collect();
     assert_eq!(observers, ["Reader^Alpha", "Reader^Beta", "Root^Reader"]);
 
     // No observer anywhere: empty string.
@@ -929,7 +939,8 @@ fn observers_in_measurement_groups_override_the_document() {
         vec![group(vec![tracking("L1_centroid"), point(1.0, 2.0)])],
         &[IMG1],
     );
-    assert_eq!(read(&obj).points[0].observer, "");
+    let doc = read(&obj);
+    assert_eq!(doc.observer(&doc.points[0]), "");
 }
 
 #[test]
@@ -1132,7 +1143,7 @@ const PROBE_TAG: &str = "Cornerstone3DTools@^0.1.0:Probe";
 fn names(doc: &LandmarkDoc) -> Vec<(String, f64)> {
     doc.points
         .iter()
-        .map(|p| (p.landmark.to_string(), p.col))
+        .map(|p| (p.landmark.to_string(), cr(p).0))
         .collect()
 }
 
@@ -1313,7 +1324,7 @@ fn an_unknown_observer_is_no_reader() {
     );
     let doc = read(&obj);
     assert!(doc.issues.is_empty(), "{:#?}", doc.issues);
-    let readers: Vec<&str> = doc.points.iter().map(|p| p.observer.as_str()).collect();
+    let readers: Vec<&str> = doc.points.iter().map(|p| doc.observer(p)).collect();
     assert_eq!(readers, ["", "Reader^Two"]);
 }
 
@@ -1389,8 +1400,8 @@ fn every_ohif_and_dcmjs_sr_gives_all_its_points_named_where_the_tool_put_them() 
         let mut got: BTreeMap<(String, String), (f64, f64, String)> = BTreeMap::new();
         for p in &doc.points {
             got.insert(
-                (p.image_uid.clone(), p.landmark.to_string()),
-                (p.col, p.row, p.observer.clone()),
+                (doc.image_uid(p).to_string(), p.landmark.to_string()),
+                (cr(p).0, cr(p).1, doc.observer(p).to_string()),
             );
         }
         for w in want {
