@@ -128,3 +128,50 @@ fn a_shard_stops_at_the_patient_id_of_another_shards_file() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The stream reader's buffer holds 64 KiB, then 1 MiB at a time, and seeks past what it
+/// skips: an SR with a 3 MiB private blob before its content tree, and one whose text
+/// values straddle the buffer's ends, still read as dicom-rs reads them.
+#[test]
+fn big_skips_and_values_across_buffer_ends_read_alike() {
+    use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+    let src = repo_root().join("fixtures/cohort-small/dicom");
+    let (files, _) = list_files(&src).unwrap();
+    let opts = ScanOptions::default();
+    let sr = files
+        .iter()
+        .find(|f| matches!(scan_file(f, &opts).0, FileOutcome::Landmarks(_)))
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("plumbline-stream-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, blob) in [3usize << 20, (64 << 10) - 300, (1 << 20) + 77]
+        .into_iter()
+        .enumerate()
+    {
+        let mut obj = dicom_object::open_file(sr).unwrap();
+        obj.put(DataElement::new(
+            Tag(0x0009, 0x0010),
+            VR::LO,
+            PrimitiveValue::from("PLUMBLINE TEST"),
+        ));
+        obj.put(DataElement::new(
+            Tag(0x0009, 0x1000),
+            VR::OB,
+            PrimitiveValue::from(vec![0x5Cu8; blob]),
+        ));
+        let path = dir.join(format!("big{i}.dcm"));
+        obj.write_to_file(&path).unwrap();
+        let new = scan_file(&path, &opts);
+        let old = scan_file_reference(&path, &opts);
+        assert_eq!(
+            format!("{new:?}"),
+            format!("{old:?}"),
+            "blob of {blob} bytes"
+        );
+        let FileOutcome::Landmarks(d) = new.0 else {
+            panic!("{blob}: {new:?}")
+        };
+        assert!(d.points.len() > 50, "{blob}: {}", d.points.len());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

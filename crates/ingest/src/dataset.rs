@@ -27,7 +27,6 @@
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -37,7 +36,7 @@ use dicom_dictionary_std::tags;
 use dicom_encoding::text::{DefaultCharacterSetCodec, SpecificCharacterSet, TextCodec};
 use dicom_object::InMemDicomObject;
 
-use crate::precheck::{Flow, Limits, PrecheckError, Problem, Visitor, walk};
+use crate::precheck::{Flow, Limits, PrecheckError, Prefetched, Problem, Visitor, walk};
 
 /// Read access to the attributes of a data set, the same for dicom-rs's in-memory
 /// object and for a [`Sparse`] one.
@@ -329,12 +328,17 @@ pub fn read_file(
         patient_id: String::new(),
         asked: keep.is_none(),
     };
-    if let Err(error) = walk(
-        BufReader::with_capacity(256 << 10, file),
-        len,
-        limits,
-        &mut c,
-    ) {
+    // One read buffer per thread, reused file after file.
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let walked = BUFFER.with(|b| {
+        let mut buf = b.take();
+        let r = walk(Prefetched::new(file, &mut buf), len, limits, &mut c);
+        b.replace(buf);
+        r
+    });
+    if let Err(error) = walked {
         return Err(Refused {
             error,
             patient_id: c.patient_id,

@@ -217,8 +217,8 @@ pub fn precheck_reader<R: Read + Seek>(
 /// module, telling `visit` what it meets; values are read only when `visit` wants them.
 /// Stops at the first top-level element at or after Pixel Data, when `visit` says so, or
 /// at the first problem.
-pub(crate) fn walk<R: Read + Seek, V: Visitor>(
-    source: BufReader<R>,
+pub(crate) fn walk<R: Input, V: Visitor>(
+    source: R,
     len: u64,
     limits: &Limits,
     visit: &mut V,
@@ -406,14 +406,132 @@ fn tag_str(t: Tag) -> String {
     format!("({:04X},{:04X})", t.0, t.1)
 }
 
+/// A buffered input the walk reads from: a `BufReader` over any reader, or
+/// [`Prefetched`], the stream reader's buffer over a file.
+pub(crate) trait Input: BufRead {
+    /// The bytes buffered at the current position (possibly none), without reading.
+    fn buffered(&self) -> &[u8];
+    /// Moves `n` bytes forward, within the buffer when it can.
+    fn skip_ahead(&mut self, n: i64) -> std::io::Result<()>;
+    /// Moves to byte `pos` of the input.
+    fn seek_to(&mut self, pos: u64) -> std::io::Result<()>;
+}
+
+impl<R: Read + Seek> Input for BufReader<R> {
+    fn buffered(&self) -> &[u8] {
+        self.buffer()
+    }
+
+    fn skip_ahead(&mut self, n: i64) -> std::io::Result<()> {
+        self.seek_relative(n)
+    }
+
+    fn seek_to(&mut self, pos: u64) -> std::io::Result<()> {
+        self.seek(std::io::SeekFrom::Start(pos)).map(|_| ())
+    }
+}
+
+/// A file read through one reusable buffer: a first read of [`Prefetched::FIRST`] bytes
+/// (an image's whole header, in practice), then up to [`Prefetched::NEXT`] at a time; a
+/// skip past the buffer seeks the file. The buffer is the caller's, so that one thread
+/// reads file after file without allocating.
+pub(crate) struct Prefetched<'b> {
+    file: File,
+    buf: &'b mut Vec<u8>,
+    /// File offset of `buf[0]`.
+    start: u64,
+    /// Read position in `buf`.
+    at: usize,
+    /// Reads so far (the first is [`Prefetched::FIRST`] bytes).
+    reads: usize,
+}
+
+impl<'b> Prefetched<'b> {
+    /// Bytes of the first read.
+    pub(crate) const FIRST: usize = 64 << 10;
+    /// Most bytes of a later read.
+    pub(crate) const NEXT: usize = 1 << 20;
+
+    /// Reads `file` from its start through `buf` (emptied first).
+    pub(crate) fn new(file: File, buf: &'b mut Vec<u8>) -> Prefetched<'b> {
+        buf.clear();
+        Prefetched {
+            file,
+            buf,
+            start: 0,
+            at: 0,
+            reads: 0,
+        }
+    }
+}
+
+impl Read for Prefetched<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(out.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+impl BufRead for Prefetched<'_> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.at == self.buf.len() {
+            self.start += self.buf.len() as u64;
+            self.buf.clear();
+            self.at = 0;
+            let want = if self.reads == 0 {
+                Self::FIRST
+            } else {
+                Self::NEXT
+            };
+            self.reads += 1;
+            (&mut self.file).take(want as u64).read_to_end(self.buf)?;
+        }
+        Ok(&self.buf[self.at..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.at = (self.at + n).min(self.buf.len());
+    }
+}
+
+impl Input for Prefetched<'_> {
+    fn buffered(&self) -> &[u8] {
+        &self.buf[self.at..]
+    }
+
+    fn skip_ahead(&mut self, n: i64) -> std::io::Result<()> {
+        let here = self.start + self.at as u64;
+        let to = here
+            .checked_add_signed(n)
+            .ok_or(std::io::ErrorKind::InvalidInput)?;
+        self.seek_to(to)
+    }
+
+    fn seek_to(&mut self, pos: u64) -> std::io::Result<()> {
+        let end = self.start + self.buf.len() as u64;
+        if (self.start..=end).contains(&pos) {
+            self.at = (pos - self.start) as usize;
+            return Ok(());
+        }
+        self.file.seek(std::io::SeekFrom::Start(pos))?;
+        self.start = pos;
+        self.buf.clear();
+        self.at = 0;
+        Ok(())
+    }
+}
+
 /// The file, with its position tracked.
 struct Src<R> {
-    r: BufReader<R>,
+    r: R,
     pos: u64,
     len: u64,
 }
 
-impl<R: Read + Seek> Src<R> {
+impl<R: Input> Src<R> {
     fn remaining(&self) -> u64 {
         self.len.saturating_sub(self.pos)
     }
@@ -437,7 +555,7 @@ impl<R: Read + Seek> Src<R> {
     fn skip(&mut self, n: u64) -> std::io::Result<()> {
         if n > 0 {
             let step = i64::try_from(n).map_err(std::io::Error::other)?;
-            self.r.seek_relative(step)?;
+            self.r.skip_ahead(step)?;
             self.pos += n;
         }
         Ok(())
@@ -507,7 +625,7 @@ struct Walker<'l, 'v, R, V> {
     stopped: bool,
 }
 
-impl<R: Read + Seek, V: Visitor> Walker<'_, '_, R, V> {
+impl<R: Input, V: Visitor> Walker<'_, '_, R, V> {
     /// Pops the innermost frame, telling the visitor (unless it is pixel data's).
     fn pop(&mut self) -> Option<Frame> {
         let top = self.stack.pop()?;
@@ -591,7 +709,7 @@ impl<R: Read + Seek, V: Visitor> Walker<'_, '_, R, V> {
     /// 12 bytes or more: (tag, VR, length, header size). Same result as the slow path.
     fn header_in_buffer(&mut self) -> Option<(Tag, VR, u32, usize)> {
         let (be, explicit) = (self.big_endian, self.explicit);
-        let b = self.src.r.buffer();
+        let b = self.src.r.buffered();
         if !explicit || b.len() < 12 {
             return None;
         }
@@ -764,10 +882,7 @@ impl<R: Read + Seek, V: Visitor> Walker<'_, '_, R, V> {
                 "no \"DICM\" at byte 128 or 0: not a DICOM file".to_string(),
             ));
         };
-        self.src
-            .r
-            .seek(std::io::SeekFrom::Start(start))
-            .map_err(|e| self.io(e))?;
+        self.src.r.seek_to(start).map_err(|e| self.io(e))?;
         self.src.pos = start;
         let Some(ts) = self.meta()? else {
             return Ok(());
