@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use plumbline_geometry::{Landmark, OrientationSource, ViewKind, ViewLandmarks};
+use rayon::prelude::*;
 
 use crate::clinical::ClinicalTable;
 use crate::qc::{QcIssue, Severity, codes};
@@ -219,12 +220,20 @@ pub fn group(scan: &ScanResult, clinical: Option<&ClinicalTable>, windows: &[Win
     // 1. Join points to images; per (image, observer), landmark -> placements.
     let sets = join_docs(scan, &images, &mut issues);
 
-    // 2. Build views in mm.
+    // 2. Build views in mm, one (image, observer) per task; results in key order.
+    let built: Vec<_> = sets
+        .into_par_iter()
+        .map(|((uid, observer), lms)| {
+            let mut found = Vec::new();
+            let v = build_view(&images[&uid], &observer, lms, &mut found);
+            (uid, observer, v, found)
+        })
+        .collect();
     let mut views: Vec<(String, String, ViewKind, View)> = Vec::new(); // (image uid, observer, kind, view)
-    for ((uid, observer), lms) in sets {
-        let im = &images[&uid];
-        if let Some(v) = build_view(im, &observer, lms, &mut issues) {
-            views.push((uid, observer, v.0, v.1));
+    for (uid, observer, v, mut found) in built {
+        issues.append(&mut found);
+        if let Some((kind, view)) = v {
+            views.push((uid, observer, kind, view));
         }
     }
 

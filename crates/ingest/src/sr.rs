@@ -562,10 +562,7 @@ impl Reader<'_> {
             .filter(|p| upper(*p, tags::VALUE_TYPE).as_deref() == Some("NUM"));
         for (what, it) in [("concept name", Some(item)), ("NUM concept name", parent)] {
             let Some(it) = it else { continue };
-            if let Some(c) = codes_in(it, tags::CONCEPT_NAME_CODE_SEQUENCE)
-                .into_iter()
-                .next()
-            {
+            if let Some(c) = first_code(it, tags::CONCEPT_NAME_CODE_SEQUENCE) {
                 let lm = self
                     .vocab
                     .code(&c.scheme, &c.value)
@@ -679,13 +676,11 @@ impl Candidates {
 
 /// Whether an item's concept name is Finding Site.
 fn is_finding_site<N: Attributes>(item: &N) -> bool {
-    codes_in(item, tags::CONCEPT_NAME_CODE_SEQUENCE)
-        .first()
-        .is_some_and(|c| {
-            FINDING_SITE
-                .iter()
-                .any(|(s, v)| c.scheme == *s && c.value == *v)
-        })
+    first_code(item, tags::CONCEPT_NAME_CODE_SEQUENCE).is_some_and(|c| {
+        FINDING_SITE
+            .iter()
+            .any(|(s, v)| c.scheme == *s && c.value == *v)
+    })
 }
 
 /// "landmark L1_sup_ant (SCOORD at content item 1.5.3.4)" ([`Naming::describe`]) of the
@@ -927,24 +922,30 @@ fn item_path<N>(stack: &[Frame<'_, N>]) -> String {
 
 /// Whether an item's concept name is the DCM code `value`.
 fn concept_is<N: Attributes>(item: &N, value: &str) -> bool {
-    codes_in(item, tags::CONCEPT_NAME_CODE_SEQUENCE)
-        .first()
+    first_code(item, tags::CONCEPT_NAME_CODE_SEQUENCE)
         .is_some_and(|c| c.scheme == DCM && c.value == value)
 }
 
 /// The codes of a code sequence (CodeValue, else LongCodeValue, else URNCodeValue).
-fn codes_in<N: Attributes>(item: &N, seq: Tag) -> Vec<Code<'_>> {
-    items(item, seq)
-        .iter()
-        .map(|c| Code {
-            scheme: text(c, tags::CODING_SCHEME_DESIGNATOR).unwrap_or_default(),
-            value: text(c, tags::CODE_VALUE)
-                .or_else(|| text(c, tags::LONG_CODE_VALUE))
-                .or_else(|| text(c, tags::URN_CODE_VALUE))
-                .unwrap_or_default(),
-            meaning: text(c, tags::CODE_MEANING).unwrap_or_default(),
-        })
-        .collect()
+fn codes_in<N: Attributes>(item: &N, seq: Tag) -> impl Iterator<Item = Code<'_>> {
+    items(item, seq).iter().map(code)
+}
+
+/// The first code of a code sequence (the concept name, for a concept name sequence).
+fn first_code<N: Attributes>(item: &N, seq: Tag) -> Option<Code<'_>> {
+    items(item, seq).first().map(code)
+}
+
+/// The code an item of a code sequence holds.
+fn code<N: Attributes>(c: &N) -> Code<'_> {
+    Code {
+        scheme: text(c, tags::CODING_SCHEME_DESIGNATOR).unwrap_or_default(),
+        value: text(c, tags::CODE_VALUE)
+            .or_else(|| text(c, tags::LONG_CODE_VALUE))
+            .or_else(|| text(c, tags::URN_CODE_VALUE))
+            .unwrap_or_default(),
+        meaning: text(c, tags::CODE_MEANING).unwrap_or_default(),
+    }
 }
 
 /// The items of a sequence attribute; empty when absent or not a sequence.
