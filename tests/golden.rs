@@ -1,26 +1,30 @@
 //! The outputs of `plumbline run` stay byte-identical through refactors: every file a run
 //! writes, on the committed cohort and on a generated 60-patient cohort, with and without
 //! `--pseudonymize` (with `--shift-dates`), `--overlays`, `--parquet` and `--shard`, hashes
-//! to the SHA-256 recorded in `fixtures/golden/{case}.sha256`.
+//! to the SHA-256 recorded in `fixtures/golden/{case}.sha256`. The plain run also runs on
+//! exactly 1 and exactly 2 worker threads, and must give the plain manifest both times
+//! (the thread count never shows in an output; `run.json`'s `threads` is not compared).
+//! `crates/cli/tests/resume.rs` checks a killed-and-resumed run against the same plain
+//! manifests.
 //!
-//! What is compared: every file under the output folder except the work record
-//! (`.plumbline/`, a cache whose format is not an output). Before hashing, text files have
-//! the run's own folders replaced by placeholders (`<input>`, `<clinical>`, `<out>`), since
-//! a clone or a temp folder lives anywhere, and `run.json` loses the two values that
-//! describe the machine rather than the run: `durations_s` and `threads`.
+//! What is compared: see [`plumbline_e2e::manifests`] (every output but the work record,
+//! the run's folders replaced by placeholders, `run.json` without `durations_s` and
+//! `threads`).
 //!
 //! Recording (only when the outputs are meant to change, and the commit says why):
 //! `PLUMBLINE_GOLDEN=record cargo test -p plumbline-e2e --test golden` rewrites the
-//! manifests from the current code.
+//! manifests from the current code (the thread variants write none: they are checked
+//! against the plain manifest just recorded).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use plumbline::run::{RunOptions, Shard, run};
+use plumbline_e2e::manifests::{
+    differing_files, golden_path, manifest, manifest_text, read_manifest,
+};
 use plumbline_e2e::repo_root;
 use plumbline_ingest::privacy::Pseudonymizer;
 use plumbline_synth::{ImageSize, Schedule, SynthOptions, generate};
-use sha2::{Digest, Sha256};
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("plumbline-golden-{}-{name}", std::process::id()));
@@ -32,6 +36,8 @@ fn temp_dir(name: &str) -> PathBuf {
 #[derive(Clone, Copy, Debug)]
 enum Variant {
     Plain,
+    /// The plain run inside a rayon pool of exactly this many threads.
+    Threads(usize),
     OverlaysParquet,
     /// `--pseudonymize key --shift-dates --overlays`.
     Pseudonymized,
@@ -39,8 +45,10 @@ enum Variant {
 }
 
 impl Variant {
-    const ALL: [Variant; 5] = [
+    const ALL: [Variant; 7] = [
         Variant::Plain,
+        Variant::Threads(1),
+        Variant::Threads(2),
         Variant::OverlaysParquet,
         Variant::Pseudonymized,
         Variant::Shard(0),
@@ -50,78 +58,41 @@ impl Variant {
     fn name(self) -> String {
         match self {
             Variant::Plain => "plain".into(),
+            Variant::Threads(1) => "plain-1thread".into(),
+            Variant::Threads(n) => format!("plain-{n}threads"),
             Variant::OverlaysParquet => "overlays-parquet".into(),
             Variant::Pseudonymized => "pseudonymized".into(),
             Variant::Shard(k) => format!("shard{k}of2"),
         }
     }
-}
 
-/// Every file under `dir` but the work record, by path relative to `dir` (with `/`).
-fn files_under(dir: &Path, rel: &str, found: &mut Vec<(String, PathBuf)>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().into_owned();
-        let rel = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
-        if rel == ".plumbline" {
-            continue;
-        }
-        if e.file_type().unwrap().is_dir() {
-            files_under(&e.path(), &rel, found);
-        } else {
-            found.push((rel, e.path()));
+    /// The variant whose manifest this one must match (and records, for itself only).
+    fn manifest_of(self) -> Variant {
+        match self {
+            Variant::Threads(_) => Variant::Plain,
+            v => v,
         }
     }
-}
-
-/// The bytes of an output as compared: paths of this run replaced, run.json without
-/// the machine's values.
-fn normalised(rel: &str, bytes: Vec<u8>, places: &[(String, &str)]) -> Vec<u8> {
-    let Ok(mut text) = String::from_utf8(bytes.clone()) else {
-        return bytes;
-    };
-    for (path, placeholder) in places {
-        text = text.replace(path.as_str(), placeholder);
-    }
-    if rel == "run.json" {
-        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let o = v.as_object_mut().unwrap();
-        assert!(o.remove("durations_s").is_some() && o.remove("threads").is_some());
-        text = serde_json::to_string_pretty(&v).unwrap() + "\n";
-    }
-    text.into_bytes()
-}
-
-/// `{relative path: sha256}` of a run's outputs.
-fn manifest(out: &Path, input: &Path, clinical: &Path) -> BTreeMap<String, String> {
-    let places = [
-        (clinical.display().to_string(), "<clinical>"),
-        (input.display().to_string(), "<input>"),
-        (out.display().to_string(), "<out>"),
-    ];
-    let mut found = Vec::new();
-    files_under(out, "", &mut found);
-    found
-        .into_iter()
-        .map(|(rel, path)| {
-            let bytes = normalised(&rel, std::fs::read(&path).unwrap(), &places);
-            let hex: String = Sha256::digest(&bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            (rel, hex)
-        })
-        .collect()
 }
 
 fn run_variant(input: &Path, clinical: &Path, out: &Path, key: &Path, v: Variant) {
     let mut opts = RunOptions::new(input.to_path_buf(), clinical.to_path_buf(), out.into());
     match v {
         Variant::Plain => {}
+        Variant::Threads(n) => {
+            // RunOptions has no thread count: the run (and the scan's own pool, built
+            // with the caller's thread count) uses the pool it is called in.
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+                .install(|| run(&opts))
+                .unwrap();
+            let run_json: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+            assert_eq!(run_json["threads"], n, "{}", out.display());
+            return;
+        }
         Variant::OverlaysParquet => {
             opts.overlays = true;
             opts.parquet = true;
@@ -152,37 +123,28 @@ fn check_cohort(cohort: &str, input: &Path, clinical: &Path, work: &Path) {
         let out = work.join(format!("out-{}", v.name()));
         run_variant(input, clinical, &out, &key, v);
         let got = manifest(&out, input, clinical);
-        let text: String = got.iter().map(|(f, h)| format!("{h}  {f}\n")).collect();
-        let path = repo_root()
-            .join("fixtures/golden")
-            .join(format!("{case}.sha256"));
-        if record {
+        let golden = format!("{cohort}-{}", v.manifest_of().name());
+        if record && v.manifest_of().name() == v.name() {
+            let path = golden_path(&golden);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, text).unwrap();
+            std::fs::write(&path, manifest_text(&got)).unwrap();
+            std::fs::remove_dir_all(&out).unwrap();
             continue;
         }
-        let want = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}; record it (see this file's doc)", path.display()));
-        let want: BTreeMap<String, String> = want
-            .lines()
-            .map(|l| {
-                let (h, f) = l.split_once("  ").unwrap();
-                (f.to_string(), h.to_string())
-            })
-            .collect();
-        for f in want.keys().chain(got.keys()) {
-            if want.get(f) != got.get(f) && !differences.iter().any(|(c, g)| *c == case && g == f) {
-                differences.push((case.clone(), f.clone()));
-            }
-        }
+        let differ = differing_files(&read_manifest(&golden), &got);
         // Outputs of a case that matched are not kept.
-        if !differences.iter().any(|(c, _)| *c == case) {
+        if differ.is_empty() {
             std::fs::remove_dir_all(&out).unwrap();
         }
+        differences.extend(
+            differ
+                .into_iter()
+                .map(|f| (case.clone(), golden.clone(), f)),
+        );
     }
     assert!(
         differences.is_empty(),
-        "outputs differ from fixtures/golden (kept under {}): {differences:#?}",
+        "outputs differ from fixtures/golden (case, manifest, file; kept under {}): {differences:#?}",
         work.display()
     );
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests of Plumbline live in this package's test targets; this library
-//! locates the repository root for them and knows the outside tools some of them check
-//! Plumbline against (`tools.rs`).
+//! locates the repository root for them, knows the outside tools some of them check
+//! Plumbline against (`tools.rs`), and hashes a run's outputs as the golden manifests
+//! record them ([`manifests`]; also used by the `plumbline` package's resume tests).
 //!
 //! A test that needs an outside tool is written
 //!
@@ -20,6 +21,8 @@
 use std::path::{Path, PathBuf};
 
 include!("tools.rs");
+
+pub mod manifests;
 
 /// The repository root (the folder holding the workspace `Cargo.toml`).
 pub fn repo_root() -> PathBuf {

@@ -1,12 +1,16 @@
 //! Unattended runs: a run killed (SIGKILL) at random moments and restarted with the same
-//! command ends with the tables of an uninterrupted run; reruns on a grown tree read only
-//! the new files; --fresh reads everything again.
+//! command ends with the tables of an uninterrupted run, and on the committed cohort and
+//! the generated 60-patient one with every output of today's runs (the golden manifests of
+//! `tests/golden.rs`); reruns on a grown tree read only the new files; --fresh reads
+//! everything again.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use plumbline_synth::{ImageSize, SynthOptions, generate};
+use plumbline_e2e::manifests::{differing_files, read_manifest, resumed_manifest};
+use plumbline_e2e::repo_root;
+use plumbline_synth::{ImageSize, Schedule, SynthOptions, generate};
 
 fn temp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("plumbline-resume-{}-{name}", std::process::id()));
@@ -212,4 +216,114 @@ fn reruns_read_only_new_or_changed_files() {
     for d in [cohort, input, out, fresh] {
         std::fs::remove_dir_all(d).unwrap();
     }
+}
+
+/// When a run started into an output folder is killed.
+#[derive(Clone, Copy, Debug)]
+enum Kill {
+    /// This long after it started.
+    After(Duration),
+    /// Once its work record has grown by at least this many bytes since it started. The
+    /// record is written in batches of 1 MiB of lines per thread (and the rest at the
+    /// end), so 1 MiB means this run has recorded a batch of files and is still scanning.
+    RecordGrown(u64),
+}
+
+/// Starts `plumbline run` into `out` and kills it (SIGKILL) at `kill`; true when the
+/// kill landed in a running process (not one that had already finished).
+fn start_and_kill(input: &Path, clinical: &Path, out: &Path, kill: Kill) -> bool {
+    let record = out.join(plumbline_ingest::cache::JOURNAL);
+    let len = || std::fs::metadata(&record).map_or(0, |m| m.len());
+    let before = len();
+    let mut child = cmd(input, clinical, out, &[]).spawn().unwrap();
+    match kill {
+        Kill::After(d) => std::thread::sleep(d),
+        Kill::RecordGrown(bytes) => {
+            while len() < before + bytes && child.try_wait().unwrap().is_none() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+    let running = child.try_wait().unwrap().is_none();
+    child.kill().ok(); // SIGKILL
+    child.wait().unwrap();
+    running
+}
+
+/// `plumbline run` as golden.rs's plain variant runs it (the built-in pipeline, no flag
+/// but --quiet and --threads, which no compared output shows) into a new folder, killed
+/// at each of `kills` and restarted, then run to the end: every output must hash to
+/// `fixtures/golden/{cohort}-plain.sha256` (`run.json`'s counts of files read and reused
+/// taken as an uninterrupted run's once their sum is checked).
+fn resumed_outputs_match_golden(cohort: &str, input: &Path, clinical: &Path, kills: &[Kill]) {
+    let out = temp(&format!("golden-{cohort}-out"));
+    let running: Vec<bool> = kills
+        .iter()
+        .map(|&k| start_and_kill(input, clinical, &out, k))
+        .collect();
+    for (k, hit) in kills.iter().zip(&running) {
+        assert!(
+            *hit || matches!(k, Kill::After(_)),
+            "{k:?}: the run ended before its record grew (kills {kills:?})"
+        );
+    }
+    assert!(cmd(input, clinical, &out, &[]).status().unwrap().success());
+    let r = run_json(&out);
+    assert!(r["input"]["files_reused"].as_u64().unwrap() > 0, "{r}");
+    let case = format!("{cohort}-plain");
+    let differ = differing_files(
+        &read_manifest(&case),
+        &resumed_manifest(&out, input, clinical),
+    );
+    assert!(
+        differ.is_empty(),
+        "killed at {kills:?} (still running: {running:?}), then resumed to the end: \
+         outputs in {} differ from fixtures/golden/{case}.sha256: {differ:?}",
+        out.display()
+    );
+    std::fs::remove_dir_all(out).unwrap();
+}
+
+#[test]
+fn committed_cohort_killed_and_resumed_gives_the_golden_outputs() {
+    let root = repo_root().join("fixtures/cohort-small");
+    // The first kill lands mid-scan once a batch is recorded (the rest reuse it); the
+    // next two at fixed moments, into restarts that read the rest again.
+    resumed_outputs_match_golden(
+        "committed",
+        &root.join("dicom"),
+        &root.join("clinical.csv"),
+        &[
+            Kill::RecordGrown(1 << 20),
+            Kill::After(Duration::from_millis(100)),
+            Kill::After(Duration::from_millis(300)),
+        ],
+    );
+}
+
+#[test]
+fn generated_60_patients_killed_and_resumed_gives_the_golden_outputs() {
+    // The cohort of golden.rs's generated60 cases.
+    let cohort = temp("golden-generated60-cohort");
+    generate(&SynthOptions {
+        patients: 60,
+        seed: 2026,
+        out: cohort.clone(),
+        image_size: ImageSize::Small,
+        plant_errors: true,
+        schedule: Schedule::Discectomy,
+    })
+    .unwrap();
+    // Killed early in the scan, then about halfway through it (the whole record is about
+    // 16 MiB).
+    resumed_outputs_match_golden(
+        "generated60",
+        &cohort.join("dicom"),
+        &cohort.join("clinical.csv"),
+        &[
+            Kill::After(Duration::from_millis(300)),
+            Kill::RecordGrown(8 << 20),
+        ],
+    );
+    std::fs::remove_dir_all(cohort).unwrap();
 }
