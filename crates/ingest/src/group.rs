@@ -2,9 +2,8 @@
 //! timepoint, and groups the result into patient -> timepoint -> observer -> {lateral,
 //! AP} landmark sets in mm.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use plumbline_geometry::{Landmark, OrientationSource, ViewKind, ViewLandmarks};
 use rayon::prelude::*;
@@ -205,11 +204,16 @@ fn dedupe_images(
     out
 }
 
-/// A point's pixel position and where it came from.
-type Placed = (f64, f64, Arc<Path>);
+/// A point's pixel position and the file it came from.
+type Placed<'s> = (f64, f64, &'s Path);
 
-/// The points of each (image UID, observer), by landmark, with every placement found.
-type PointSets = BTreeMap<(String, String), BTreeMap<Landmark, Vec<Placed>>>;
+/// One landmark point joined to its image, in pixels.
+struct Joined<'s> {
+    image: &'s str,
+    observer: &'s str,
+    landmark: Landmark,
+    at: Placed<'s>,
+}
 
 /// Joins points to images and groups them. `clinical` gives surgery dates for the
 /// date windows; without it only ClinicalTrialTimePointID assigns timepoints.
@@ -217,16 +221,25 @@ pub fn group(scan: &ScanResult, clinical: Option<&ClinicalTable>, windows: &[Win
     let mut issues = Vec::new();
     let images = dedupe_images(&scan.images, &mut issues);
 
-    // 1. Join points to images; per (image, observer), landmark -> placements.
-    let sets = join_docs(scan, &images, &mut issues);
+    // 1. Join points to images, sorted by (image, observer, landmark), document order
+    // kept within a landmark.
+    let joined = join_docs(scan, &images, &mut issues);
 
     // 2. Build views in mm, one (image, observer) per task; results in key order.
-    let built: Vec<_> = sets
+    let pairs: Vec<&[Joined<'_>]> = joined
+        .chunk_by(|a, b| (a.image, a.observer) == (b.image, b.observer))
+        .collect();
+    let built: Vec<_> = pairs
         .into_par_iter()
-        .map(|((uid, observer), lms)| {
+        .map(|pair| {
+            let (uid, observer) = (pair[0].image, pair[0].observer);
+            let mut lms: BTreeMap<Landmark, Vec<Placed<'_>>> = BTreeMap::new();
+            for j in pair {
+                lms.entry(j.landmark).or_default().push(j.at);
+            }
             let mut found = Vec::new();
-            let v = build_view(&images[&uid], &observer, lms, &mut found);
-            (uid, observer, v, found)
+            let v = build_view(&images[uid], observer, lms, &mut found);
+            (uid.to_string(), observer.to_string(), v, found)
         })
         .collect();
     let mut views: Vec<(String, String, ViewKind, View)> = Vec::new(); // (image uid, observer, kind, view)
@@ -254,19 +267,24 @@ pub fn group(scan: &ScanResult, clinical: Option<&ClinicalTable>, windows: &[Win
     }
 }
 
-/// Joins the points of every document to their images; a QC issue for each image that
-/// landmarks reference but the input tree lacks.
-fn join_docs(
-    scan: &ScanResult,
+/// Joins the points of every document to their images, sorted by (image UID, observer,
+/// landmark) and in document order within a landmark; a QC issue for each image that
+/// landmarks reference but the input tree lacks. One flat list (tens of bytes a point),
+/// not a map per landmark.
+fn join_docs<'s>(
+    scan: &'s ScanResult,
     images: &BTreeMap<String, ImageRecord>,
     issues: &mut Vec<QcIssue>,
-) -> PointSets {
-    let mut sets = PointSets::new();
+) -> Vec<Joined<'s>> {
+    let mut joined = Vec::with_capacity(scan.docs.iter().map(|d| d.points.len()).sum());
     let mut missing: BTreeSet<(PathBuf, String)> = BTreeSet::new();
     for doc in &scan.docs {
         issues.extend(doc.issues.iter().cloned());
-        join_doc(doc, images, &mut sets, &mut missing, issues);
+        join_doc(doc, images, &mut joined, &mut missing, issues);
     }
+    // Stable: placements of one landmark stay in document order.
+    joined
+        .sort_by(|a, b| (a.image, a.observer, a.landmark).cmp(&(b.image, b.observer, b.landmark)));
     for (path, uid) in missing {
         let doc = scan.docs.iter().find(|d| d.path == path);
         issues.push(
@@ -282,7 +300,7 @@ fn join_docs(
             ),
         );
     }
-    sets
+    joined
 }
 
 /// The readings, by (patient, timepoint index, observer): each view goes to the reading
@@ -341,17 +359,13 @@ fn readings(
 /// the slice at z = 0 of a one-slice volume; half the 1 mm slice thickness ITK gives it).
 const MAX_OFF_PLANE_MM: f64 = 0.5;
 
-fn join_doc(
-    doc: &LandmarkDoc,
+fn join_doc<'s>(
+    doc: &'s LandmarkDoc,
     images: &BTreeMap<String, ImageRecord>,
-    sets: &mut PointSets,
+    joined: &mut Vec<Joined<'s>>,
     missing: &mut BTreeSet<(PathBuf, String)>,
     issues: &mut Vec<QcIssue>,
 ) {
-    let path: Arc<Path> = Arc::from(doc.path.as_path());
-    // This document's points by (image, reader) index, moved into `sets` at the end: one
-    // key built per pair, not per point.
-    let mut here: HashMap<(u32, u32), BTreeMap<Landmark, Vec<Placed>>> = HashMap::new();
     for p in &doc.points {
         let uid = doc.image_uid(p);
         let Some(im) = images.get(uid) else {
@@ -418,21 +432,12 @@ fn join_doc(
             );
             continue;
         }
-        here.entry((p.image, p.observer))
-            .or_default()
-            .entry(p.landmark)
-            .or_default()
-            .push((col, row, Arc::clone(&path)));
-    }
-    for ((image, observer), lms) in here {
-        let key = (
-            doc.images[image as usize].clone(),
-            doc.observers[observer as usize].clone(),
-        );
-        let set = sets.entry(key).or_default();
-        for (lm, placed) in lms {
-            set.entry(lm).or_default().extend(placed);
-        }
+        joined.push(Joined {
+            image: uid,
+            observer: doc.observer(p),
+            landmark: p.landmark,
+            at: (col, row, doc.path.as_path()),
+        });
     }
 }
 
@@ -450,7 +455,7 @@ fn image_issue(
 fn build_view(
     im: &ImageRecord,
     observer: &str,
-    lms: BTreeMap<Landmark, Vec<Placed>>,
+    lms: BTreeMap<Landmark, Vec<Placed<'_>>>,
     issues: &mut Vec<QcIssue>,
 ) -> Option<(ViewKind, View)> {
     let who = if observer.is_empty() {
@@ -506,7 +511,7 @@ fn build_view(
 fn unique_landmarks(
     im: &ImageRecord,
     who: &str,
-    lms: BTreeMap<Landmark, Vec<Placed>>,
+    lms: BTreeMap<Landmark, Vec<Placed<'_>>>,
     issues: &mut Vec<QcIssue>,
 ) -> BTreeMap<Landmark, (f64, f64)> {
     let mut unique: BTreeMap<Landmark, (f64, f64)> = BTreeMap::new();
