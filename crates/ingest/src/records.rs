@@ -313,3 +313,14 @@ pub(crate) fn intern(list: &mut Vec<String>, s: &str) -> u32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_point_costs_tens_of_bytes() {
+        // Landmark, two indices, a frame and the position as stored (an LPS triple at most).
+        assert_eq!(std::mem::size_of::<RawPoint>(), 56);
+    }
+}
