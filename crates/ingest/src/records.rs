@@ -185,17 +185,24 @@ pub enum Position {
 /// is joined with its image: a few tens of bytes, its image and reader kept once per
 /// document ([`LandmarkDoc::images`], [`LandmarkDoc::observers`]) and its file in the
 /// document.
+// Short field names: the work record holds one of these per point (half a million for 600
+// patients), and it is a cache, not an output.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RawPoint {
     /// The canonical landmark.
+    #[serde(rename = "l")]
     pub landmark: Landmark,
     /// The image it lies on: an index into [`LandmarkDoc::images`].
+    #[serde(rename = "i")]
     pub image: u32,
     /// The reader: an index into [`LandmarkDoc::observers`].
+    #[serde(rename = "o")]
     pub observer: u32,
     /// Referenced frame number (1-based), when given.
+    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
     pub frame: Option<u32>,
     /// Where it lies.
+    #[serde(rename = "p")]
     pub at: Position,
 }
 
