@@ -1,12 +1,12 @@
 //! `plumbline_ingest::scan::scan_file` on arbitrary bytes: the first byte picks the file
-//! name (and so the reader: DICOM by content, Slicer Markups JSON, landmark CSV), the rest
-//! is the file. Checks that nothing panics, overflows, hangs or exhausts memory, and that
+//! name (and so the reader: DICOM by content, through the one-pass stream reader; Slicer
+//! Markups JSON; landmark CSV), the rest is the file. Checks that nothing panics, overflows, hangs or exhausts memory, and that
 //! the structure check gives the same answer on the file and on the bytes.
 
 #![no_main]
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+#[path = "common.rs"]
+mod common;
 
 use libfuzzer_sys::fuzz_target;
 use plumbline_ingest::ScanOptions;
@@ -16,26 +16,11 @@ use plumbline_ingest::scan::{SCAN_STACK_BYTES, scan_file};
 /// File names by the first input byte (modulo 4).
 const NAMES: [&str; 4] = ["input.dcm", "input", "input.mrk.json", "input.csv"];
 
-fn dir() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let shm = PathBuf::from("/dev/shm");
-        let base = if shm.is_dir() {
-            shm
-        } else {
-            std::env::temp_dir()
-        };
-        let d = base.join(format!("plumbline-fuzz-scan-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    })
-}
-
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, body)) = data.split_first() else {
         return;
     };
-    let path = dir().join(NAMES[usize::from(pick) % NAMES.len()]);
+    let path = common::dir("scan").join(NAMES[usize::from(pick) % NAMES.len()]);
     std::fs::write(&path, body).unwrap();
     let limits = Limits::default();
     assert_eq!(precheck_file(&path, &limits), precheck_bytes(body, &limits));

@@ -13,8 +13,10 @@
 
 #![no_main]
 
+#[path = "common.rs"]
+mod common;
+
 use std::path::PathBuf;
-use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use plumbline_ingest::ScanOptions;
@@ -22,21 +24,6 @@ use plumbline_ingest::cohort::shard_of;
 use plumbline_ingest::dataset::read_file;
 use plumbline_ingest::precheck::{Limits, precheck_file};
 use plumbline_ingest::scan::{FileOutcome, SCAN_STACK_BYTES, scan_file, scan_file_reference};
-
-fn dir() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let shm = PathBuf::from("/dev/shm");
-        let base = if shm.is_dir() {
-            shm
-        } else {
-            std::env::temp_dir()
-        };
-        let d = base.join(format!("plumbline-fuzz-stream-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    })
-}
 
 fn check(path: &PathBuf, pick: u8) {
     let limits = Limits::default();
@@ -60,7 +47,8 @@ fn check(path: &PathBuf, pick: u8) {
     let opts = ScanOptions::default();
     let new = scan_file(path, &opts);
     let old = scan_file_reference(path, &opts);
-    let read_both = |o: &FileOutcome| matches!(o, FileOutcome::Image(_) | FileOutcome::Landmarks(_));
+    let read_both =
+        |o: &FileOutcome| matches!(o, FileOutcome::Image(_) | FileOutcome::Landmarks(_));
     if read_both(&new.0) && read_both(&old.0) {
         assert_eq!(format!("{new:?}"), format!("{old:?}"));
     }
@@ -90,7 +78,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&pick, body)) = data.split_first() else {
         return;
     };
-    let path = dir().join("input.dcm");
+    let path = common::dir("stream").join("input.dcm");
     std::fs::write(&path, body).unwrap();
     // As in the scan: a thread with SCAN_STACK_BYTES of stack (dicom-rs recurses).
     let p = path.clone();

@@ -1138,7 +1138,12 @@ impl<R: Input, V: Visitor> Walker<'_, '_, R, V> {
             .src
             .count_byte(u64::from(h.len), b'\\', budget)
             .map_err(|e| self.io(e))?;
-        self.text_values += seps + 1;
+        self.add_text_values(h, seps + 1)
+    }
+
+    /// Counts `n` more text values, those of element `h`, against the limit.
+    fn add_text_values(&mut self, h: &Header, n: u64) -> Result<(), PrecheckError> {
+        self.text_values += n;
         if self.text_values > self.limits.max_text_values {
             return Err(self.err(
                 Problem::TooManyTextValues,
@@ -1166,19 +1171,8 @@ impl<R: Input, V: Visitor> Walker<'_, '_, R, V> {
             return Err(self.io(std::io::ErrorKind::UnexpectedEof.into()));
         }
         if multi_text(h.vr) && n > 0 {
-            self.text_values += buf.iter().filter(|&&c| c == b'\\').count() as u64 + 1;
-            if self.text_values > self.limits.max_text_values {
-                return Err(self.err(
-                    Problem::TooManyTextValues,
-                    h.at,
-                    format!(
-                        "more than {} text values (separated by `\\`) in multi-valued string elements, the last in {} at byte {}, a limit that bounds the memory used to load them",
-                        self.limits.max_text_values,
-                        tag_str(h.tag),
-                        h.at
-                    ),
-                ));
-            }
+            let values = buf.iter().filter(|&&c| c == b'\\').count() as u64 + 1;
+            self.add_text_values(h, values)?;
         }
         let flow = self.visit.value(h.tag, h.vr, &buf, self.big_endian);
         self.buf = buf;
