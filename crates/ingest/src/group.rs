@@ -2,7 +2,7 @@
 //! timepoint, and groups the result into patient -> timepoint -> observer -> {lateral,
 //! AP} landmark sets in mm.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use plumbline_geometry::{Landmark, OrientationSource, ViewKind, ViewLandmarks};
@@ -211,6 +211,9 @@ type Placed<'s> = (f64, f64, &'s Path);
 struct Joined<'s> {
     image: &'s str,
     observer: &'s str,
+    /// The ranks of `image` and `observer` in sorted order: sorting by them sorts by the
+    /// strings, without comparing strings.
+    rank: (u32, u32),
     landmark: Landmark,
     at: Placed<'s>,
 }
@@ -226,19 +229,13 @@ pub fn group(scan: &ScanResult, clinical: Option<&ClinicalTable>, windows: &[Win
     let joined = join_docs(scan, &images, &mut issues);
 
     // 2. Build views in mm, one (image, observer) per task; results in key order.
-    let pairs: Vec<&[Joined<'_>]> = joined
-        .chunk_by(|a, b| (a.image, a.observer) == (b.image, b.observer))
-        .collect();
+    let pairs: Vec<&[Joined<'_>]> = joined.chunk_by(|a, b| a.rank == b.rank).collect();
     let built: Vec<_> = pairs
         .into_par_iter()
         .map(|pair| {
             let (uid, observer) = (pair[0].image, pair[0].observer);
-            let mut lms: BTreeMap<Landmark, Vec<Placed<'_>>> = BTreeMap::new();
-            for j in pair {
-                lms.entry(j.landmark).or_default().push(j.at);
-            }
             let mut found = Vec::new();
-            let v = build_view(&images[uid], observer, lms, &mut found);
+            let v = build_view(&images[uid], observer, pair, &mut found);
             (uid.to_string(), observer.to_string(), v, found)
         })
         .collect();
@@ -278,13 +275,39 @@ fn join_docs<'s>(
 ) -> Vec<Joined<'s>> {
     let mut joined = Vec::with_capacity(scan.docs.iter().map(|d| d.points.len()).sum());
     let mut missing: BTreeSet<(PathBuf, String)> = BTreeSet::new();
+    let image_rank: HashMap<&str, u32> = images
+        .keys()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i as u32))
+        .collect();
+    let observers: BTreeSet<&str> = scan
+        .docs
+        .iter()
+        .flat_map(|d| d.observers.iter().map(String::as_str))
+        .collect();
+    let observer_rank: HashMap<&str, u32> = observers
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| (o, i as u32))
+        .collect();
     for doc in &scan.docs {
         issues.extend(doc.issues.iter().cloned());
-        join_doc(doc, images, &mut joined, &mut missing, issues);
+        let ranks = DocRanks {
+            images: doc
+                .images
+                .iter()
+                .map(|u| images.get(u).zip(image_rank.get(u.as_str()).copied()))
+                .collect(),
+            observers: doc
+                .observers
+                .iter()
+                .map(|o| observer_rank[o.as_str()])
+                .collect(),
+        };
+        join_doc(doc, &ranks, &mut joined, &mut missing, issues);
     }
     // Stable: placements of one landmark stay in document order.
-    joined
-        .sort_by(|a, b| (a.image, a.observer, a.landmark).cmp(&(b.image, b.observer, b.landmark)));
+    joined.sort_by_key(|j| (j.rank, j.landmark));
     for (path, uid) in missing {
         let doc = scan.docs.iter().find(|d| d.path == path);
         issues.push(
@@ -359,16 +382,23 @@ fn readings(
 /// the slice at z = 0 of a one-slice volume; half the 1 mm slice thickness ITK gives it).
 const MAX_OFF_PLANE_MM: f64 = 0.5;
 
+/// A document's images (their record and rank, when in the input) and readers' ranks, by
+/// the document's own indices.
+struct DocRanks<'i> {
+    images: Vec<Option<(&'i ImageRecord, u32)>>,
+    observers: Vec<u32>,
+}
+
 fn join_doc<'s>(
     doc: &'s LandmarkDoc,
-    images: &BTreeMap<String, ImageRecord>,
+    ranks: &DocRanks<'_>,
     joined: &mut Vec<Joined<'s>>,
     missing: &mut BTreeSet<(PathBuf, String)>,
     issues: &mut Vec<QcIssue>,
 ) {
     for p in &doc.points {
         let uid = doc.image_uid(p);
-        let Some(im) = images.get(uid) else {
+        let Some((im, image_rank)) = ranks.images[p.image as usize] else {
             missing.insert((doc.path.clone(), uid.to_string()));
             continue;
         };
@@ -435,6 +465,7 @@ fn join_doc<'s>(
         joined.push(Joined {
             image: uid,
             observer: doc.observer(p),
+            rank: (image_rank, ranks.observers[p.observer as usize]),
             landmark: p.landmark,
             at: (col, row, doc.path.as_path()),
         });
@@ -451,11 +482,12 @@ fn image_issue(
     QcIssue::file(&im.path, severity, code, message).with_ids(&im.sop_instance_uid, &im.patient_id)
 }
 
-/// Decides the view, drops ambiguous and wrong-view landmarks, converts to mm.
+/// Decides the view, drops ambiguous and wrong-view landmarks, converts to mm. `lms`: the
+/// points of one (image, reader), sorted by landmark.
 fn build_view(
     im: &ImageRecord,
     observer: &str,
-    lms: BTreeMap<Landmark, Vec<Placed<'_>>>,
+    lms: &[Joined<'_>],
     issues: &mut Vec<QcIssue>,
 ) -> Option<(ViewKind, View)> {
     let who = if observer.is_empty() {
@@ -511,13 +543,18 @@ fn build_view(
 fn unique_landmarks(
     im: &ImageRecord,
     who: &str,
-    lms: BTreeMap<Landmark, Vec<Placed<'_>>>,
+    lms: &[Joined<'_>],
     issues: &mut Vec<QcIssue>,
 ) -> BTreeMap<Landmark, (f64, f64)> {
     let mut unique: BTreeMap<Landmark, (f64, f64)> = BTreeMap::new();
-    for (lm, placed) in lms {
+    // Sorted by landmark, so each landmark's placements are one run.
+    for placed in lms.chunk_by(|a, b| a.landmark == b.landmark) {
+        let lm = placed[0].landmark;
         if placed.len() > 1 {
-            let from: BTreeSet<String> = placed.iter().map(|p| p.2.display().to_string()).collect();
+            let from: BTreeSet<String> = placed
+                .iter()
+                .map(|p| p.at.2.display().to_string())
+                .collect();
             issues.push(image_issue(
                 im,
                 Severity::Error,
@@ -530,7 +567,7 @@ fn unique_landmarks(
             ));
             continue;
         }
-        unique.insert(lm, (placed[0].0, placed[0].1));
+        unique.insert(lm, (placed[0].at.0, placed[0].at.1));
     }
     unique
 }
