@@ -13,8 +13,9 @@
 //! Kept values are not decoded while reading: their bytes go to one buffer per file (the
 //! nodes share it), and a value is decoded when asked for; a single ASCII text value is
 //! handed out as a slice of that buffer, never copied. Values are decoded as dicom-rs
-//! 0.10 decodes them with its default (`Preserved`) value strategy: text split at `\` and decoded with the Specific Character Set in force (AE,
-//! AS and CS with the default repertoire), binary numbers in the data set's byte order,
+//! 0.10 decodes them with its default (`Preserved`) value strategy: text split at `\`
+//! and decoded with the Specific Character Set in force (AE, AS and CS with the default
+//! repertoire), binary numbers in the data set's byte order,
 //! an empty value as `PrimitiveValue::Empty`. So the scan's code reads a [`Sparse`] and
 //! dicom-rs's `InMemDicomObject` through the same [`Attributes`] trait and gets the same
 //! answers; `tests/stream_reader.rs` checks that on every SR and image of the fixtures, the
@@ -293,6 +294,23 @@ pub struct Refused {
 /// Reads `path` once (see the module documentation). `keep` is asked about the PatientID
 /// (empty when absent) as soon as it is known; when it says no, the walk stops there and
 /// [`Header::foreign`] is set.
+///
+/// ```
+/// use dicom_dictionary_std::tags;
+/// use plumbline_ingest::dataset::{Attributes, read_file, text_of};
+/// use plumbline_ingest::precheck::Limits;
+///
+/// let sr = concat!(env!("CARGO_MANIFEST_DIR"),
+///     "/../../fixtures/cohort-small/dicom/P0001/20210530_preop/SR_alpha_lat.dcm");
+/// let h = read_file(sr.as_ref(), &Limits::default(), None).unwrap();
+/// assert_eq!(text_of(&h.root, tags::PATIENT_ID).as_deref(), Some("P0001"));
+/// let content = h.root.items(tags::CONTENT_SEQUENCE).unwrap();
+/// assert!(!content.is_empty());
+///
+/// // A shard that does not hold P0001 stops at the PatientID.
+/// let h = read_file(sr.as_ref(), &Limits::default(), Some(&|pid: &str| pid != "P0001")).unwrap();
+/// assert!(h.foreign && h.root.items(tags::CONTENT_SEQUENCE).is_none());
+/// ```
 pub fn read_file(
     path: &Path,
     limits: &Limits,
