@@ -215,6 +215,8 @@ struct Joined<'s> {
     /// strings, without comparing strings.
     rank: (u32, u32),
     landmark: Landmark,
+    /// Position in the list before sorting (document order), the sort's last key.
+    seq: u32,
     at: Placed<'s>,
 }
 
@@ -306,8 +308,9 @@ fn join_docs<'s>(
         };
         join_doc(doc, &ranks, &mut joined, &mut missing, issues);
     }
-    // Stable: placements of one landmark stay in document order.
-    joined.sort_by_key(|j| (j.rank, j.landmark));
+    // Placements of one landmark stay in document order (`seq`); sorted in place, as a
+    // stable sort would need a buffer of half the list.
+    joined.sort_unstable_by_key(|j| (j.rank, j.landmark, j.seq));
     for (path, uid) in missing {
         let doc = scan.docs.iter().find(|d| d.path == path);
         issues.push(
@@ -467,6 +470,7 @@ fn join_doc<'s>(
             observer: doc.observer(p),
             rank: (image_rank, ranks.observers[p.observer as usize]),
             landmark: p.landmark,
+            seq: joined.len() as u32,
             at: (col, row, doc.path.as_path()),
         });
     }
@@ -673,9 +677,12 @@ fn assign_timepoints(
             None => {}
         }
     }
+    // The (patient, window) pairs a study's timepoint ID fills. `pick_study` below adds
+    // only studies of the pair it is given, so this set stays what the loop would see.
+    let named: BTreeSet<(String, usize)> = out.iter().map(|((p, _), &t)| (p.clone(), t)).collect();
     for ((pid, t), v) in by_window {
         // Studies with a timepoint ID for this window take precedence.
-        if out.iter().any(|((p, _), &tt)| *p == pid && tt == t) {
+        if named.contains(&(pid.clone(), t)) {
             for (_, im) in &v {
                 issues.push(
                     QcIssue::file(&im.path, Severity::Warning, codes::AMBIGUOUS_TIMEPOINT, format!("study {} falls in the {} window, which a study with ClinicalTrialTimePointID `{}` already fills; not used", im.study_instance_uid, windows[t].name, windows[t].name))
