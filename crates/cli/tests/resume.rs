@@ -223,9 +223,10 @@ fn reruns_read_only_new_or_changed_files() {
 enum Kill {
     /// This long after it started.
     After(Duration),
-    /// Once its work record has grown by at least this many bytes since it started. The
-    /// record is written in batches of 1 MiB of lines per thread (and the rest at the
-    /// end), so 1 MiB means this run has recorded a batch of files and is still scanning.
+    /// Once its work record has grown by at least this many bytes since it started. Each
+    /// thread writes its lines once they reach 256 KiB or the oldest is 200 ms old (and the
+    /// rest at the end), so growth well below the whole record's size means this run has
+    /// recorded some files and is still scanning.
     RecordGrown(u64),
 }
 
@@ -294,7 +295,8 @@ fn committed_cohort_killed_and_resumed_gives_the_golden_outputs() {
         &root.join("dicom"),
         &root.join("clinical.csv"),
         &[
-            Kill::RecordGrown(1 << 20),
+            // The whole record is about 640 KB.
+            Kill::RecordGrown(64 << 10),
             Kill::After(Duration::from_millis(100)),
             Kill::After(Duration::from_millis(300)),
         ],
@@ -315,14 +317,14 @@ fn generated_60_patients_killed_and_resumed_gives_the_golden_outputs() {
     })
     .unwrap();
     // Killed early in the scan, then about halfway through it (the whole record is about
-    // 16 MiB).
+    // 4.3 MB).
     resumed_outputs_match_golden(
         "generated60",
         &cohort.join("dicom"),
         &cohort.join("clinical.csv"),
         &[
             Kill::After(Duration::from_millis(300)),
-            Kill::RecordGrown(8 << 20),
+            Kill::RecordGrown(2 << 20),
         ],
     );
     std::fs::remove_dir_all(cohort).unwrap();

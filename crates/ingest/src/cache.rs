@@ -19,10 +19,11 @@
 //! dependency and no compile cost.
 //!
 //! The scan's threads do not wait for each other to record: each thread serialises its
-//! lines into its own buffer, and a full buffer (1 MiB of whole lines) goes to the file
-//! with one `write` call under a lock held only for that call; the rest are written when
-//! the cache is dropped. A kill loses at most the lines still in the buffers (those files
-//! are read again on resume) and leaves at worst a torn last line, which the loader skips.
+//! lines into its own buffer, which goes to the file with one `write` call, under a lock
+//! held only for that call, once it holds 256 KiB of whole lines or its oldest line is
+//! 200 ms old; the rest are written when the cache is dropped. A kill loses at most the
+//! last fraction of a second of each thread's lines (those files are read again on
+//! resume) and leaves at worst a torn last line, which the loader skips.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -30,6 +31,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -155,8 +157,9 @@ pub struct ScanCache {
     entries: HashMap<PathBuf, (FileKey, FileOutcome, Vec<QcIssue>)>,
     file: Mutex<File>,
     /// Whole lines not yet written, one buffer per thread of the pool that scans (by
-    /// rayon's thread index; the last one for any other thread).
-    pending: Vec<Mutex<Vec<u8>>>,
+    /// rayon's thread index; the last one for any other thread), with when its first
+    /// line came.
+    pending: Vec<Mutex<(Vec<u8>, Instant)>>,
     discarded: Option<String>,
     read: AtomicUsize,
     reused: AtomicUsize,
@@ -227,7 +230,7 @@ impl ScanCache {
             entries,
             file: Mutex::new(file),
             pending: (0..=rayon::current_num_threads())
-                .map(|_| Mutex::new(Vec::new()))
+                .map(|_| Mutex::new((Vec::new(), Instant::now())))
                 .collect(),
             discarded,
             read: AtomicUsize::new(0),
@@ -292,12 +295,16 @@ impl ScanCache {
         line.push(b'\n');
         let last = self.pending.len() - 1;
         let slot = rayon::current_thread_index().map_or(last, |i| i.min(last));
-        let Ok(mut buf) = self.pending[slot].lock() else {
+        let Ok(mut pending) = self.pending[slot].lock() else {
             return;
         };
+        let (buf, since) = &mut *pending;
+        if buf.is_empty() {
+            *since = Instant::now();
+        }
         buf.extend_from_slice(&line);
-        if buf.len() >= BATCH {
-            self.write_out(&mut buf);
+        if buf.len() >= BATCH || since.elapsed() >= BATCH_AGE {
+            self.write_out(buf);
         }
     }
 
@@ -311,16 +318,19 @@ impl ScanCache {
 }
 
 /// How many bytes of lines a thread gathers before writing them.
-const BATCH: usize = 1 << 20;
+const BATCH: usize = 256 << 10;
+
+/// How long a thread's oldest unwritten line may wait.
+const BATCH_AGE: Duration = Duration::from_millis(200);
 
 impl Drop for ScanCache {
     /// Writes the lines still buffered.
     fn drop(&mut self) {
         for slot in &self.pending {
-            if let Ok(mut buf) = slot.lock()
-                && !buf.is_empty()
+            if let Ok(mut pending) = slot.lock()
+                && !pending.0.is_empty()
             {
-                let mut lines = std::mem::take(&mut *buf);
+                let mut lines = std::mem::take(&mut pending.0);
                 self.write_out(&mut lines);
             }
         }
