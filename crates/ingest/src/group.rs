@@ -287,10 +287,11 @@ fn join_docs<'s>(
 ) -> JoinedPoints<'s> {
     let mut joined = Vec::with_capacity(scan.docs.iter().map(|d| d.points.len()).sum());
     let mut missing: BTreeSet<(PathBuf, String)> = BTreeSet::new();
-    let image_rank: HashMap<&str, u32> = images
-        .keys()
+    // Each image's record and rank, found with one lookup.
+    let image_at: HashMap<&str, (&ImageRecord, u32)> = images
+        .iter()
         .enumerate()
-        .map(|(i, k)| (k.as_str(), i as u32))
+        .map(|(i, (k, im))| (k.as_str(), (im, i as u32)))
         .collect();
     let observers: BTreeSet<&str> = scan
         .docs
@@ -309,7 +310,7 @@ fn join_docs<'s>(
             images: doc
                 .images
                 .iter()
-                .map(|u| images.get(u).zip(image_rank.get(u.as_str()).copied()))
+                .map(|u| image_at.get(u.as_str()).copied())
                 .collect(),
             observers: doc
                 .observers
