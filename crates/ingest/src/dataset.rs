@@ -4,19 +4,24 @@
 //! [`read_file`] walks the file with the structure check of [`crate::precheck`] (its
 //! limits are enforced in the same pass: nesting depth, value sizes, lengths past the end
 //! of the file, binary lengths that are not a multiple of the value size) and keeps, in a
-//! [`Sparse`] data set, only the elements listed in [`KEPT`] and the sequences in
+//! [`Store`], only the elements listed in [`KEPT`] and the sequences in
 //! [`KEPT_SEQUENCES`], at any depth inside kept sequences. Everything else is skipped
 //! without being loaded; the walk ends at the first top-level element at or after Pixel
 //! Data, so an image is read to the end of its header only. A landmark SR of 180
 //! measurement groups keeps a few thousand small items instead of dicom-rs's full object.
 //!
-//! Kept values are not decoded while reading: their bytes go to one buffer per file (the
-//! nodes share it), and a value is decoded when asked for; a single ASCII text value is
+//! The store is flat: the kept elements of every data set in one list (16 bytes each), the
+//! items of every sequence in another, the values' bytes in one buffer, so a file costs a
+//! few allocations however many items it has. It is read through [`Node`]s
+//! (`store.tree().root()`).
+//!
+//! Kept values are not decoded while reading: their bytes go to the store's buffer, and a
+//! value is decoded when asked for; a single ASCII text value is
 //! handed out as a slice of that buffer, never copied. Values are decoded as dicom-rs
 //! 0.10 decodes them with its default (`Preserved`) value strategy: text split at `\`
 //! and decoded with the Specific Character Set in force (AE, AS and CS with the default
 //! repertoire), binary numbers in the data set's byte order,
-//! an empty value as `PrimitiveValue::Empty`. So the scan's code reads a [`Sparse`] and
+//! an empty value as `PrimitiveValue::Empty`. So the scan's code reads a [`Node`] and
 //! dicom-rs's `InMemDicomObject` through the same [`Attributes`] trait and gets the same
 //! answers; `tests/stream_reader.rs` checks that on every SR and image of the fixtures, the
 //! interop files and a generated cohort.
@@ -27,9 +32,9 @@
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
+use std::fmt;
 use std::fs::File;
 use std::path::Path;
-use std::rc::Rc;
 
 use dicom_core::value::{C, PrimitiveValue};
 use dicom_core::{Tag, VR};
@@ -40,7 +45,7 @@ use dicom_object::InMemDicomObject;
 use crate::precheck::{Flow, Limits, PrecheckError, Prefetched, Problem, Visitor, walk};
 
 /// Read access to the attributes of a data set, the same for dicom-rs's in-memory
-/// object and for a [`Sparse`] one.
+/// object and for a [`Node`] of a [`Store`].
 pub trait Attributes: Sized {
     /// The value of a non-sequence element, when present (decoded as dicom-rs does).
     fn value(&self, tag: Tag) -> Option<Cow<'_, PrimitiveValue>>;
@@ -158,99 +163,155 @@ fn kept(tag: Tag) -> bool {
     }
 }
 
-/// The kept values' bytes of one file, shared by its nodes; set when the walk ends.
-type Arena = Rc<OnceCell<Box<[u8]>>>;
-
-/// Where a kept value's bytes are in the arena, and how to decode them.
-#[derive(Clone, Debug)]
-struct Raw {
-    start: usize,
-    len: usize,
-    charset: SpecificCharacterSet,
-    big_endian: bool,
-    /// ASCII text that `to_str` gives as it is, but for trailing padding (one value, or
-    /// a VR that is never split, and no ISO 2022 escape).
-    plain: bool,
+/// A kept element: its tag and VR, and where its value is ([`Store::bytes`]) or, for a
+/// sequence, where its items are ([`Store::items`]). 16 bytes.
+#[derive(Clone, Copy, Debug)]
+struct Elem {
+    tag: Tag,
+    vr: VR,
+    /// [`SEQUENCE`], [`BIG_ENDIAN`], [`PLAIN`].
+    flags: u8,
+    /// Index of the Specific Character Set in force ([`Store::charsets`]).
+    charset: u16,
+    /// A value: its first byte in [`Store::bytes`]. A sequence: its first item in
+    /// [`Store::items`].
+    start: u32,
+    /// A value: its length. A sequence: its number of items.
+    len: u32,
 }
 
-/// A kept element's content.
-#[derive(Clone, Debug)]
-enum Kept {
-    Value(Raw),
-    Items(Vec<Sparse>),
+/// [`Elem::flags`]: a sequence (else a value).
+const SEQUENCE: u8 = 1;
+/// [`Elem::flags`]: a value in big-endian byte order.
+const BIG_ENDIAN: u8 = 2;
+/// [`Elem::flags`]: ASCII text that `to_str` gives as it is, but for trailing padding
+/// (one value, or a VR that is never split, and no ISO 2022 escape).
+const PLAIN: u8 = 4;
+
+/// A data set (the root, or an item): its elements, `elems[start..start + len]`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Span {
+    start: u32,
+    len: u32,
 }
 
-/// A data set holding only the kept elements (see the module documentation).
-#[derive(Clone, Debug)]
-pub struct Sparse {
-    arena: Arena,
-    elements: Vec<(Tag, VR, Kept)>,
+/// The kept elements of one file, flat: no allocation per item or per value. Each data
+/// set's elements are contiguous in `elems` and each sequence's items in `items`, so a
+/// sequence's items are a slice ([`Attributes::items`] on a [`Node`]).
+#[derive(Clone, Debug, Default)]
+pub struct Store {
+    /// The kept values' bytes.
+    bytes: Vec<u8>,
+    elems: Vec<Elem>,
+    /// The items of the kept sequences.
+    items: Vec<Span>,
+    /// The root data set.
+    root: Span,
+    /// The character sets in force at kept values (the first is the default).
+    charsets: Vec<SpecificCharacterSet>,
 }
 
-impl Sparse {
-    fn new(arena: &Arena, capacity: usize) -> Sparse {
-        Sparse {
-            arena: Rc::clone(arena),
-            elements: Vec::with_capacity(capacity),
+impl Store {
+    /// The store's data sets, for reading through [`Attributes`]: `tree.root()`.
+    pub fn tree(&self) -> Tree<'_> {
+        Tree {
+            store: self,
+            nodes: OnceCell::new(),
         }
     }
+}
 
-    /// Puts an element, replacing one with the same tag (as dicom-rs does).
-    fn put(&mut self, tag: Tag, vr: VR, value: Kept) {
-        match self.elements.iter_mut().find(|e| e.0 == tag) {
-            Some(e) => *e = (tag, vr, value),
-            None => self.elements.push((tag, vr, value)),
+/// The data sets of a [`Store`], as [`Node`]s ([`Tree::root`]).
+pub struct Tree<'s> {
+    store: &'s Store,
+    /// One node per item of [`Store::items`], in the same order; made by [`Tree::root`].
+    nodes: OnceCell<Box<[Node<'s>]>>,
+}
+
+impl<'s> Tree<'s> {
+    /// The root data set.
+    pub fn root(&'s self) -> Node<'s> {
+        self.nodes.get_or_init(|| {
+            self.store
+                .items
+                .iter()
+                .map(|&span| Node { tree: self, span })
+                .collect()
+        });
+        Node {
+            tree: self,
+            span: self.store.root,
         }
     }
+}
 
-    fn get(&self, tag: Tag) -> Option<&(Tag, VR, Kept)> {
-        self.elements.iter().find(|e| e.0 == tag)
+/// One data set of a [`Store`] (the root or an item), read through [`Attributes`].
+#[derive(Clone, Copy)]
+pub struct Node<'s> {
+    tree: &'s Tree<'s>,
+    span: Span,
+}
+
+impl fmt::Debug for Node<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.elems().iter().map(|e| e.tag))
+            .finish()
+    }
+}
+
+impl<'s> Node<'s> {
+    fn elems(&self) -> &'s [Elem] {
+        let (a, n) = (self.span.start as usize, self.span.len as usize);
+        &self.tree.store.elems[a..a + n]
+    }
+
+    fn get(&self, tag: Tag) -> Option<&'s Elem> {
+        self.elems().iter().find(|e| e.tag == tag)
     }
 
     /// The bytes of a kept value.
-    fn bytes(&self, raw: &Raw) -> &[u8] {
-        let arena = self.arena.get().map_or(&[][..], |a| &a[..]);
-        arena
-            .get(raw.start..raw.start + raw.len)
-            .unwrap_or_default()
+    fn bytes(&self, e: &Elem) -> &'s [u8] {
+        let (a, n) = (e.start as usize, e.len as usize);
+        &self.tree.store.bytes[a..a + n]
     }
 
-    fn raw(&self, tag: Tag) -> Option<(VR, &Raw)> {
-        match self.get(tag)? {
-            (_, vr, Kept::Value(raw)) => Some((*vr, raw)),
-            _ => None,
-        }
+    fn raw(&self, tag: Tag) -> Option<&'s Elem> {
+        self.get(tag).filter(|e| e.flags & SEQUENCE == 0)
+    }
+
+    fn decode(&self, e: &Elem) -> Result<PrimitiveValue, String> {
+        let charset = &self.tree.store.charsets[usize::from(e.charset)];
+        decode(e.vr, self.bytes(e), e.flags & BIG_ENDIAN != 0, charset)
     }
 }
 
-impl Attributes for Sparse {
+impl<'s> Attributes for Node<'s> {
     fn value(&self, tag: Tag) -> Option<Cow<'_, PrimitiveValue>> {
-        let (vr, raw) = self.raw(tag)?;
+        let e = self.raw(tag)?;
         // Checked while reading, so this cannot fail; an empty value if it did.
-        let v = decode(vr, self.bytes(raw), raw.big_endian, &raw.charset)
-            .unwrap_or(PrimitiveValue::Empty);
-        Some(Cow::Owned(v))
+        Some(Cow::Owned(self.decode(e).unwrap_or(PrimitiveValue::Empty)))
     }
 
     fn text(&self, tag: Tag) -> Option<Cow<'_, str>> {
-        let (vr, raw) = self.raw(tag)?;
-        if raw.plain {
-            let s = std::str::from_utf8(self.bytes(raw)).unwrap_or_default();
+        let e = self.raw(tag)?;
+        if e.flags & PLAIN != 0 {
+            let s = std::str::from_utf8(self.bytes(e)).unwrap_or_default();
             return Some(Cow::Borrowed(s.trim_end_matches([' ', '\0'])));
         }
-        let v = decode(vr, self.bytes(raw), raw.big_endian, &raw.charset).ok()?;
+        let v = self.decode(e).ok()?;
         Some(Cow::Owned(v.to_str().into_owned()))
     }
 
-    fn items(&self, tag: Tag) -> Option<&[Sparse]> {
-        match &self.get(tag)?.2 {
-            Kept::Items(i) => Some(i),
-            Kept::Value(_) => None,
-        }
+    fn items(&self, tag: Tag) -> Option<&[Node<'s>]> {
+        let e = self.get(tag).filter(|e| e.flags & SEQUENCE != 0)?;
+        let nodes = self.tree.nodes.get().map_or(&[][..], |n| &n[..]);
+        let (a, n) = (e.start as usize, e.len as usize);
+        nodes.get(a..a + n)
     }
 
     fn vr(&self, tag: Tag) -> Option<VR> {
-        self.get(tag).map(|e| e.1)
+        self.get(tag).map(|e| e.vr)
     }
 }
 
@@ -261,8 +322,8 @@ pub struct Header {
     pub transfer_syntax: String,
     /// Media Storage SOP Class UID of the file meta group (trimmed).
     pub media_sop_class: String,
-    /// The kept elements of the data set.
-    pub root: Sparse,
+    /// The kept elements of the data set (read them through `store.tree().root()`).
+    pub store: Store,
     /// The top-level Pixel Data element, when the walk reached it: its declared length and
     /// the offset where its value starts.
     pub pixel_data: Option<(u32, u64)>,
@@ -303,13 +364,16 @@ pub struct Refused {
 /// let sr = concat!(env!("CARGO_MANIFEST_DIR"),
 ///     "/../../fixtures/cohort-small/dicom/P0001/20210530_preop/SR_alpha_lat.dcm");
 /// let h = read_file(sr.as_ref(), &Limits::default(), None).unwrap();
-/// assert_eq!(text_of(&h.root, tags::PATIENT_ID).as_deref(), Some("P0001"));
-/// let content = h.root.items(tags::CONTENT_SEQUENCE).unwrap();
+/// let tree = h.store.tree();
+/// let root = tree.root();
+/// assert_eq!(text_of(&root, tags::PATIENT_ID).as_deref(), Some("P0001"));
+/// let content = root.items(tags::CONTENT_SEQUENCE).unwrap();
 /// assert!(!content.is_empty());
 ///
 /// // A shard that does not hold P0001 stops at the PatientID.
 /// let h = read_file(sr.as_ref(), &Limits::default(), Some(&|pid: &str| pid != "P0001")).unwrap();
-/// assert!(h.foreign && h.root.items(tags::CONTENT_SEQUENCE).is_none());
+/// let tree = h.store.tree();
+/// assert!(h.foreign && tree.root().items(tags::CONTENT_SEQUENCE).is_none());
 /// ```
 pub fn read_file(
     path: &Path,
@@ -328,24 +392,27 @@ pub fn read_file(
     };
     let file = File::open(path).map_err(io).map_err(refused)?;
     let len = file.metadata().map_err(io).map_err(refused)?.len();
-    let arena: Arena = Rc::new(OnceCell::new());
     let mut c = Collector {
         header: Header {
             transfer_syntax: String::new(),
             media_sop_class: String::new(),
-            root: Sparse::new(&arena, 16),
+            store: Store::default(),
             pixel_data: None,
             file_len: len,
             foreign: false,
         },
-        arena,
-        bytes: Vec::new(),
+        pending: Vec::new(),
+        done: Vec::new(),
         open: Vec::new(),
         charset: SpecificCharacterSet::default(),
         keep,
         patient_id: String::new(),
         asked: keep.is_none(),
     };
+    c.header
+        .store
+        .charsets
+        .push(SpecificCharacterSet::default());
     // One read buffer per thread, reused file after file.
     thread_local! {
         static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -362,27 +429,28 @@ pub fn read_file(
             patient_id: c.patient_id,
         });
     }
-    let _ = c.arena.set(std::mem::take(&mut c.bytes).into_boxed_slice());
-    Ok(c.header)
+    Ok(c.finish())
 }
 
 /// An open sequence or item of the walk.
 enum Open {
-    /// A sequence; its items are collected when it is kept.
+    /// A sequence; `Some(mark)` when kept: its items so far are `Collector::done[mark..]`.
     Sequence {
         tag: Tag,
         vr: VR,
-        items: Option<Vec<Sparse>>,
+        kept: Option<usize>,
     },
-    /// An item; its elements are collected when its sequence is kept.
-    Item(Option<Sparse>),
+    /// An item; `Some(mark)` when its sequence is kept: its elements so far are
+    /// `Collector::pending[mark..]`.
+    Item(Option<usize>),
 }
 
 struct Collector<'k> {
     header: Header,
-    arena: Arena,
-    /// The kept values' bytes so far (the arena's content once the walk ends).
-    bytes: Vec<u8>,
+    /// The elements of the kept data sets open now (the root's first).
+    pending: Vec<Elem>,
+    /// The finished items of the kept sequences open now.
+    done: Vec<Span>,
     open: Vec<Open>,
     charset: SpecificCharacterSet,
     keep: Option<&'k dyn Fn(&str) -> bool>,
@@ -393,13 +461,51 @@ struct Collector<'k> {
 }
 
 impl Collector<'_> {
-    /// The data set elements go to now, when it is kept.
-    fn target(&mut self) -> Option<&mut Sparse> {
-        match self.open.last_mut() {
-            None => Some(&mut self.header.root),
-            Some(Open::Item(node)) => node.as_mut(),
+    /// Where the elements of the data set open now start in `pending`, when it is kept.
+    fn target(&self) -> Option<usize> {
+        match self.open.last() {
+            None => Some(0),
+            Some(Open::Item(mark)) => *mark,
             Some(Open::Sequence { .. }) => None,
         }
+    }
+
+    /// Puts an element in the data set open now (which starts at `mark`), replacing one
+    /// with the same tag (as dicom-rs does).
+    fn put(&mut self, mark: usize, e: Elem) {
+        match self.pending[mark..].iter_mut().find(|p| p.tag == e.tag) {
+            Some(p) => *p = e,
+            None => self.pending.push(e),
+        }
+    }
+
+    /// The index of the character set in force, added to the store's list when new.
+    fn charset_index(&mut self) -> u16 {
+        let list = &mut self.header.store.charsets;
+        if let Some(i) = list.iter().rposition(|c| *c == self.charset) {
+            return i as u16;
+        }
+        // More distinct character sets than an index holds cannot come from one file's
+        // few (0008,0005) elements in practice; the last one is reused if they do.
+        if list.len() > usize::from(u16::MAX) {
+            return u16::MAX;
+        }
+        list.push(self.charset.clone());
+        (list.len() - 1) as u16
+    }
+
+    /// Closes what is still open (a walk stopped early) and sets the root.
+    fn finish(mut self) -> Header {
+        while !self.open.is_empty() {
+            self.close(false);
+        }
+        let store = &mut self.header.store;
+        store.root = Span {
+            start: store.elems.len() as u32,
+            len: self.pending.len() as u32,
+        };
+        store.elems.append(&mut self.pending);
+        self.header
     }
 
     /// Asks `keep` about the patient; `Stop` when it refuses.
@@ -542,17 +648,20 @@ impl Visitor for Collector<'_> {
         if !kept(tag) {
             return Ok(Flow::Continue);
         }
-        let raw = Raw {
-            start: self.bytes.len(),
-            len: b.len(),
-            charset: self.charset.clone(),
-            big_endian: be,
-            plain,
-        };
-        self.bytes.extend_from_slice(b);
         let top = self.open.is_empty();
-        if let Some(t) = self.target() {
-            t.put(tag, vr, Kept::Value(raw));
+        if let Some(mark) = self.target() {
+            let charset = self.charset_index();
+            let bytes = &mut self.header.store.bytes;
+            let e = Elem {
+                tag,
+                vr,
+                flags: if be { BIG_ENDIAN } else { 0 } | if plain { PLAIN } else { 0 },
+                charset,
+                start: bytes.len() as u32,
+                len: b.len() as u32,
+            };
+            bytes.extend_from_slice(b);
+            self.put(mark, e);
         }
         if tag == tags::PATIENT_ID && top {
             let v = decode(vr, b, be, &self.charset)?;
@@ -564,37 +673,43 @@ impl Visitor for Collector<'_> {
     }
 
     fn sequence(&mut self, tag: Tag, vr: VR) {
-        let items = (kept(tag) && self.target().is_some()).then(Vec::new);
-        self.open.push(Open::Sequence { tag, vr, items });
+        let kept = (kept(tag) && self.target().is_some()).then_some(self.done.len());
+        self.open.push(Open::Sequence { tag, vr, kept });
     }
 
     fn item(&mut self) {
-        let kept = matches!(
-            self.open.last(),
-            Some(Open::Sequence { items: Some(_), .. })
-        );
-        // A content item keeps about six elements: room for them at once.
-        let node = kept.then(|| Sparse::new(&self.arena, 6));
-        self.open.push(Open::Item(node));
+        let kept = matches!(self.open.last(), Some(Open::Sequence { kept: Some(_), .. }));
+        let mark = kept.then_some(self.pending.len());
+        self.open.push(Open::Item(mark));
     }
 
     fn close(&mut self, _seq: bool) {
         match self.open.pop() {
-            Some(Open::Item(Some(node))) => {
-                if let Some(Open::Sequence {
-                    items: Some(items), ..
-                }) = self.open.last_mut()
-                {
-                    items.push(node);
-                }
+            Some(Open::Item(Some(mark))) => {
+                let store = &mut self.header.store;
+                self.done.push(Span {
+                    start: store.elems.len() as u32,
+                    len: (self.pending.len() - mark) as u32,
+                });
+                store.elems.extend(self.pending.drain(mark..));
             }
             Some(Open::Sequence {
                 tag,
                 vr,
-                items: Some(items),
+                kept: Some(mark),
             }) => {
-                if let Some(t) = self.target() {
-                    t.put(tag, vr, Kept::Items(items));
+                let store = &mut self.header.store;
+                let e = Elem {
+                    tag,
+                    vr,
+                    flags: SEQUENCE,
+                    charset: 0,
+                    start: store.items.len() as u32,
+                    len: (self.done.len() - mark) as u32,
+                };
+                store.items.extend(self.done.drain(mark..));
+                if let Some(target) = self.target() {
+                    self.put(target, e);
                 }
             }
             _ => {}

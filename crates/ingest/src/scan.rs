@@ -416,8 +416,10 @@ pub fn scan_file_keeping(
             format!("not readable as DICOM (truncated or corrupt?): {why}"),
         );
     }
+    let tree = h.store.tree();
+    let root = tree.root();
     let file = Parsed {
-        root: &h.root,
+        root: &root,
         media_sop_class: &h.media_sop_class,
         transfer_syntax: &h.transfer_syntax,
         pixel_data: PixelData::Known {

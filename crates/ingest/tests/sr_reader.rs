@@ -451,7 +451,8 @@ fn through_a_file(obj: &InMemDicomObject, vocab: &Vocabulary, cap: usize) -> Lan
         .map_err(|r| r.error)
         .unwrap();
     std::fs::remove_file(&file).unwrap();
-    read_sr(&header.root, Path::new("mem/sr.dcm"), vocab, cap)
+    let tree = header.store.tree();
+    read_sr(&tree.root(), Path::new("mem/sr.dcm"), vocab, cap)
 }
 
 /// `leaf` wrapped in `levels` containers, built iteratively; placed in the root's
