@@ -237,31 +237,42 @@ impl FromStr for Landmark {
     type Err = UnknownLandmark;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || UnknownLandmark(s.to_string());
+        Landmark::parse(s).ok_or_else(|| UnknownLandmark(s.to_string()))
+    }
+}
+
+impl Landmark {
+    /// The landmark a canonical name names, as [`str::parse`] reads it, without making an
+    /// error for a name that is not one (the SR reader tries many such names).
+    ///
+    /// ```
+    /// use plumbline_geometry::Landmark;
+    /// assert_eq!(Landmark::parse("L1_sup_ant"), "L1_sup_ant".parse().ok());
+    /// assert_eq!(Landmark::parse("Center"), None);
+    /// ```
+    pub fn parse(s: &str) -> Option<Landmark> {
         let lm = match s {
             "FH_left" => Landmark::FemoralHead(Side::Left),
             "FH_right" => Landmark::FemoralHead(Side::Right),
             _ => {
                 let mut parts = s.split('_');
-                let level = parts.next().and_then(Level::parse).ok_or_else(err)?;
+                let level = parts.next().and_then(Level::parse)?;
                 match (parts.next(), parts.next(), parts.next()) {
                     (Some("centroid"), None, None) => Landmark::Centroid(level),
                     (Some(e), Some(c), None) => {
                         let e = [Endplate::Sup, Endplate::Inf]
                             .into_iter()
-                            .find(|x| x.as_str() == e)
-                            .ok_or_else(err)?;
+                            .find(|x| x.as_str() == e)?;
                         let c = [Corner::Ant, Corner::Post, Corner::Left, Corner::Right]
                             .into_iter()
-                            .find(|x| x.as_str() == c)
-                            .ok_or_else(err)?;
+                            .find(|x| x.as_str() == c)?;
                         Landmark::Corner(level, e, c)
                     }
-                    _ => return Err(err()),
+                    _ => return None,
                 }
             }
         };
-        if lm.is_valid() { Ok(lm) } else { Err(err()) }
+        lm.is_valid().then_some(lm)
     }
 }
 

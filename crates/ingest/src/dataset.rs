@@ -185,7 +185,8 @@ const SEQUENCE: u8 = 1;
 /// [`Elem::flags`]: a value in big-endian byte order.
 const BIG_ENDIAN: u8 = 2;
 /// [`Elem::flags`]: ASCII text that `to_str` gives as it is, but for trailing padding
-/// (one value, or a VR that is never split, and no ISO 2022 escape).
+/// (one value, or a VR that is never split, and no ISO 2022 escape), kept in
+/// [`Store::text`].
 const PLAIN: u8 = 4;
 
 /// A data set (the root, or an item): its elements, `elems[start..start + len]`.
@@ -200,8 +201,10 @@ struct Span {
 /// sequence's items are a slice ([`Attributes::items`] on a [`Node`]).
 #[derive(Clone, Debug, Default)]
 pub struct Store {
-    /// The kept values' bytes.
+    /// The kept values' bytes, but for [`PLAIN`] text.
     bytes: Vec<u8>,
+    /// The kept [`PLAIN`] text values (checked to be ASCII once, when read).
+    text: String,
     elems: Vec<Elem>,
     /// The items of the kept sequences.
     items: Vec<Span>,
@@ -273,7 +276,17 @@ impl<'s> Node<'s> {
     /// The bytes of a kept value.
     fn bytes(&self, e: &Elem) -> &'s [u8] {
         let (a, n) = (e.start as usize, e.len as usize);
-        &self.tree.store.bytes[a..a + n]
+        if e.flags & PLAIN != 0 {
+            &self.tree.store.text.as_bytes()[a..a + n]
+        } else {
+            &self.tree.store.bytes[a..a + n]
+        }
+    }
+
+    /// A [`PLAIN`] text value.
+    fn plain(&self, e: &Elem) -> &'s str {
+        let (a, n) = (e.start as usize, e.len as usize);
+        self.tree.store.text.get(a..a + n).unwrap_or_default()
     }
 
     fn raw(&self, tag: Tag) -> Option<&'s Elem> {
@@ -296,8 +309,7 @@ impl<'s> Attributes for Node<'s> {
     fn text(&self, tag: Tag) -> Option<Cow<'_, str>> {
         let e = self.raw(tag)?;
         if e.flags & PLAIN != 0 {
-            let s = std::str::from_utf8(self.bytes(e)).unwrap_or_default();
-            return Some(Cow::Borrowed(s.trim_end_matches([' ', '\0'])));
+            return Some(Cow::Borrowed(self.plain(e).trim_end_matches([' ', '\0'])));
         }
         let v = self.decode(e).ok()?;
         Some(Cow::Owned(v.to_str().into_owned()))
@@ -622,12 +634,20 @@ impl Visitor for Collector<'_> {
     }
 
     fn value(&mut self, tag: Tag, vr: VR, b: &[u8], be: bool) -> Result<Flow, String> {
-        let plain = is_text(vr)
-            && b.is_ascii()
-            && !b.contains(&0x1B)
-            && (single_string(vr) || !b.contains(&b'\\'));
-        if !plain {
-            // Decoded now only to refuse what dicom-rs refuses (undecodable text).
+        let text = is_text(vr);
+        let plain = text && {
+            // One pass: ASCII, no ISO 2022 escape, and one value (or a VR never split).
+            let (mut or, mut esc, mut split) = (0u8, false, false);
+            for &c in b {
+                or |= c;
+                esc |= c == 0x1B;
+                split |= c == b'\\';
+            }
+            or < 0x80 && !esc && (single_string(vr) || !split)
+        };
+        if !plain && (text || vr == VR::SQ) {
+            // Decoded now only to refuse what dicom-rs refuses (undecodable text; numbers
+            // always decode).
             let v = decode(vr, b, be, &self.charset)?;
             if tag == tags::SPECIFIC_CHARACTER_SET
                 && vr == VR::CS
@@ -651,16 +671,25 @@ impl Visitor for Collector<'_> {
         let top = self.open.is_empty();
         if let Some(mark) = self.target() {
             let charset = self.charset_index();
-            let bytes = &mut self.header.store.bytes;
+            let store = &mut self.header.store;
+            let start = match std::str::from_utf8(b) {
+                Ok(t) if plain => {
+                    store.text.push_str(t);
+                    store.text.len() - t.len()
+                }
+                _ => {
+                    store.bytes.extend_from_slice(b);
+                    store.bytes.len() - b.len()
+                }
+            };
             let e = Elem {
                 tag,
                 vr,
                 flags: if be { BIG_ENDIAN } else { 0 } | if plain { PLAIN } else { 0 },
                 charset,
-                start: bytes.len() as u32,
+                start: start as u32,
                 len: b.len() as u32,
             };
-            bytes.extend_from_slice(b);
             self.put(mark, e);
         }
         if tag == tags::PATIENT_ID && top {

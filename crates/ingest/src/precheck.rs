@@ -707,6 +707,7 @@ impl<R: Input, V: Visitor> Walker<'_, '_, R, V> {
 
     /// Decodes the element header at the start of the read buffer, when the buffer holds
     /// 12 bytes or more: (tag, VR, length, header size). Same result as the slow path.
+    #[inline(always)]
     fn header_in_buffer(&mut self) -> Option<(Tag, VR, u32, usize)> {
         let (be, explicit) = (self.big_endian, self.explicit);
         let b = self.src.r.buffered();
@@ -743,14 +744,31 @@ impl<R: Input, V: Visitor> Walker<'_, '_, R, V> {
 
     /// Decodes an element header. `None` at the end of the file (fewer than 4 bytes left
     /// for the tag, which dicom-rs takes as the end of the data set).
+    #[inline(always)]
     fn element_header(&mut self) -> Result<Option<Header>, PrecheckError> {
-        let at = self.src.pos;
-        // Fast path: the whole header is in the read buffer.
-        if let Some((tag, vr, len, size)) = self.header_in_buffer() {
-            self.src.r.consume(size);
-            self.src.pos += size as u64;
-            return Ok(Some(Header { tag, vr, len, at }));
+        // Fast path: the whole header is in the read buffer. Inlined, and the header
+        // returned in registers: the large `Result` of the slow path, returned through
+        // memory for every element, cost a quarter of the walk.
+        match self.buffered_header() {
+            Some(h) => Ok(Some(h)),
+            None => self.element_header_slow(),
         }
+    }
+
+    /// [`Walker::element_header`] when the whole header is in the read buffer.
+    #[inline(always)]
+    fn buffered_header(&mut self) -> Option<Header> {
+        let at = self.src.pos;
+        let (tag, vr, len, size) = self.header_in_buffer()?;
+        self.src.r.consume(size);
+        self.src.pos += size as u64;
+        Some(Header { tag, vr, len, at })
+    }
+
+    /// [`Walker::element_header`] reading through the input.
+    #[inline(never)]
+    fn element_header_slow(&mut self) -> Result<Option<Header>, PrecheckError> {
+        let at = self.src.pos;
         let mut t = [0u8; 4];
         let n = self.src.read_up_to(&mut t).map_err(|e| self.io(e))?;
         if n < 4 {
@@ -1038,11 +1056,17 @@ impl<R: Input, V: Visitor> Walker<'_, '_, R, V> {
                 self.src.skip(end - self.src.pos).map_err(|e| self.io(e))?;
                 continue;
             }
-            let Some(h) = self.element_header()? else {
-                return match self.stack.last() {
-                    Some(top) => Err(self.ends_inside(top)),
-                    None => Ok(()),
-                };
+            let h = match self.buffered_header() {
+                Some(h) => h,
+                None => match self.element_header_slow()? {
+                    Some(h) => h,
+                    None => {
+                        return match self.stack.last() {
+                            Some(top) => Err(self.ends_inside(top)),
+                            None => Ok(()),
+                        };
+                    }
+                },
             };
             if h.vr != VR::SQ && h.tag == ITEM_DELIMITER {
                 if self.stack.is_empty() {
@@ -1163,19 +1187,35 @@ impl<R: Input, V: Visitor> Walker<'_, '_, R, V> {
     /// text values as [`Walker::value`] does.
     fn hand_over(&mut self, h: &Header) -> Result<(), PrecheckError> {
         let n = h.len as usize;
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        buf.resize(n, 0);
-        let got = self.src.read_up_to(&mut buf).map_err(|e| self.io(e))?;
-        if got < n {
-            return Err(self.io(std::io::ErrorKind::UnexpectedEof.into()));
-        }
-        if multi_text(h.vr) && n > 0 {
-            let values = buf.iter().filter(|&&c| c == b'\\').count() as u64 + 1;
-            self.add_text_values(h, values)?;
-        }
-        let flow = self.visit.value(h.tag, h.vr, &buf, self.big_endian);
-        self.buf = buf;
+        let multi = multi_text(h.vr) && n > 0;
+        let flow = if self.src.r.buffered().len() >= n {
+            // The whole value is in the read buffer: handed over from there, not copied.
+            let b = &self.src.r.buffered()[..n];
+            if multi {
+                let values = b.iter().filter(|&&c| c == b'\\').count() as u64 + 1;
+                self.add_text_values(h, values)?;
+            }
+            let b = &self.src.r.buffered()[..n];
+            let flow = self.visit.value(h.tag, h.vr, b, self.big_endian);
+            self.src.r.consume(n);
+            self.src.pos += n as u64;
+            flow
+        } else {
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            buf.resize(n, 0);
+            let got = self.src.read_up_to(&mut buf).map_err(|e| self.io(e))?;
+            if got < n {
+                return Err(self.io(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            if multi {
+                let values = buf.iter().filter(|&&c| c == b'\\').count() as u64 + 1;
+                self.add_text_values(h, values)?;
+            }
+            let flow = self.visit.value(h.tag, h.vr, &buf, self.big_endian);
+            self.buf = buf;
+            flow
+        };
         match flow {
             Ok(Flow::Continue) => {}
             Ok(Flow::Stop) => self.stopped = true,

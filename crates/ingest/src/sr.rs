@@ -443,7 +443,12 @@ impl Reader<'_> {
         } else {
             format!(
                 "none of {} is a landmark in the vocabulary",
-                naming.tried.join(", ")
+                naming
+                    .tried
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         };
         self.issue(
@@ -531,7 +536,7 @@ impl Reader<'_> {
     /// the point, nearest first. A container holding several points (SCOORDs, or NUMs over
     /// SCOORDs) pairs each point with the name items just before it among its siblings
     /// (after the previous point), so one name is never given to every point.
-    fn name_point<N: Attributes>(&self, item: &N, stack: &[Frame<'_, N>]) -> Naming {
+    fn name_point<'a, N: Attributes>(&self, item: &'a N, stack: &[Frame<'a, N>]) -> Naming<'a> {
         let mut cand = Candidates::default();
         for frame in stack.iter().rev() {
             let siblings: &[N] = if frame.container {
@@ -559,7 +564,7 @@ impl Reader<'_> {
         let parent = stack
             .last()
             .and_then(|f| f.parent)
-            .filter(|p| upper(*p, tags::VALUE_TYPE).as_deref() == Some("NUM"));
+            .filter(|p| is(*p, tags::VALUE_TYPE, "NUM"));
         for (what, it) in [("concept name", Some(item)), ("NUM concept name", parent)] {
             let Some(it) = it else { continue };
             if let Some(c) = first_code(it, tags::CONCEPT_NAME_CODE_SEQUENCE) {
@@ -572,7 +577,7 @@ impl Reader<'_> {
                     Some(lm) => {
                         cand.own.get_or_insert(lm);
                     }
-                    None => cand.tried.push(format!("{what} {c}")),
+                    None => cand.tried.push(Tried::Code(what, c)),
                 }
             }
         }
@@ -596,32 +601,46 @@ impl Reader<'_> {
 
 /// Whether a content item holds a point: a SCOORD, or an item (a NUM) with a SCOORD child.
 fn bears_point<N: Attributes>(item: &N) -> bool {
-    let is_scoord = |i: &N| {
-        matches!(
-            upper(i, tags::VALUE_TYPE).as_deref(),
-            Some("SCOORD" | "SCOORD3D")
-        )
-    };
+    let is_scoord =
+        |i: &N| is(i, tags::VALUE_TYPE, "SCOORD") || is(i, tags::VALUE_TYPE, "SCOORD3D");
     is_scoord(item) || items(item, tags::CONTENT_SEQUENCE).iter().any(is_scoord)
 }
 
 /// The name candidates of one point, by rule (the first of each kind that maps).
 #[derive(Default)]
-struct Candidates {
+struct Candidates<'a> {
     finding: Option<Landmark>,
     tracking: Option<Landmark>,
     comment: Option<Landmark>,
     site: Option<Landmark>,
     own: Option<Landmark>,
     /// The group's first Tracking Identifier text.
-    tracking_text: Option<String>,
+    tracking_text: Option<Cow<'a, str>>,
     /// Candidates that are not in the vocabulary, for the unnamed-point message.
-    tried: Vec<String>,
+    tried: Vec<Tried<'a>>,
 }
 
-impl Candidates {
+/// A name candidate that is not in the vocabulary, described only when a message needs it
+/// (most points need none).
+enum Tried<'a> {
+    /// "Finding (SCT, 123, "meaning")" and the like.
+    Code(&'static str, Code<'a>),
+    /// "Comment "text"" and the like.
+    Text(&'static str, Cow<'a, str>),
+}
+
+impl fmt::Display for Tried<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Tried::Code(what, c) => write!(f, "{what} {c}"),
+            Tried::Text(what, t) => write!(f, "{what} {t:?}"),
+        }
+    }
+}
+
+impl<'a> Candidates<'a> {
     /// Takes what content item `it` offers as a name.
-    fn collect<N: Attributes>(&mut self, it: &N, vocab: &Vocabulary) {
+    fn collect<N: Attributes>(&mut self, it: &'a N, vocab: &Vocabulary) {
         match upper(it, tags::VALUE_TYPE).as_deref() {
             Some("CODE") if concept_is(it, FINDING) => {
                 for code in codes_in(it, tags::CONCEPT_CODE_SEQUENCE) {
@@ -632,7 +651,7 @@ impl Candidates {
                         Some(lm) => {
                             self.finding.get_or_insert(lm);
                         }
-                        None => self.tried.push(format!("Finding {code}")),
+                        None => self.tried.push(Tried::Code("Finding", code)),
                     }
                 }
             }
@@ -642,7 +661,7 @@ impl Candidates {
                         Some(lm) => {
                             self.site.get_or_insert(lm);
                         }
-                        None => self.tried.push(format!("Finding Site {code}")),
+                        None => self.tried.push(Tried::Code("Finding Site", code)),
                     }
                 }
             }
@@ -654,9 +673,11 @@ impl Candidates {
                     Some(lm) => {
                         self.tracking.get_or_insert(lm);
                     }
-                    None => self.tried.push(format!("Tracking Identifier {t:?}")),
+                    None => self
+                        .tried
+                        .push(Tried::Text("Tracking Identifier", t.clone())),
                 }
-                self.tracking_text.get_or_insert(t.into_owned());
+                self.tracking_text.get_or_insert(t);
             }
             Some("TEXT") if concept_is(it, COMMENT) => {
                 let Some(t) = text(it, tags::TEXT_VALUE) else {
@@ -666,7 +687,7 @@ impl Candidates {
                     Some(lm) => {
                         self.comment.get_or_insert(lm);
                     }
-                    None => self.tried.push(format!("Comment {t:?}")),
+                    None => self.tried.push(Tried::Text("Comment", t)),
                 }
             }
             _ => {}
@@ -686,7 +707,7 @@ fn is_finding_site<N: Attributes>(item: &N) -> bool {
 /// "landmark L1_sup_ant (SCOORD at content item 1.5.3.4)" ([`Naming::describe`]) of the
 /// SCOORD on top of `stack`, written only when printed.
 struct Described<'a, 'f, N> {
-    naming: &'a Naming,
+    naming: &'a Naming<'f>,
     stack: &'a [Frame<'f, N>],
 }
 
@@ -697,18 +718,18 @@ impl<N> fmt::Display for Described<'_, '_, N> {
 }
 
 /// What naming found for one point.
-struct Naming {
+struct Naming<'a> {
     /// The landmark, when some rule gave one.
     landmark: Option<Landmark>,
     /// The group's first Tracking Identifier, for messages about unnamed points.
-    tracking_text: Option<String>,
+    tracking_text: Option<Cow<'a, str>>,
     /// Candidates that are not in the vocabulary, for the unnamed-point message.
-    tried: Vec<String>,
+    tried: Vec<Tried<'a>>,
     /// A Finding and a Tracking Identifier naming different landmarks.
     conflict: Option<(Landmark, Landmark)>,
 }
 
-impl Naming {
+impl Naming<'_> {
     /// "landmark L1_sup_ant (SCOORD at content item 1.5.3.4)" and the like.
     fn describe(&self, kind: &str, loc: &str) -> String {
         match (&self.landmark, &self.tracking_text) {
@@ -748,8 +769,7 @@ enum ImageRef {
 /// The first IMAGE child of `item` with relationship SELECTED FROM.
 fn selected_image<N: Attributes>(item: &N) -> ImageRef {
     let Some(image) = items(item, tags::CONTENT_SEQUENCE).iter().find(|c| {
-        upper(*c, tags::VALUE_TYPE).as_deref() == Some("IMAGE")
-            && upper(*c, tags::RELATIONSHIP_TYPE).as_deref() == Some("SELECTED FROM")
+        is(*c, tags::VALUE_TYPE, "IMAGE") && is(*c, tags::RELATIONSHIP_TYPE, "SELECTED FROM")
     }) else {
         return ImageRef::Missing;
     };
@@ -865,8 +885,8 @@ fn evidence_images<N: Attributes>(obj: &N) -> Vec<String> {
 /// `unknown^unknown` (dcmjs's placeholder) is no name.
 fn person_observer<N: Attributes>(children: &[N]) -> Option<String> {
     children.iter().find_map(|c| {
-        let is_name = upper(c, tags::RELATIONSHIP_TYPE).as_deref() == Some("HAS OBS CONTEXT")
-            && upper(c, tags::VALUE_TYPE).as_deref() == Some("PNAME")
+        let is_name = is(c, tags::RELATIONSHIP_TYPE, "HAS OBS CONTEXT")
+            && is(c, tags::VALUE_TYPE, "PNAME")
             && concept_is(c, PERSON_OBSERVER_NAME);
         if is_name {
             text(c, tags::PERSON_NAME)
@@ -922,8 +942,16 @@ fn item_path<N>(stack: &[Frame<'_, N>]) -> String {
 
 /// Whether an item's concept name is the DCM code `value`.
 fn concept_is<N: Attributes>(item: &N, value: &str) -> bool {
-    first_code(item, tags::CONCEPT_NAME_CODE_SEQUENCE)
-        .is_some_and(|c| c.scheme == DCM && c.value == value)
+    // `first_code(..)` compared on scheme and value, without reading the meaning.
+    let Some(c) = items(item, tags::CONCEPT_NAME_CODE_SEQUENCE).first() else {
+        return false;
+    };
+    text(c, tags::CODING_SCHEME_DESIGNATOR).as_deref() == Some(DCM)
+        && text(c, tags::CODE_VALUE)
+            .or_else(|| text(c, tags::LONG_CODE_VALUE))
+            .or_else(|| text(c, tags::URN_CODE_VALUE))
+            .as_deref()
+            == Some(value)
 }
 
 /// The codes of a code sequence (CodeValue, else LongCodeValue, else URNCodeValue).
@@ -962,6 +990,12 @@ fn text<N: Attributes>(obj: &N, tag: Tag) -> Option<Cow<'_, str>> {
         Cow::Owned(v) => Cow::Owned(trim_value(&v).to_string()),
     };
     (!t.is_empty()).then_some(t)
+}
+
+/// Whether a code string (CS) attribute is `want` (upper case), in any case: `upper(..) ==
+/// Some(want)` without making the upper-case copy.
+fn is<N: Attributes>(obj: &N, tag: Tag, want: &str) -> bool {
+    text(obj, tag).is_some_and(|t| t.eq_ignore_ascii_case(want))
 }
 
 /// A code string (CS) attribute in upper case, for robust enumerated-value matching.

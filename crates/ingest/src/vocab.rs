@@ -21,7 +21,8 @@ pub const SCHEME: &str = "99SPINE";
 /// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Vocabulary {
-    codes: BTreeMap<(String, String), Landmark>,
+    /// Scheme, then code value (nested, so that a look-up needs no owned key).
+    codes: BTreeMap<String, BTreeMap<String, Landmark>>,
     texts: BTreeMap<String, Landmark>,
 }
 
@@ -29,7 +30,9 @@ impl Vocabulary {
     /// Adds a coded synonym (scheme designator, code value).
     pub fn add_code(&mut self, scheme: &str, value: &str, lm: Landmark) {
         self.codes
-            .insert((scheme.to_string(), value.to_string()), lm);
+            .entry(scheme.to_string())
+            .or_default()
+            .insert(value.to_string(), lm);
     }
 
     /// Adds a free-text synonym (matched exactly, after trimming spaces).
@@ -40,11 +43,11 @@ impl Vocabulary {
     /// A coded concept: the synonyms first, then `99SPINE` codes whose value is canonical.
     pub fn code(&self, scheme: &str, value: &str) -> Option<Landmark> {
         let (scheme, value) = (scheme.trim(), value.trim());
-        if let Some(lm) = self.codes.get(&(scheme.to_string(), value.to_string())) {
+        if let Some(lm) = self.codes.get(scheme).and_then(|c| c.get(value)) {
             return Some(*lm);
         }
         if scheme == SCHEME {
-            return value.parse().ok();
+            return Landmark::parse(value);
         }
         None
     }
@@ -54,8 +57,10 @@ impl Vocabulary {
     /// vocabularies read points alike exactly when their texts are equal.
     pub fn canonical_text(&self) -> String {
         let mut out = String::new();
-        for ((scheme, value), lm) in &self.codes {
-            out.push_str(&format!("code\t{scheme}\t{value}\t{lm}\n"));
+        for (scheme, values) in &self.codes {
+            for (value, lm) in values {
+                out.push_str(&format!("code\t{scheme}\t{value}\t{lm}\n"));
+            }
         }
         for (text, lm) in &self.texts {
             out.push_str(&format!("text\t{text}\t{lm}\n"));
@@ -66,6 +71,6 @@ impl Vocabulary {
     /// A free-text candidate: the synonyms first, then the string verbatim if canonical.
     pub fn text(&self, text: &str) -> Option<Landmark> {
         let t = text.trim();
-        self.texts.get(t).copied().or_else(|| t.parse().ok())
+        self.texts.get(t).copied().or_else(|| Landmark::parse(t))
     }
 }
