@@ -36,8 +36,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::precheck::{Opened, with_buffer};
 use crate::qc::QcIssue;
-use crate::scan::{FileOutcome, ScanOptions, scan_file};
+use crate::scan::{FileOutcome, ScanOptions, scan_opened, scan_unopened};
 
 /// Lower-case hex SHA-256 of `bytes`.
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -65,6 +66,23 @@ pub struct FileKey {
 }
 
 impl FileKey {
+    /// The key of a file [`Opened::open`] opened; `None` when its modification time
+    /// cannot be read.
+    pub fn of_opened(o: &Opened<'_>) -> Option<FileKey> {
+        let mtime_ns = o
+            .meta
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        Some(FileKey {
+            size: o.len,
+            mtime_ns,
+            head: sha256_hex(&o.head[..o.head.len().min(4096)]),
+        })
+    }
+
     /// Reads a file's key; `None` when it cannot be stat'ed or read.
     pub fn of(path: &Path) -> Option<FileKey> {
         let meta = std::fs::metadata(path).ok()?;
@@ -242,14 +260,32 @@ impl ScanCache {
     /// matches, else [`scan_file`], recorded for the next run. (The reader
     /// [`crate::scan::scan_with`] takes.)
     pub fn scan_file(&self, path: &Path, opts: &ScanOptions) -> (FileOutcome, Vec<QcIssue>) {
-        let key = FileKey::of(path);
-        if let Some(k) = &key
-            && let Some(hit) = self.reuse(path, k)
-        {
-            self.reused.fetch_add(1, Ordering::Relaxed);
-            return hit;
-        }
-        let r = scan_file(path, opts);
+        // One open and one first read give the key and start the scan.
+        with_buffer(|buf| {
+            let opened = Opened::open(path, buf);
+            let key = opened.as_ref().ok().and_then(FileKey::of_opened);
+            if let Some(k) = &key
+                && let Some(hit) = self.reuse(path, k)
+            {
+                self.reused.fetch_add(1, Ordering::Relaxed);
+                return hit;
+            }
+            let r = match opened {
+                Ok(o) => scan_opened(path, opts, o),
+                Err(e) => scan_unopened(path, opts, &e),
+            };
+            self.after_scan(path, key, r)
+        })
+    }
+
+    /// Counts and records a file just scanned (not one of another shard: that one was
+    /// not read in full); returns its outcome.
+    fn after_scan(
+        &self,
+        path: &Path,
+        key: Option<FileKey>,
+        r: (FileOutcome, Vec<QcIssue>),
+    ) -> (FileOutcome, Vec<QcIssue>) {
         self.read.fetch_add(1, Ordering::Relaxed);
         // A file of another shard was not read in full: nothing to record.
         if let Some(k) = key
@@ -356,6 +392,7 @@ mod tests {
     use super::*;
     use crate::ScanOptions;
     use crate::scan::list_files;
+    use crate::scan::scan_file;
 
     #[test]
     fn every_outcome_of_the_fixtures_round_trips_exactly() {

@@ -33,7 +33,6 @@
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::fmt;
-use std::fs::File;
 use std::path::Path;
 
 use dicom_core::value::{C, PrimitiveValue};
@@ -42,7 +41,9 @@ use dicom_dictionary_std::tags;
 use dicom_encoding::text::{DefaultCharacterSetCodec, SpecificCharacterSet, TextCodec};
 use dicom_object::InMemDicomObject;
 
-use crate::precheck::{Flow, Limits, PrecheckError, Prefetched, Problem, Visitor, walk};
+use crate::precheck::{
+    Flow, Limits, Opened, PrecheckError, Prefetched, Problem, Visitor, walk, with_buffer,
+};
 
 /// Read access to the attributes of a data set, the same for dicom-rs's in-memory
 /// object and for a [`Node`] of a [`Store`].
@@ -392,18 +393,27 @@ pub fn read_file(
     limits: &Limits,
     keep: Option<&dyn Fn(&str) -> bool>,
 ) -> Result<Header, Refused> {
-    let io = |e: std::io::Error| PrecheckError {
-        problem: Problem::Io,
-        offset: 0,
-        declared_len: None,
-        message: format!("cannot read the file: {e}"),
-    };
-    let refused = |error| Refused {
-        error,
-        patient_id: String::new(),
-    };
-    let file = File::open(path).map_err(io).map_err(refused)?;
-    let len = file.metadata().map_err(io).map_err(refused)?.len();
+    with_buffer(|buf| match Opened::open(path, buf) {
+        Ok(opened) => read_opened(opened, limits, keep),
+        Err(e) => Err(Refused {
+            error: PrecheckError {
+                problem: Problem::Io,
+                offset: 0,
+                declared_len: None,
+                message: format!("cannot read the file: {e}"),
+            },
+            patient_id: String::new(),
+        }),
+    })
+}
+
+/// [`read_file`] on a file already opened, its first bytes read.
+pub(crate) fn read_opened(
+    opened: Opened<'_>,
+    limits: &Limits,
+    keep: Option<&dyn Fn(&str) -> bool>,
+) -> Result<Header, Refused> {
+    let len = opened.len;
     let mut c = Collector {
         header: Header {
             transfer_syntax: String::new(),
@@ -425,17 +435,7 @@ pub fn read_file(
         .store
         .charsets
         .push(SpecificCharacterSet::default());
-    // One read buffer per thread, reused file after file.
-    thread_local! {
-        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    let walked = BUFFER.with(|b| {
-        let mut buf = b.take();
-        let r = walk(Prefetched::new(file, &mut buf), len, limits, &mut c);
-        b.replace(buf);
-        r
-    });
-    if let Err(error) = walked {
+    if let Err(error) = walk(Prefetched::primed(opened), len, limits, &mut c) {
         return Err(Refused {
             error,
             patient_id: c.patient_id,

@@ -431,6 +431,62 @@ impl<R: Read + Seek> Input for BufReader<R> {
     }
 }
 
+/// Runs `f` with this thread's read buffer, reused file after file (taken out while `f`
+/// runs, so a nested call gets a new, empty one).
+pub(crate) fn with_buffer<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUFFER.with(|b| {
+        let mut buf = b.take();
+        let r = f(&mut buf);
+        b.replace(buf);
+        r
+    })
+}
+
+/// A file opened once for the scan: its handle and metadata, and its first
+/// [`Prefetched::FIRST`] bytes (all of it when shorter) in `head`. The work record's key,
+/// the magic number and the reader all come from this one open and one read.
+pub struct Opened<'b> {
+    file: File,
+    /// The file's metadata (length, modification time).
+    pub meta: std::fs::Metadata,
+    /// The file's length in bytes.
+    pub len: u64,
+    /// The first bytes of the file.
+    pub head: &'b mut Vec<u8>,
+}
+
+impl<'b> Opened<'b> {
+    /// Opens `path` and reads its first bytes into `buf` (emptied first).
+    pub fn open(path: &Path, buf: &'b mut Vec<u8>) -> std::io::Result<Opened<'b>> {
+        let mut file = File::open(path)?;
+        let meta = file.metadata()?;
+        let len = meta.len();
+        let want = len.min(Prefetched::FIRST as u64) as usize;
+        buf.clear();
+        buf.resize(want, 0);
+        let mut n = 0;
+        while n < want {
+            match file.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // A file that shrank since its length was read: what was read is its head.
+        buf.truncate(n);
+        Ok(Opened {
+            file,
+            meta,
+            len,
+            head: buf,
+        })
+    }
+}
+
 /// A file read through one reusable buffer: a first read of [`Prefetched::FIRST`] bytes
 /// (an image's whole header, in practice), then up to [`Prefetched::NEXT`] at a time; a
 /// skip past the buffer seeks the file. The buffer is the caller's, so that one thread
@@ -452,15 +508,14 @@ impl<'b> Prefetched<'b> {
     /// Most bytes of a later read.
     pub(crate) const NEXT: usize = 1 << 20;
 
-    /// Reads `file` from its start through `buf` (emptied first).
-    pub(crate) fn new(file: File, buf: &'b mut Vec<u8>) -> Prefetched<'b> {
-        buf.clear();
+    /// Reads an opened file from its start, beginning with the bytes already read.
+    pub(crate) fn primed(opened: Opened<'b>) -> Prefetched<'b> {
         Prefetched {
-            file,
-            buf,
+            file: opened.file,
+            buf: opened.head,
             start: 0,
             at: 0,
-            reads: 0,
+            reads: 1,
         }
     }
 }
@@ -537,7 +592,20 @@ impl<R: Input> Src<R> {
     }
 
     /// Reads up to `buf.len()` bytes; fewer only at the end of the file.
+    #[inline(always)]
     fn read_up_to(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // Fast path: all of it is in the read buffer (an item header, a small value).
+        if let Some(b) = self.r.buffered().get(..buf.len()) {
+            buf.copy_from_slice(b);
+            self.r.consume(buf.len());
+            self.pos += buf.len() as u64;
+            return Ok(buf.len());
+        }
+        self.read_up_to_slow(buf)
+    }
+
+    #[inline(never)]
+    fn read_up_to_slow(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let mut n = 0;
         while n < buf.len() {
             match self.r.read(&mut buf[n..]) {

@@ -15,6 +15,7 @@ use plumbline_geometry::Spacing;
 use rayon::prelude::*;
 
 use crate::dataset::Attributes;
+use crate::precheck::{Opened, with_buffer};
 use crate::qc::{QcIssue, Severity, codes};
 use crate::records::{ImageRecord, ItkGeometry, LandmarkDoc, Orientation, SpacingSource};
 use crate::sr::{DEFAULT_DEPTH_CAP, is_landmark_sr_class, read_sr};
@@ -356,13 +357,18 @@ enum Magic {
 fn magic(path: &Path) -> std::io::Result<Magic> {
     let mut head = Vec::with_capacity(132);
     File::open(path)?.take(132).read_to_end(&mut head)?;
-    Ok(if head.len() >= 132 && &head[128..132] == b"DICM" {
+    Ok(magic_of(&head))
+}
+
+/// What the first bytes of a file, `head`, say.
+fn magic_of(head: &[u8]) -> Magic {
+    if head.len() >= 132 && &head[128..132] == b"DICM" {
         Magic::Preamble
     } else if head.starts_with(b"DICM") {
         Magic::NoPreamble
     } else {
         Magic::Other
-    })
+    }
 }
 
 /// A file that cannot be used: `Broken` with one error.
@@ -377,13 +383,44 @@ fn broken(path: &Path, code: &'static str, message: String) -> (FileOutcome, Vec
 /// [`ScanOptions::shard`], a DICOM file of another shard's patient is read only up to its
 /// PatientID ([`FileOutcome::Foreign`]).
 pub fn scan_file(path: &Path, opts: &ScanOptions) -> (FileOutcome, Vec<QcIssue>) {
+    with_buffer(|buf| match Opened::open(path, buf) {
+        Ok(opened) => scan_opened(path, opts, opened),
+        Err(e) => scan_unopened(path, opts, &e),
+    })
+}
+
+/// [`scan_file`] on a file [`Opened::open`] opened (the work record opens a file once
+/// for its key and for the scan).
+pub fn scan_opened(
+    path: &Path,
+    opts: &ScanOptions,
+    opened: Opened<'_>,
+) -> (FileOutcome, Vec<QcIssue>) {
     match opts.shard {
-        None => scan_file_keeping(path, opts, None),
+        None => scan_opened_keeping(path, opts, None, opened),
         Some((k, n)) => {
             let ours = |pid: &str| pid.is_empty() || crate::cohort::shard_of(pid, n) == k;
-            scan_file_keeping(path, opts, Some(&ours))
+            scan_opened_keeping(path, opts, Some(&ours), opened)
         }
     }
+}
+
+/// [`scan_file`] of a file that could not be opened or read (`e`): broken, unless it is
+/// a Slicer markups file, whose reader says what is wrong with it.
+pub fn scan_unopened(
+    path: &Path,
+    opts: &ScanOptions,
+    e: &std::io::Error,
+) -> (FileOutcome, Vec<QcIssue>) {
+    if has_suffix(path, ".mrk.json") {
+        let d = markups::read_slicer_markups_with(path, &opts.vocab, &opts.landmark_map);
+        return (FileOutcome::Landmarks(d), Vec::new());
+    }
+    broken(
+        path,
+        codes::BROKEN_FILE,
+        format!("cannot read the file: {e}"),
+    )
 }
 
 /// [`scan_file`], reading a DICOM file once with the stream reader
@@ -394,11 +431,23 @@ pub fn scan_file_keeping(
     opts: &ScanOptions,
     keep: Option<&dyn Fn(&str) -> bool>,
 ) -> (FileOutcome, Vec<QcIssue>) {
-    if let Err(r) = dicom_magic(path, opts) {
+    with_buffer(|buf| match Opened::open(path, buf) {
+        Ok(opened) => scan_opened_keeping(path, opts, keep, opened),
+        Err(e) => scan_unopened(path, opts, &e),
+    })
+}
+
+fn scan_opened_keeping(
+    path: &Path,
+    opts: &ScanOptions,
+    keep: Option<&dyn Fn(&str) -> bool>,
+    opened: Opened<'_>,
+) -> (FileOutcome, Vec<QcIssue>) {
+    if let Err(r) = dicom_magic(path, opts, Some(opened.head)) {
         return *r;
     }
     let limits = precheck::Limits::for_depth_cap(opts.depth_cap);
-    let h = match crate::dataset::read_file(path, &limits, keep) {
+    let h = match crate::dataset::read_opened(opened, &limits, keep) {
         Ok(h) => h,
         Err(r) => {
             let (outcome, issues) = refused(path, &r.error);
@@ -446,7 +495,7 @@ pub fn scan_file_keeping(
 /// dicom-rs's full in-memory object (`OpenFileOptions::read_until(PIXEL_DATA)`), then the
 /// same classification.
 pub fn scan_file_reference(path: &Path, opts: &ScanOptions) -> (FileOutcome, Vec<QcIssue>) {
-    let preamble = match dicom_magic(path, opts) {
+    let preamble = match dicom_magic(path, opts, None) {
         Ok(p) => p,
         Err(r) => return *r,
     };
@@ -517,12 +566,13 @@ fn refused(path: &Path, e: &precheck::PrecheckError) -> (FileOutcome, Vec<QcIssu
 fn dicom_magic(
     path: &Path,
     opts: &ScanOptions,
+    head: Option<&[u8]>,
 ) -> Result<ReadPreamble, Box<(FileOutcome, Vec<QcIssue>)>> {
     if has_suffix(path, ".mrk.json") {
         let d = markups::read_slicer_markups_with(path, &opts.vocab, &opts.landmark_map);
         return Err(Box::new((FileOutcome::Landmarks(d), Vec::new())));
     }
-    match magic(path) {
+    match head.map_or_else(|| magic(path), |h| Ok(magic_of(h))) {
         Ok(Magic::Preamble) => Ok(ReadPreamble::Always),
         Ok(Magic::NoPreamble) => Ok(ReadPreamble::Never),
         Ok(Magic::Other) => {
