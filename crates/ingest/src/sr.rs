@@ -132,7 +132,12 @@ pub fn read_sr<N: Attributes>(
         evidence: reader.evidence,
         images: reader.images,
         observers: reader.observers,
-        points: reader.points,
+        points: {
+            // Grown by doubling while read: kept without the spare room.
+            let mut p = reader.points;
+            p.shrink_to_fit();
+            p
+        },
         issues: reader.issues,
     }
 }
