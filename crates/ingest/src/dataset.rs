@@ -672,12 +672,17 @@ impl Visitor for Collector<'_> {
         if let Some(mark) = self.target() {
             let charset = self.charset_index();
             let store = &mut self.header.store;
-            let start = match std::str::from_utf8(b) {
-                Ok(t) if plain => {
+            let text = if plain {
+                std::str::from_utf8(b).ok()
+            } else {
+                None
+            };
+            let start = match text {
+                Some(t) => {
                     store.text.push_str(t);
                     store.text.len() - t.len()
                 }
-                _ => {
+                None => {
                     store.bytes.extend_from_slice(b);
                     store.bytes.len() - b.len()
                 }

@@ -1440,3 +1440,16 @@ impl TsUid {
         std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vr_from_bytes_is_dicom_rs_from_binary_on_every_pair() {
+        for x in 0..=u16::MAX {
+            let b = x.to_be_bytes();
+            assert_eq!(vr_from_bytes(b), VR::from_binary(b), "{b:?}");
+        }
+    }
+}
