@@ -430,6 +430,7 @@ pub(crate) fn read_opened(
         keep,
         patient_id: String::new(),
         asked: keep.is_none(),
+        text: Vec::new(),
     };
     c.header
         .store
@@ -470,6 +471,8 @@ struct Collector<'k> {
     patient_id: String,
     /// `keep` has been asked (or there is none).
     asked: bool,
+    /// The [`PLAIN`] text values so far ([`Store::text`] once the walk ends).
+    text: Vec<u8>,
 }
 
 impl Collector<'_> {
@@ -512,6 +515,9 @@ impl Collector<'_> {
             self.close(false);
         }
         let store = &mut self.header.store;
+        // ASCII only, so the lossy path is never taken.
+        store.text = String::from_utf8(std::mem::take(&mut self.text))
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         store.root = Span {
             start: store.elems.len() as u32,
             len: self.pending.len() as u32,
@@ -672,21 +678,15 @@ impl Visitor for Collector<'_> {
         if let Some(mark) = self.target() {
             let charset = self.charset_index();
             let store = &mut self.header.store;
-            let text = if plain {
-                std::str::from_utf8(b).ok()
+            // Plain text is ASCII (checked above): its buffer becomes a `String` with one
+            // check when the walk ends (`finish`), not one per value.
+            let buffer = if plain {
+                &mut self.text
             } else {
-                None
+                &mut store.bytes
             };
-            let start = match text {
-                Some(t) => {
-                    store.text.push_str(t);
-                    store.text.len() - t.len()
-                }
-                None => {
-                    store.bytes.extend_from_slice(b);
-                    store.bytes.len() - b.len()
-                }
-            };
+            let start = buffer.len();
+            buffer.extend_from_slice(b);
             let e = Elem {
                 tag,
                 vr,

@@ -1079,12 +1079,14 @@ impl<R: Input, V: Visitor> Walker<'_, '_, R, V> {
 
     /// Closes the sequences and items of defined length that end here (as dicom-rs
     /// checks after each value and delimiter); an overrun is an error.
+    #[inline(always)]
     fn close_defined(&mut self, in_seq: &mut bool) -> Result<(), PrecheckError> {
-        while let Some(top) = self.stack.last().copied() {
-            let Some(end) = top.end else { break };
+        // Read in place: copying the frame out, for every element, stalled on the copy.
+        while let Some(end) = self.stack.last().and_then(|t| t.end) {
             if self.src.pos < end {
                 break;
             }
+            let top = self.stack.last().copied().expect("a frame");
             if self.src.pos > end {
                 let what = if top.seq { "sequence" } else { "item" };
                 return Err(self.err(
@@ -1115,7 +1117,7 @@ impl<R: Input, V: Visitor> Walker<'_, '_, R, V> {
                 self.item_header(&mut in_seq)?;
                 continue;
             }
-            if let Some(top) = self.stack.last().copied()
+            if let Some(top) = self.stack.last()
                 && top.pixel
                 && !top.seq
             {
