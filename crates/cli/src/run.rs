@@ -761,45 +761,30 @@ pub(crate) fn write_tables(
     outputs: &mut serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), RunError> {
     let p = t.pipeline;
-    // The tables are made side by side (each on its own thread), then written in order.
-    let measurements = || {
-        p.outputs.measurements.then(|| {
-            let table = measurements_table(t.measured, &stats.metrics);
-            let parquet = t.parquet.then(|| table_parquet(&table));
-            (table.csv(), parquet, table.rows)
-        })
-    };
-    let patients = || {
-        p.outputs.patients.then(|| {
-            let table = patients_table(
-                t.measured,
-                t.clinical,
-                &stats.timepoints,
-                stats.baseline,
-                &stats.metrics,
-            );
-            let parquet = t.parquet.then(|| table_parquet(&table));
-            (table.csv(), parquet, table.rows)
-        })
-    };
-    let summary = || {
-        p.outputs
-            .cohort_summary
-            .then(|| summary_csv(&stats.summary))
-    };
-    let (measurements, (patients, summary)) =
-        rayon::join(measurements, || rayon::join(patients, summary));
-    for (name, table) in [("measurements", measurements), ("patients", patients)] {
-        if let Some((csv, parquet, rows)) = table {
-            write_atomic(t.out, &format!("{name}.csv"), &csv)?;
-            if let Some(parquet) = parquet {
-                write_atomic(t.out, &format!("{name}.parquet"), &parquet)?;
-            }
-            outputs.insert(format!("{name}_rows"), json!(rows));
+    if p.outputs.measurements {
+        let table = measurements_table(t.measured, &stats.metrics);
+        write_atomic(t.out, "measurements.csv", &table.csv())?;
+        if t.parquet {
+            write_atomic(t.out, "measurements.parquet", &table_parquet(&table))?;
         }
+        outputs.insert("measurements_rows".into(), json!(table.rows));
     }
-    if let Some(csv) = summary {
-        write_atomic(t.out, "cohort_summary.csv", &csv)?;
+    if p.outputs.patients {
+        let table = patients_table(
+            t.measured,
+            t.clinical,
+            &stats.timepoints,
+            stats.baseline,
+            &stats.metrics,
+        );
+        write_atomic(t.out, "patients.csv", &table.csv())?;
+        if t.parquet {
+            write_atomic(t.out, "patients.parquet", &table_parquet(&table))?;
+        }
+        outputs.insert("patients_rows".into(), json!(table.rows));
+    }
+    if p.outputs.cohort_summary {
+        write_atomic(t.out, "cohort_summary.csv", &summary_csv(&stats.summary))?;
         outputs.insert("cohort_summary_rows".into(), json!(stats.summary.len()));
     }
     Ok(())
@@ -815,28 +800,25 @@ pub(crate) fn write_report(
     outputs: &mut serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), RunError> {
     let p = t.pipeline;
-    let report = || {
-        report_html(&ReportData {
-            title: format!("Plumbline report: {}", p.name),
-            tool_version: env!("CARGO_PKG_VERSION").to_string(),
-            pipeline_name: p.name.clone(),
-            pipeline_sha256: p.sha256.clone(),
-            input: t.input.clone(),
-            files: t.files,
-            images: t.images,
-            landmark_files: t.landmark_files,
-            timepoints: stats.timepoints.clone(),
-            baseline: stats.baseline,
-            readings: t.measured,
-            summary: &stats.summary,
-            qc: issues,
-            overlays,
-            strata: &stats.strata,
-        })
-    };
-    let (report, qc) = rayon::join(report, || qc_csv(issues));
+    let report = report_html(&ReportData {
+        title: format!("Plumbline report: {}", p.name),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        pipeline_name: p.name.clone(),
+        pipeline_sha256: p.sha256.clone(),
+        input: t.input.clone(),
+        files: t.files,
+        images: t.images,
+        landmark_files: t.landmark_files,
+        timepoints: stats.timepoints.clone(),
+        baseline: stats.baseline,
+        readings: t.measured,
+        summary: &stats.summary,
+        qc: issues,
+        overlays,
+        strata: &stats.strata,
+    });
     write_atomic(t.out, "report.html", report.as_bytes())?;
-    write_atomic(t.out, "qc.csv", &qc)?;
+    write_atomic(t.out, "qc.csv", &qc_csv(issues))?;
     outputs.insert("qc_rows".into(), json!(issues.len()));
     Ok(())
 }

@@ -215,7 +215,30 @@ pub struct Store {
     charsets: Vec<SpecificCharacterSet>,
 }
 
+thread_local! {
+    /// A store whose buffers the thread's next file reuses ([`Store::recycle`]).
+    static SPARE: std::cell::RefCell<Store> = std::cell::RefCell::new(Store::default());
+}
+
 impl Store {
+    /// Gives the store's buffers to the next file this thread reads: the scan reads
+    /// thousands of files, and allocating and freeing their buffers again and again left
+    /// the memory allocator holding more memory than the run ever used at once.
+    pub fn recycle(mut self) {
+        self.bytes.clear();
+        self.text.clear();
+        self.elems.clear();
+        self.items.clear();
+        self.charsets.clear();
+        self.root = Span::default();
+        SPARE.with(|s| *s.borrow_mut() = self);
+    }
+
+    /// An empty store, with the buffers of the last recycled one.
+    fn spare() -> Store {
+        SPARE.with(|s| s.take())
+    }
+
     /// The store's data sets, for reading through [`Attributes`]: `tree.root()`.
     pub fn tree(&self) -> Tree<'_> {
         Tree {
@@ -418,7 +441,7 @@ pub(crate) fn read_opened(
         header: Header {
             transfer_syntax: String::new(),
             media_sop_class: String::new(),
-            store: Store::default(),
+            store: Store::spare(),
             pixel_data: None,
             file_len: len,
             foreign: false,
@@ -432,6 +455,8 @@ pub(crate) fn read_opened(
         asked: keep.is_none(),
         text: Vec::new(),
     };
+    // The text buffer comes from the spare store too.
+    c.text = std::mem::take(&mut c.header.store.text).into_bytes();
     c.header
         .store
         .charsets

@@ -465,6 +465,18 @@ fn scan_opened_keeping(
             format!("not readable as DICOM (truncated or corrupt?): {why}"),
         );
     }
+    let r = classify_read(path, opts, &h);
+    // Its buffers serve the thread's next file.
+    h.store.recycle();
+    r
+}
+
+/// What a file the stream reader read (`h`) is.
+fn classify_read(
+    path: &Path,
+    opts: &ScanOptions,
+    h: &crate::dataset::Header,
+) -> (FileOutcome, Vec<QcIssue>) {
     let tree = h.store.tree();
     let root = tree.root();
     let file = Parsed {
