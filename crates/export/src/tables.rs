@@ -230,13 +230,23 @@ impl<T: SourceName> PerView<T> {
 /// assert_eq!(num(-0.5), "-0.5000");
 /// ```
 pub fn num(v: f64) -> String {
-    let short = format!("{v}");
+    let mut short = format!("{v}");
     let decimals = short.split_once('.').map_or(0, |(_, d)| d.len());
     if short.contains('e') || decimals >= 4 {
-        short
-    } else {
-        format!("{v:.4}")
+        return short;
     }
+    // Below 1e9 a double is within 1.2e-7 of its shortest text, which has at most three
+    // decimals here: rounding it to four decimals (`{v:.4}`) gives that text padded with
+    // zeros, so padding saves a second formatting (a test checks both agree). Larger
+    // values, and NaN and infinities, are formatted again.
+    if !v.is_finite() || v.abs() >= 1e9 {
+        return format!("{v:.4}");
+    }
+    if decimals == 0 {
+        short.push('.');
+    }
+    short.extend(std::iter::repeat_n('0', 4 - decimals));
+    short
 }
 
 /// 95% t interval of a mean (n >= 2 and SD > 0).
@@ -513,11 +523,18 @@ pub fn patients_table(
             f
         });
     }
-    let value = |pid: &str, m: Metric, t: usize| {
-        primary
-            .get(&(pid.to_string(), t))
-            .and_then(|r| r.metrics.get(m))
-    };
+    // Each patient's primary reading per timepoint, in row order: looked up once, not
+    // once per cell (a key of an owned String per cell was most of this table's time).
+    let readings: Vec<Vec<Option<&MeasuredReading>>> = patients
+        .keys()
+        .map(|pid| {
+            (0..timepoints.len())
+                .map(|t| primary.get(&(pid.clone(), t)).copied())
+                .collect()
+        })
+        .collect();
+    let value = |row: usize, m: Metric, t: usize| readings[row][t].and_then(|r| r.metrics.get(m));
+    let rows_n = patients.len();
     let mut columns: Vec<Column> = clinical
         .headers
         .iter()
@@ -535,7 +552,7 @@ pub fn patients_table(
         for (t, name) in timepoints.iter().enumerate() {
             columns.push(Column::number(
                 format!("{}_{name}", m.name()),
-                patients.keys().map(|pid| value(pid, m, t)),
+                (0..rows_n).map(|row| value(row, m, t)),
             ));
         }
     }
@@ -543,9 +560,9 @@ pub fn patients_table(
         for &t in &later {
             columns.push(Column::number(
                 format!("{}_change_{}", m.name(), timepoints[t]),
-                patients.keys().map(|pid| {
-                    value(pid, m, t)
-                        .zip(value(pid, m, baseline))
+                (0..rows_n).map(|row| {
+                    value(row, m, t)
+                        .zip(value(row, m, baseline))
                         .map(|(a, b)| a - b)
                 }),
             ));
@@ -945,4 +962,65 @@ pub fn qc_csv(issues: &[QcIssue]) -> Vec<u8> {
         })
         .collect();
     csv_bytes(header, body)
+}
+
+#[cfg(test)]
+mod num_tests {
+    use super::num;
+
+    /// `num` as it was first written: the shortest text, else four decimals.
+    fn two_formats(v: f64) -> String {
+        let short = format!("{v}");
+        let decimals = short.split_once('.').map_or(0, |(_, d)| d.len());
+        if short.contains('e') || decimals >= 4 {
+            short
+        } else {
+            format!("{v:.4}")
+        }
+    }
+
+    #[test]
+    fn padding_the_shortest_text_equals_formatting_twice() {
+        let mut vals = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            0.1,
+            0.125,
+            1.0005,
+            2.675,
+            999_999_999.5,
+            999_999_999.999,
+            1e9,
+            1e9 + 0.25,
+            1e15 + 0.25,
+            123_456_789_012.3,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+        ];
+        // Every k / 1000 for |k| up to 2,000,000, and a pseudo-random spread of others.
+        vals.extend(
+            (-2_000_000..=2_000_000)
+                .step_by(7)
+                .map(|k| f64::from(k) / 1000.0),
+        );
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let scale = 10f64.powi((x % 12) as i32 - 3);
+            let v = ((x >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * scale;
+            vals.push(v);
+            vals.push((v * 1000.0).round() / 1000.0);
+        }
+        for v in vals {
+            assert_eq!(num(v), two_formats(v), "{v:?}");
+        }
+    }
 }
