@@ -191,10 +191,17 @@ pub(crate) fn baseline_pairs(
     keep: impl Fn(&MeasuredReading) -> bool,
     value: impl Fn(&MeasuredReading) -> Option<f64>,
 ) -> (Vec<f64>, Vec<f64>) {
-    primary
-        .iter()
-        .filter(|((_, tt), b)| *tt == baseline && keep(b))
-        .filter_map(|((pid, _), b)| Some((value(b)?, value(primary.get(&(pid.clone(), t))?)?)))
+    // A patient's readings are next to each other in `primary` (keyed by patient, then
+    // timepoint): each patient's pair is found in its run, without a look-up by an owned
+    // key per patient (which made this grow faster than the cohort).
+    let entries: Vec<(&(String, usize), &&MeasuredReading)> = primary.iter().collect();
+    entries
+        .chunk_by(|a, b| a.0.0 == b.0.0)
+        .filter_map(|run| {
+            let at = |tp: usize| run.iter().find(|e| e.0.1 == tp).map(|e| *e.1);
+            let b = at(baseline).filter(|b| keep(b))?;
+            Some((value(b)?, value(at(t)?)?))
+        })
         .unzip()
 }
 

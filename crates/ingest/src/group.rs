@@ -321,8 +321,9 @@ fn join_docs<'s>(
         join_doc((doc, d as u32), &ranks, &mut joined, &mut missing, issues);
     }
     // Placements of one landmark stay in document order (`seq`); sorted in place, as a
-    // stable sort would need a buffer of half the list.
-    joined.sort_unstable_by_key(|j| (j.rank, j.landmark, j.seq));
+    // stable sort would need a buffer of half the list. `seq` is unique, so the order is
+    // the same whatever the sort: it is done on every thread.
+    joined.par_sort_unstable_by_key(|j| (j.rank, j.landmark, j.seq));
     for (path, uid) in missing {
         let doc = scan.docs.iter().find(|d| d.path == path);
         issues.push(
