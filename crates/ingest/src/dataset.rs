@@ -453,6 +453,7 @@ pub(crate) fn read_opened(
         keep,
         patient_id: String::new(),
         asked: keep.is_none(),
+        loose_patient_id: None,
         text: Vec::new(),
     };
     // The text buffer comes from the spare store too.
@@ -496,6 +497,8 @@ struct Collector<'k> {
     patient_id: String,
     /// `keep` has been asked (or there is none).
     asked: bool,
+    /// The PatientID as the SR reader trims it (any white space), when that differs.
+    loose_patient_id: Option<String>,
     /// The [`PLAIN`] text values so far ([`Store::text`] once the walk ends).
     text: Vec<u8>,
 }
@@ -558,7 +561,10 @@ impl Collector<'_> {
         }
         self.asked = true;
         match self.keep {
-            Some(keep) if !keep(&self.patient_id) => {
+            Some(keep)
+                if !keep(&self.patient_id)
+                    && !self.loose_patient_id.as_deref().is_some_and(keep) =>
+            {
                 self.header.foreign = true;
                 Flow::Stop
             }
@@ -726,6 +732,13 @@ impl Visitor for Collector<'_> {
             let v = decode(vr, b, be, &self.charset)?;
             let v = v.to_str();
             self.patient_id = v.trim_matches(|c: char| c == ' ' || c == '\0').to_string();
+            // The SR reader trims any white space (a tab, a no-break space), the image
+            // reader spaces and NULs only: the file stays ours when either reading of
+            // its PatientID is ours, so that a file is never skipped by the shard whose
+            // patient the full read would give it (found by the `stream_reader` fuzz
+            // target: a Latin-1 PatientID ending in a no-break space).
+            let loose = v.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+            self.loose_patient_id = (loose != self.patient_id).then(|| loose.to_string());
             return Ok(self.ask());
         }
         Ok(Flow::Continue)

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use common::{root, temp_dir};
 use plumbline_ingest::ScanOptions;
 use plumbline_ingest::clinical::read_clinical;
+use plumbline_ingest::cohort::shard_of;
 use plumbline_ingest::precheck::{Limits, Problem, precheck_file};
 use plumbline_ingest::qc::codes;
 use plumbline_ingest::scan::{FileOutcome, SCAN_STACK_BYTES, scan_file};
@@ -163,4 +164,63 @@ fn clinical_csv_inputs() {
             ),
         }
     }
+}
+
+/// Inputs of the `stream_reader` target (first byte: the shard, `b % 3` of 3, as there),
+/// each checked as the target checks it: a shard's scan that stops early at PatientID
+/// (`Foreign`) must be one whose patient, as the full read records it, is another
+/// shard's.
+///
+/// `patient-id-nbsp-shard` (found on 2026-12-01, second run on #13): an SR whose Latin-1
+/// PatientID is 4096 bytes long and starts and ends with no-break spaces. The SR reader
+/// trims them (any white space), the early stop trimmed only spaces and NULs, so shard 0
+/// skipped a file whose full read gives it a shard-0 patient. Now a file stays ours when
+/// either reading of its PatientID is ours.
+#[test]
+fn stream_reader_inputs() {
+    let names = inputs("stream_reader");
+    assert!(names.contains(&"patient-id-nbsp-shard".to_string()));
+    let tmp = temp_dir("fuzz-regressions-stream");
+    for name in names {
+        let data = std::fs::read(dir("stream_reader").join(&name)).unwrap();
+        let (&pick, body) = data.split_first().unwrap();
+        let path = tmp.join(format!("{name}.dcm"));
+        std::fs::write(&path, body).unwrap();
+        let (k, n) = (usize::from(pick % 3), 3);
+        let p = path.clone();
+        let (full, sharded) = std::thread::Builder::new()
+            .stack_size(SCAN_STACK_BYTES)
+            .spawn(move || {
+                let full = scan_file(&p, &ScanOptions::default()).0;
+                let opts = ScanOptions {
+                    shard: Some((k, n)),
+                    ..ScanOptions::default()
+                };
+                (full, scan_file(&p, &opts).0)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let pid = match &full {
+            FileOutcome::Landmarks(d) => Some(d.patient_id.clone()),
+            FileOutcome::Image(i) => Some(i.patient_id.clone()),
+            _ => None,
+        };
+        if name == "patient-id-nbsp-shard" {
+            let pid = pid.clone().expect("read as a landmark document");
+            assert_eq!(shard_of(&pid, n), k, "{name}: the full read is shard {k}'s");
+            assert!(
+                !matches!(sharded, FileOutcome::Foreign(_)),
+                "{name}: skipped"
+            );
+        }
+        match (&sharded, pid) {
+            (FileOutcome::Foreign(_), Some(pid)) => {
+                assert!(!pid.is_empty() && shard_of(&pid, n) != k, "{name}: {pid:?}")
+            }
+            (FileOutcome::Foreign(_), None) => {}
+            _ => assert_eq!(format!("{sharded:?}"), format!("{full:?}"), "{name}"),
+        }
+    }
+    std::fs::remove_dir_all(tmp).unwrap();
 }
