@@ -69,9 +69,17 @@ pub const SCIPY: Tool = Tool {
     probe: Probe::Python("scipy, pandas, statsmodels, numpy"),
 };
 
+/// highdicom (with pydicom), which reads the results SRs back as TID 1500
+/// (`fixtures/tools/dump_results_sr.py`).
+pub const HIGHDICOM: Tool = Tool {
+    name: "highdicom",
+    install: "pip install -r fixtures/tools/requirements.txt",
+    probe: Probe::Python("highdicom, pydicom"),
+};
+
 /// Every tool, in the order build.rs reports them.
-pub const TOOLS: [Tool; 7] = [
-    DCIODVFY, DSRDUMP, DCMDRLE, CHROMIUM, PYDICOM, SIMPLEITK, SCIPY,
+pub const TOOLS: [Tool; 8] = [
+    DCIODVFY, DSRDUMP, DCMDRLE, CHROMIUM, PYDICOM, SIMPLEITK, SCIPY, HIGHDICOM,
 ];
 
 /// Where a program is on PATH.

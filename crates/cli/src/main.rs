@@ -73,6 +73,11 @@ struct RunArgs {
     /// markups file in patient mm whose name does not start with the image's UID.
     #[arg(long, value_name = "CSV")]
     landmark_map: Option<PathBuf>,
+    /// Also write each reading's metrics and classification as a DICOM SR (TID 1500
+    /// Measurement Report) to out/sr/{patient}/{timepoint}_{reader}.dcm, in the study it
+    /// measures. Not with --pseudonymize: the SR names the patient, as its images do.
+    #[arg(long, conflicts_with = "pseudonymize")]
+    write_sr: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -225,6 +230,7 @@ fn run_command(a: RunArgs) -> Result<ExitCode, CliError> {
         shard,
         parquet: a.parquet,
         landmark_map: a.landmark_map,
+        write_sr: a.write_sr,
     };
     let summary = run(&opts)?;
     if !a.quiet {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use plumbline_export::analyses::{Strata, strata};
 use plumbline_export::parquet::table_parquet;
+use plumbline_export::results_sr::{SrSettings, SrWritten, write_reading_srs};
 use plumbline_export::tables::{
     Measured, MeasuredReading, SummaryRow, measurements_table, metric_columns, patients_table,
     qc_csv, summary_csv, summary_rows,
@@ -53,6 +54,9 @@ pub struct RunOptions {
     /// `--landmark-map`: which image (and reader) each Slicer markups file in patient mm
     /// belongs to (`file,sop_instance_uid[,observer]`).
     pub landmark_map: Option<PathBuf>,
+    /// `--write-sr`: also write each reading's results as a DICOM SR
+    /// (`out/sr/{patient}/{timepoint}_{reader}.dcm`, `export::results_sr`).
+    pub write_sr: bool,
 }
 
 impl RunOptions {
@@ -82,6 +86,7 @@ impl RunOptions {
             shard: None,
             parquet: false,
             landmark_map: None,
+            write_sr: false,
         }
     }
 }
@@ -391,6 +396,14 @@ fn write_outputs(
     if let Some(links) = &overlays {
         outputs.insert("overlays".into(), json!(links.len()));
     }
+    if opts.write_sr {
+        let written = clock.time("sr", || {
+            let (written, found) = results_srs(opts, measured, image_files, progress);
+            issues.extend(found);
+            written
+        });
+        outputs.insert("sr".into(), json!(written.len()));
+    }
     issues.sort();
     issues.dedup();
     let overlays = overlays.unwrap_or_default();
@@ -646,6 +659,24 @@ fn overlays(
     (Some(links), issues)
 }
 
+/// The results SR stage (`--write-sr`): one SR per reading, its source headers read from
+/// `image_files`; a QC warning per reading that got none.
+fn results_srs(
+    opts: &RunOptions,
+    measured: &[Measured],
+    image_files: &ImageFiles,
+    progress: &Progress,
+) -> (Vec<SrWritten>, Vec<QcIssue>) {
+    let settings = SrSettings {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pipeline_sha256: opts.pipeline.sha256.clone(),
+    };
+    let bar = progress.bar(measured.len(), "results SRs");
+    let out = write_reading_srs(&opts.out, measured, image_files, &settings, &|| bar.inc(1));
+    bar.finish();
+    out
+}
+
 fn qc_counts(issues: &[QcIssue]) -> (usize, usize, usize) {
     let count = |s: Severity| issues.iter().filter(|i| i.severity == s).count();
     (
@@ -700,6 +731,7 @@ fn write_run_json(opts: &RunOptions, f: &RunFacts, summary: &RunSummary) -> Resu
             "group": clock.secs("group"),
             "metrics": clock.secs("metrics"),
             "overlays": clock.secs("overlays"),
+            "sr": clock.secs("sr"),
             "write": clock.secs("write"),
             "total": summary.wall.as_secs_f64(),
         },

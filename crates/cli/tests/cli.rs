@@ -149,6 +149,27 @@ fn cannot_run_gives_a_message_that_names_the_fix() {
     assert_eq!(code, 2);
     assert!(err.contains("never writes into its input"), "{err}");
     assert!(!root().join("fixtures/cohort-small/dicom/out").exists());
+    // The results SR names the patient: it cannot be combined with pseudonyms.
+    let key = temp("sr.key");
+    std::fs::write(&key, "0123456789abcdef0123").unwrap();
+    let (code, _, err) = plumbline(&[
+        "run",
+        "--input",
+        "fixtures/cohort-small/dicom",
+        "--clinical",
+        "fixtures/cohort-small/clinical.csv",
+        "--out",
+        o,
+        "--write-sr",
+        "--pseudonymize",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--write-sr") && err.contains("--pseudonymize"),
+        "{err}"
+    );
+    assert!(!out.exists());
     let bad = temp("pipeline.toml");
     std::fs::write(
         &bad,

@@ -6,6 +6,7 @@
 pub mod analyses;
 pub mod parquet;
 pub mod plausibility;
+pub mod results_sr;
 pub mod shard;
 pub mod stats;
 pub mod tables;
@@ -22,6 +23,28 @@ pub struct WriteError {
     /// The cause.
     #[source]
     pub source: std::io::Error,
+}
+
+/// A file-name-safe form of a reader's name: letters, digits, `^`, `.`, `-` kept, others
+/// `_`; `none` when empty.
+///
+/// ```
+/// assert_eq!(plumbline_export::file_safe("Reader A/1"), "Reader_A_1");
+/// assert_eq!(plumbline_export::file_safe(""), "none");
+/// ```
+pub fn file_safe(s: &str) -> String {
+    if s.is_empty() {
+        return "none".into();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "^.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Whether [`write_atomic_as`] waits for the disk before the rename.

@@ -102,6 +102,10 @@ pub struct View {
     pub landmarks: ViewLandmarks,
     /// The same landmarks in source pixels (column, row), for drawing overlays.
     pub pixels: BTreeMap<Landmark, (f64, f64)>,
+    /// The SOP Instance UIDs of the landmark SRs its points came from, sorted, each once
+    /// (empty for points from Slicer markups or a landmark CSV, which have none): the
+    /// results SR references them.
+    pub landmark_srs: Vec<String>,
 }
 
 /// All landmarks of one reader at one timepoint of one patient.
@@ -133,13 +137,15 @@ pub struct Grouped {
     /// Problems found while joining and grouping.
     pub issues: Vec<QcIssue>,
     /// The file of every image used, by SOP Instance UID (of duplicates, the copy kept):
-    /// where the overlay stage reads the pixels. It is not part of the [`crate::Cohort`],
+    /// where the overlay stage reads the pixels; and of every landmark SR, where the
+    /// results SR stage reads its header. It is not part of the [`crate::Cohort`],
     /// so pseudonymisation never needs to touch it and no later record holds the real
     /// paths, which name patients and dates.
     pub image_files: ImageFiles,
 }
 
-/// Image files by SOP Instance UID ([`Grouped::image_files`]).
+/// Image files, and the files of the landmark SRs that views use, by SOP Instance UID
+/// ([`Grouped::image_files`]).
 pub type ImageFiles = BTreeMap<String, PathBuf>;
 
 /// A header attribute as a QC message shows it: "ViewPosition is `LL`", or "ViewPosition
@@ -269,11 +275,23 @@ pub fn group(scan: &ScanResult, clinical: Option<&ClinicalTable>, windows: &[Win
     Grouped {
         readings: readings.into_values().collect(),
         issues,
-        image_files: images
-            .iter()
-            .map(|(uid, im)| (uid.clone(), im.path.clone()))
-            .collect(),
+        image_files: source_files(&images, scan),
     }
+}
+
+/// Where each image, and each landmark SR that has a SOP Instance UID, is read (of SRs
+/// sharing a UID, the first in scan order).
+fn source_files(images: &BTreeMap<String, ImageRecord>, scan: &ScanResult) -> ImageFiles {
+    let mut files: ImageFiles = images
+        .iter()
+        .map(|(uid, im)| (uid.clone(), im.path.clone()))
+        .collect();
+    for doc in scan.docs.iter().filter(|d| !d.sop_instance_uid.is_empty()) {
+        files
+            .entry(doc.sop_instance_uid.clone())
+            .or_insert_with(|| doc.path.clone());
+    }
+    files
 }
 
 /// Joins the points of every document to their images, sorted by (image UID, observer,
@@ -537,6 +555,14 @@ fn build_view(
         .as_ref()
         .map_or((None, None), |o| (o.column, o.row));
     let pixels = unique.clone();
+    let mut landmark_srs: Vec<String> = lms
+        .iter()
+        .map(|j| docs[j.doc as usize].sop_instance_uid.as_str())
+        .filter(|u| !u.is_empty())
+        .map(String::from)
+        .collect();
+    landmark_srs.sort_unstable();
+    landmark_srs.dedup();
     let landmarks = ViewLandmarks::from_pixels(kind, unique, spacing, column, row).ok()?;
     if let Some(message) = orientation_problem(im, kind, landmarks.orientation(), &who) {
         issues.push(image_issue(
@@ -554,6 +580,7 @@ fn build_view(
             spacing_source: source,
             landmarks,
             pixels,
+            landmark_srs,
         },
     ))
 }

@@ -399,19 +399,4 @@ fn legend_box(img: &mut RgbImage, lines: &[String]) {
     }
 }
 
-/// A file-name-safe form of a reader's name: letters, digits, `^`, `.`, `-` kept, others
-/// `_`; `none` when empty.
-pub fn file_safe(s: &str) -> String {
-    if s.is_empty() {
-        return "none".into();
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "^.-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
+pub use plumbline_export::file_safe;
