@@ -236,15 +236,24 @@ fn ucum(unit: &str) -> (&str, &'static str, &'static str) {
 /// assert_eq!(ds_text(41.5), "41.5");
 /// assert_eq!(ds_text(-0.1234567890123456789), "-0.1234567890123");
 /// assert_eq!(ds_text(12345.678901234567), "12345.6789012346");
+/// assert_eq!(ds_text(-9.99999999999999999), "-10");
+/// assert_eq!(ds_text(99.999999999999), "99.999999999999");
+/// assert!(ds_text(-999.99999999999999).len() <= 16);
 /// ```
 pub fn ds_text(v: f64) -> String {
     let s = format!("{v}");
     if s.len() <= 16 && !s.contains('e') {
         return s;
     }
-    let int_len = format!("{:.0}", v.trunc()).len() + usize::from(v < 0.0 && v.trunc() == 0.0);
-    let decimals = 16usize.saturating_sub(int_len + 1);
+    // The integer part's digits plus the sign; rounding may add a digit (9.99.. -> 10.0),
+    // so one fewer decimal is tried when the text comes out too long.
+    let int_len = format!("{:.0}", v.abs().trunc()).len() + usize::from(v.is_sign_negative());
+    let mut decimals = 16usize.saturating_sub(int_len + 1);
     let mut t = format!("{v:.decimals$}");
+    while t.len() > 16 && decimals > 0 {
+        decimals -= 1;
+        t = format!("{v:.decimals$}");
+    }
     if t.contains('.') {
         while t.ends_with('0') {
             t.pop();
