@@ -1,7 +1,8 @@
 //! End-to-end tests of Plumbline live in this package's test targets; this library
 //! locates the repository root for them, knows the outside tools some of them check
 //! Plumbline against (`tools.rs`), and hashes a run's outputs as the golden manifests
-//! record them ([`manifests`]; also used by the `plumbline` package's resume tests).
+//! record them ([`manifests`]; also used by the `plumbline` package's resume tests), and
+//! runs a real Orthanc for the DICOMweb tests ([`orthanc_server`]).
 //!
 //! A test that needs an outside tool is written
 //!
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 include!("tools.rs");
 
 pub mod manifests;
+pub mod orthanc_server;
 
 /// The repository root (the folder holding the workspace `Cargo.toml`).
 pub fn repo_root() -> PathBuf {

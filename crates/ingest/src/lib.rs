@@ -11,6 +11,7 @@ pub mod cache;
 pub mod clinical;
 pub mod cohort;
 pub mod dataset;
+pub mod dicomweb;
 pub mod group;
 pub mod markups;
 pub mod precheck;
