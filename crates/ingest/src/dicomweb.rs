@@ -319,6 +319,15 @@ pub struct Series {
     pub modality: Option<String>,
 }
 
+/// An instance found by QIDO-RS.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Instance {
+    /// SOPInstanceUID (0008,0018).
+    pub sop_instance_uid: String,
+    /// SOPClassUID (0008,0016), empty when the answer has none.
+    pub sop_class_uid: String,
+}
+
 /// An answer of a search that does not match what was asked, and was dropped.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Rejected {
@@ -591,6 +600,51 @@ impl Client {
         Ok(Checked { kept, rejected })
     }
 
+    /// QIDO-RS: the instances of a series; an answer naming another SeriesInstanceUID
+    /// is rejected (one naming none is kept: the URL scoped it).
+    pub fn instances(
+        &self,
+        study_uid: &str,
+        series_uid: &str,
+    ) -> Result<Checked<Instance>, DicomWebError> {
+        let url = format!(
+            "{}/studies/{}/series/{}/instances?includefield=0020000E&includefield=00080016&includefield=00080018",
+            self.base,
+            encode(study_uid),
+            encode(series_uid)
+        );
+        let what = format!("series {series_uid} of study {study_uid}");
+        let mut kept = Vec::new();
+        let mut rejected = Vec::new();
+        for item in self.get_json_array(&url, Some(&what))? {
+            let instance = Instance {
+                sop_instance_uid: string_of(&item, "00080018").unwrap_or_default(),
+                sop_class_uid: string_of(&item, "00080016").unwrap_or_default(),
+            };
+            let answered_series = string_of(&item, "0020000E");
+            if instance.sop_instance_uid.is_empty() {
+                rejected.push(Rejected {
+                    uid: String::new(),
+                    reason: "the answer has no SOPInstanceUID".to_string(),
+                });
+            } else if answered_series.as_deref().is_some_and(|s| s != series_uid) {
+                rejected.push(Rejected {
+                    uid: instance.sop_instance_uid,
+                    reason: format!(
+                        "SeriesInstanceUID {} answered where {series_uid} was asked",
+                        answered_series.unwrap_or_default()
+                    ),
+                });
+            } else {
+                kept.push(instance);
+            }
+        }
+        kept.sort();
+        kept.dedup_by(|a, b| a.sop_instance_uid == b.sop_instance_uid);
+        rejected.sort();
+        Ok(Checked { kept, rejected })
+    }
+
     /// WADO-RS metadata: each instance's header as DICOM JSON (bulk data such as pixel
     /// data left out or given as a BulkDataURI).
     pub fn metadata(&self, study_uid: &str, series_uid: &str) -> Result<Vec<Value>, DicomWebError> {
@@ -644,7 +698,17 @@ impl Client {
                 reason: format!("{} instances answered where one was asked", parts.len()),
             });
         }
-        Ok(parts.remove(0))
+        let bytes = parts.remove(0);
+        match sop_instance_uid_of(&bytes) {
+            Some(uid) if uid == sop_instance_uid => Ok(bytes),
+            other => Err(DicomWebError::BadAnswer {
+                url,
+                reason: format!(
+                    "instance {} answered where {sop_instance_uid} was asked",
+                    other.unwrap_or_else(|| "(no SOP Instance UID)".into())
+                ),
+            }),
+        }
     }
 
     /// STOW-RS: stores Part 10 files in the study `study_uid`
@@ -942,7 +1006,7 @@ pub fn encode(value: &str) -> String {
 
 /// The first value of a DICOM JSON attribute (keyed by its 8-digit tag) as text: a
 /// string, a number, or a person name's `Alphabetic` form; trailing spaces dropped.
-fn string_of(item: &Value, tag: &str) -> Option<String> {
+pub(crate) fn string_of(item: &Value, tag: &str) -> Option<String> {
     let first = item.get(tag)?.get("Value")?.get(0)?;
     let text = match first {
         Value::String(s) => s.clone(),

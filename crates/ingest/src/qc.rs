@@ -166,6 +166,12 @@ pub mod codes {
     pub const IMPLAUSIBLE_LANDMARKS: &str = "implausible_landmarks";
     /// Several studies fall into one timepoint window: one was chosen.
     pub const AMBIGUOUS_TIMEPOINT: &str = "ambiguous_timepoint";
+    /// A DICOMweb search or retrieve failed (after its retries): the patient's, study's
+    /// or series' instances named in the message are missing from the run.
+    pub const DICOMWEB_FAILED: &str = "dicomweb_failed";
+    /// A DICOMweb answer that does not match what was asked (another patient, a date
+    /// outside the range, another study or series) was dropped.
+    pub const DICOMWEB_BAD_ANSWER: &str = "dicomweb_bad_answer";
 
     /// The constant equal to `code`, if it is one of [`ALL`].
     pub fn known(code: &str) -> Option<&'static str> {
@@ -207,5 +213,7 @@ pub mod codes {
         CODEC_UNAVAILABLE,
         IMPLAUSIBLE_LANDMARKS,
         AMBIGUOUS_TIMEPOINT,
+        DICOMWEB_FAILED,
+        DICOMWEB_BAD_ANSWER,
     ];
 }

@@ -1,11 +1,40 @@
 //! Where a run's files come from. A [`Source`] lists its entries and opens one as a local
-//! file for the scan; [`Folder`], a tree of files, is today's only source (a DICOMweb
-//! server is meant to be the second: listing by QIDO-RS, opening by WADO-RS into a cache).
+//! file for the scan: [`Folder`], a tree of files, and [`dicomweb::DicomWeb`], a DICOMweb
+//! server (listing by QIDO-RS, opening by WADO-RS into a cache in the output folder).
 
 use std::path::{Path, PathBuf};
 
 use crate::QcIssue;
 use crate::scan::{ScanError, list_files};
+
+pub mod dicomweb;
+
+/// A local file holding an image with its pixel data, for the overlay stage: the file
+/// itself, or a temporary copy fetched for the drawing and removed on drop.
+#[derive(Debug)]
+pub enum LocalFile {
+    /// A file of the source (never removed).
+    Kept(PathBuf),
+    /// A temporary file, removed when dropped.
+    Temporary(PathBuf),
+}
+
+impl LocalFile {
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        match self {
+            LocalFile::Kept(p) | LocalFile::Temporary(p) => p,
+        }
+    }
+}
+
+impl Drop for LocalFile {
+    fn drop(&mut self) {
+        if let LocalFile::Temporary(p) = self {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
 
 /// A source of DICOM and landmark files.
 pub trait Source: Sync {
@@ -22,6 +51,11 @@ pub trait Source: Sync {
     /// alone with a big one at the end.
     fn size_hint(&self, _entry: &Path) -> u64 {
         0
+    }
+    /// The image at `file` (a path [`Source::open`] gave) with its pixel data, for the
+    /// overlay stage; a folder's file is that already.
+    fn with_pixels(&self, file: &Path) -> std::io::Result<LocalFile> {
+        Ok(LocalFile::Kept(file.to_path_buf()))
     }
 }
 

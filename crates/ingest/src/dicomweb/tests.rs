@@ -2,7 +2,10 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+use dicom_core::Tag;
+use dicom_dictionary_std::tags;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -1056,4 +1059,291 @@ fn dicomweb_encode_keeps_unreserved_characters_only() {
         encode("a b^c/d?e&f=g%\\,ö"),
         "a%20b%5Ec%2Fd%3Fe%26f%3Dg%25%5C%2C%C3%B6"
     );
+}
+
+// ---- the DICOMweb source (crate::source::dicomweb) ----
+
+/// The WADO-RS metadata of one DX image of patient P1: DS given as JSON numbers, pixel
+/// data by BulkDataURI, an UN element and a file meta element (both left out).
+fn image_metadata(sop: &str) -> Value {
+    serde_json::json!({
+        "00020010": {"vr": "UI", "Value": ["1.2.840.10008.1.2.4.80"]},
+        "00080016": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.1.1"]},
+        "00080018": {"vr": "UI", "Value": [sop]},
+        "00080020": {"vr": "DA", "Value": ["20200301"]},
+        "00080060": {"vr": "CS", "Value": ["DX"]},
+        "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Müller^Jörg"}]},
+        "00100020": {"vr": "LO", "Value": ["P1"]},
+        "0020000D": {"vr": "UI", "Value": ["1.7"]},
+        "0020000E": {"vr": "UI", "Value": ["1.7.2"]},
+        "00280010": {"vr": "US", "Value": [3000]},
+        "00280011": {"vr": "US", "Value": [1200]},
+        "00280030": {"vr": "DS", "Value": [0.143, 0.1435]},
+        "00091001": {"vr": "UN", "InlineBinary": "AAE="},
+        "7FE00010": {"vr": "OB", "BulkDataURI": "http://127.0.0.1/bulk/7fe00010"},
+    })
+}
+
+/// A fake PACS holding patient P1's study 1.7 (SR series 1.7.1, image series 1.7.2) that
+/// answers every study search with every study it has, P2's included (as Orthanc 1.10.1
+/// does for an unknown key). Its SR instances: 1.7.1.1 good, 1.7.1.2 a truncated
+/// multipart, 1.7.1.3 a part that is not DICOM; one more listed under a UID that is not a
+/// UID. Image 1.7.2.2 is listed by QIDO but missing from the metadata.
+fn fake_pacs() -> Server {
+    use serde_json::json;
+    Server::start(|_, seen| {
+        let target = seen.line.split(' ').nth(1).unwrap_or_default().to_string();
+        let p = target.strip_prefix("/dicom-web").unwrap_or_default();
+        let instance = |uid: &str, class: &str| {
+            json!({"00080018": {"vr": "UI", "Value": [uid]},
+                   "00080016": {"vr": "UI", "Value": [class]}})
+        };
+        let sr = "1.2.840.10008.5.1.4.1.1.88.34";
+        let dx = "1.2.840.10008.5.1.4.1.1.1.1";
+        let mp = |parts: &[(&str, &[u8])], close: bool| {
+            reply(
+                200,
+                "multipart/related; type=\"application/dicom\"; boundary=B",
+                multipart("B", parts, false, close),
+            )
+        };
+        match p {
+            _ if p.starts_with("/studies?") => reply(
+                200,
+                DICOM_JSON,
+                json!([
+                    study_json("1.7", "P1", Some("20200301")),
+                    study_json("1.8", "P2", Some("20200302"))
+                ])
+                .to_string(),
+            ),
+            _ if p.starts_with("/studies/1.7/series?") => reply(
+                200,
+                DICOM_JSON,
+                json!([
+                    {"0020000E": {"vr": "UI", "Value": ["1.7.2"]}},
+                    {"0020000E": {"vr": "UI", "Value": ["1.7.1"]}},
+                    {"0020000D": {"vr": "UI", "Value": ["1.9"]},
+                     "0020000E": {"vr": "UI", "Value": ["1.9.1"]}},
+                ])
+                .to_string(),
+            ),
+            _ if p.starts_with("/studies/1.7/series/1.7.1/instances?") => reply(
+                200,
+                DICOM_JSON,
+                json!([
+                    instance("1.7.1.3", sr),
+                    instance("1.7.1.1", sr),
+                    instance("1.7.1.2", sr),
+                    instance("../../etc/passwd", sr),
+                ])
+                .to_string(),
+            ),
+            _ if p.starts_with("/studies/1.7/series/1.7.2/instances?") => reply(
+                200,
+                DICOM_JSON,
+                json!([instance("1.7.2.1", dx), instance("1.7.2.2", dx)]).to_string(),
+            ),
+            "/studies/1.7/series/1.7.2/metadata" => reply(
+                200,
+                DICOM_JSON,
+                json!([image_metadata("1.7.2.1")]).to_string(),
+            ),
+            "/studies/1.7/series/1.7.1/instances/1.7.1.1" => {
+                mp(&[("application/dicom", &part10("1.7.1.1", b""))], true)
+            }
+            "/studies/1.7/series/1.7.1/instances/1.7.1.2" => {
+                mp(&[("application/dicom", &part10("1.7.1.2", b""))], false)
+            }
+            "/studies/1.7/series/1.7.1/instances/1.7.1.3" => {
+                mp(&[("application/dicom", b"this is not DICOM")], true)
+            }
+            "/studies/1.7/series/1.7.2/instances/1.7.2.1" => mp(
+                &[("application/dicom", &part10("1.7.2.1", b"pixels"))],
+                true,
+            ),
+            _ => reply(404, "text/plain", "no such resource"),
+        }
+    })
+}
+
+#[test]
+fn dicomweb_source_lists_checked_instances_and_turns_bad_answers_into_qc() {
+    use crate::source::Source;
+    use crate::source::dicomweb::{DicomWeb, PatientQuery};
+    let server = fake_pacs();
+    let cache = std::env::temp_dir().join(format!("plumbline-dweb-src-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let queries = [PatientQuery {
+        patient_id: "P1".into(),
+        date_ranges: vec![(date(2020, 1, 1), date(2020, 12, 31))],
+    }];
+    let calls = AtomicUsize::new(0);
+    let source = DicomWeb::discover(client(&server), &cache, &queries, &|| {
+        calls.fetch_add(1, Ordering::Relaxed);
+    })
+    .unwrap();
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+    assert_eq!(source.name(), server.base());
+    let (entries, issues) = source.list().unwrap();
+    let names: Vec<String> = entries
+        .iter()
+        .map(|p| p.strip_prefix(&cache).unwrap().display().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["1.7.1.1.dcm", "1.7.1.2.dcm", "1.7.1.3.dcm", "1.7.2.1.dcm"]
+    );
+    let described: Vec<(&str, &str, &str)> = issues
+        .iter()
+        .map(|i| (i.code, i.sop_instance_uid.as_str(), i.patient_id.as_str()))
+        .collect();
+    assert_eq!(
+        described,
+        [
+            ("dicomweb_bad_answer", "1.8", "P1"),
+            ("dicomweb_bad_answer", "1.9.1", "P1"),
+            ("dicomweb_bad_answer", "../../etc/passwd", "P1"),
+            ("dicomweb_bad_answer", "1.7.2.2", "P1"),
+        ]
+    );
+    assert!(
+        issues[0]
+            .message
+            .contains("PatientID \"P2\" answered where \"P1\" was asked")
+    );
+    assert!(issues[3].message.contains("lacks instance 1.7.2.2"));
+    // Nothing was written outside the cache folder.
+    assert!(!cache.join("../../etc/passwd.dcm").exists());
+
+    // The image header was written at discovery: readable, pixel data and the UN element
+    // left out, DS values as given, names in UTF-8.
+    let header = dicom_object::open_file(&entries[3]).unwrap();
+    assert_eq!(
+        header
+            .element(tags::PIXEL_SPACING)
+            .unwrap()
+            .to_multi_float64()
+            .unwrap(),
+        vec![0.143, 0.1435]
+    );
+    assert_eq!(
+        header.element(tags::ROWS).unwrap().to_int::<u32>().unwrap(),
+        3000
+    );
+    assert_eq!(
+        header
+            .element(tags::PATIENT_NAME)
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        "Müller^Jörg"
+    );
+    assert!(header.element(tags::PIXEL_DATA).is_err());
+    assert!(header.element(Tag(0x0009, 0x1001)).is_err());
+    assert_eq!(header.meta().media_storage_sop_instance_uid(), "1.7.2.1");
+    assert_eq!(header.meta().transfer_syntax(), "1.2.840.10008.1.2.1");
+    // The scan reads it as the image it is.
+    match crate::scan::scan_file(&entries[3], &crate::ScanOptions::default()).0 {
+        crate::scan::FileOutcome::Image(r) => {
+            assert_eq!((r.rows, r.cols, r.patient_id.as_str()), (3000, 1200, "P1"));
+            assert_eq!(r.spacing.unwrap().0.row, 0.143);
+            assert_eq!(r.spacing.unwrap().0.col, 0.1435);
+        }
+        _ => panic!("the header file is not read as an image"),
+    }
+
+    // SRs are fetched when opened: the good one once, the bad ones are errors naming the
+    // URL and what is wrong, never a panic and never a file in the cache.
+    assert!(!entries[0].exists());
+    assert_eq!(source.open(&entries[0]).unwrap(), entries[0]);
+    assert_eq!(std::fs::read(&entries[0]).unwrap(), part10("1.7.1.1", b""));
+    assert_eq!(source.open(&entries[0]).unwrap(), entries[0]);
+    let truncated = source.open(&entries[1]).unwrap_err().to_string();
+    assert!(truncated.contains("instances/1.7.1.2"), "{truncated}");
+    assert!(truncated.contains("truncated"), "{truncated}");
+    let not_dicom = source.open(&entries[2]).unwrap_err().to_string();
+    assert!(
+        not_dicom.contains("do not start with the DICOM preamble"),
+        "{not_dicom}"
+    );
+    assert!(!entries[1].exists() && !entries[2].exists());
+    let stats = source.stats();
+    assert_eq!(
+        (stats.patients, stats.studies, stats.series, stats.instances),
+        (1, 1, 2, 4)
+    );
+    // Fetched: the image header and SR 1.7.1.1; reused: 1.7.1.1 opened again.
+    assert_eq!((stats.fetched, stats.reused), (2, 1));
+    let fetches = |p: &str| server.lines().iter().filter(|l| l.contains(p)).count();
+    assert_eq!(fetches("instances/1.7.1.1 "), 1);
+
+    // The image's pixels: a temporary whole instance, removed when dropped.
+    let pixels = source.with_pixels(&entries[3]).unwrap();
+    assert_eq!(
+        std::fs::read(pixels.path()).unwrap(),
+        part10("1.7.2.1", b"pixels")
+    );
+    let temporary = pixels.path().to_path_buf();
+    drop(pixels);
+    assert!(!temporary.exists());
+
+    // A second discovery reuses the header it has; it asks the metadata again only
+    // because 1.7.2.2 is still missing, and writes nothing new.
+    let before = fetches("/metadata");
+    let again = DicomWeb::discover(client(&server), &cache, &queries, &|| {}).unwrap();
+    assert_eq!(fetches("/metadata"), before + 1);
+    assert_eq!((again.stats().fetched, again.stats().reused), (0, 1));
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
+#[test]
+fn dicomweb_source_refused_credentials_stop_discovery_after_one_request() {
+    use crate::source::dicomweb::{DicomWeb, PatientQuery};
+    let server = Server::start(|_, _| reply(401, "text/plain", "who are you"));
+    let cache = std::env::temp_dir().join(format!("plumbline-dweb-401-{}", std::process::id()));
+    let queries: Vec<PatientQuery> = (0..20)
+        .map(|i| PatientQuery {
+            patient_id: format!("P{i}"),
+            date_ranges: vec![],
+        })
+        .collect();
+    let e = DicomWeb::discover(client(&server), &cache, &queries, &|| {}).unwrap_err();
+    assert!(
+        matches!(e, DicomWebError::Refused { status: 401, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("check --auth-file"));
+    assert_eq!(server.lines().len(), 1);
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[test]
+fn dicomweb_source_failed_searches_are_qc_errors_and_the_batch_goes_on() {
+    use crate::source::Source;
+    use crate::source::dicomweb::{DicomWeb, PatientQuery};
+    // P1's search fails every time (503); P2 has no studies.
+    let server = Server::start(|_, seen| {
+        if seen.line.contains("PatientID=P1") {
+            reply(503, "text/plain", "busy")
+        } else {
+            reply(200, DICOM_JSON, "[]")
+        }
+    });
+    let cache = std::env::temp_dir().join(format!("plumbline-dweb-503-{}", std::process::id()));
+    let queries = ["P1", "P2"].map(|p| PatientQuery {
+        patient_id: p.into(),
+        date_ranges: vec![],
+    });
+    let source = DicomWeb::discover(client(&server), &cache, &queries, &|| {}).unwrap();
+    let (entries, issues) = source.list().unwrap();
+    assert!(entries.is_empty());
+    assert_eq!(issues.len(), 1);
+    assert_eq!(
+        (issues[0].code, issues[0].patient_id.as_str()),
+        ("dicomweb_failed", "P1")
+    );
+    assert!(issues[0].message.contains("the studies of patient P1"));
+    assert!(issues[0].message.contains("gave up after 3 attempt(s)"));
+    let _ = std::fs::remove_dir_all(&cache);
 }
