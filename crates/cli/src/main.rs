@@ -29,9 +29,16 @@ struct Cli {
 /// `plumbline run`'s options.
 #[derive(clap::Args, Debug)]
 struct RunArgs {
-    /// Folder holding the DICOM files (any depth, any names); never written to.
-    #[arg(long)]
+    /// Folder holding the DICOM files (any depth, any names; never written to), or a
+    /// DICOMweb base URL (http:// or https://, e.g. https://pacs.example/dicom-web): the
+    /// clinical table's patients are searched there (QIDO-RS) over the pipeline's windows
+    /// and read by WADO-RS through a cache in --out.
+    #[arg(long, value_name = "FOLDER|URL")]
     input: PathBuf,
+    /// Credentials of the DICOMweb server: the file holds `user:password` (HTTP Basic) or
+    /// `Bearer TOKEN`. Never written to any output or log.
+    #[arg(long, value_name = "FILE")]
+    auth_file: Option<PathBuf>,
     /// Clinical table: patient_id,surgery_date,herniation_level,herniation_side[,...].
     #[arg(long)]
     clinical: PathBuf,
@@ -78,6 +85,16 @@ struct RunArgs {
     /// measures. Not with --pseudonymize: the SR names the patient, as its images do.
     #[arg(long, conflicts_with = "pseudonymize")]
     write_sr: bool,
+    /// Write the results SRs (as --write-sr) and store them with STOW-RS on the DICOMweb
+    /// --input, or on the server at URL; what is not stored is a QC error in qc.csv.
+    #[arg(
+        long,
+        value_name = "URL",
+        num_args = 0..=1,
+        default_missing_value = "",
+        conflicts_with = "pseudonymize"
+    )]
+    stow: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -231,6 +248,8 @@ fn run_command(a: RunArgs) -> Result<ExitCode, CliError> {
         parquet: a.parquet,
         landmark_map: a.landmark_map,
         write_sr: a.write_sr,
+        auth_file: a.auth_file,
+        stow: a.stow.map(|u| Some(u).filter(|u| !u.is_empty())),
     };
     let summary = run(&opts)?;
     if !a.quiet {

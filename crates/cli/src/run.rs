@@ -17,7 +17,11 @@ use plumbline_export::write_atomic;
 use plumbline_geometry::Metric;
 use plumbline_ingest::cache::{CacheError, ScanCache};
 use plumbline_ingest::clinical::{ClinicalTable, read_clinical_for};
+use plumbline_ingest::dicomweb::{Auth, Client, DicomWebError, RetryPolicy};
 use plumbline_ingest::scan::{FileOutcome, ScanResult, scan_with};
+use plumbline_ingest::source::dicomweb::{
+    DicomWeb, DicomWebStats, PatientQuery, study_date_ranges,
+};
 use plumbline_ingest::source::{Folder, Source};
 use plumbline_ingest::{Cohort, ImageFiles, QcIssue, Reading, ScanOptions, Severity, group};
 use plumbline_render::overlay_files::{overlay_count, write_overlays};
@@ -57,6 +61,12 @@ pub struct RunOptions {
     /// `--write-sr`: also write each reading's results as a DICOM SR
     /// (`out/sr/{patient}/{timepoint}_{reader}.dcm`, `export::results_sr`).
     pub write_sr: bool,
+    /// `--auth-file`: the credentials of a DICOMweb input or STOW-RS server
+    /// (`user:password` for HTTP Basic, or `Bearer TOKEN`).
+    pub auth_file: Option<PathBuf>,
+    /// `--stow [URL]`: store the results SRs with STOW-RS (implies `write_sr`):
+    /// `Some(None)` to the DICOMweb input, `Some(Some(url))` to that server.
+    pub stow: Option<Option<String>>,
 }
 
 impl RunOptions {
@@ -87,7 +97,17 @@ impl RunOptions {
             parquet: false,
             landmark_map: None,
             write_sr: false,
+            auth_file: None,
+            stow: None,
         }
+    }
+
+    /// The DICOMweb base URL when `input` is one (it starts with `http://` or
+    /// `https://`), else `None` (a folder).
+    pub fn dicomweb_url(&self) -> Option<&str> {
+        let text = self.input.to_str()?;
+        let lower = text.get(..8)?.to_ascii_lowercase();
+        (lower.starts_with("http://") || lower.starts_with("https://")).then_some(text)
     }
 }
 
@@ -166,6 +186,21 @@ pub enum RunError {
     /// The work record cannot be opened.
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// The DICOMweb server cannot be used at all (credentials refused, no QIDO-RS at the
+    /// URL, an unreadable --auth-file); failures of single studies are QC.
+    #[error("DICOMweb input {url}: {source}")]
+    DicomWeb {
+        /// The base URL.
+        url: String,
+        /// What went wrong.
+        #[source]
+        source: DicomWebError,
+    },
+    /// `--stow` without a URL and with a folder as input.
+    #[error(
+        "--stow without a URL stores to the DICOMweb input, but --input is a folder: give the server, `--stow https://pacs.example/dicom-web`"
+    )]
+    StowWithoutServer,
 }
 
 /// What a run produced, for the closing summary line.
@@ -196,7 +231,18 @@ impl RunError {
             | RunError::OutInsideInput { .. }
             | RunError::Clinical(_)
             | RunError::StrataColumn { .. }
-            | RunError::LandmarkMap(_) => 2,
+            | RunError::LandmarkMap(_)
+            | RunError::StowWithoutServer => 2,
+            RunError::DicomWeb { source, .. } => match source {
+                DicomWebError::BaseUrl(_)
+                | DicomWebError::Auth(_)
+                | DicomWebError::AuthFile { .. }
+                | DicomWebError::Refused { .. }
+                | DicomWebError::Status {
+                    status: 404 | 405, ..
+                } => 2,
+                _ => 1,
+            },
             RunError::Output { .. }
             | RunError::Scan(_)
             | RunError::Write(_)
@@ -296,10 +342,13 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let progress = Progress::new(opts.progress);
     let mut clock = Clock::default();
     let checked = check_inputs(opts)?;
-    let source = Folder::new(&opts.input);
+    let input = clock.time("discover", || open_input(opts, &checked, &progress))?;
+    let source = input.source();
     let cache = ScanCache::open(&opts.out, opts.fresh, &checked.scan_options)?;
     let scanned = clock.time("scan", || {
-        scan(&source, &checked.scan_options, &cache, &progress)
+        scan(source, &checked.scan_options, &cache, &progress, &|| {
+            input.tick()
+        })
     })?;
     let (cohort, image_files) =
         clock.time("group", || group_readings(&scanned, checked, p, opts.shard));
@@ -328,7 +377,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         opts,
         &tables,
         &stats,
-        (&measured, &image_files),
+        (&measured, &image_files, &input),
         issues,
         &counts,
         &mut outputs,
@@ -344,6 +393,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         shard: opts.shard,
     };
     let facts = RunFacts {
+        dicomweb: input.web().map(DicomWeb::stats),
         clinical: &cohort.clinical,
         counts: &counts,
         cache: &cache,
@@ -381,7 +431,7 @@ fn write_outputs(
     opts: &RunOptions,
     tables: &TableInputs,
     stats: &CohortStats,
-    (measured, image_files): (&[Measured], &ImageFiles),
+    (measured, image_files, input): (&[Measured], &ImageFiles, &RunInput),
     mut issues: Vec<QcIssue>,
     counts: &plumbline_ingest::scan::ScanCounts,
     outputs: &mut serde_json::Map<String, serde_json::Value>,
@@ -389,20 +439,27 @@ fn write_outputs(
 ) -> Result<Vec<QcIssue>, RunError> {
     clock.time("write", || write_tables(tables, stats, outputs))?;
     let overlays = clock.time("overlays", || {
-        let (links, found) = overlays(opts, measured, image_files, progress);
+        let (links, found) = overlays(opts, measured, image_files, input.source(), progress);
         issues.extend(found);
         links
     });
     if let Some(links) = &overlays {
         outputs.insert("overlays".into(), json!(links.len()));
     }
-    if opts.write_sr {
+    if opts.write_sr || opts.stow.is_some() {
         let written = clock.time("sr", || {
             let (written, found) = results_srs(opts, measured, image_files, progress);
             issues.extend(found);
             written
         });
         outputs.insert("sr".into(), json!(written.len()));
+        if let Some(url) = &opts.stow {
+            let (stored, found) = clock.time("stow", || {
+                stow(opts, url.as_deref(), input, &written, progress)
+            })?;
+            issues.extend(found);
+            outputs.insert("sr_stored".into(), json!(stored));
+        }
     }
     issues.sort();
     issues.dedup();
@@ -441,6 +498,21 @@ impl Progress {
     fn bar(&self, len: usize, what: &str) -> ProgressBar {
         bar(&self.mp, len as u64, what, self.show)
     }
+
+    /// A bar of bytes received (its position set by the caller), without a length.
+    fn bytes_bar(&self) -> ProgressBar {
+        let b = if self.show {
+            self.mp.add(ProgressBar::no_length())
+        } else {
+            ProgressBar::hidden()
+        };
+        b.set_style(
+            ProgressStyle::with_template("{prefix:>10} {bytes} ({bytes_per_sec})")
+                .expect("static template"),
+        );
+        b.set_prefix("received");
+        b
+    }
 }
 
 /// Wall time per stage, for `run.json`'s `durations_s`.
@@ -463,17 +535,8 @@ impl Clock {
     }
 }
 
-/// What the input checks hand on.
-struct Checked {
-    clinical: ClinicalTable,
-    clinical_issues: Vec<QcIssue>,
-    scan_options: ScanOptions,
-}
-
-/// Checks everything the user gave before anything is created or scanned: the input
-/// folder, that the output is not inside it, the clinical table (and the pipeline's
-/// strata columns in it), the landmark map, and that the output folder can be written.
-fn check_inputs(opts: &RunOptions) -> Result<Checked, RunError> {
+/// The input folder exists, is a folder, and the output is not inside it.
+fn check_input_folder(opts: &RunOptions) -> Result<(), RunError> {
     let meta = std::fs::metadata(&opts.input).map_err(|e| RunError::Input {
         path: opts.input.clone(),
         reason: e.to_string(),
@@ -489,6 +552,240 @@ fn check_inputs(opts: &RunOptions) -> Result<Checked, RunError> {
             out: opts.out.clone(),
             input: opts.input.clone(),
         });
+    }
+    Ok(())
+}
+
+/// Where the run's files come from: a folder, or a DICOMweb server (with its progress
+/// bar of bytes received).
+enum RunInput {
+    Folder(Folder),
+    Web(Box<DicomWeb>, ProgressBar),
+}
+
+impl RunInput {
+    fn source(&self) -> &dyn Source {
+        match self {
+            RunInput::Folder(f) => f,
+            RunInput::Web(w, _) => w.as_ref(),
+        }
+    }
+
+    fn web(&self) -> Option<&DicomWeb> {
+        match self {
+            RunInput::Folder(_) => None,
+            RunInput::Web(w, _) => Some(w),
+        }
+    }
+
+    /// Brings the bytes bar up to date.
+    fn tick(&self) {
+        if let RunInput::Web(w, bar) = self {
+            bar.set_position(w.client().bytes_received());
+        }
+    }
+}
+
+/// The credentials of `--auth-file`, if given.
+fn auth(opts: &RunOptions, url: &str) -> Result<Option<Auth>, RunError> {
+    opts.auth_file
+        .as_deref()
+        .map(Auth::from_file)
+        .transpose()
+        .map_err(|source| RunError::DicomWeb {
+            url: url.to_string(),
+            source,
+        })
+}
+
+/// A DICOMweb client of `url` with `--auth-file`'s credentials.
+fn client(opts: &RunOptions, url: &str) -> Result<Client, RunError> {
+    Client::new(url, auth(opts, url)?, RetryPolicy::default()).map_err(|source| {
+        RunError::DicomWeb {
+            url: url.to_string(),
+            source,
+        }
+    })
+}
+
+/// The source stage: the input folder, or the DICOMweb server searched for every
+/// clinical-table patient (of the run's shard) over the pipeline's windows
+/// ([`DicomWeb::discover`]), its cache in `out/.plumbline/dicomweb`.
+fn open_input(
+    opts: &RunOptions,
+    checked: &Checked,
+    progress: &Progress,
+) -> Result<RunInput, RunError> {
+    let Some(url) = opts.dicomweb_url() else {
+        return Ok(RunInput::Folder(Folder::new(&opts.input)));
+    };
+    let client = client(opts, url)?;
+    let queries: Vec<PatientQuery> = checked
+        .clinical
+        .rows
+        .iter()
+        .filter(|r| match opts.shard {
+            Some(s) => shard_of(&r.patient_id, s.n) == s.k,
+            None => true,
+        })
+        .map(|r| PatientQuery {
+            patient_id: r.patient_id.clone(),
+            date_ranges: study_date_ranges(r.surgery_day, &opts.pipeline.windows),
+        })
+        .collect();
+    let bytes = progress.bytes_bar();
+    let bar = progress.bar(queries.len(), "patients");
+    let cache = opts.out.join(".plumbline").join("dicomweb");
+    let web = DicomWeb::discover(client, &cache, &queries, &|| {
+        bar.inc(1);
+    })
+    .map_err(|source| RunError::DicomWeb {
+        url: url.to_string(),
+        source,
+    })?;
+    bar.finish();
+    let input = RunInput::Web(Box::new(web), bytes);
+    input.tick();
+    Ok(input)
+}
+
+/// The STOW-RS stage (`--stow`): the results SRs `written` stored on the server (`url`,
+/// or the DICOMweb input), one request per study. Returns how many were stored and a QC
+/// error for each that was not (a conflict, a failed-SOP entry, a network failure).
+fn stow(
+    opts: &RunOptions,
+    url: Option<&str>,
+    input: &RunInput,
+    written: &[SrWritten],
+    progress: &Progress,
+) -> Result<(usize, Vec<QcIssue>), RunError> {
+    let own;
+    let client = match (url, input.web()) {
+        (Some(url), _) => {
+            own = client(opts, url)?;
+            &own
+        }
+        (None, Some(web)) => web.client(),
+        (None, None) => return Err(RunError::StowWithoutServer),
+    };
+    let mut by_study: BTreeMap<&str, Vec<&SrWritten>> = BTreeMap::new();
+    for w in written {
+        by_study.entry(&w.study_uid).or_default().push(w);
+    }
+    let bar = progress.bar(written.len(), "stored");
+    let by_study: Vec<(&str, Vec<&SrWritten>)> = by_study.into_iter().collect();
+    let results: Vec<(usize, Vec<QcIssue>)> = by_study
+        .par_iter()
+        .with_max_len(1)
+        .map(|(study, srs)| {
+            let r = stow_study(client, &opts.out, study, srs);
+            bar.inc(srs.len() as u64);
+            r
+        })
+        .collect();
+    bar.finish();
+    let mut stored = 0;
+    let mut issues = Vec::new();
+    for (n, found) in results {
+        stored += n;
+        issues.extend(found);
+    }
+    Ok((stored, issues))
+}
+
+/// One study's results SRs stored by one STOW-RS request.
+fn stow_study(
+    client: &Client,
+    out: &Path,
+    study: &str,
+    srs: &[&SrWritten],
+) -> (usize, Vec<QcIssue>) {
+    let fail = |w: &SrWritten, why: String| {
+        QcIssue::file(
+            &out.join(&w.rel),
+            Severity::Error,
+            plumbline_ingest::qc::codes::STOW_FAILED,
+            format!(
+                "results SR {} (instance {}) was not stored on {}: {why}; the file is kept in the output folder: store it again with --stow",
+                w.rel,
+                w.sop_instance_uid,
+                client.base_url()
+            ),
+        )
+        .with_ids(&w.sop_instance_uid, "")
+    };
+    let mut bodies = Vec::with_capacity(srs.len());
+    let mut issues = Vec::new();
+    let mut sent = Vec::new();
+    for w in srs {
+        match std::fs::read(out.join(&w.rel)) {
+            Ok(b) => {
+                bodies.push(b);
+                sent.push(*w);
+            }
+            Err(e) => issues.push(fail(w, format!("cannot read it: {e}"))),
+        }
+    }
+    if bodies.is_empty() {
+        return (0, issues);
+    }
+    match client.stow(study, &bodies) {
+        Ok(outcome) => {
+            let mut stored = 0;
+            for w in &sent {
+                let failure = outcome
+                    .failed
+                    .iter()
+                    .find(|f| f.sop_instance_uid == w.sop_instance_uid);
+                match failure {
+                    Some(f) => issues.push(fail(
+                        w,
+                        format!(
+                            "the server listed it as failed (HTTP {}, reason {})",
+                            outcome.status,
+                            f.reason
+                                .map_or("not given".to_string(), |r| format!("{r:#06x}"))
+                        ),
+                    )),
+                    None if outcome.status == 409 => {
+                        issues.push(fail(w, "the server answered 409 Conflict".to_string()))
+                    }
+                    None => stored += 1,
+                }
+            }
+            (stored, issues)
+        }
+        Err(e) => {
+            for w in &sent {
+                issues.push(fail(w, e.to_string()));
+            }
+            (0, issues)
+        }
+    }
+}
+
+/// What the input checks hand on.
+struct Checked {
+    clinical: ClinicalTable,
+    clinical_issues: Vec<QcIssue>,
+    scan_options: ScanOptions,
+}
+
+/// Checks everything the user gave before anything is created or scanned: the input
+/// folder, that the output is not inside it, the clinical table (and the pipeline's
+/// strata columns in it), the landmark map, and that the output folder can be written.
+fn check_inputs(opts: &RunOptions) -> Result<Checked, RunError> {
+    if opts.dicomweb_url().is_none() {
+        check_input_folder(opts)?;
+    } else if let Some(path) = &opts.auth_file {
+        // Read now, before anything is created: a missing key file is a usage error.
+        Auth::from_file(path).map_err(|source| RunError::DicomWeb {
+            url: opts.input.display().to_string(),
+            source,
+        })?;
+    }
+    if opts.stow == Some(None) && opts.dicomweb_url().is_none() {
+        return Err(RunError::StowWithoutServer);
     }
     let (clinical, clinical_issues) = read_clinical_for(&opts.clinical, opts.pipeline.anchored)?;
     check_strata(&opts.pipeline, &clinical)?;
@@ -524,6 +821,7 @@ fn scan(
     options: &ScanOptions,
     cache: &ScanCache,
     progress: &Progress,
+    tick: &(dyn Fn() + Sync),
 ) -> Result<ScanResult, RunError> {
     let (files, _) = source.list()?;
     let bar = progress.bar(files.len(), "files");
@@ -535,6 +833,7 @@ fn scan(
             bar.set_message(format!("{n} landmark files"));
         }
         bar.inc(1);
+        tick();
     })?;
     bar.finish();
     Ok(scanned)
@@ -648,13 +947,14 @@ fn overlays(
     opts: &RunOptions,
     measured: &[Measured],
     image_files: &ImageFiles,
+    source: &dyn Source,
     progress: &Progress,
 ) -> (Option<Vec<OverlayLink>>, Vec<QcIssue>) {
     if !(opts.pipeline.outputs.overlays || opts.overlays) {
         return (None, Vec::new());
     }
     let bar = progress.bar(overlay_count(measured), "overlays");
-    let (links, issues) = write_overlays(&opts.out, measured, image_files, &|| bar.inc(1));
+    let (links, issues) = write_overlays(&opts.out, measured, image_files, source, &|| bar.inc(1));
     bar.finish();
     (Some(links), issues)
 }
@@ -688,6 +988,7 @@ fn qc_counts(issues: &[QcIssue]) -> (usize, usize, usize) {
 
 /// What `run.json` reports besides the options and the summary.
 struct RunFacts<'a> {
+    dicomweb: Option<DicomWebStats>,
     clinical: &'a ClinicalTable,
     counts: &'a plumbline_ingest::scan::ScanCounts,
     cache: &'a ScanCache,
@@ -719,6 +1020,7 @@ fn write_run_json(opts: &RunOptions, f: &RunFacts, summary: &RunSummary) -> Resu
             "files_read": read,
             "files_reused": reused,
         },
+        "dicomweb": f.dicomweb,
         "record_discarded": cache.discarded(),
         "shard": opts.shard.map(|s| json!({ "k": s.k, "n": s.n, "source": s.source })),
         "outputs": outputs,
@@ -727,11 +1029,13 @@ fn write_run_json(opts: &RunOptions, f: &RunFacts, summary: &RunSummary) -> Resu
         "qc": { "error": summary.qc.0, "warning": summary.qc.1, "info": summary.qc.2 },
         "threads": rayon::current_num_threads(),
         "durations_s": {
+            "discover": clock.secs("discover"),
             "scan": clock.secs("scan"),
             "group": clock.secs("group"),
             "metrics": clock.secs("metrics"),
             "overlays": clock.secs("overlays"),
             "sr": clock.secs("sr"),
+            "stow": clock.secs("stow"),
             "write": clock.secs("write"),
             "total": summary.wall.as_secs_f64(),
         },

@@ -34,7 +34,7 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::NaiveDate;
@@ -382,6 +382,10 @@ pub struct Client {
     retry: RetryPolicy,
     agent: ureq::Agent,
     received: Arc<AtomicU64>,
+    /// Set when a call gave up (the server is down or failing); cleared by an answer.
+    /// While set, a call makes one attempt only, so that a batch whose server went away
+    /// does not wait out every retry of every remaining instance.
+    down: AtomicBool,
 }
 
 impl fmt::Debug for Client {
@@ -461,6 +465,7 @@ impl Client {
             retry,
             agent: ureq::Agent::new_with_config(config),
             received: Arc::new(AtomicU64::new(0)),
+            down: AtomicBool::new(false),
         })
     }
 
@@ -857,7 +862,8 @@ impl Client {
         }
     }
 
-    /// One call: GET (no body) or POST, retried on network errors, 5xx and 429. Any
+    /// One call: GET (no body) or POST, retried on network errors, 5xx and 429 (once
+    /// a call has given up, later calls try once until the server answers again). Any
     /// other status is returned, except 401/403 which are [`DicomWebError::Refused`].
     fn request(
         &self,
@@ -865,7 +871,11 @@ impl Client {
         accept: &str,
         body: Option<(&str, &[u8])>,
     ) -> Result<Answer, DicomWebError> {
-        let attempts = self.retry.attempts.max(1);
+        let attempts = if self.down.load(Ordering::Relaxed) {
+            1
+        } else {
+            self.retry.attempts.max(1)
+        };
         let mut backoff = self.retry.first_backoff;
         let mut last = String::new();
         for attempt in 1..=attempts {
@@ -874,11 +884,15 @@ impl Client {
                 backoff = backoff.saturating_mul(2);
             }
             match self.attempt(url, accept, body) {
-                Attempt::Done(answer) => return Ok(answer),
+                Attempt::Done(answer) => {
+                    self.down.store(false, Ordering::Relaxed);
+                    return Ok(answer);
+                }
                 Attempt::Fatal(e) => return Err(e),
                 Attempt::Transient(what) => last = what,
             }
         }
+        self.down.store(true, Ordering::Relaxed);
         Err(DicomWebError::GaveUp {
             url: url.to_string(),
             attempts,

@@ -172,6 +172,8 @@ pub mod codes {
     /// A DICOMweb answer that does not match what was asked (another patient, a date
     /// outside the range, another study or series) was dropped.
     pub const DICOMWEB_BAD_ANSWER: &str = "dicomweb_bad_answer";
+    /// A results SR could not be stored with STOW-RS (`--stow`); the file is kept.
+    pub const STOW_FAILED: &str = "stow_failed";
 
     /// The constant equal to `code`, if it is one of [`ALL`].
     pub fn known(code: &str) -> Option<&'static str> {
@@ -215,5 +217,6 @@ pub mod codes {
         AMBIGUOUS_TIMEPOINT,
         DICOMWEB_FAILED,
         DICOMWEB_BAD_ANSWER,
+        STOW_FAILED,
     ];
 }

@@ -3,7 +3,9 @@
 //! ([`crate::overlay::draw_overlay`]) and written as
 //! `overlays/{patient}/{timepoint}_{reader}_{view}.png` through
 //! [`plumbline_export::write_atomic`]. A view that cannot be drawn becomes a QC warning
-//! (`codec_unavailable` or `overlay_failed`) and the batch goes on.
+//! (`codec_unavailable` or `overlay_failed`) and the batch goes on. The image's pixels
+//! come through the run's [`Source`] ([`Source::with_pixels`]): a folder's file as it
+//! is, a DICOMweb image fetched into a temporary file for the drawing.
 
 use std::path::Path;
 
@@ -11,6 +13,7 @@ use plumbline_export::Durability;
 use plumbline_export::plausibility::flagged_landmarks;
 use plumbline_export::tables::Measured;
 use plumbline_ingest::qc::codes;
+use plumbline_ingest::source::Source;
 use plumbline_ingest::{ImageFiles, QcIssue, Severity, View};
 use rayon::prelude::*;
 
@@ -22,20 +25,21 @@ use crate::report::OverlayLink;
 pub const OVERLAY_MAX_ROWS: u32 = 1600;
 
 /// Renders every view of `measured` into `out/overlays/` in parallel (each worker holds
-/// one image at a time), calling `done` after each view. Returns the links of the
+/// one image at a time, read through `source`), calling `done` after each view. Returns the links of the
 /// overlays written, in reading order (lateral before AP), and a QC warning for each view
 /// that could not be drawn.
 pub fn write_overlays(
     out: &Path,
     measured: &[Measured],
     files: &ImageFiles,
+    source: &dyn Source,
     done: &(dyn Fn() + Sync),
 ) -> (Vec<OverlayLink>, Vec<QcIssue>) {
     let jobs: Vec<(&Measured, bool)> = views(measured).collect();
     let results: Vec<Result<OverlayLink, QcIssue>> = jobs
         .par_iter()
         .map(|(m, lateral)| {
-            let r = write_overlay(out, m, *lateral, files);
+            let r = write_overlay(out, m, *lateral, files, source);
             done();
             r
         })
@@ -67,12 +71,13 @@ fn views(measured: &[Measured]) -> impl Iterator<Item = (&Measured, bool)> {
 }
 
 /// Renders one view (`lateral` true: the lateral view) of `m`, its image read from
-/// `files`, to `out/overlays/{patient}/{timepoint}_{reader}_{view}.png`.
+/// `files` through `source`, to `out/overlays/{patient}/{timepoint}_{reader}_{view}.png`.
 pub fn write_overlay(
     out: &Path,
     m: &Measured,
     lateral: bool,
     files: &ImageFiles,
+    source: &dyn Source,
 ) -> Result<OverlayLink, QcIssue> {
     let (v, view) = if lateral {
         (m.reading.lateral.as_ref(), "lateral")
@@ -89,12 +94,19 @@ pub fn write_overlay(
         QcIssue::file(&v.path, Severity::Warning, code, msg.replace(&path, &shown))
             .with_ids(&v.image_uid, &m.reading.patient_id)
     };
-    let display = load_display(file, OVERLAY_MAX_ROWS).map_err(|e| {
+    let local = source.with_pixels(file).map_err(|e| {
+        fail_as(
+            codes::OVERLAY_FAILED,
+            format!("no overlay: the image's pixel data cannot be fetched: {e}"),
+        )
+    })?;
+    let display = load_display(local.path(), OVERLAY_MAX_ROWS).map_err(|e| {
         let code = match e {
             DecodeError::CodecUnavailable { .. } => codes::CODEC_UNAVAILABLE,
             _ => codes::OVERLAY_FAILED,
         };
-        fail_as(code, format!("no overlay: {e}"))
+        let fetched_as = local.path().display().to_string();
+        fail_as(code, format!("no overlay: {e}").replace(&fetched_as, &path))
     })?;
     let flagged = flagged_landmarks(m, lateral);
     let spec = OverlaySpec {

@@ -907,6 +907,37 @@ fn dicomweb_retries_exhausted_name_the_url_and_the_last_failure() {
 }
 
 #[test]
+fn dicomweb_after_giving_up_calls_try_once_until_the_server_answers() {
+    // Requests 0-3 and 4 fail (503); 5 answers; 6-9 fail again.
+    let server = Server::start(|i, _| match i {
+        5 => reply(200, DICOM_JSON, "[]"),
+        _ => reply(503, "text/plain", "busy"),
+    });
+    let c = Client::new(
+        &server.base(),
+        None,
+        RetryPolicy {
+            attempts: 4,
+            first_backoff: Duration::from_millis(1),
+        },
+    )
+    .unwrap();
+    let attempts = |e: DicomWebError| match e {
+        DicomWebError::GaveUp { attempts, .. } => attempts,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(attempts(c.series("1.2").unwrap_err()), 4);
+    assert_eq!(server.seen().len(), 4);
+    // The server is taken to be down: one attempt.
+    assert_eq!(attempts(c.series("1.2").unwrap_err()), 1);
+    assert_eq!(server.seen().len(), 5);
+    // It answers again: the next failing call has its retries back.
+    assert!(c.series("1.2").unwrap().kept.is_empty());
+    assert_eq!(attempts(c.series("1.2").unwrap_err()), 4);
+    assert_eq!(server.seen().len(), 10);
+}
+
+#[test]
 fn dicomweb_429_and_dropped_connections_are_retried() {
     let server = Server::start(|i, _| match i {
         0 => Reply::Hang,

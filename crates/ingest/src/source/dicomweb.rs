@@ -57,6 +57,75 @@ pub struct PatientQuery {
     pub date_ranges: Vec<(NaiveDate, NaiveDate)>,
 }
 
+/// The StudyDate ranges to search for a patient operated on `surgery_day` (days since
+/// 1970-01-01, [`crate::clinical::date_of_days`]) under the pipeline's `windows`: each
+/// window's days made dates (a window whose `to` is not inside ends the day before),
+/// overlapping and adjacent ranges merged, sorted. Empty (every study of the patient)
+/// when a window is not anchored to surgery or the patient has no surgery date: then
+/// every study may belong to a timepoint.
+///
+/// A study outside every window is not found this way, even when it carries a
+/// `ClinicalTrialTimePointID` that would have selected it in a folder run.
+///
+/// ```
+/// use chrono::NaiveDate;
+/// use plumbline_ingest::group::{Pick, Window};
+/// use plumbline_ingest::source::dicomweb::study_date_ranges;
+/// let w = |from, to, to_inclusive| Window {
+///     name: String::new(), from, to, to_inclusive, pick: Pick::Latest, anchored: true,
+/// };
+/// let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+/// // Surgery on 2021-06-03: preop [-180, 0), postop [0, 30], m3 [60, 120].
+/// let surgery = (day(2021, 6, 3) - day(1970, 1, 1)).num_days();
+/// let windows = [w(-180, 0, false), w(0, 30, true), w(60, 120, true)];
+/// assert_eq!(
+///     study_date_ranges(Some(surgery), &windows),
+///     vec![
+///         (day(2020, 12, 5), day(2021, 7, 3)),  // preop and postop touch: merged
+///         (day(2021, 8, 2), day(2021, 10, 1)),
+///     ]
+/// );
+/// assert!(study_date_ranges(None, &windows).is_empty());
+/// ```
+pub fn study_date_ranges(
+    surgery_day: Option<i64>,
+    windows: &[crate::group::Window],
+) -> Vec<(NaiveDate, NaiveDate)> {
+    let Some(surgery) = surgery_day else {
+        return Vec::new();
+    };
+    if windows.is_empty() || windows.iter().any(|w| !w.anchored) {
+        return Vec::new();
+    }
+    let mut days: Vec<(i64, i64)> = windows
+        .iter()
+        .map(|w| {
+            (
+                surgery + w.from,
+                surgery + w.to - i64::from(!w.to_inclusive),
+            )
+        })
+        .filter(|(a, b)| a <= b)
+        .collect();
+    days.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::new();
+    for (a, b) in days {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 + 1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
+        .into_iter()
+        .filter_map(|(a, b)| {
+            Some((
+                crate::clinical::date_of_days(a)?,
+                crate::clinical::date_of_days(b)?,
+            ))
+        })
+        .collect()
+}
+
 /// What a DICOMweb source found and fetched, for `run.json`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DicomWebStats {
