@@ -19,9 +19,7 @@ use plumbline_ingest::cache::{CacheError, ScanCache};
 use plumbline_ingest::clinical::{ClinicalTable, read_clinical_for};
 use plumbline_ingest::dicomweb::{Auth, Client, DicomWebError, RetryPolicy};
 use plumbline_ingest::scan::{FileOutcome, ScanResult, scan_with};
-use plumbline_ingest::source::dicomweb::{
-    DicomWeb, DicomWebStats, PatientQuery, study_date_ranges,
-};
+use plumbline_ingest::source::dicomweb::{DicomWeb, DicomWebStats, PatientQuery, study_date_span};
 use plumbline_ingest::source::{Folder, Source};
 use plumbline_ingest::{Cohort, ImageFiles, QcIssue, Reading, ScanOptions, Severity, group};
 use plumbline_render::overlay_files::{overlay_count, write_overlays};
@@ -630,7 +628,9 @@ fn open_input(
         })
         .map(|r| PatientQuery {
             patient_id: r.patient_id.clone(),
-            date_ranges: study_date_ranges(r.surgery_day, &opts.pipeline.windows),
+            date_ranges: study_date_span(r.surgery_day, &opts.pipeline.windows)
+                .into_iter()
+                .collect(),
         })
         .collect();
     let bytes = progress.bytes_bar();

@@ -2,7 +2,8 @@
 //! patients, found by QIDO-RS, and their instances, read through a cache folder.
 //!
 //! [`DicomWeb::discover`] asks, for each patient, `studies?PatientID=..&StudyDate=..`
-//! (one query per date range, [`Client::search_studies`]), then the series of each study
+//! (over the span of the pipeline's windows, [`study_date_span`];
+//! [`Client::search_studies`]), then the series of each study
 //! and the instances of each series. Every answer is checked against what was asked
 //! (Orthanc 1.10.1 answers an unknown key with every study); what does not match is
 //! dropped with a `dicomweb_bad_answer` QC warning, and a search that fails after its
@@ -53,77 +54,68 @@ const IMPLEMENTATION_CLASS_UID: &str = "2.25.15014839310123837285841221252038105
 pub struct PatientQuery {
     /// PatientID (0010,0020).
     pub patient_id: String,
-    /// StudyDate ranges, inclusive; every study of the patient when empty.
+    /// StudyDate ranges, inclusive, one request each ([`study_date_span`] gives one);
+    /// every study of the patient when empty.
     pub date_ranges: Vec<(NaiveDate, NaiveDate)>,
 }
 
-/// The StudyDate ranges to search for a patient operated on `surgery_day` (days since
-/// 1970-01-01, [`crate::clinical::date_of_days`]) under the pipeline's `windows`: each
-/// window's days made dates (a window whose `to` is not inside ends the day before),
-/// overlapping and adjacent ranges merged, sorted. Empty (every study of the patient)
-/// when a window is not anchored to surgery or the patient has no surgery date: then
-/// every study may belong to a timepoint.
+/// The StudyDate range to search for a patient operated on `surgery_day` (days since
+/// 1970-01-01, [`crate::clinical::date_of_days`]) under the pipeline's `windows`: from
+/// the first day of the earliest window to the last day of the latest (a window whose
+/// `to` is not inside ends the day before). `None` (every study of the patient) when a
+/// window is not anchored to surgery or the patient has no surgery date: then every
+/// study may belong to a timepoint.
 ///
-/// A study outside every window is not found this way, even when it carries a
-/// `ClinicalTrialTimePointID` that would have selected it in a folder run.
+/// One range, not one per window: one QIDO-RS request per patient (Orthanc 1.10.1's
+/// DICOMweb plugin spends about 60 ms per study it answers, per request, and answers a
+/// list of ranges with nothing), and a study between two windows is found and listed in
+/// QC as outside every window, as it is in a folder run. A study outside the span is
+/// not found, even when it carries a `ClinicalTrialTimePointID` that would have
+/// selected it in a folder run.
 ///
 /// ```
 /// use chrono::NaiveDate;
 /// use plumbline_ingest::group::{Pick, Window};
-/// use plumbline_ingest::source::dicomweb::study_date_ranges;
+/// use plumbline_ingest::source::dicomweb::study_date_span;
 /// let w = |from, to, to_inclusive| Window {
 ///     name: String::new(), from, to, to_inclusive, pick: Pick::Latest, anchored: true,
 /// };
 /// let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
 /// // Surgery on 2021-06-03: preop [-180, 0), postop [0, 30], m3 [60, 120].
 /// let surgery = (day(2021, 6, 3) - day(1970, 1, 1)).num_days();
-/// let windows = [w(-180, 0, false), w(0, 30, true), w(60, 120, true)];
+/// let windows = [w(60, 120, true), w(-180, 0, false), w(0, 30, true)];
 /// assert_eq!(
-///     study_date_ranges(Some(surgery), &windows),
-///     vec![
-///         (day(2020, 12, 5), day(2021, 7, 3)),  // preop and postop touch: merged
-///         (day(2021, 8, 2), day(2021, 10, 1)),
-///     ]
+///     study_date_span(Some(surgery), &windows),
+///     Some((day(2020, 12, 5), day(2021, 10, 1)))
 /// );
-/// assert!(study_date_ranges(None, &windows).is_empty());
+/// // m3 ending before day 120: the span ends a day earlier.
+/// let windows = [w(-180, 0, false), w(60, 120, false)];
+/// assert_eq!(
+///     study_date_span(Some(surgery), &windows),
+///     Some((day(2020, 12, 5), day(2021, 9, 30)))
+/// );
+/// assert_eq!(study_date_span(None, &windows), None);
 /// ```
-pub fn study_date_ranges(
+pub fn study_date_span(
     surgery_day: Option<i64>,
     windows: &[crate::group::Window],
-) -> Vec<(NaiveDate, NaiveDate)> {
-    let Some(surgery) = surgery_day else {
-        return Vec::new();
-    };
-    if windows.is_empty() || windows.iter().any(|w| !w.anchored) {
-        return Vec::new();
+) -> Option<(NaiveDate, NaiveDate)> {
+    let surgery = surgery_day?;
+    if windows.iter().any(|w| !w.anchored) {
+        return None;
     }
-    let mut days: Vec<(i64, i64)> = windows
+    let first = windows.iter().map(|w| w.from).min()?;
+    let last = windows
         .iter()
-        .map(|w| {
-            (
-                surgery + w.from,
-                surgery + w.to - i64::from(!w.to_inclusive),
-            )
-        })
-        .filter(|(a, b)| a <= b)
-        .collect();
-    days.sort_unstable();
-    let mut merged: Vec<(i64, i64)> = Vec::new();
-    for (a, b) in days {
-        match merged.last_mut() {
-            Some(last) if a <= last.1 + 1 => last.1 = last.1.max(b),
-            _ => merged.push((a, b)),
-        }
+        .map(|w| w.to - i64::from(!w.to_inclusive))
+        .max()?;
+    if first > last {
+        return None;
     }
-    merged
-        .into_iter()
-        .filter_map(|(a, b)| {
-            Some((
-                crate::clinical::date_of_days(a)?,
-                crate::clinical::date_of_days(b)?,
-            ))
-        })
-        .collect()
+    Some((
+        crate::clinical::date_of_days(surgery + first)?,
+        crate::clinical::date_of_days(surgery + last)?,
+    ))
 }
 
 /// What a DICOMweb source found and fetched, for `run.json`.
