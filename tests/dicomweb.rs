@@ -234,6 +234,26 @@ fn dicomweb_run_equals_the_folder_run_resumes_after_a_kill_and_stores_results() 
         assert!(!dir.join(name).join("measurements.csv").exists());
     }
 
+    // No server at the URL: exit code 1 after the first patient's retries, naming it.
+    let nobody = "http://127.0.0.1:9/dicom-web";
+    let e = run_with(nobody, &dir.join("nobody"), 2, |o| {
+        o.auth_file = Some(auth.clone())
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            RunError::DicomWeb {
+                source: DicomWebError::GaveUp { attempts: 4, .. },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.exit_code(), 1);
+    assert!(e.to_string().starts_with(&format!(
+        "DICOMweb input {nobody}: {nobody}/studies?PatientID="
+    )));
     step("refused");
     // The server killed after a few SRs came, on one thread: the run finishes with the
     // rest as QC errors naming the instance URL.

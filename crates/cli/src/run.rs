@@ -584,6 +584,11 @@ impl RunInput {
     }
 }
 
+/// Brings a bytes bar up to date with a client's byte counter.
+fn input_tick(bar: &ProgressBar, counter: &std::sync::atomic::AtomicU64) {
+    bar.set_position(counter.load(Ordering::Relaxed));
+}
+
 /// The credentials of `--auth-file`, if given.
 fn auth(opts: &RunOptions, url: &str) -> Result<Option<Auth>, RunError> {
     opts.auth_file
@@ -634,10 +639,15 @@ fn open_input(
         })
         .collect();
     let bytes = progress.bytes_bar();
+    let counter = client.byte_counter();
     let bar = progress.bar(queries.len(), "patients");
+    let studies = AtomicUsize::new(0);
     let cache = opts.out.join(".plumbline").join("dicomweb");
-    let web = DicomWeb::discover(client, &cache, &queries, &|| {
+    let web = DicomWeb::discover(client, &cache, &queries, &|n| {
+        let total = studies.fetch_add(n, Ordering::Relaxed) + n;
+        bar.set_message(format!("{total} studies"));
         bar.inc(1);
+        input_tick(&bytes, &counter);
     })
     .map_err(|source| RunError::DicomWeb {
         url: url.to_string(),

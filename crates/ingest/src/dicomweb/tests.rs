@@ -1210,8 +1210,9 @@ fn dicomweb_source_lists_checked_instances_and_turns_bad_answers_into_qc() {
         date_ranges: vec![(date(2020, 1, 1), date(2020, 12, 31))],
     }];
     let calls = AtomicUsize::new(0);
-    let source = DicomWeb::discover(client(&server), &cache, &queries, &|| {
+    let source = DicomWeb::discover(client(&server), &cache, &queries, &|studies| {
         calls.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(studies, 1);
     })
     .unwrap();
     assert_eq!(calls.load(Ordering::Relaxed), 1);
@@ -1322,7 +1323,7 @@ fn dicomweb_source_lists_checked_instances_and_turns_bad_answers_into_qc() {
     // A second discovery reuses the header it has; it asks the metadata again only
     // because 1.7.2.2 is still missing, and writes nothing new.
     let before = fetches("/metadata");
-    let again = DicomWeb::discover(client(&server), &cache, &queries, &|| {}).unwrap();
+    let again = DicomWeb::discover(client(&server), &cache, &queries, &|_| {}).unwrap();
     assert_eq!(fetches("/metadata"), before + 1);
     assert_eq!((again.stats().fetched, again.stats().reused), (0, 1));
     std::fs::remove_dir_all(&cache).unwrap();
@@ -1339,7 +1340,7 @@ fn dicomweb_source_refused_credentials_stop_discovery_after_one_request() {
             date_ranges: vec![],
         })
         .collect();
-    let e = DicomWeb::discover(client(&server), &cache, &queries, &|| {}).unwrap_err();
+    let e = DicomWeb::discover(client(&server), &cache, &queries, &|_| {}).unwrap_err();
     assert!(
         matches!(e, DicomWebError::Refused { status: 401, .. }),
         "{e}"
@@ -1353,7 +1354,7 @@ fn dicomweb_source_refused_credentials_stop_discovery_after_one_request() {
 fn dicomweb_source_failed_searches_are_qc_errors_and_the_batch_goes_on() {
     use crate::source::Source;
     use crate::source::dicomweb::{DicomWeb, PatientQuery};
-    // P1's search fails every time (503); P2 has no studies.
+    // P1's search fails every time (503); P2 has no studies. P2 is searched first.
     let server = Server::start(|_, seen| {
         if seen.line.contains("PatientID=P1") {
             reply(503, "text/plain", "busy")
@@ -1362,11 +1363,11 @@ fn dicomweb_source_failed_searches_are_qc_errors_and_the_batch_goes_on() {
         }
     });
     let cache = std::env::temp_dir().join(format!("plumbline-dweb-503-{}", std::process::id()));
-    let queries = ["P1", "P2"].map(|p| PatientQuery {
+    let queries = ["P2", "P1"].map(|p| PatientQuery {
         patient_id: p.into(),
         date_ranges: vec![],
     });
-    let source = DicomWeb::discover(client(&server), &cache, &queries, &|| {}).unwrap();
+    let source = DicomWeb::discover(client(&server), &cache, &queries, &|_| {}).unwrap();
     let (entries, issues) = source.list().unwrap();
     assert!(entries.is_empty());
     assert_eq!(issues.len(), 1);
@@ -1376,5 +1377,12 @@ fn dicomweb_source_failed_searches_are_qc_errors_and_the_batch_goes_on() {
     );
     assert!(issues[0].message.contains("the studies of patient P1"));
     assert!(issues[0].message.contains("gave up after 3 attempt(s)"));
+    // The first patient's search failing stops discovery: nothing would be found.
+    let queries = ["P1", "P2"].map(|p| PatientQuery {
+        patient_id: p.into(),
+        date_ranges: vec![],
+    });
+    let e = DicomWeb::discover(client(&server), &cache, &queries, &|_| {}).unwrap_err();
+    assert!(matches!(e, DicomWebError::GaveUp { .. }), "{e:?}");
     let _ = std::fs::remove_dir_all(&cache);
 }

@@ -175,15 +175,17 @@ struct Found {
 impl DicomWeb {
     /// Searches the server for every patient of `queries` (in parallel, one request per
     /// thread) and writes the image headers not yet in `cache` (a folder Plumbline owns,
-    /// created when missing). `on_patient` is called after each patient, from any thread.
+    /// created when missing). `on_patient` is called after each patient with the number
+    /// of studies found for it, from any thread.
     ///
-    /// An error only when the server refuses the credentials or has no QIDO-RS service
-    /// at the URL given; every other failure is a QC issue of the source.
+    /// An error only when the server refuses the credentials, has no QIDO-RS service at
+    /// the URL given, or cannot be reached for the first patient's search; every other
+    /// failure is a QC issue of the source.
     pub fn discover(
         client: Client,
         cache: &Path,
         queries: &[PatientQuery],
-        on_patient: &(dyn Fn() + Sync),
+        on_patient: &(dyn Fn(usize) + Sync),
     ) -> Result<DicomWeb, DicomWebError> {
         std::fs::create_dir_all(cache).map_err(|e| DicomWebError::Request {
             url: cache.display().to_string(),
@@ -193,8 +195,9 @@ impl DicomWeb {
         // not one per patient.
         let mut found = Vec::with_capacity(queries.len());
         if let Some(first) = queries.first() {
-            found.push(search_patient(&client, cache, first)?);
-            on_patient();
+            let f = search_patient(&client, cache, first, true)?;
+            on_patient(f.studies);
+            found.push(f);
         }
         let rest: Vec<Result<Found, DicomWebError>> = queries
             .get(1..)
@@ -202,8 +205,8 @@ impl DicomWeb {
             .par_iter()
             .with_max_len(1)
             .map(|q| {
-                let f = search_patient(&client, cache, q);
-                on_patient();
+                let f = search_patient(&client, cache, q, false);
+                on_patient(f.as_ref().map_or(0, |f| f.studies));
                 f
             })
             .collect();
@@ -335,13 +338,20 @@ impl Source for DicomWeb {
     }
 }
 
-/// One patient's studies, series and instances; image headers written.
-fn search_patient(client: &Client, cache: &Path, q: &PatientQuery) -> Result<Found, DicomWebError> {
+/// One patient's studies, series and instances; image headers written. For the `first`
+/// patient, a server that cannot be reached is an error (nothing would be found).
+fn search_patient(
+    client: &Client,
+    cache: &Path,
+    q: &PatientQuery,
+    first: bool,
+) -> Result<Found, DicomWebError> {
     let mut found = Found::default();
     let pid = q.patient_id.as_str();
     let studies = match client.search_studies(pid, &q.date_ranges) {
         Ok(s) => s,
-        // A 404 or 405 for the study search: no QIDO-RS service at the base URL.
+        // A 404 or 405 for the study search: no QIDO-RS service at the base URL; the
+        // first patient's search not answered: no server there.
         Err(e)
             if is_fatal(&e)
                 || matches!(
@@ -350,7 +360,12 @@ fn search_patient(client: &Client, cache: &Path, q: &PatientQuery) -> Result<Fou
                         status: 404 | 405,
                         ..
                     }
-                ) =>
+                )
+                || (first
+                    && matches!(
+                        e,
+                        DicomWebError::GaveUp { .. } | DicomWebError::Request { .. }
+                    )) =>
         {
             return Err(e);
         }
