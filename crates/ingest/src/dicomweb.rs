@@ -573,36 +573,16 @@ impl Client {
             self.base,
             encode(study_uid)
         );
-        let what = format!("study {study_uid}");
-        let mut kept = Vec::new();
-        let mut rejected = Vec::new();
-        for item in self.get_json_array(&url, Some(&what))? {
-            let series = Series {
-                series_uid: string_of(&item, "0020000E").unwrap_or_default(),
-                modality: string_of(&item, "00080060"),
-            };
-            let answered_study = string_of(&item, "0020000D");
-            if series.series_uid.is_empty() {
-                rejected.push(Rejected {
-                    uid: String::new(),
-                    reason: "the answer has no SeriesInstanceUID".to_string(),
-                });
-            } else if answered_study.as_deref().is_some_and(|s| s != study_uid) {
-                rejected.push(Rejected {
-                    uid: series.series_uid,
-                    reason: format!(
-                        "StudyInstanceUID {} answered where {study_uid} was asked",
-                        answered_study.unwrap_or_default()
-                    ),
-                });
-            } else {
-                kept.push(series);
-            }
-        }
-        kept.sort();
-        kept.dedup_by(|a, b| a.series_uid == b.series_uid);
-        rejected.sort();
-        Ok(Checked { kept, rejected })
+        self.scoped_search(
+            &url,
+            &format!("study {study_uid}"),
+            ("0020000E", "SeriesInstanceUID"),
+            ("0020000D", "StudyInstanceUID", study_uid),
+            |series_uid, item| Series {
+                series_uid,
+                modality: string_of(item, "00080060"),
+            },
+        )
     }
 
     /// QIDO-RS: the instances of a series; an answer naming another SeriesInstanceUID
@@ -618,36 +598,57 @@ impl Client {
             encode(study_uid),
             encode(series_uid)
         );
-        let what = format!("series {series_uid} of study {study_uid}");
-        let mut kept = Vec::new();
+        self.scoped_search(
+            &url,
+            &format!("series {series_uid} of study {study_uid}"),
+            ("00080018", "SOPInstanceUID"),
+            ("0020000E", "SeriesInstanceUID", series_uid),
+            |sop_instance_uid, item| Instance {
+                sop_instance_uid,
+                sop_class_uid: string_of(item, "00080016").unwrap_or_default(),
+            },
+        )
+    }
+
+    /// A QIDO-RS search below one parent (`what`, a study or a series): each answer must
+    /// carry its own UID (`own`: tag and name) and, if it names its parent (`parent`: tag,
+    /// name, the UID asked), the parent asked; `make` builds the kept value from its UID
+    /// and the answer. Kept values sorted, one per UID (the first, in sort order).
+    fn scoped_search<T: Ord>(
+        &self,
+        url: &str,
+        what: &str,
+        (own_tag, own_name): (&str, &str),
+        (parent_tag, parent_name, parent_uid): (&str, &str, &str),
+        make: impl Fn(String, &Value) -> T,
+    ) -> Result<Checked<T>, DicomWebError> {
+        let mut kept: Vec<(String, T)> = Vec::new();
         let mut rejected = Vec::new();
-        for item in self.get_json_array(&url, Some(&what))? {
-            let instance = Instance {
-                sop_instance_uid: string_of(&item, "00080018").unwrap_or_default(),
-                sop_class_uid: string_of(&item, "00080016").unwrap_or_default(),
-            };
-            let answered_series = string_of(&item, "0020000E");
-            if instance.sop_instance_uid.is_empty() {
+        for item in self.get_json_array(url, Some(what))? {
+            let uid = string_of(&item, own_tag).unwrap_or_default();
+            let answered_parent = string_of(&item, parent_tag);
+            if uid.is_empty() {
                 rejected.push(Rejected {
-                    uid: String::new(),
-                    reason: "the answer has no SOPInstanceUID".to_string(),
+                    uid,
+                    reason: format!("the answer has no {own_name}"),
                 });
-            } else if answered_series.as_deref().is_some_and(|s| s != series_uid) {
+            } else if let Some(other) = answered_parent.filter(|p| p != parent_uid) {
                 rejected.push(Rejected {
-                    uid: instance.sop_instance_uid,
-                    reason: format!(
-                        "SeriesInstanceUID {} answered where {series_uid} was asked",
-                        answered_series.unwrap_or_default()
-                    ),
+                    uid,
+                    reason: format!("{parent_name} {other} answered where {parent_uid} was asked"),
                 });
             } else {
-                kept.push(instance);
+                let value = make(uid.clone(), &item);
+                kept.push((uid, value));
             }
         }
         kept.sort();
-        kept.dedup_by(|a, b| a.sop_instance_uid == b.sop_instance_uid);
+        kept.dedup_by(|a, b| a.0 == b.0);
         rejected.sort();
-        Ok(Checked { kept, rejected })
+        Ok(Checked {
+            kept: kept.into_iter().map(|(_, v)| v).collect(),
+            rejected,
+        })
     }
 
     /// WADO-RS metadata: each instance's header as DICOM JSON (bulk data such as pixel
