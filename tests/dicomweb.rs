@@ -228,7 +228,7 @@ fn dicomweb_run_equals_the_folder_run_resumes_after_a_kill_and_stores_results() 
         );
         assert_eq!(e.exit_code(), 2);
         let message = e.to_string();
-        assert!(message.starts_with(&format!("DICOMweb input {url}: the server refused")));
+        assert!(message.starts_with(&format!("DICOMweb server {url}: the server refused")));
         assert!(message.ends_with("check --auth-file"), "{message}");
         assert!(!message.contains("not-the-password"));
         assert!(!dir.join(name).join("measurements.csv").exists());
@@ -252,7 +252,7 @@ fn dicomweb_run_equals_the_folder_run_resumes_after_a_kill_and_stores_results() 
     );
     assert_eq!(e.exit_code(), 1);
     assert!(e.to_string().starts_with(&format!(
-        "DICOMweb input {nobody}: {nobody}/studies?PatientID="
+        "DICOMweb server {nobody}: {nobody}/studies?PatientID="
     )));
     step("refused");
     // The server killed after a few SRs came, on one thread: the run finishes with the

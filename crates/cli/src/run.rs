@@ -186,7 +186,7 @@ pub enum RunError {
     Cache(#[from] CacheError),
     /// The DICOMweb server cannot be used at all (credentials refused, no QIDO-RS at the
     /// URL, an unreadable --auth-file); failures of single studies are QC.
-    #[error("DICOMweb input {url}: {source}")]
+    #[error("DICOMweb server {url}: {source}")]
     DicomWeb {
         /// The base URL.
         url: String,
@@ -785,14 +785,14 @@ struct Checked {
 /// folder, that the output is not inside it, the clinical table (and the pipeline's
 /// strata columns in it), the landmark map, and that the output folder can be written.
 fn check_inputs(opts: &RunOptions) -> Result<Checked, RunError> {
-    if opts.dicomweb_url().is_none() {
-        check_input_folder(opts)?;
-    } else if let Some(path) = &opts.auth_file {
-        // Read now, before anything is created: a missing key file is a usage error.
-        Auth::from_file(path).map_err(|source| RunError::DicomWeb {
-            url: opts.input.display().to_string(),
-            source,
-        })?;
+    match opts.dicomweb_url() {
+        None => check_input_folder(opts)?,
+        // The URL and the auth file checked now, before anything is created (no request
+        // is made here).
+        Some(url) => drop(client(opts, url)?),
+    }
+    if let Some(Some(url)) = &opts.stow {
+        drop(client(opts, url)?);
     }
     if opts.stow == Some(None) && opts.dicomweb_url().is_none() {
         return Err(RunError::StowWithoutServer);

@@ -230,6 +230,68 @@ fn cannot_run_gives_a_message_that_names_the_fix() {
         "{err}"
     );
     assert!(!out.exists());
+    // --stow without a URL needs a DICOMweb input.
+    let (code, _, err) = plumbline(&[
+        "run",
+        "--input",
+        "fixtures/cohort-small/dicom",
+        "--clinical",
+        "fixtures/cohort-small/clinical.csv",
+        "--out",
+        o,
+        "--stow",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--input is a folder") && err.contains("--stow https://"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    // A DICOMweb input: a URL with credentials in it, and a missing --auth-file, are
+    // wrong commands refused before --out exists (no request is made).
+    let (code, _, err) = plumbline(&[
+        "run",
+        "--input",
+        "http://reader:secret@127.0.0.1:9/dicom-web",
+        "--clinical",
+        "fixtures/cohort-small/clinical.csv",
+        "--out",
+        o,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("give credentials with --auth-file"), "{err}");
+    assert!(!out.exists());
+    let (code, _, err) = plumbline(&[
+        "run",
+        "--input",
+        "http://127.0.0.1:9/dicom-web",
+        "--auth-file",
+        "no/such/auth.txt",
+        "--clinical",
+        "fixtures/cohort-small/clinical.csv",
+        "--out",
+        o,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no/such/auth.txt"), "{err}");
+    assert!(!out.exists());
+    let (code, _, err) = plumbline(&[
+        "run",
+        "--input",
+        "fixtures/cohort-small/dicom",
+        "--clinical",
+        "fixtures/cohort-small/clinical.csv",
+        "--out",
+        o,
+        "--stow",
+        "ftp://pacs.example/dicom-web",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("it must start with http:// or https://"),
+        "{err}"
+    );
+    assert!(!out.exists());
     // Could not finish (I/O): the output folder cannot be created (its parent is a file).
     let file = temp("a-file");
     std::fs::write(&file, "x").unwrap();
