@@ -1386,3 +1386,40 @@ fn dicomweb_source_failed_searches_are_qc_errors_and_the_batch_goes_on() {
     assert!(matches!(e, DicomWebError::GaveUp { .. }), "{e:?}");
     let _ = std::fs::remove_dir_all(&cache);
 }
+
+#[test]
+fn dicomweb_source_a_server_ignoring_the_query_gives_a_bounded_qc() {
+    use crate::source::Source;
+    use crate::source::dicomweb::{DicomWeb, PatientQuery, REJECTED_LISTED};
+    // Every study search answers 500 studies of other patients.
+    let server = Server::start(|_, _| {
+        let all: Vec<Value> = (0..500)
+            .map(|i| study_json(&format!("1.2.{i}"), &format!("Q{i}"), Some("20200101")))
+            .collect();
+        reply(200, DICOM_JSON, Value::Array(all).to_string())
+    });
+    let cache = std::env::temp_dir().join(format!("plumbline-dweb-all-{}", std::process::id()));
+    let queries = [PatientQuery {
+        patient_id: "P1".into(),
+        date_ranges: vec![],
+    }];
+    let source = DicomWeb::discover(client(&server), &cache, &queries, &|_| {}).unwrap();
+    let (entries, issues) = source.list().unwrap();
+    assert!(entries.is_empty());
+    assert_eq!(issues.len(), REJECTED_LISTED + 1);
+    assert!(issues.iter().all(|i| i.code == "dicomweb_bad_answer"));
+    assert_eq!(issues[0].sop_instance_uid, "1.2.0");
+    assert!(
+        issues[0]
+            .message
+            .contains("PatientID \"Q0\" answered where \"P1\" was asked")
+    );
+    assert!(
+        issues[REJECTED_LISTED]
+            .message
+            .starts_with("the DICOMweb server answered 490 more of them (study)"),
+        "{}",
+        issues[REJECTED_LISTED].message
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+}

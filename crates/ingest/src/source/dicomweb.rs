@@ -532,21 +532,39 @@ fn bad_answer(pid: &str, uid: &str, message: String) -> QcIssue {
     .with_ids(uid, pid)
 }
 
-fn rejected<'a>(
-    pid: &'a str,
-    what: &'a str,
-    rejected: &'a [Rejected],
-) -> impl Iterator<Item = QcIssue> + 'a {
-    rejected.iter().map(move |r| {
-        bad_answer(
+/// How many dropped answers of one search are listed one by one in QC; the rest are
+/// counted in one more line (a server that ignores the query answers every study it
+/// holds, which would otherwise put the whole archive into each patient's QC).
+pub const REJECTED_LISTED: usize = 10;
+
+/// The QC warnings of the answers of one search that were dropped: the first
+/// [`REJECTED_LISTED`] one by one, then one line counting the rest.
+fn rejected(pid: &str, what: &str, rejected: &[Rejected]) -> Vec<QcIssue> {
+    let mut issues: Vec<QcIssue> = rejected
+        .iter()
+        .take(REJECTED_LISTED)
+        .map(|r| {
+            bad_answer(
+                pid,
+                &r.uid,
+                format!(
+                    "the DICOMweb server answered a {what} that does not match the search for patient {pid} ({}); it was dropped",
+                    r.reason
+                ),
+            )
+        })
+        .collect();
+    if rejected.len() > REJECTED_LISTED {
+        issues.push(bad_answer(
             pid,
-            &r.uid,
+            "",
             format!(
-                "the DICOMweb server answered a {what} that does not match the search for patient {pid} ({}); it was dropped",
-                r.reason
+                "the DICOMweb server answered {} more of them ({what}) that do not match the search for patient {pid}; all were dropped (does the server ignore the query?)",
+                rejected.len() - REJECTED_LISTED
             ),
-        )
-    })
+        ));
+    }
+    issues
 }
 
 /// Whether `uid` is a DICOM UID (digits and dots, at most 64 characters): only such
