@@ -160,7 +160,10 @@ fn dicomweb_run_equals_the_folder_run_resumes_after_a_kill_and_stores_results() 
         cohort().join("dicom").to_str().unwrap(),
         &folder_out,
         2,
-        |o| o.overlays = true,
+        |o| {
+            o.overlays = true;
+            o.write_sr = true;
+        },
     )
     .unwrap();
     step("folder run");
@@ -297,14 +300,21 @@ fn dicomweb_run_equals_the_folder_run_resumes_after_a_kill_and_stores_results() 
     assert_eq!(reused, instances - missing as u64);
     assert_same_tables(&folder_out, &killed_out, "rerun after the restart");
 
-    stow_results(&orthanc, &dir, &auth);
+    stow_results(&orthanc, &dir, &auth, &files_below(&folder_out.join("sr")));
     step("stored");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Results SRs stored by `--stow` are found by QIDO-RS and come back byte-identical; a
-/// second store makes no duplicate; a server that is not there is a QC error per SR.
-fn stow_results(orthanc: &Orthanc, dir: &Path, auth: &Path) {
+/// Results SRs written from the server's headers are those of the folder run
+/// (`folder_srs`); stored by `--stow` they are found by QIDO-RS and come back
+/// byte-identical; a second store makes no duplicate; a server that is not there is a QC
+/// error per SR.
+fn stow_results(
+    orthanc: &Orthanc,
+    dir: &Path,
+    auth: &Path,
+    folder_srs: &BTreeMap<String, Vec<u8>>,
+) {
     let url = orthanc.dicomweb_url();
     let out = dir.join("stow");
     run_with(&url, &out, 2, |o| {
@@ -314,6 +324,10 @@ fn stow_results(orthanc: &Orthanc, dir: &Path, auth: &Path) {
     .unwrap();
     let written = files_below(&out.join("sr"));
     assert!(written.len() > 10, "{} SRs", written.len());
+    assert!(
+        &written == folder_srs,
+        "the results SRs of the DICOMweb run differ from the folder run's"
+    );
     let j = run_json(&out);
     assert_eq!(j["outputs"]["sr"], Value::from(written.len()));
     assert_eq!(j["outputs"]["sr_stored"], Value::from(written.len()));
