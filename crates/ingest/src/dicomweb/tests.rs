@@ -1423,3 +1423,47 @@ fn dicomweb_source_a_server_ignoring_the_query_gives_a_bounded_qc() {
     );
     let _ = std::fs::remove_dir_all(&cache);
 }
+
+#[test]
+fn dicomweb_source_images_whose_metadata_fails_are_left_out_with_one_qc_error() {
+    use crate::source::Source;
+    use crate::source::dicomweb::{DicomWeb, PatientQuery};
+    use serde_json::json;
+    let server = Server::start(|_, seen| {
+        let target = seen.line.split(' ').nth(1).unwrap_or_default().to_string();
+        let p = target.strip_prefix("/dicom-web").unwrap_or_default();
+        if p.starts_with("/studies?") {
+            reply(
+                200,
+                DICOM_JSON,
+                json!([study_json("1.7", "P1", Some("20200301"))]).to_string(),
+            )
+        } else if p.starts_with("/studies/1.7/series?") {
+            reply(
+                200,
+                DICOM_JSON,
+                json!([{"0020000E": {"vr": "UI", "Value": ["1.7.2"]}}]).to_string(),
+            )
+        } else if p.starts_with("/studies/1.7/series/1.7.2/instances?") {
+            let dx = json!({"00080018": {"vr": "UI", "Value": ["1.7.2.1"]},
+                            "00080016": {"vr": "UI", "Value": ["1.2.840.10008.5.1.4.1.1.1.1"]}});
+            reply(200, DICOM_JSON, json!([dx]).to_string())
+        } else {
+            reply(503, "text/plain", "busy")
+        }
+    });
+    let cache = std::env::temp_dir().join(format!("plumbline-dweb-meta-{}", std::process::id()));
+    let queries = [PatientQuery {
+        patient_id: "P1".into(),
+        date_ranges: vec![],
+    }];
+    let source = DicomWeb::discover(client(&server), &cache, &queries, &|_| {}).unwrap();
+    let (entries, issues) = source.list().unwrap();
+    assert!(entries.is_empty(), "{entries:?}");
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert_eq!(issues[0].code, "dicomweb_failed");
+    assert!(issues[0].message.starts_with(
+        "the image headers (metadata) of series 1.7.2 of study 1.7 could not be read"
+    ));
+    let _ = std::fs::remove_dir_all(&cache);
+}

@@ -348,33 +348,29 @@ fn search_patient(
 ) -> Result<Found, DicomWebError> {
     let mut found = Found::default();
     let pid = q.patient_id.as_str();
-    let studies = match client.search_studies(pid, &q.date_ranges) {
-        Ok(s) => s,
-        // A 404 or 405 for the study search: no QIDO-RS service at the base URL; the
-        // first patient's search not answered: no server there.
-        Err(e)
-            if is_fatal(&e)
-                || matches!(
+    // A 404 or 405 for the study search: no QIDO-RS service at the base URL; the first
+    // patient's search not answered: no server there.
+    let stops = |e: &DicomWebError| {
+        is_fatal(e)
+            || matches!(
+                e,
+                DicomWebError::Status {
+                    status: 404 | 405,
+                    ..
+                }
+            )
+            || (first
+                && matches!(
                     e,
-                    DicomWebError::Status {
-                        status: 404 | 405,
-                        ..
-                    }
-                )
-                || (first
-                    && matches!(
-                        e,
-                        DicomWebError::GaveUp { .. } | DicomWebError::Request { .. }
-                    )) =>
-        {
-            return Err(e);
-        }
-        Err(e) => {
-            found
-                .issues
-                .push(failed(pid, format!("the studies of patient {pid}"), &e));
-            return Ok(found);
-        }
+                    DicomWebError::GaveUp { .. } | DicomWebError::Request { .. }
+                ))
+    };
+    let studies = client.search_studies(pid, &q.date_ranges);
+    let Some(studies) = or_qc(studies, stops, &mut found.issues, pid, || {
+        format!("the studies of patient {pid}")
+    })?
+    else {
+        return Ok(found);
     };
     found
         .issues
@@ -382,15 +378,11 @@ fn search_patient(
     found.studies = studies.kept.len();
     for study in &studies.kept {
         let st = study.study_uid.as_str();
-        let series = match client.series(st) {
-            Ok(s) => s,
-            Err(e) if is_fatal(&e) => return Err(e),
-            Err(e) => {
-                found
-                    .issues
-                    .push(failed(pid, format!("the series of study {st}"), &e));
-                continue;
-            }
+        let Some(series) = or_qc(client.series(st), is_fatal, &mut found.issues, pid, || {
+            format!("the series of study {st}")
+        })?
+        else {
+            continue;
         };
         found
             .issues
@@ -398,19 +390,36 @@ fn search_patient(
         found.series += series.kept.len();
         for se in &series.kept {
             let se = se.series_uid.as_str();
-            let instances = match client.instances(st, se) {
-                Ok(i) => i,
-                Err(e) if is_fatal(&e) => return Err(e),
-                Err(e) => {
-                    let what = format!("the instances of series {se} of study {st}");
-                    found.issues.push(failed(pid, what, &e));
-                    continue;
-                }
+            let instances = client.instances(st, se);
+            let Some(instances) = or_qc(instances, is_fatal, &mut found.issues, pid, || {
+                format!("the instances of series {se} of study {st}")
+            })?
+            else {
+                continue;
             };
             add_series(client, cache, pid, st, se, instances, &mut found)?;
         }
     }
     Ok(found)
+}
+
+/// `r`'s value; a failure for which `stops` holds as the error that ends discovery; any
+/// other failure as a `dicomweb_failed` QC error about `what` in `issues`, and `None`.
+fn or_qc<T>(
+    r: Result<T, DicomWebError>,
+    stops: impl Fn(&DicomWebError) -> bool,
+    issues: &mut Vec<QcIssue>,
+    pid: &str,
+    what: impl FnOnce() -> String,
+) -> Result<Option<T>, DicomWebError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if stops(&e) => Err(e),
+        Err(e) => {
+            issues.push(failed(pid, what(), &e));
+            Ok(None)
+        }
+    }
 }
 
 /// The instances of one series as entries; the image headers not cached yet fetched by
@@ -462,16 +471,22 @@ fn add_series(
     if missing_headers.is_empty() {
         return Ok(());
     }
-    let items = match client.metadata(study, series) {
-        Ok(items) => items,
-        Err(e) if is_fatal(&e) => return Err(e),
-        Err(e) => {
-            let what = format!("the image headers (metadata) of series {series} of study {study}");
-            found.issues.push(failed(pid, what, &e));
-            return Ok(());
-        }
-    };
-    for item in &items {
+    // The image headers not written (the metadata not read, an instance missing from
+    // it or unusable) leave their entries out: those instances are missing from the run,
+    // as their QC issue says.
+    let mut not_written = missing_headers.clone();
+    let items = or_qc(
+        client.metadata(study, series),
+        is_fatal,
+        &mut found.issues,
+        pid,
+        || format!("the image headers (metadata) of series {series} of study {study}"),
+    )?;
+    if items.is_none() {
+        // The failure's QC issue covers every missing header of the series.
+        missing_headers.clear();
+    }
+    for item in items.iter().flatten() {
         let Some(sop) = crate::dicomweb::string_of(item, "00080018") else {
             continue;
         };
@@ -482,7 +497,10 @@ fn add_series(
         match header_file(item).and_then(|bytes| {
             write_atomically(&path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
         }) {
-            Ok(()) => found.fetched += 1,
+            Ok(()) => {
+                found.fetched += 1;
+                not_written.remove(&sop);
+            }
             Err(why) => found.issues.push(bad_answer(
                 pid,
                 &sop,
@@ -497,10 +515,9 @@ fn add_series(
             format!("the metadata of series {series} of study {study} lacks instance {sop}, which its search listed; the instance was left out"),
         ));
     }
-    // Entries whose header could not be written are dropped (their files do not exist).
     found
         .instances
-        .retain(|(path, l)| l.sr || l.series != series || path.is_file());
+        .retain(|(_, l)| l.sr || !not_written.contains(&l.sop));
     Ok(())
 }
 
