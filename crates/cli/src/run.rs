@@ -339,8 +339,13 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let p = &opts.pipeline;
     let progress = Progress::new(opts.progress);
     let mut clock = Clock::default();
-    let checked = check_inputs(opts)?;
-    let input = clock.time("discover", || open_input(opts, &checked, &progress))?;
+    let mut checked = check_inputs(opts)?;
+    let stow_client = checked.stow_client.take();
+    let input = clock.time("discover", || open_input(opts, &mut checked, &progress))?;
+    // `--stow URL`'s server, else the DICOMweb input (check_inputs made sure of one).
+    let stow_to = stow_client
+        .as_ref()
+        .or_else(|| input.web().map(DicomWeb::client));
     let source = input.source();
     let cache = ScanCache::open(&opts.out, opts.fresh, &checked.scan_options)?;
     let scanned = clock.time("scan", || {
@@ -375,7 +380,7 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         opts,
         &tables,
         &stats,
-        (&measured, &image_files, &input),
+        (&measured, &image_files, input.source(), stow_to),
         issues,
         &counts,
         &mut outputs,
@@ -429,7 +434,12 @@ fn write_outputs(
     opts: &RunOptions,
     tables: &TableInputs,
     stats: &CohortStats,
-    (measured, image_files, input): (&[Measured], &ImageFiles, &RunInput),
+    (measured, image_files, source, stow_to): (
+        &[Measured],
+        &ImageFiles,
+        &dyn Source,
+        Option<&Client>,
+    ),
     mut issues: Vec<QcIssue>,
     counts: &plumbline_ingest::scan::ScanCounts,
     outputs: &mut serde_json::Map<String, serde_json::Value>,
@@ -437,7 +447,7 @@ fn write_outputs(
 ) -> Result<Vec<QcIssue>, RunError> {
     clock.time("write", || write_tables(tables, stats, outputs))?;
     let overlays = clock.time("overlays", || {
-        let (links, found) = overlays(opts, measured, image_files, input.source(), progress);
+        let (links, found) = overlays(opts, measured, image_files, source, progress);
         issues.extend(found);
         links
     });
@@ -451,10 +461,9 @@ fn write_outputs(
             written
         });
         outputs.insert("sr".into(), json!(written.len()));
-        if let Some(url) = &opts.stow {
-            let (stored, found) = clock.time("stow", || {
-                stow(opts, url.as_deref(), input, &written, progress)
-            })?;
+        if let (Some(_), Some(client)) = (&opts.stow, stow_to) {
+            let (stored, found) =
+                clock.time("stow", || stow(client, &opts.out, &written, progress));
             issues.extend(found);
             outputs.insert("sr_stored".into(), json!(stored));
         }
@@ -584,9 +593,12 @@ impl RunInput {
     }
 }
 
-/// Brings a bytes bar up to date with a client's byte counter.
-fn input_tick(bar: &ProgressBar, counter: &std::sync::atomic::AtomicU64) {
-    bar.set_position(counter.load(Ordering::Relaxed));
+/// A DICOMweb error of the server at `url` as the run's error.
+fn web_error(url: &str) -> impl FnOnce(DicomWebError) -> RunError + '_ {
+    move |source| RunError::DicomWeb {
+        url: url.to_string(),
+        source,
+    }
 }
 
 /// The credentials of `--auth-file`, if given.
@@ -595,20 +607,12 @@ fn auth(opts: &RunOptions, url: &str) -> Result<Option<Auth>, RunError> {
         .as_deref()
         .map(Auth::from_file)
         .transpose()
-        .map_err(|source| RunError::DicomWeb {
-            url: url.to_string(),
-            source,
-        })
+        .map_err(web_error(url))
 }
 
 /// A DICOMweb client of `url` with `--auth-file`'s credentials.
 fn client(opts: &RunOptions, url: &str) -> Result<Client, RunError> {
-    Client::new(url, auth(opts, url)?, RetryPolicy::default()).map_err(|source| {
-        RunError::DicomWeb {
-            url: url.to_string(),
-            source,
-        }
-    })
+    Client::new(url, auth(opts, url)?, RetryPolicy::default()).map_err(web_error(url))
 }
 
 /// The source stage: the input folder, or the DICOMweb server searched for every
@@ -616,21 +620,17 @@ fn client(opts: &RunOptions, url: &str) -> Result<Client, RunError> {
 /// ([`DicomWeb::discover`]), its cache in `out/.plumbline/dicomweb`.
 fn open_input(
     opts: &RunOptions,
-    checked: &Checked,
+    checked: &mut Checked,
     progress: &Progress,
 ) -> Result<RunInput, RunError> {
-    let Some(url) = opts.dicomweb_url() else {
+    let (Some(url), Some(client)) = (opts.dicomweb_url(), checked.input_client.take()) else {
         return Ok(RunInput::Folder(Folder::new(&opts.input)));
     };
-    let client = client(opts, url)?;
     let queries: Vec<PatientQuery> = checked
         .clinical
         .rows
         .iter()
-        .filter(|r| match opts.shard {
-            Some(s) => shard_of(&r.patient_id, s.n) == s.k,
-            None => true,
-        })
+        .filter(|r| in_shard(opts.shard, &r.patient_id))
         .map(|r| PatientQuery {
             patient_id: r.patient_id.clone(),
             date_ranges: study_date_span(r.surgery_day, &opts.pipeline.windows)
@@ -647,37 +647,24 @@ fn open_input(
         let total = studies.fetch_add(n, Ordering::Relaxed) + n;
         bar.set_message(format!("{total} studies"));
         bar.inc(1);
-        input_tick(&bytes, &counter);
+        bytes.set_position(counter.load(Ordering::Relaxed));
     })
-    .map_err(|source| RunError::DicomWeb {
-        url: url.to_string(),
-        source,
-    })?;
+    .map_err(web_error(url))?;
     bar.finish();
     let input = RunInput::Web(Box::new(web), bytes);
     input.tick();
     Ok(input)
 }
 
-/// The STOW-RS stage (`--stow`): the results SRs `written` stored on the server (`url`,
-/// or the DICOMweb input), one request per study. Returns how many were stored and a QC
-/// error for each that was not (a conflict, a failed-SOP entry, a network failure).
+/// The STOW-RS stage (`--stow`): the results SRs `written` (below `out`) stored with
+/// `client`, one request per study. Returns how many were stored and a QC error for each
+/// that was not (a conflict, a failed-SOP entry, a network failure).
 fn stow(
-    opts: &RunOptions,
-    url: Option<&str>,
-    input: &RunInput,
+    client: &Client,
+    out: &Path,
     written: &[SrWritten],
     progress: &Progress,
-) -> Result<(usize, Vec<QcIssue>), RunError> {
-    let own;
-    let client = match (url, input.web()) {
-        (Some(url), _) => {
-            own = client(opts, url)?;
-            &own
-        }
-        (None, Some(web)) => web.client(),
-        (None, None) => return Err(RunError::StowWithoutServer),
-    };
+) -> (usize, Vec<QcIssue>) {
     let mut by_study: BTreeMap<&str, Vec<&SrWritten>> = BTreeMap::new();
     for w in written {
         by_study.entry(&w.study_uid).or_default().push(w);
@@ -688,7 +675,7 @@ fn stow(
         .par_iter()
         .with_max_len(1)
         .map(|(study, srs)| {
-            let r = stow_study(client, &opts.out, study, srs);
+            let r = stow_study(client, out, study, srs);
             bar.inc(srs.len() as u64);
             r
         })
@@ -700,7 +687,7 @@ fn stow(
         stored += n;
         issues.extend(found);
     }
-    Ok((stored, issues))
+    (stored, issues)
 }
 
 /// One study's results SRs stored by one STOW-RS request.
@@ -779,24 +766,30 @@ struct Checked {
     clinical: ClinicalTable,
     clinical_issues: Vec<QcIssue>,
     scan_options: ScanOptions,
+    /// The client of a DICOMweb `--input`.
+    input_client: Option<Client>,
+    /// The client of `--stow URL`'s server.
+    stow_client: Option<Client>,
 }
 
 /// Checks everything the user gave before anything is created or scanned: the input
 /// folder, that the output is not inside it, the clinical table (and the pipeline's
 /// strata columns in it), the landmark map, and that the output folder can be written.
 fn check_inputs(opts: &RunOptions) -> Result<Checked, RunError> {
-    match opts.dicomweb_url() {
-        None => check_input_folder(opts)?,
-        // The URL and the auth file checked now, before anything is created (no request
-        // is made here).
-        Some(url) => drop(client(opts, url)?),
-    }
-    if let Some(Some(url)) = &opts.stow {
-        drop(client(opts, url)?);
-    }
-    if opts.stow == Some(None) && opts.dicomweb_url().is_none() {
-        return Err(RunError::StowWithoutServer);
-    }
+    // A DICOMweb URL and the auth file are checked now, before anything is created (no
+    // request is made here); the clients are handed on.
+    let input_client = match opts.dicomweb_url() {
+        None => {
+            check_input_folder(opts)?;
+            None
+        }
+        Some(url) => Some(client(opts, url)?),
+    };
+    let stow_client = match &opts.stow {
+        Some(Some(url)) => Some(client(opts, url)?),
+        Some(None) if input_client.is_none() => return Err(RunError::StowWithoutServer),
+        _ => None,
+    };
     let (clinical, clinical_issues) = read_clinical_for(&opts.clinical, opts.pipeline.anchored)?;
     check_strata(&opts.pipeline, &clinical)?;
     let landmark_map = match &opts.landmark_map {
@@ -816,6 +809,8 @@ fn check_inputs(opts: &RunOptions) -> Result<Checked, RunError> {
     Ok(Checked {
         clinical,
         clinical_issues,
+        input_client,
+        stow_client,
         scan_options: ScanOptions {
             landmark_map,
             shard: opts.shard.map(|s| (s.k, s.n)),
@@ -849,6 +844,16 @@ fn scan(
     Ok(scanned)
 }
 
+/// Whether the patient `pid` is processed by a run of `shard` (every patient without
+/// one; problems of no patient, `pid` empty, belong to shard 0).
+fn in_shard(shard: Option<Shard>, pid: &str) -> bool {
+    match shard {
+        None => true,
+        Some(s) if pid.is_empty() => s.k == 0,
+        Some(s) => shard_of(pid, s.n) == s.k,
+    }
+}
+
 /// The grouping stage: landmarks joined to images, views and timepoints decided
 /// ([`group`]); then only the run's shard of the patients is kept (readings, clinical
 /// rows and QC issues; issues of no patient go to shard 0). Also returns where each
@@ -861,11 +866,7 @@ fn group_readings(
 ) -> (Cohort, ImageFiles) {
     let mut clinical = checked.clinical;
     let grouped = group(scanned, Some(&clinical), &p.windows);
-    let in_shard = |pid: &str| match shard {
-        None => true,
-        Some(s) if pid.is_empty() => s.k == 0,
-        Some(s) => shard_of(pid, s.n) == s.k,
-    };
+    let in_shard = |pid: &str| in_shard(shard, pid);
     let mut readings = grouped.readings;
     readings.retain(|r| in_shard(&r.patient_id));
     clinical.rows.retain(|r| in_shard(&r.patient_id));
