@@ -230,23 +230,35 @@ impl<T: SourceName> PerView<T> {
 /// assert_eq!(num(-0.5), "-0.5000");
 /// ```
 pub fn num(v: f64) -> String {
-    let mut short = format!("{v}");
+    let mut s = String::new();
+    push_num(&mut s, v);
+    s
+}
+
+/// [`num`], appended to `out` (the tables write hundreds of thousands of cells: one
+/// buffer for all of them, not a `String` each).
+fn push_num(out: &mut String, v: f64) {
+    use std::fmt::Write;
+    let start = out.len();
+    let _ = write!(out, "{v}");
+    let short = &out[start..];
     let decimals = short.split_once('.').map_or(0, |(_, d)| d.len());
     if short.contains('e') || decimals >= 4 {
-        return short;
+        return;
     }
     // Below 1e9 a double is within 1.2e-7 of its shortest text, which has at most three
     // decimals here: rounding it to four decimals (`{v:.4}`) gives that text padded with
     // zeros, so padding saves a second formatting (a test checks both agree). Larger
     // values, and NaN and infinities, are formatted again.
     if !v.is_finite() || v.abs() >= 1e9 {
-        return format!("{v:.4}");
+        out.truncate(start);
+        let _ = write!(out, "{v:.4}");
+        return;
     }
     if decimals == 0 {
-        short.push('.');
+        out.push('.');
     }
-    short.extend(std::iter::repeat_n('0', 4 - decimals));
-    short
+    out.extend(std::iter::repeat_n('0', 4 - decimals));
 }
 
 /// 95% t interval of a mean (n >= 2 and SD > 0).
@@ -378,13 +390,35 @@ impl Table {
         Table { columns, rows }
     }
 
-    /// The table as CSV: the header, then one record per row.
+    /// The table as CSV: the header, then one record per row. The cells go to the
+    /// writer one by one through one reused buffer (the same bytes as
+    /// [`Values::csv_cell`] of every cell, without a `String` per cell).
     pub fn csv(&self) -> Vec<u8> {
-        let header = self.columns.iter().map(|c| c.name.clone()).collect();
-        let body = (0..self.rows)
-            .map(|i| self.columns.iter().map(|c| c.values.csv_cell(i)).collect())
-            .collect();
-        csv_bytes(header, body)
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(self.columns.iter().map(|c| &c.name))
+            .expect("writing to memory");
+        let mut cell = String::new();
+        for i in 0..self.rows {
+            for c in &self.columns {
+                cell.clear();
+                match &c.values {
+                    Values::Text(v) => cell.push_str(&v[i]),
+                    Values::Number(v) => {
+                        if let Some(x) = v[i] {
+                            push_num(&mut cell, x);
+                        }
+                    }
+                    Values::Flag(v) => {
+                        if let Some(b) = v[i] {
+                            cell.push_str(if b { "true" } else { "false" });
+                        }
+                    }
+                }
+                w.write_field(&cell).expect("writing to memory");
+            }
+            w.write_record(None::<&[u8]>).expect("writing to memory");
+        }
+        w.into_inner().expect("writing to memory")
     }
 }
 
