@@ -79,7 +79,7 @@ impl FileKey {
         Some(FileKey {
             size: o.len,
             mtime_ns,
-            head: sha256_hex(&o.head[..o.head.len().min(4096)]),
+            head: sha256_hex(&o.head()[..o.head().len().min(4096)]),
         })
     }
 

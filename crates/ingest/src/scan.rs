@@ -443,7 +443,7 @@ fn scan_opened_keeping(
     keep: Option<&dyn Fn(&str) -> bool>,
     opened: Opened<'_>,
 ) -> (FileOutcome, Vec<QcIssue>) {
-    if let Err(r) = dicom_magic(path, opts, Some(opened.head)) {
+    if let Err(r) = dicom_magic(path, opts, Some(opened.head())) {
         return *r;
     }
     let limits = precheck::Limits::for_depth_cap(opts.depth_cap);

@@ -154,6 +154,9 @@ struct Frame<'a, N> {
     container: bool,
     /// Person Observer Name in force for these items (empty when none).
     observer: Rc<str>,
+    /// Whether more than one of `items` bears a point ([`bears_point`]), worked out for
+    /// the first point named in this frame and kept for the others.
+    several_points: std::cell::OnceCell<bool>,
 }
 
 /// The part of the tree below the depth cap, summed over all places it was hit.
@@ -220,6 +223,7 @@ impl Reader<'_> {
             next: 0,
             container: true,
             observer: Rc::from(person_observer(root).unwrap_or_default()),
+            several_points: std::cell::OnceCell::new(),
         }];
         let mut too_deep: Option<TooDeep> = None;
 
@@ -324,6 +328,7 @@ impl Reader<'_> {
             next: 0,
             container,
             observer,
+            several_points: std::cell::OnceCell::new(),
         })
     }
 
@@ -468,11 +473,11 @@ impl Reader<'_> {
 
     /// The image (SOP Instance UID) and frame a SCOORD point lies on: its SELECTED FROM
     /// image, else the SR's only evidence image; `None`, and an issue, when neither.
-    fn point_image<N: Attributes>(
+    fn point_image<'a, N: Attributes>(
         &mut self,
-        item: &N,
+        item: &'a N,
         what: &dyn fmt::Display,
-    ) -> Option<(String, Option<u32>)> {
+    ) -> Option<(Cow<'a, str>, Option<u32>)> {
         match selected_image(item) {
             ImageRef::Found { uid, frame } => {
                 let frame = frame.unwrap_or_else(|why| {
@@ -497,7 +502,7 @@ impl Reader<'_> {
                 None
             }
             ImageRef::Missing => match self.evidence.as_slice() {
-                [only] => Some((only.clone(), None)),
+                [only] => Some((Cow::Owned(only.clone()), None)),
                 ev => {
                     let msg = format!(
                         "{what} has no SELECTED FROM image item and the SR's evidence lists {} \
@@ -546,7 +551,10 @@ impl Reader<'_> {
         for frame in stack.iter().rev() {
             let siblings: &[N] = if frame.container {
                 let at = frame.next.saturating_sub(1);
-                if frame.items.iter().filter(|i| bears_point(*i)).count() > 1 {
+                let several = *frame
+                    .several_points
+                    .get_or_init(|| frame.items.iter().filter(|i| bears_point(*i)).count() > 1);
+                if several {
                     let from = frame.items[..at]
                         .iter()
                         .rposition(bears_point)
@@ -759,10 +767,10 @@ impl fmt::Display for Code<'_> {
 }
 
 /// The image a SCOORD is SELECTED FROM.
-enum ImageRef {
+enum ImageRef<'a> {
     /// SOP Instance UID and frame (`Err` when ReferencedFrameNumber is unusable).
     Found {
-        uid: String,
+        uid: Cow<'a, str>,
         frame: Result<Option<u32>, String>,
     },
     /// There is an IMAGE item but it names no image.
@@ -772,7 +780,7 @@ enum ImageRef {
 }
 
 /// The first IMAGE child of `item` with relationship SELECTED FROM.
-fn selected_image<N: Attributes>(item: &N) -> ImageRef {
+fn selected_image<N: Attributes>(item: &N) -> ImageRef<'_> {
     let Some(image) = items(item, tags::CONTENT_SEQUENCE).iter().find(|c| {
         is(*c, tags::VALUE_TYPE, "IMAGE") && is(*c, tags::RELATIONSHIP_TYPE, "SELECTED FROM")
     }) else {
@@ -801,10 +809,7 @@ fn selected_image<N: Attributes>(item: &N) -> ImageRef {
         },
         (Some(_), None) => Err(format!("is not a number ({:?})", "")),
     };
-    ImageRef::Found {
-        uid: uid.into_owned(),
-        frame,
-    }
+    ImageRef::Found { uid, frame }
 }
 
 /// GraphicData of a POINT: exactly (column, row), finite, stored as floats; with
@@ -1016,5 +1021,11 @@ fn upper<N: Attributes>(obj: &N, tag: Tag) -> Option<Cow<'_, str>> {
 
 /// Strips the NUL and space padding DICOM values may carry at either end.
 fn trim_value(s: &str) -> &str {
+    // Most values have nothing to trim: both ends printable ASCII (no white space, no
+    // NUL), checked on the bytes before any character is decoded.
+    let printable = |b: Option<&u8>| b.is_some_and(|&c| c > b' ' && c < 0x7F);
+    if printable(s.as_bytes().first()) && printable(s.as_bytes().last()) {
+        return s;
+    }
     s.trim_matches(|c: char| c == '\0' || c.is_whitespace())
 }
