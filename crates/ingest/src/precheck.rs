@@ -625,6 +625,38 @@ impl Input for Prefetched<'_> {
     }
 }
 
+/// An explicit VR element header at the start of `b` (12 bytes or more), in big-endian
+/// byte order with `BE`: (tag, VR, length, header size).
+#[inline(always)]
+fn explicit_header<const BE: bool>(b: &[u8]) -> (Tag, VR, u32, usize) {
+    let u16_at = |i: usize| {
+        let x = [b[i], b[i + 1]];
+        if BE {
+            u16::from_be_bytes(x)
+        } else {
+            u16::from_le_bytes(x)
+        }
+    };
+    let u32_at = |i: usize| {
+        let x = [b[i], b[i + 1], b[i + 2], b[i + 3]];
+        if BE {
+            u32::from_be_bytes(x)
+        } else {
+            u32::from_le_bytes(x)
+        }
+    };
+    let tag = Tag(u16_at(0), u16_at(2));
+    if tag.0 == 0xFFFE {
+        return (tag, VR::UN, u32_at(4), 8);
+    }
+    let vr = vr_from_bytes([b[4], b[5]]).unwrap_or(VR::UN);
+    if short_length(vr) {
+        (tag, vr, u32::from(u16_at(6)), 8)
+    } else {
+        (tag, vr, u32_at(8), 12)
+    }
+}
+
 /// The file, with its position tracked.
 struct Src<R> {
     r: R,
@@ -823,36 +855,15 @@ impl<R: Input, V: Visitor> Walker<'_, '_, R, V> {
     /// 12 bytes or more: (tag, VR, length, header size). Same result as the slow path.
     #[inline(always)]
     fn header_in_buffer(&mut self) -> Option<(Tag, VR, u32, usize)> {
-        let (be, explicit) = (self.big_endian, self.explicit);
         let b = self.src.r.buffered();
-        if !explicit || b.len() < 12 {
+        if !self.explicit || b.len() < 12 {
             return None;
         }
-        let u16_at = |i: usize| {
-            let x = [b[i], b[i + 1]];
-            if be {
-                u16::from_be_bytes(x)
-            } else {
-                u16::from_le_bytes(x)
-            }
-        };
-        let u32_at = |i: usize| {
-            let x = [b[i], b[i + 1], b[i + 2], b[i + 3]];
-            if be {
-                u32::from_be_bytes(x)
-            } else {
-                u32::from_le_bytes(x)
-            }
-        };
-        let tag = Tag(u16_at(0), u16_at(2));
-        if tag.0 == 0xFFFE {
-            return Some((tag, VR::UN, u32_at(4), 8));
-        }
-        let vr = vr_from_bytes([b[4], b[5]]).unwrap_or(VR::UN);
-        Some(if short_length(vr) {
-            (tag, vr, u32::from(u16_at(6)), 8)
+        // The byte order chosen once per header, not once per field.
+        Some(if self.big_endian {
+            explicit_header::<true>(b)
         } else {
-            (tag, vr, u32_at(8), 12)
+            explicit_header::<false>(b)
         })
     }
 
