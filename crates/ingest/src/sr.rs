@@ -573,12 +573,19 @@ impl Reader<'_> {
                 break;
             }
         }
-        // 5. The SCOORD's own concept name, then the NUM's it is INFERRED FROM.
+        // 5. The SCOORD's own concept name, then the NUM's it is INFERRED FROM: only
+        // looked at when rules 1-4 gave no landmark (the name would not be used, and what
+        // it tried is only told when the point has no name).
+        let named = cand.finding.is_some()
+            || cand.tracking.is_some()
+            || cand.comment.is_some()
+            || cand.site.is_some();
         let parent = stack
             .last()
             .and_then(|f| f.parent)
-            .filter(|p| is(*p, tags::VALUE_TYPE, "NUM"));
-        for (what, it) in [("concept name", Some(item)), ("NUM concept name", parent)] {
+            .filter(|p| !named && is(*p, tags::VALUE_TYPE, "NUM"));
+        let own = (!named).then_some(item);
+        for (what, it) in [("concept name", own), ("NUM concept name", parent)] {
             let Some(it) = it else { continue };
             if let Some(c) = first_code(it, tags::CONCEPT_NAME_CODE_SEQUENCE) {
                 let lm = self
@@ -614,8 +621,11 @@ impl Reader<'_> {
 
 /// Whether a content item holds a point: a SCOORD, or an item (a NUM) with a SCOORD child.
 fn bears_point<N: Attributes>(item: &N) -> bool {
-    let is_scoord =
-        |i: &N| is(i, tags::VALUE_TYPE, "SCOORD") || is(i, tags::VALUE_TYPE, "SCOORD3D");
+    // One look-up of the value type for both names.
+    let is_scoord = |i: &N| {
+        text(i, tags::VALUE_TYPE)
+            .is_some_and(|t| t.eq_ignore_ascii_case("SCOORD") || t.eq_ignore_ascii_case("SCOORD3D"))
+    };
     is_scoord(item) || items(item, tags::CONTENT_SEQUENCE).iter().any(is_scoord)
 }
 
