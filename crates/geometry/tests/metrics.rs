@@ -679,3 +679,37 @@ proptest! {
         }
     }
 }
+
+/// Metrics keeps values by `Metric::index`: it must be each metric's place in
+/// `Metric::all()`, and a metric outside the list has none (and is never stored).
+#[test]
+fn metric_index_is_the_place_in_all() {
+    let all = Metric::all();
+    assert_eq!(all.len(), METRIC_COUNT);
+    for (i, m) in all.iter().enumerate() {
+        assert_eq!(m.index(), Some(i), "{}", m.name());
+    }
+    for outside in [
+        Metric::WedgeAngleDeg(0),
+        Metric::WedgeAngleDeg(6),
+        Metric::WedgeIndexPct(9),
+        Metric::AntHeightMm(0),
+        Metric::PostHeightMm(6),
+    ] {
+        assert_eq!(outside.index(), None, "{outside:?}");
+    }
+    // Every metric set is read back, each from its own place.
+    let m = Metrics::from_parts(
+        all.iter()
+            .enumerate()
+            .map(|(i, &k)| (k, i as f64 + 0.5))
+            .chain([(Metric::WedgeAngleDeg(6), 1.0)]),
+        None,
+        None,
+    );
+    for (i, &k) in all.iter().enumerate() {
+        assert_eq!(m.get(k), Some(i as f64 + 0.5), "{}", k.name());
+    }
+    assert_eq!(m.get(Metric::WedgeAngleDeg(6)), None);
+    assert_eq!(Metrics::default().get(Metric::SvaMm), None);
+}
