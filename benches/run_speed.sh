@@ -6,7 +6,8 @@
 # `plumbline run --threads 2 --quiet`, each time into a new output folder (so nothing is
 # reused from a work record), and prints one line per run: wall seconds, peak RSS and the
 # stage times of run.json:
-#   - warm: RUNS runs (default 3) with the page cache warm (after one untimed warm-up run);
+#   - warm: RUNS runs (default 3) with the page cache warm (after one untimed warm-up run),
+#     each right after a `cat` of the cohort, with its ratio to that `cat`, and the medians;
 #   - cold: one run after `echo 3 > /proc/sys/vm/drop_caches`, when the machine lets us
 #     (root); otherwise it says so and skips it;
 #   - shards: with SHARDS=N (e.g. 4), each of `--shard K/N`, warm;
@@ -55,8 +56,32 @@ find "$cohort/dicom" -type f -print0 | xargs -0 cat >/dev/null
 /usr/bin/time -f '%e' -o "$tmp/time" sh -c "find '$cohort/dicom' -type f -print0 | xargs -0 cat >/dev/null"
 printf '%-14s wall %6.2f s\n' "cat (warm)" "$(cat "$tmp/time")"
 
+# The machine's speed varies from minute to minute (a shared host): each warm run is
+# timed right after a `cat` of the cohort, and its ratio to that `cat` printed; the
+# summary gives the medians.
+cat_time() {
+    /usr/bin/time -f '%e' -o "$tmp/cat" sh -c "find '$cohort/dicom' -type f -print0 | xargs -0 cat >/dev/null"
+    cat "$tmp/cat"
+}
 one "warm-up"
-for i in $(seq 1 "$runs"); do one "warm $i"; done
+: >"$tmp/walls"
+for i in $(seq 1 "$runs"); do
+    c=$(cat_time)
+    one "warm $i"
+    read -r w _ <"$tmp/time"
+    printf '%-14s wall %6.2f s  (warm %d took %.2fx this cat)\n' "cat before $i" "$c" "$i" "$(python3 -c "print($w/$c)")"
+    echo "$w $c" >>"$tmp/walls"
+done
+python3 - "$tmp/walls" <<'PY'
+import statistics, sys
+rows = [tuple(map(float, l.split())) for l in open(sys.argv[1])]
+walls = [w for w, _ in rows]
+cats = [c for _, c in rows]
+ratios = [w / c for w, c in rows]
+print(f"warm median   wall {statistics.median(walls):6.2f} s (min {min(walls):.2f}, max {max(walls):.2f}); "
+      f"cat median {statistics.median(cats):.2f} s; ratio median {statistics.median(ratios):.2f}x "
+      f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x)")
+PY
 
 if [ "$shards" -gt 0 ]; then
     for k in $(seq 0 $((shards - 1))); do one "shard $k/$shards" --shard "$k/$shards"; done
