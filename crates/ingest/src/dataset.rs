@@ -816,6 +816,47 @@ impl Visitor for Collector<'_> {
 mod tests {
     use super::*;
 
+    /// A shard's scan reads only the first 8 KiB of a file before the walk starts (the
+    /// usual first read is 64 KiB): the walk must read the same whatever the first read,
+    /// on every DICOM fixture, with and without a shard that refuses the patient.
+    #[test]
+    fn the_first_read_size_changes_nothing() {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+        let (files, _) = crate::scan::list_files(&root).unwrap();
+        let dicom: Vec<_> = files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "dcm"))
+            .collect();
+        assert!(dicom.len() > 100, "{} DICOM fixtures", dicom.len());
+        let limits = Limits::default();
+        let refuse = |pid: &str| pid.is_empty();
+        let mut srs = 0;
+        for f in dicom {
+            for keep in [None, Some(&refuse as &dyn Fn(&str) -> bool)] {
+                let read = |first: usize| {
+                    with_buffer(|buf| {
+                        let o = Opened::open_first(f, buf, first).unwrap();
+                        match read_opened(o, &limits, keep) {
+                            Ok(h) => {
+                                let tree = h.store.tree();
+                                let sr = tree.root().items(tags::CONTENT_SEQUENCE).is_some();
+                                (format!("{h:?}"), sr)
+                            }
+                            Err(r) => (format!("refused {:?} {}", r.error, r.patient_id), false),
+                        }
+                    })
+                };
+                let usual = read(Prefetched::FIRST);
+                srs += usize::from(usual.1);
+                for first in [4096, 4097, 5000, Prefetched::SHARD_FIRST, 65_535] {
+                    assert_eq!(read(first), usual, "{} first read {first}", f.display());
+                }
+            }
+        }
+        // The SRs read in full (without the refusing shard) have their content trees.
+        assert!(srs >= 40, "{srs} SRs");
+    }
+
     #[test]
     fn kept_is_exactly_the_two_lists() {
         for t in KEPT.iter().chain(&KEPT_SEQUENCES) {
