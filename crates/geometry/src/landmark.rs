@@ -219,10 +219,73 @@ impl fmt::Display for Landmark {
     }
 }
 
+impl Landmark {
+    /// The canonical name of any landmark whose parts are in range (a level of C7, T1..T12,
+    /// L1..L5 or S1), from a table made once: the work record writes one name per point
+    /// (half a million for 600 patients), and formatting each took a few percent of the
+    /// scan. `None` for a landmark built with an out-of-range level (`Level::T(13)`).
+    ///
+    /// ```
+    /// use plumbline_geometry::Landmark;
+    /// let lm: Landmark = "T12_inf_left".parse().unwrap();
+    /// assert_eq!(lm.static_name(), Some("T12_inf_left"));
+    /// ```
+    pub fn static_name(self) -> Option<&'static str> {
+        use std::sync::OnceLock;
+        static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+        const LEVELS: usize = 19;
+        let level = |l: Level| match l {
+            Level::C7 => Some(0),
+            Level::T(n) if (1..=12).contains(&n) => Some(usize::from(n)),
+            Level::L(n) if (1..=5).contains(&n) => Some(12 + usize::from(n)),
+            Level::S1 => Some(18),
+            _ => None,
+        };
+        let levels = || {
+            std::iter::once(Level::C7)
+                .chain(Level::thoracolumbar())
+                .chain([Level::S1])
+        };
+        let ends = [Endplate::Sup, Endplate::Inf];
+        let corners = [Corner::Ant, Corner::Post, Corner::Left, Corner::Right];
+        // Centroids by level, then corners by (level, endplate, corner), then the heads:
+        // the same order as `index` below.
+        let names = NAMES.get_or_init(|| {
+            let mut v: Vec<String> = levels()
+                .map(|l| Landmark::Centroid(l).to_string())
+                .collect();
+            for l in levels() {
+                for e in ends {
+                    for c in corners {
+                        v.push(Landmark::Corner(l, e, c).to_string());
+                    }
+                }
+            }
+            v.push(Landmark::FemoralHead(Side::Left).to_string());
+            v.push(Landmark::FemoralHead(Side::Right).to_string());
+            v
+        });
+        let index = match self {
+            Landmark::Centroid(l) => level(l)?,
+            Landmark::Corner(l, e, c) => {
+                let e = ends.iter().position(|x| *x == e)?;
+                let c = corners.iter().position(|x| *x == c)?;
+                LEVELS + level(l)? * 8 + e * 4 + c
+            }
+            Landmark::FemoralHead(Side::Left) => LEVELS * 9,
+            Landmark::FemoralHead(Side::Right) => LEVELS * 9 + 1,
+        };
+        names.get(index).map(String::as_str)
+    }
+}
+
 /// A landmark is stored as its canonical name (`"L1_sup_ant"`), as in the tables.
 impl serde::Serialize for Landmark {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self.static_name() {
+            Some(name) => s.serialize_str(name),
+            None => s.collect_str(self),
+        }
     }
 }
 
@@ -288,6 +351,45 @@ mod tests {
         for lm in all {
             let s = lm.to_string();
             assert_eq!(s.parse::<Landmark>(), Ok(lm), "{s}");
+        }
+    }
+
+    #[test]
+    fn static_names_are_the_display_of_every_landmark() {
+        // Every combination of parts, valid or not, with levels in range.
+        let levels: Vec<Level> = std::iter::once(Level::C7)
+            .chain(Level::thoracolumbar())
+            .chain([Level::S1])
+            .collect();
+        let mut n = 0;
+        for &l in &levels {
+            let mut all = vec![Landmark::Centroid(l)];
+            for e in [Endplate::Sup, Endplate::Inf] {
+                for c in [Corner::Ant, Corner::Post, Corner::Left, Corner::Right] {
+                    all.push(Landmark::Corner(l, e, c));
+                }
+            }
+            for lm in all {
+                assert_eq!(lm.static_name(), Some(lm.to_string().as_str()), "{lm:?}");
+                n += 1;
+            }
+        }
+        for s in [Side::Left, Side::Right] {
+            let lm = Landmark::FemoralHead(s);
+            assert_eq!(lm.static_name(), Some(lm.to_string().as_str()));
+        }
+        assert_eq!(n, 19 * 9);
+        // Out-of-range levels have no static name (and are still written, by Display).
+        for lm in [
+            Landmark::Centroid(Level::T(13)),
+            Landmark::Centroid(Level::L(0)),
+            Landmark::Corner(Level::L(6), Endplate::Sup, Corner::Ant),
+        ] {
+            assert_eq!(lm.static_name(), None, "{lm:?}");
+            assert_eq!(serde_json::to_string(&lm).unwrap(), format!("\"{lm}\""));
+        }
+        for lm in Landmark::all() {
+            assert_eq!(serde_json::to_string(&lm).unwrap(), format!("\"{lm}\""));
         }
     }
 
