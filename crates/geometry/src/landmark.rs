@@ -233,14 +233,6 @@ impl Landmark {
     pub fn static_name(self) -> Option<&'static str> {
         use std::sync::OnceLock;
         static NAMES: OnceLock<Vec<String>> = OnceLock::new();
-        const LEVELS: usize = 19;
-        let level = |l: Level| match l {
-            Level::C7 => Some(0),
-            Level::T(n) if (1..=12).contains(&n) => Some(usize::from(n)),
-            Level::L(n) if (1..=5).contains(&n) => Some(12 + usize::from(n)),
-            Level::S1 => Some(18),
-            _ => None,
-        };
         let levels = || {
             std::iter::once(Level::C7)
                 .chain(Level::thoracolumbar())
@@ -249,7 +241,7 @@ impl Landmark {
         let ends = [Endplate::Sup, Endplate::Inf];
         let corners = [Corner::Ant, Corner::Post, Corner::Left, Corner::Right];
         // Centroids by level, then corners by (level, endplate, corner), then the heads:
-        // the same order as `index` below.
+        // the order of `ordinal`.
         let names = NAMES.get_or_init(|| {
             let mut v: Vec<String> = levels()
                 .map(|l| Landmark::Centroid(l).to_string())
@@ -265,17 +257,49 @@ impl Landmark {
             v.push(Landmark::FemoralHead(Side::Right).to_string());
             v
         });
-        let index = match self {
+        names.get(usize::from(self.ordinal()?)).map(String::as_str)
+    }
+
+    /// The landmark's place among all landmarks with in-range levels (valid or not), in
+    /// `Landmark`'s own order (`a < b` exactly when `a.ordinal() < b.ordinal()`): centroids
+    /// by level, then corners by (level, endplate, corner), then the femoral heads. `None`
+    /// for an out-of-range level. Sorting by it compares one integer instead of three
+    /// nested enums.
+    ///
+    /// ```
+    /// use plumbline_geometry::Landmark;
+    /// let a: Landmark = "L5_centroid".parse().unwrap();
+    /// let b: Landmark = "T1_sup_ant".parse().unwrap();
+    /// assert!(a < b && a.ordinal() < b.ordinal());
+    /// ```
+    pub fn ordinal(self) -> Option<u16> {
+        const LEVELS: usize = 19;
+        let level = |l: Level| match l {
+            Level::C7 => Some(0),
+            Level::T(n) if (1..=12).contains(&n) => Some(usize::from(n)),
+            Level::L(n) if (1..=5).contains(&n) => Some(12 + usize::from(n)),
+            Level::S1 => Some(18),
+            _ => None,
+        };
+        let i = match self {
             Landmark::Centroid(l) => level(l)?,
             Landmark::Corner(l, e, c) => {
-                let e = ends.iter().position(|x| *x == e)?;
-                let c = corners.iter().position(|x| *x == c)?;
+                let e = match e {
+                    Endplate::Sup => 0,
+                    Endplate::Inf => 1,
+                };
+                let c = match c {
+                    Corner::Ant => 0,
+                    Corner::Post => 1,
+                    Corner::Left => 2,
+                    Corner::Right => 3,
+                };
                 LEVELS + level(l)? * 8 + e * 4 + c
             }
             Landmark::FemoralHead(Side::Left) => LEVELS * 9,
             Landmark::FemoralHead(Side::Right) => LEVELS * 9 + 1,
         };
-        names.get(index).map(String::as_str)
+        Some(i as u16)
     }
 }
 
@@ -379,6 +403,23 @@ mod tests {
             assert_eq!(lm.static_name(), Some(lm.to_string().as_str()));
         }
         assert_eq!(n, 19 * 9);
+        // `ordinal` orders landmarks exactly as their own order does.
+        let mut every: Vec<Landmark> = levels
+            .iter()
+            .flat_map(|&l| {
+                let mut v = vec![Landmark::Centroid(l)];
+                for e in [Endplate::Sup, Endplate::Inf] {
+                    for c in [Corner::Ant, Corner::Post, Corner::Left, Corner::Right] {
+                        v.push(Landmark::Corner(l, e, c));
+                    }
+                }
+                v
+            })
+            .chain([Side::Left, Side::Right].map(Landmark::FemoralHead))
+            .collect();
+        every.sort();
+        let ordinals: Vec<u16> = every.iter().map(|l| l.ordinal().unwrap()).collect();
+        assert_eq!(ordinals, (0..every.len() as u16).collect::<Vec<_>>());
         // Out-of-range levels have no static name (and are still written, by Display).
         for lm in [
             Landmark::Centroid(Level::T(13)),
