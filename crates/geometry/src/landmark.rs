@@ -233,31 +233,32 @@ impl Landmark {
     pub fn static_name(self) -> Option<&'static str> {
         use std::sync::OnceLock;
         static NAMES: OnceLock<Vec<String>> = OnceLock::new();
-        let levels = || {
-            std::iter::once(Level::C7)
-                .chain(Level::thoracolumbar())
-                .chain([Level::S1])
-        };
-        let ends = [Endplate::Sup, Endplate::Inf];
-        let corners = [Corner::Ant, Corner::Post, Corner::Left, Corner::Right];
-        // Centroids by level, then corners by (level, endplate, corner), then the heads:
-        // the order of `ordinal`.
-        let names = NAMES.get_or_init(|| {
-            let mut v: Vec<String> = levels()
-                .map(|l| Landmark::Centroid(l).to_string())
-                .collect();
-            for l in levels() {
-                for e in ends {
-                    for c in corners {
-                        v.push(Landmark::Corner(l, e, c).to_string());
-                    }
-                }
-            }
-            v.push(Landmark::FemoralHead(Side::Left).to_string());
-            v.push(Landmark::FemoralHead(Side::Right).to_string());
-            v
-        });
+        let names = NAMES.get_or_init(|| Landmark::in_range().map(|l| l.to_string()).collect());
         names.get(usize::from(self.ordinal()?)).map(String::as_str)
+    }
+
+    /// Every landmark with in-range levels, valid or not (C7 to S1, each with a centroid
+    /// and eight corners, then the two femoral heads), in `Landmark`'s own order, so that
+    /// the n-th has ordinal n ([`Landmark::ordinal`]).
+    fn in_range() -> impl Iterator<Item = Landmark> {
+        std::iter::once(Level::C7)
+            .chain(Level::thoracolumbar())
+            .chain([Level::S1])
+            .map(Landmark::Centroid)
+            .chain(
+                std::iter::once(Level::C7)
+                    .chain(Level::thoracolumbar())
+                    .chain([Level::S1])
+                    .flat_map(|l| {
+                        [Endplate::Sup, Endplate::Inf]
+                            .into_iter()
+                            .flat_map(move |e| {
+                                [Corner::Ant, Corner::Post, Corner::Left, Corner::Right]
+                                    .map(move |c| Landmark::Corner(l, e, c))
+                            })
+                    }),
+            )
+            .chain([Side::Left, Side::Right].map(Landmark::FemoralHead))
     }
 
     /// The landmark's place among all landmarks with in-range levels (valid or not), in
@@ -381,45 +382,19 @@ mod tests {
     #[test]
     fn static_names_are_the_display_of_every_landmark() {
         // Every combination of parts, valid or not, with levels in range.
-        let levels: Vec<Level> = std::iter::once(Level::C7)
-            .chain(Level::thoracolumbar())
-            .chain([Level::S1])
-            .collect();
-        let mut n = 0;
-        for &l in &levels {
-            let mut all = vec![Landmark::Centroid(l)];
-            for e in [Endplate::Sup, Endplate::Inf] {
-                for c in [Corner::Ant, Corner::Post, Corner::Left, Corner::Right] {
-                    all.push(Landmark::Corner(l, e, c));
-                }
-            }
-            for lm in all {
-                assert_eq!(lm.static_name(), Some(lm.to_string().as_str()), "{lm:?}");
-                n += 1;
-            }
+        let every: Vec<Landmark> = Landmark::in_range().collect();
+        assert_eq!(every.len(), 19 * 9 + 2);
+        for lm in &every {
+            assert_eq!(lm.static_name(), Some(lm.to_string().as_str()), "{lm:?}");
         }
-        for s in [Side::Left, Side::Right] {
-            let lm = Landmark::FemoralHead(s);
-            assert_eq!(lm.static_name(), Some(lm.to_string().as_str()));
-        }
-        assert_eq!(n, 19 * 9);
         // `ordinal` orders landmarks exactly as their own order does.
-        let mut every: Vec<Landmark> = levels
-            .iter()
-            .flat_map(|&l| {
-                let mut v = vec![Landmark::Centroid(l)];
-                for e in [Endplate::Sup, Endplate::Inf] {
-                    for c in [Corner::Ant, Corner::Post, Corner::Left, Corner::Right] {
-                        v.push(Landmark::Corner(l, e, c));
-                    }
-                }
-                v
-            })
-            .chain([Side::Left, Side::Right].map(Landmark::FemoralHead))
-            .collect();
-        every.sort();
+        let mut sorted = every.clone();
+        sorted.sort();
+        assert_eq!(sorted, every);
         let ordinals: Vec<u16> = every.iter().map(|l| l.ordinal().unwrap()).collect();
         assert_eq!(ordinals, (0..every.len() as u16).collect::<Vec<_>>());
+        // Every canonical landmark is among them.
+        assert!(Landmark::all().iter().all(|l| every.contains(l)));
         // Out-of-range levels have no static name (and are still written, by Display).
         for lm in [
             Landmark::Centroid(Level::T(13)),
