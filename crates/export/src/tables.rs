@@ -291,10 +291,6 @@ fn opt(v: Option<f64>) -> String {
     v.map(num).unwrap_or_default()
 }
 
-fn opt_bool(v: Option<bool>) -> String {
-    v.map(|b| b.to_string()).unwrap_or_default()
-}
-
 fn csv_bytes(header: Vec<String>, rows: Vec<Vec<String>>) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(&header).expect("writing to memory");
@@ -333,10 +329,25 @@ impl Values {
 
     /// Cell `i` as written in the CSV (empty when missing).
     pub fn csv_cell(&self, i: usize) -> String {
+        let mut s = String::new();
+        self.push_csv_cell(i, &mut s);
+        s
+    }
+
+    /// [`Values::csv_cell`], appended to `out`.
+    fn push_csv_cell(&self, i: usize, out: &mut String) {
         match self {
-            Values::Text(v) => v[i].clone(),
-            Values::Number(v) => opt(v[i]),
-            Values::Flag(v) => opt_bool(v[i]),
+            Values::Text(v) => out.push_str(&v[i]),
+            Values::Number(v) => {
+                if let Some(x) = v[i] {
+                    push_num(out, x);
+                }
+            }
+            Values::Flag(v) => {
+                if let Some(b) = v[i] {
+                    out.push_str(if b { "true" } else { "false" });
+                }
+            }
         }
     }
 }
@@ -391,8 +402,7 @@ impl Table {
     }
 
     /// The table as CSV: the header, then one record per row. The cells go to the
-    /// writer one by one through one reused buffer (the same bytes as
-    /// [`Values::csv_cell`] of every cell, without a `String` per cell).
+    /// writer one by one through one reused buffer, not a `String` each.
     pub fn csv(&self) -> Vec<u8> {
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(self.columns.iter().map(|c| &c.name))
@@ -401,19 +411,7 @@ impl Table {
         for i in 0..self.rows {
             for c in &self.columns {
                 cell.clear();
-                match &c.values {
-                    Values::Text(v) => cell.push_str(&v[i]),
-                    Values::Number(v) => {
-                        if let Some(x) = v[i] {
-                            push_num(&mut cell, x);
-                        }
-                    }
-                    Values::Flag(v) => {
-                        if let Some(b) = v[i] {
-                            cell.push_str(if b { "true" } else { "false" });
-                        }
-                    }
-                }
+                c.values.push_csv_cell(i, &mut cell);
                 w.write_field(&cell).expect("writing to memory");
             }
             w.write_record(None::<&[u8]>).expect("writing to memory");

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::precheck::{Opened, Prefetched, with_buffer};
+use crate::precheck::{Opened, with_buffer};
 use crate::qc::QcIssue;
 use crate::scan::{FileOutcome, ScanOptions, scan_opened, scan_unopened};
 
@@ -262,12 +262,7 @@ impl ScanCache {
     pub fn scan_file(&self, path: &Path, opts: &ScanOptions) -> (FileOutcome, Vec<QcIssue>) {
         // One open and one first read give the key and start the scan.
         with_buffer(|buf| {
-            let first = if opts.shard.is_some() {
-                Prefetched::SHARD_FIRST
-            } else {
-                Prefetched::FIRST
-            };
-            let opened = Opened::open_first(path, buf, first);
+            let opened = Opened::open_first(path, buf, opts.first_read());
             let key = opened.as_ref().ok().and_then(FileKey::of_opened);
             if let Some(k) = &key
                 && let Some(hit) = self.reuse(path, k)

@@ -574,9 +574,7 @@ impl Collector<'_> {
 }
 
 /// Whether text `b` is ASCII without an ISO 2022 escape (and, with `split`, without a
-/// `\` that would make it several values). One pass over the bytes, in a form the
-/// compiler turns into vector instructions (a byte-by-byte loop with `bool`s was a fifth
-/// of the reader's instructions).
+/// `\` that would make it several values), in one pass over the bytes.
 #[inline(always)]
 fn plain_ascii(b: &[u8], split: bool) -> bool {
     let (mut or, mut esc, mut sep) = (0u8, 0u8, 0u8);

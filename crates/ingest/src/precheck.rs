@@ -483,14 +483,14 @@ pub struct Opened<'b> {
 }
 
 impl<'b> Opened<'b> {
-    /// Opens `path` and reads its first [`Prefetched::FIRST`] bytes into `buf`.
+    /// Opens `path` and reads its first 64 KiB (`Prefetched::FIRST`) into `buf`.
     pub fn open(path: &Path, buf: &'b mut Vec<u8>) -> std::io::Result<Opened<'b>> {
         Opened::open_first(path, buf, Prefetched::FIRST)
     }
 
     /// [`Opened::open`] reading only the first `first` bytes (at least 4 KiB, the work
-    /// record's key): a shard reads [`Prefetched::SHARD_FIRST`], as it stops at the
-    /// PatientID of most files; the reader then reads on up to [`Prefetched::FIRST`].
+    /// record's key): a shard reads 8 KiB ([`crate::ScanOptions::first_read`]), as it
+    /// stops at the PatientID of most files; the reader then reads on up to 64 KiB.
     pub fn open_first(
         path: &Path,
         buf: &'b mut Vec<u8>,
@@ -510,7 +510,7 @@ impl<'b> Opened<'b> {
         })
     }
 
-    /// The first bytes of the file ([`Prefetched::FIRST`], or all of it when shorter).
+    /// The file's first bytes, as the first read took them (all of it when shorter).
     pub fn head(&self) -> &[u8] {
         &self.buf[..self.filled]
     }
@@ -536,7 +536,7 @@ fn read_exactly(file: &mut File, buf: &mut Vec<u8>, want: usize) -> std::io::Res
     Ok(n)
 }
 
-/// A file read through one reusable buffer: a first read of [`Prefetched::FIRST`] bytes
+/// A file read through one reusable buffer: reads up to [`Prefetched::FIRST`] bytes
 /// (an image's whole header, in practice), then up to [`Prefetched::NEXT`] at a time; a
 /// skip past the buffer seeks the file. The buffer is the caller's, so that one thread
 /// reads file after file without allocating.

@@ -69,6 +69,19 @@ pub struct ScanOptions {
     pub shard: Option<(usize, usize)>,
 }
 
+impl ScanOptions {
+    /// How many bytes the first read of a file takes ([`precheck::Opened::open_first`]):
+    /// 8 KiB for a shard, which stops at the PatientID of most files, else 64 KiB (an
+    /// image's whole header).
+    pub fn first_read(&self) -> usize {
+        if self.shard.is_some() {
+            precheck::Prefetched::SHARD_FIRST
+        } else {
+            precheck::Prefetched::FIRST
+        }
+    }
+}
+
 impl Default for ScanOptions {
     fn default() -> Self {
         ScanOptions {
@@ -219,14 +232,24 @@ pub fn list_files(root: &Path) -> Result<(Vec<PathBuf>, Vec<QcIssue>), ScanError
     let (mut files, dirs) = sort_entries(entries);
     // The folders below the top one are listed in parallel (a patient folder each, in a
     // cohort): reading directories was a twentieth of a run's time, on one thread.
+    let (below, mut found) = list_all_below(&dirs, 1);
+    files.extend(below);
+    issues.append(&mut found);
+    files.par_sort_unstable();
+    Ok((files, issues))
+}
+
+/// Every file below each of `dirs` (at `depth` below the top folder), listed in
+/// parallel ([`list_below`]), in the order of `dirs`.
+fn list_all_below(dirs: &[PathBuf], depth: usize) -> (Vec<PathBuf>, Vec<QcIssue>) {
     let below: Vec<(Vec<PathBuf>, Vec<QcIssue>)> =
-        dirs.par_iter().map(|d| list_below(d, 1)).collect();
+        dirs.par_iter().map(|d| list_below(d, depth)).collect();
+    let (mut files, mut issues) = (Vec::new(), Vec::new());
     for (f, mut i) in below {
         files.extend(f);
         issues.append(&mut i);
     }
-    files.par_sort_unstable();
-    Ok((files, issues))
+    (files, issues)
 }
 
 /// The entries of one folder: its files (and symbolic links to files), and its
@@ -259,21 +282,16 @@ fn list_below(dir: &Path, depth: usize) -> (Vec<PathBuf>, Vec<QcIssue>) {
             format!("cannot read folder: {e}; files below it were not scanned"),
         )
     };
-    let (mut files, mut issues) = (Vec::new(), Vec::new());
     if depth < 3 {
-        let (f, dirs) = match std::fs::read_dir(dir) {
+        let (mut files, dirs) = match std::fs::read_dir(dir) {
             Ok(entries) => sort_entries(entries),
-            Err(e) => return (files, vec![unreadable(dir, e)]),
+            Err(e) => return (Vec::new(), vec![unreadable(dir, e)]),
         };
-        files = f;
-        let below: Vec<(Vec<PathBuf>, Vec<QcIssue>)> =
-            dirs.par_iter().map(|d| list_below(d, depth + 1)).collect();
-        for (f, mut i) in below {
-            files.extend(f);
-            issues.append(&mut i);
-        }
+        let (below, issues) = list_all_below(&dirs, depth + 1);
+        files.extend(below);
         return (files, issues);
     }
+    let (mut files, mut issues) = (Vec::new(), Vec::new());
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
         match std::fs::read_dir(&dir) {
@@ -422,10 +440,12 @@ fn broken(path: &Path, code: &'static str, message: String) -> (FileOutcome, Vec
 /// [`ScanOptions::shard`], a DICOM file of another shard's patient is read only up to its
 /// PatientID ([`FileOutcome::Foreign`]).
 pub fn scan_file(path: &Path, opts: &ScanOptions) -> (FileOutcome, Vec<QcIssue>) {
-    with_buffer(|buf| match Opened::open(path, buf) {
-        Ok(opened) => scan_opened(path, opts, opened),
-        Err(e) => scan_unopened(path, opts, &e),
-    })
+    with_buffer(
+        |buf| match Opened::open_first(path, buf, opts.first_read()) {
+            Ok(opened) => scan_opened(path, opts, opened),
+            Err(e) => scan_unopened(path, opts, &e),
+        },
+    )
 }
 
 /// [`scan_file`] on a file [`Opened::open`] opened (the work record opens a file once
