@@ -1,8 +1,9 @@
 //! Times the scan stage (headers + landmark SRs, no pixel data) of a folder.
 //!
 //! ```sh
-//! cargo run --release -p plumbline-ingest --example scan_timing -- DIR THREADS
+//! cargo run --release -p plumbline-ingest --example scan_timing -- DIR THREADS [K/N]
 //! ```
+//! With `K/N`, only shard `K` of `N` is read in full (as `plumbline run --shard K/N`).
 //! Prints files, wall time and files/s. A benchmark, not a test: numbers depend on the
 //! machine and on the page cache (run it twice; the second run is the warm one).
 
@@ -18,14 +19,23 @@ fn main() {
         .next()
         .and_then(|t| t.parse().ok())
         .expect("usage: scan_timing DIR THREADS");
+    let shard = args.next().map(|s| {
+        let (k, n) = s.split_once('/').expect("shard as K/N");
+        (
+            k.parse().expect("shard K/N: K a number"),
+            n.parse().expect("shard K/N: N a number"),
+        )
+    });
+    let opts = ScanOptions {
+        shard,
+        ..ScanOptions::default()
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .expect("thread pool");
     let start = Instant::now();
-    let s = pool
-        .install(|| scan(&dir, &ScanOptions::default(), &|_| {}))
-        .expect("scan");
+    let s = pool.install(|| scan(&dir, &opts, &|_| {})).expect("scan");
     let secs = start.elapsed().as_secs_f64();
     let points: usize = s.docs.iter().map(|d| d.points.len()).sum();
     println!(

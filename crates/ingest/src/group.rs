@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::clinical::ClinicalTable;
 use crate::qc::{QcIssue, Severity, codes};
-use crate::records::{ImageRecord, LandmarkDoc, Orientation, Position, SpacingSource};
+use crate::records::{ImageRecord, LandmarkDoc, Orientation, Position, RawPoint, SpacingSource};
 use crate::scan::ScanResult;
 
 /// Which study a timepoint takes when several fall into its window.
@@ -210,14 +210,14 @@ fn dedupe_images(
     out
 }
 
-/// One landmark point joined to its image, in pixels: 40 bytes, half a million of them for
-/// 600 patients.
+/// One landmark point joined to its image, in pixels (40 bytes), while its image's views
+/// are built.
 struct Joined {
-    /// The ranks of its image's UID and its reader in sorted order ([`JoinedPoints`] turns
-    /// them back into the strings): sorting by them sorts by the strings.
-    rank: (u32, u32),
+    /// The rank of its reader in sorted order ([`DocsByImage::observers`] turns it back
+    /// into the string): sorting by it sorts by the string.
+    observer: u32,
     landmark: Landmark,
-    /// Position in the list before sorting (document order), the sort's last key.
+    /// Position among its image's points in document order, the sort's last key.
     seq: u32,
     /// Column and row in pixels.
     at: (f64, f64),
@@ -225,10 +225,15 @@ struct Joined {
     doc: u32,
 }
 
-/// Every joined point, sorted by (image UID, reader, landmark) and in document order within
-/// a landmark, with what its ranks stand for.
-struct JoinedPoints<'s> {
-    points: Vec<Joined>,
+/// What the join needs to work one image at a time: the documents that place points on
+/// each image, and the ranks that stand for images and readers.
+struct DocsByImage<'s> {
+    /// (image rank, document index), sorted and each once: each image's documents, in
+    /// document order.
+    refs: Vec<(u32, u32)>,
+    /// Each document's images (their record and rank, when in the input) and readers'
+    /// ranks, by the document's own indices.
+    ranks: Vec<DocRanks<'s>>,
     /// Image SOP Instance UIDs by rank.
     images: Vec<&'s str>,
     /// Readers by rank.
@@ -241,27 +246,37 @@ pub fn group(scan: &ScanResult, clinical: Option<&ClinicalTable>, windows: &[Win
     let mut issues = Vec::new();
     let images = dedupe_images(&scan.images, &mut issues);
 
-    // 1. Join points to images, sorted by (image, observer, landmark), document order
-    // kept within a landmark.
-    let joined = join_docs(scan, &images, &mut issues);
+    // 1. Which documents place points on which image.
+    let by_image = docs_by_image(scan, &images, &mut issues);
 
-    // 2. Build views in mm, one (image, observer) per task; results in key order.
-    let pairs: Vec<&[Joined]> = joined.points.chunk_by(|a, b| a.rank == b.rank).collect();
-    let built: Vec<_> = pairs
-        .into_par_iter()
-        .map(|pair| {
-            let uid = joined.images[pair[0].rank.0 as usize];
-            let observer = joined.observers[pair[0].rank.1 as usize];
+    // 2. Join each image's points (sorted by reader, landmark, document order) and build
+    // its views in mm, one (image, reader) each; an image per task, so that the work of
+    // one task does not grow with the cohort; results in (image, reader) order.
+    let built: Vec<_> = by_image
+        .refs
+        .par_chunk_by(|a, b| a.0 == b.0)
+        .map(|refs| {
+            let uid = by_image.images[refs[0].0 as usize];
             let mut found = Vec::new();
-            let v = build_view(&images[uid], observer, (pair, &scan.docs), &mut found);
-            (uid.to_string(), observer.to_string(), v, found)
+            let points = join_image(scan, &by_image, refs, &mut found);
+            let views: Vec<_> = points
+                .chunk_by(|a, b| a.observer == b.observer)
+                .map(|pair| {
+                    let observer = by_image.observers[pair[0].observer as usize];
+                    let v = build_view(&images[uid], observer, (pair, &scan.docs), &mut found);
+                    (observer, v)
+                })
+                .collect();
+            (uid, views, found)
         })
         .collect();
     let mut views: Vec<(String, String, ViewKind, View)> = Vec::new(); // (image uid, observer, kind, view)
-    for (uid, observer, v, mut found) in built {
+    for (uid, built_views, mut found) in built {
         issues.append(&mut found);
-        if let Some((kind, view)) = v {
-            views.push((uid, observer, kind, view));
+        for (observer, v) in built_views {
+            if let Some((kind, view)) = v {
+                views.push((uid.to_string(), observer.to_string(), kind, view));
+            }
         }
     }
 
@@ -294,16 +309,15 @@ fn source_files(images: &BTreeMap<String, ImageRecord>, scan: &ScanResult) -> Im
     files
 }
 
-/// Joins the points of every document to their images, sorted by (image UID, observer,
-/// landmark) and in document order within a landmark; a QC issue for each image that
-/// landmarks reference but the input tree lacks. One flat list (tens of bytes a point),
-/// not a map per landmark.
-fn join_docs<'s>(
+/// Finds the images each document places points on, and the ranks of images (by UID) and
+/// readers; a QC issue for each image that landmarks reference but the input tree lacks.
+/// A few bytes a document: the points themselves are joined image by image
+/// ([`join_image`]).
+fn docs_by_image<'s>(
     scan: &'s ScanResult,
     images: &'s BTreeMap<String, ImageRecord>,
     issues: &mut Vec<QcIssue>,
-) -> JoinedPoints<'s> {
-    let mut joined = Vec::with_capacity(scan.docs.iter().map(|d| d.points.len()).sum());
+) -> DocsByImage<'s> {
     let mut missing: BTreeSet<(PathBuf, String)> = BTreeSet::new();
     // Each image's record and rank, found with one lookup.
     let image_at: HashMap<&str, (&ImageRecord, u32)> = images
@@ -322,9 +336,11 @@ fn join_docs<'s>(
         .enumerate()
         .map(|(i, o)| (*o, i as u32))
         .collect();
+    let mut refs = Vec::new();
+    let mut ranks = Vec::with_capacity(scan.docs.len());
     for (d, doc) in scan.docs.iter().enumerate() {
         issues.extend(doc.issues.iter().cloned());
-        let ranks = DocRanks {
+        let doc_ranks = DocRanks {
             images: doc
                 .images
                 .iter()
@@ -336,12 +352,24 @@ fn join_docs<'s>(
                 .map(|o| observer_rank[o.as_str()])
                 .collect(),
         };
-        join_doc((doc, d as u32), &ranks, &mut joined, &mut missing, issues);
+        // The images its points are on (a document's image list holds only those).
+        let mut placed = vec![false; doc.images.len()];
+        for p in &doc.points {
+            placed[p.image as usize] = true;
+        }
+        for (i, on) in placed.into_iter().enumerate() {
+            match doc_ranks.images[i] {
+                _ if !on => {}
+                Some((_, rank)) => refs.push((rank, d as u32)),
+                None => {
+                    missing.insert((doc.path.clone(), doc.images[i].clone()));
+                }
+            }
+        }
+        ranks.push(doc_ranks);
     }
-    // Placements of one landmark stay in document order (`seq`); sorted in place, as a
-    // stable sort would need a buffer of half the list. `seq` is unique, so the order is
-    // the same whatever the sort: it is done on every thread.
-    joined.par_sort_unstable_by_key(|j| (j.rank, j.landmark, j.seq));
+    refs.sort_unstable();
+    refs.dedup();
     for (path, uid) in missing {
         let doc = scan.docs.iter().find(|d| d.path == path);
         issues.push(
@@ -357,8 +385,9 @@ fn join_docs<'s>(
             ),
         );
     }
-    JoinedPoints {
-        points: joined,
+    DocsByImage {
+        refs,
+        ranks,
         images: images.keys().map(String::as_str).collect(),
         observers,
     }
@@ -427,87 +456,114 @@ struct DocRanks<'i> {
     observers: Vec<u32>,
 }
 
-fn join_doc(
-    (doc, index): (&LandmarkDoc, u32),
-    ranks: &DocRanks<'_>,
-    joined: &mut Vec<Joined>,
-    missing: &mut BTreeSet<(PathBuf, String)>,
+/// The points of one image, joined (`refs`: the image's (rank, document) pairs, in
+/// document order), sorted by (reader, landmark) and in document order within a
+/// landmark; a point that is off the image's plane, outside it or on a frame it lacks is
+/// a QC issue and not joined.
+fn join_image(
+    scan: &ScanResult,
+    by_image: &DocsByImage<'_>,
+    refs: &[(u32, u32)],
     issues: &mut Vec<QcIssue>,
-) {
-    for p in &doc.points {
-        let uid = doc.image_uid(p);
-        let Some((im, image_rank)) = ranks.images[p.image as usize] else {
-            missing.insert((doc.path.clone(), uid.to_string()));
-            continue;
-        };
-        // A Slicer markups position in patient mm: back to pixels through the geometry
-        // ITK gives the image; a point off the image plane was not placed on it.
-        let (col, row) = match p.at {
-            Position::Pixel32([c, r]) => (f64::from(c), f64::from(r)),
-            Position::Pixel([c, r]) => (c, r),
-            Position::Lps(lps) => {
-                let (c, r, off) = im.itk.to_pixel(lps);
-                if off.abs() > MAX_OFF_PLANE_MM {
-                    issues.push(
-                        QcIssue::file(
-                            &doc.path,
-                            Severity::Error,
-                            codes::BAD_LANDMARK_FILE,
-                            format!(
-                                "{} at LPS ({:.3}, {:.3}, {:.3}) mm lies {off:.3} mm off the plane of image {} \
-                                 (more than {MAX_OFF_PLANE_MM} mm), so it was not placed on that image; not used",
-                                p.landmark, lps[0], lps[1], lps[2], uid
-                            ),
-                        )
-                        .with_ids(&doc.sop_instance_uid, &im.patient_id),
-                    );
-                    continue;
-                }
-                (c, r)
+) -> Vec<Joined> {
+    let mut joined = Vec::new();
+    for &(rank, d) in refs {
+        let doc = &scan.docs[d as usize];
+        let ranks = &by_image.ranks[d as usize];
+        for p in &doc.points {
+            let Some((im, image_rank)) = ranks.images[p.image as usize] else {
+                continue;
+            };
+            if image_rank != rank {
+                continue;
             }
-        };
-        let (w, h) = (f64::from(im.cols), f64::from(im.rows));
-        if !(0.0..=w).contains(&col) || !(0.0..=h).contains(&row) {
-            issues.push(
-                QcIssue::file(
-                    &doc.path,
-                    Severity::Error,
-                    codes::POINT_OUT_OF_BOUNDS,
-                    format!(
-                        "{} at column {}, row {} lies outside image {} ({} x {} pixels); not used",
-                        p.landmark, col, row, uid, im.cols, im.rows
-                    ),
-                )
-                .with_ids(&doc.sop_instance_uid, &im.patient_id),
-            );
-            continue;
+            if let Some(at) = place(doc, p, im, issues) {
+                joined.push(Joined {
+                    observer: ranks.observers[p.observer as usize],
+                    landmark: p.landmark,
+                    seq: joined.len() as u32,
+                    at,
+                    doc: d,
+                });
+            }
         }
-        if p.frame.is_some_and(|f| f > im.number_of_frames) {
-            issues.push(
-                QcIssue::file(
-                    &doc.path,
-                    Severity::Error,
-                    codes::BAD_CONTENT_ITEM,
-                    format!(
-                        "{} references frame {} of image {}, which has {} frame(s); not used",
-                        p.landmark,
-                        p.frame.unwrap_or(0),
-                        uid,
-                        im.number_of_frames
-                    ),
-                )
-                .with_ids(&doc.sop_instance_uid, &im.patient_id),
-            );
-            continue;
-        }
-        joined.push(Joined {
-            rank: (image_rank, ranks.observers[p.observer as usize]),
-            landmark: p.landmark,
-            seq: joined.len() as u32,
-            at: (col, row),
-            doc: index,
-        });
     }
+    // Placements of one landmark stay in document order (`seq`, unique, so the order
+    // is the same whatever the sort).
+    joined.sort_unstable_by_key(|j| (j.observer, j.landmark, j.seq));
+    joined
+}
+
+/// Point `p` of `doc` in pixels of its image `im`; `None`, with a QC issue, when it is
+/// off the image's plane, outside the image or on a frame the image lacks.
+fn place(
+    doc: &LandmarkDoc,
+    p: &RawPoint,
+    im: &ImageRecord,
+    issues: &mut Vec<QcIssue>,
+) -> Option<(f64, f64)> {
+    let uid = doc.image_uid(p);
+    // A Slicer markups position in patient mm: back to pixels through the geometry
+    // ITK gives the image; a point off the image plane was not placed on it.
+    let (col, row) = match p.at {
+        Position::Pixel32([c, r]) => (f64::from(c), f64::from(r)),
+        Position::Pixel([c, r]) => (c, r),
+        Position::Lps(lps) => {
+            let (c, r, off) = im.itk.to_pixel(lps);
+            if off.abs() > MAX_OFF_PLANE_MM {
+                issues.push(
+                    QcIssue::file(
+                        &doc.path,
+                        Severity::Error,
+                        codes::BAD_LANDMARK_FILE,
+                        format!(
+                            "{} at LPS ({:.3}, {:.3}, {:.3}) mm lies {off:.3} mm off the plane of image {} \
+                             (more than {MAX_OFF_PLANE_MM} mm), so it was not placed on that image; not used",
+                            p.landmark, lps[0], lps[1], lps[2], uid
+                        ),
+                    )
+                    .with_ids(&doc.sop_instance_uid, &im.patient_id),
+                );
+                return None;
+            }
+            (c, r)
+        }
+    };
+    let (w, h) = (f64::from(im.cols), f64::from(im.rows));
+    if !(0.0..=w).contains(&col) || !(0.0..=h).contains(&row) {
+        issues.push(
+            QcIssue::file(
+                &doc.path,
+                Severity::Error,
+                codes::POINT_OUT_OF_BOUNDS,
+                format!(
+                    "{} at column {}, row {} lies outside image {} ({} x {} pixels); not used",
+                    p.landmark, col, row, uid, im.cols, im.rows
+                ),
+            )
+            .with_ids(&doc.sop_instance_uid, &im.patient_id),
+        );
+        return None;
+    }
+    if p.frame.is_some_and(|f| f > im.number_of_frames) {
+        issues.push(
+            QcIssue::file(
+                &doc.path,
+                Severity::Error,
+                codes::BAD_CONTENT_ITEM,
+                format!(
+                    "{} references frame {} of image {}, which has {} frame(s); not used",
+                    p.landmark,
+                    p.frame.unwrap_or(0),
+                    uid,
+                    im.number_of_frames
+                ),
+            )
+            .with_ids(&doc.sop_instance_uid, &im.patient_id),
+        );
+        return None;
+    }
+    Some((col, row))
 }
 
 /// A QC issue about image `im`.
