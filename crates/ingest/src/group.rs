@@ -174,18 +174,16 @@ fn is_lateral_position(vp: &str) -> Option<ViewKind> {
     }
 }
 
+/// The images the grouping uses, by SOP Instance UID: records borrowed from the scan,
+/// not copied.
+type Images<'s> = BTreeMap<&'s str, &'s ImageRecord>;
+
 /// Keeps one record per SOP Instance UID: the first by (has spacing, path); the others
 /// are listed in QC.
-fn dedupe_images(
-    images: &[ImageRecord],
-    issues: &mut Vec<QcIssue>,
-) -> BTreeMap<String, ImageRecord> {
-    let mut by_uid: BTreeMap<String, Vec<&ImageRecord>> = BTreeMap::new();
+fn dedupe_images<'s>(images: &'s [ImageRecord], issues: &mut Vec<QcIssue>) -> Images<'s> {
+    let mut by_uid: BTreeMap<&str, Vec<&ImageRecord>> = BTreeMap::new();
     for im in images {
-        by_uid
-            .entry(im.sop_instance_uid.clone())
-            .or_default()
-            .push(im);
+        by_uid.entry(&im.sop_instance_uid).or_default().push(im);
     }
     let mut out = BTreeMap::new();
     for (uid, mut v) in by_uid {
@@ -202,10 +200,10 @@ fn dedupe_images(
                         keep.path.display()
                     ),
                 )
-                .with_ids(&uid, &other.patient_id),
+                .with_ids(uid, &other.patient_id),
             );
         }
-        out.insert(uid, keep.clone());
+        out.insert(uid, keep);
     }
     out
 }
@@ -263,19 +261,19 @@ pub fn group(scan: &ScanResult, clinical: Option<&ClinicalTable>, windows: &[Win
                 .chunk_by(|a, b| a.observer == b.observer)
                 .map(|pair| {
                     let observer = by_image.observers[pair[0].observer as usize];
-                    let v = build_view(&images[uid], observer, (pair, &scan.docs), &mut found);
+                    let v = build_view(images[uid], observer, (pair, &scan.docs), &mut found);
                     (observer, v)
                 })
                 .collect();
             (uid, views, found)
         })
         .collect();
-    let mut views: Vec<(String, String, ViewKind, View)> = Vec::new(); // (image uid, observer, kind, view)
+    let mut views: Vec<(&ImageRecord, &str, ViewKind, View)> = Vec::new(); // (image, observer, kind, view)
     for (uid, built_views, mut found) in built {
         issues.append(&mut found);
         for (observer, v) in built_views {
             if let Some((kind, view)) = v {
-                views.push((uid.to_string(), observer.to_string(), kind, view));
+                views.push((images[uid], observer, kind, view));
             }
         }
     }
@@ -284,7 +282,7 @@ pub fn group(scan: &ScanResult, clinical: Option<&ClinicalTable>, windows: &[Win
     let study_tp = assign_timepoints(&images, clinical, windows, &mut issues);
 
     // 4. Readings.
-    let readings = readings(views, &images, &study_tp, windows, &mut issues);
+    let readings = readings(views, &study_tp, windows, &mut issues);
     issues.sort();
     issues.dedup();
     Grouped {
@@ -296,10 +294,10 @@ pub fn group(scan: &ScanResult, clinical: Option<&ClinicalTable>, windows: &[Win
 
 /// Where each image, and each landmark SR that has a SOP Instance UID, is read (of SRs
 /// sharing a UID, the first in scan order).
-fn source_files(images: &BTreeMap<String, ImageRecord>, scan: &ScanResult) -> ImageFiles {
+fn source_files(images: &Images<'_>, scan: &ScanResult) -> ImageFiles {
     let mut files: ImageFiles = images
         .iter()
-        .map(|(uid, im)| (uid.clone(), im.path.clone()))
+        .map(|(uid, im)| (uid.to_string(), im.path.clone()))
         .collect();
     for doc in scan.docs.iter().filter(|d| !d.sop_instance_uid.is_empty()) {
         files
@@ -315,7 +313,7 @@ fn source_files(images: &BTreeMap<String, ImageRecord>, scan: &ScanResult) -> Im
 /// ([`join_image`]).
 fn docs_by_image<'s>(
     scan: &'s ScanResult,
-    images: &'s BTreeMap<String, ImageRecord>,
+    images: &Images<'s>,
     issues: &mut Vec<QcIssue>,
 ) -> DocsByImage<'s> {
     let mut missing: BTreeSet<(PathBuf, String)> = BTreeSet::new();
@@ -323,7 +321,7 @@ fn docs_by_image<'s>(
     let image_at: HashMap<&str, (&ImageRecord, u32)> = images
         .iter()
         .enumerate()
-        .map(|(i, (k, im))| (k.as_str(), (im, i as u32)))
+        .map(|(i, (k, im))| (*k, (*im, i as u32)))
         .collect();
     let observers: BTreeSet<&str> = scan
         .docs
@@ -388,36 +386,34 @@ fn docs_by_image<'s>(
     DocsByImage {
         refs,
         ranks,
-        images: images.keys().map(String::as_str).collect(),
+        images: images.keys().copied().collect(),
         observers,
     }
 }
 
 /// The readings, by (patient, timepoint index, observer): each view goes to the reading
 /// of its study's timepoint; a second view of the same kind is listed in QC.
-fn readings(
-    views: Vec<(String, String, ViewKind, View)>,
-    images: &BTreeMap<String, ImageRecord>,
-    study_tp: &BTreeMap<(String, String), usize>,
+fn readings<'s>(
+    views: Vec<(&'s ImageRecord, &'s str, ViewKind, View)>,
+    study_tp: &BTreeMap<(&str, &str), usize>,
     windows: &[Window],
     issues: &mut Vec<QcIssue>,
-) -> BTreeMap<(String, usize, String), Reading> {
-    let mut readings: BTreeMap<(String, usize, String), Reading> = BTreeMap::new();
-    for (uid, observer, kind, view) in views {
-        let im = &images[&uid];
-        let Some(&tp) = study_tp.get(&(im.patient_id.clone(), im.study_instance_uid.clone()))
+) -> BTreeMap<(&'s str, usize, &'s str), Reading> {
+    let mut readings: BTreeMap<(&str, usize, &str), Reading> = BTreeMap::new();
+    for (im, observer, kind, view) in views {
+        let Some(&tp) = study_tp.get(&(im.patient_id.as_str(), im.study_instance_uid.as_str()))
         else {
             continue; // the study's QC issue was written by assign_timepoints
         };
         let r = readings
-            .entry((im.patient_id.clone(), tp, observer.clone()))
+            .entry((&im.patient_id, tp, observer))
             .or_insert_with(|| Reading {
                 patient_id: im.patient_id.clone(),
                 timepoint: windows[tp].name.clone(),
                 timepoint_index: tp,
                 study_uid: im.study_instance_uid.clone(),
                 study_date: im.study_date,
-                observer: observer.clone(),
+                observer: observer.to_string(),
                 lateral: None,
                 ap: None,
             });
@@ -438,7 +434,7 @@ fn readings(
                         kept.path.display()
                     ),
                 )
-                .with_ids(&uid, &im.patient_id),
+                .with_ids(&im.sop_instance_uid, &im.patient_id),
             ),
         }
     }
@@ -755,19 +751,19 @@ fn orientation_problem(
 }
 
 /// Assigns each (patient, study) a timepoint index into `windows`.
-fn assign_timepoints(
-    images: &BTreeMap<String, ImageRecord>,
+fn assign_timepoints<'s>(
+    images: &Images<'s>,
     clinical: Option<&ClinicalTable>,
     windows: &[Window],
     issues: &mut Vec<QcIssue>,
-) -> BTreeMap<(String, String), usize> {
+) -> BTreeMap<(&'s str, &'s str), usize> {
     let timeline = Timeline::new(clinical, windows);
     let mut out = BTreeMap::new();
-    let mut by_window: BTreeMap<(String, usize), Vec<(i64, &ImageRecord)>> = BTreeMap::new();
-    let mut patients_seen: BTreeSet<String> = BTreeSet::new();
+    let mut by_window: BTreeMap<(&str, usize), Vec<(i64, &ImageRecord)>> = BTreeMap::new();
+    let mut patients_seen: BTreeSet<&str> = BTreeSet::new();
     for ((pid, suid), im) in study_images(images) {
-        patients_seen.insert(pid.clone());
-        match timeline.place(&pid, &suid, im, issues) {
+        patients_seen.insert(pid);
+        match timeline.place(pid, suid, im, issues) {
             Some(Placement::Named(t)) => {
                 out.insert((pid, suid), t);
             }
@@ -779,19 +775,19 @@ fn assign_timepoints(
     }
     // The (patient, window) pairs a study's timepoint ID fills. `pick_study` below adds
     // only studies of the pair it is given, so this set stays what the loop would see.
-    let named: BTreeSet<(String, usize)> = out.iter().map(|((p, _), &t)| (p.clone(), t)).collect();
+    let named: BTreeSet<(&str, usize)> = out.iter().map(|(&(p, _), &t)| (p, t)).collect();
     for ((pid, t), v) in by_window {
         // Studies with a timepoint ID for this window take precedence.
-        if named.contains(&(pid.clone(), t)) {
+        if named.contains(&(pid, t)) {
             for (_, im) in &v {
                 issues.push(
                     QcIssue::file(&im.path, Severity::Warning, codes::AMBIGUOUS_TIMEPOINT, format!("study {} falls in the {} window, which a study with ClinicalTrialTimePointID `{}` already fills; not used", im.study_instance_uid, windows[t].name, windows[t].name))
-                        .with_ids(&im.sop_instance_uid, &pid),
+                        .with_ids(&im.sop_instance_uid, pid),
                 );
             }
             continue;
         }
-        pick_study(&pid, t, v, windows, &mut out, issues);
+        pick_study(pid, t, v, windows, &mut out, issues);
     }
     if let Some(c) = clinical {
         clinical_without_images(c, &patients_seen, issues);
@@ -801,15 +797,13 @@ fn assign_timepoints(
 
 /// One image for each (patient, study): the first in path order that carries a
 /// ClinicalTrialTimePointID, else the first.
-fn study_images(
-    images: &BTreeMap<String, ImageRecord>,
-) -> BTreeMap<(String, String), &ImageRecord> {
-    let mut by_path: Vec<&ImageRecord> = images.values().collect();
+fn study_images<'s>(images: &Images<'s>) -> BTreeMap<(&'s str, &'s str), &'s ImageRecord> {
+    let mut by_path: Vec<&ImageRecord> = images.values().copied().collect();
     by_path.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut studies: BTreeMap<(String, String), &ImageRecord> = BTreeMap::new();
+    let mut studies: BTreeMap<(&str, &str), &ImageRecord> = BTreeMap::new();
     for im in by_path {
         let e = studies
-            .entry((im.patient_id.clone(), im.study_instance_uid.clone()))
+            .entry((&im.patient_id, &im.study_instance_uid))
             .or_insert(im);
         if e.timepoint_id.is_none() && im.timepoint_id.is_some() {
             *e = im;
@@ -820,12 +814,12 @@ fn study_images(
 
 /// Chooses, among the studies `v` (study day, image) of patient `pid` that fall in
 /// window `t`, the one its pick names; the others are listed in QC.
-fn pick_study(
-    pid: &str,
+fn pick_study<'s>(
+    pid: &'s str,
     t: usize,
-    mut v: Vec<(i64, &ImageRecord)>,
+    mut v: Vec<(i64, &'s ImageRecord)>,
     windows: &[Window],
-    out: &mut BTreeMap<(String, String), usize>,
+    out: &mut BTreeMap<(&'s str, &'s str), usize>,
     issues: &mut Vec<QcIssue>,
 ) {
     v.sort_by(|a, b| {
@@ -838,7 +832,7 @@ fn pick_study(
     };
     for (i, (_, im)) in v.iter().enumerate() {
         if i == chosen {
-            out.insert((pid.to_string(), im.study_instance_uid.clone()), t);
+            out.insert((pid, im.study_instance_uid.as_str()), t);
         } else {
             issues.push(
                 QcIssue::file(
@@ -866,11 +860,11 @@ fn pick_study(
 /// A warning for each row of the clinical table whose patient has no images.
 fn clinical_without_images(
     c: &ClinicalTable,
-    patients_seen: &BTreeSet<String>,
+    patients_seen: &BTreeSet<&str>,
     issues: &mut Vec<QcIssue>,
 ) {
     for r in &c.rows {
-        if !patients_seen.contains(&r.patient_id) {
+        if !patients_seen.contains(r.patient_id.as_str()) {
             issues.push(
                 QcIssue::file(
                     &c.path,
