@@ -407,7 +407,20 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     if opts.pseudonymize.is_some() {
         forget_cache(cache, &opts.out)?;
     }
+    free_in_background((measured, rows, image_files, cohort.clinical, stats));
     Ok(summary)
+}
+
+/// Frees `records` on a thread of its own: the readings of a large cohort are millions
+/// of small allocations, and freeing them one by one took the last half second of a
+/// 5000-patient run (`perf record`: `BTreeMap::drop` and `free` only). The run returns
+/// at once; `plumbline` then exits, which ends the thread and gives the memory back in
+/// one go, and a library caller goes on while the thread frees it.
+fn free_in_background<T: Send + 'static>(records: T) {
+    // Without a thread to be had, `records` is dropped here, with the closure.
+    let _ = std::thread::Builder::new()
+        .name("plumbline-free".into())
+        .spawn(move || drop(records));
 }
 
 /// The scan's counts; the records it found are dropped here.
