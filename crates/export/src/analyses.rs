@@ -110,7 +110,7 @@ pub fn strata(spec: &StrataSpec, clinical: &ClinicalTable) -> Option<Strata> {
     })
 }
 
-pub(crate) type Primary<'a> = BTreeMap<(String, usize), &'a MeasuredReading>;
+pub(crate) type Primary<'a> = BTreeMap<(&'a str, usize), &'a MeasuredReading>;
 
 /// One series a stratum compares: its name (`pt_deg` or `pt_deg_change`), timepoint,
 /// and a patient's value.
@@ -129,7 +129,7 @@ pub fn recovery(primary: &Primary, timepoints: &[String], baseline: usize) -> Ve
     let base: BTreeMap<&str, &MeasuredReading> = primary
         .iter()
         .filter(|((_, t), _)| *t == baseline)
-        .map(|((p, _), r)| (p.as_str(), *r))
+        .map(|(&(p, _), r)| (p, *r))
         .collect();
     let later = || {
         timepoints
@@ -148,10 +148,7 @@ pub fn recovery(primary: &Primary, timepoints: &[String], baseline: usize) -> Ve
                 if b.class.kind != Some(kind) {
                     continue;
                 }
-                if let Some(now) = primary
-                    .get(&(pid.to_string(), t))
-                    .and_then(|r| r.class.kind)
-                {
+                if let Some(now) = primary.get(&(pid, t)).and_then(|r| r.class.kind) {
                     n += 1;
                     k += usize::from(now == ImbalanceType::Balanced);
                 }
@@ -171,7 +168,7 @@ pub fn recovery(primary: &Primary, timepoints: &[String], baseline: usize) -> Ve
                 if plane(b) != Some(true) {
                     continue;
                 }
-                if let Some(now) = primary.get(&(pid.to_string(), t)).and_then(|r| plane(r)) {
+                if let Some(now) = primary.get(&(pid, t)).and_then(|r| plane(r)) {
                     n += 1;
                     k += usize::from(!now);
                 }
@@ -194,7 +191,7 @@ pub(crate) fn baseline_pairs(
     // A patient's readings are next to each other in `primary` (keyed by patient, then
     // timepoint): each patient's pair is found in its run, without a look-up by an owned
     // key per patient (which made this grow faster than the cohort).
-    let entries: Vec<(&(String, usize), &&MeasuredReading)> = primary.iter().collect();
+    let entries: Vec<(&(&str, usize), &&MeasuredReading)> = primary.iter().collect();
     entries
         .chunk_by(|a, b| a.0.0 == b.0.0)
         .filter_map(|run| {
@@ -314,11 +311,8 @@ pub fn strata_rows(
     baseline: usize,
 ) -> Vec<SummaryRow> {
     let mut out = Vec::new();
-    let value = |pid: &str, m: Metric, t: usize| {
-        primary
-            .get(&(pid.to_string(), t))
-            .and_then(|r| r.metrics.get(m))
-    };
+    let value =
+        |pid: &str, m: Metric, t: usize| primary.get(&(pid, t)).and_then(|r| r.metrics.get(m));
     for &m in &s.metrics {
         let mut series: Vec<Series> = Vec::new();
         for (t, tp) in timepoints.iter().enumerate() {

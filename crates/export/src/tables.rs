@@ -506,10 +506,10 @@ pub fn metric_columns(segments: Option<&[Segment]>) -> Vec<Metric> {
 /// The reading that stands for a patient at a timepoint in `patients.csv` and the cohort
 /// statistics: the alphabetically first named reader's, else the unnamed one. Other
 /// readers' readings appear in `measurements.csv` and the agreement statistics.
-pub fn primary_readings(rows: &[MeasuredReading]) -> BTreeMap<(String, usize), &MeasuredReading> {
-    let mut out: BTreeMap<(String, usize), &MeasuredReading> = BTreeMap::new();
+pub fn primary_readings(rows: &[MeasuredReading]) -> BTreeMap<(&str, usize), &MeasuredReading> {
+    let mut out: BTreeMap<(&str, usize), &MeasuredReading> = BTreeMap::new();
     for r in rows {
-        let key = (r.patient_id.clone(), r.timepoint_index);
+        let key = (r.patient_id.as_str(), r.timepoint_index);
         let better = |old: &MeasuredReading| {
             (r.observer.is_empty(), &r.observer) < (old.observer.is_empty(), &old.observer)
         };
@@ -561,7 +561,7 @@ pub fn patients_table(
         .keys()
         .map(|pid| {
             (0..timepoints.len())
-                .map(|t| primary.get(&(pid.clone(), t)).copied())
+                .map(|t| primary.get(&(pid.as_str(), t)).copied())
                 .collect()
         })
         .collect();
@@ -820,9 +820,7 @@ fn recovery_rows(
     {
         let later: Vec<_> = primary
             .iter()
-            .filter(|((p, tt), r)| {
-                *tt == t && imbalanced.contains(p.as_str()) && r.class.kind.is_some()
-            })
+            .filter(|((p, tt), r)| *tt == t && imbalanced.contains(p) && r.class.kind.is_some())
             .collect();
         let k = later
             .iter()

@@ -319,7 +319,7 @@ fn proportion_text(r: Option<&SummaryRow>) -> Option<String> {
 struct Ctx<'a> {
     data: &'a ReportData<'a>,
     summary: Summary<'a>,
-    primary: BTreeMap<(String, usize), &'a MeasuredReading>,
+    primary: BTreeMap<(&'a str, usize), &'a MeasuredReading>,
     /// Timepoint indices with at least one reading (the baseline always), window order.
     active: Vec<usize>,
     baseline: usize,
@@ -332,9 +332,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn value(&self, pid: &str, t: usize, m: Metric) -> Option<f64> {
-        self.primary
-            .get(&(pid.to_string(), t))
-            .and_then(|r| r.metrics.get(m))
+        self.primary.get(&(pid, t)).and_then(|r| r.metrics.get(m))
     }
 
     fn later(&self) -> Vec<usize> {
@@ -1092,7 +1090,7 @@ fn patient_lines(c: &Ctx, m: Metric) -> Vec<PatientLine> {
         .map(|pid| {
             let kind = c
                 .primary
-                .get(&(pid.clone(), c.baseline))
+                .get(&(pid.as_str(), c.baseline))
                 .and_then(|r| r.class.kind);
             let pts = c
                 .active
@@ -1320,7 +1318,7 @@ fn patient_row(h: &mut String, c: &Ctx, pid: &str, overlays: Option<&OverlaysByV
     );
     let types = tps
         .iter()
-        .map(|&t| match c.primary.get(&(pid.to_string(), t)) {
+        .map(|&t| match c.primary.get(&(pid, t)) {
             Some(r) => badge(r.class.kind),
             None => "<span class=\"badge t-none\">no reading</span>".into(),
         })
