@@ -720,8 +720,9 @@ pub fn summary_rows(
     );
     out.extend(recovery_rows(&primary, &imbalanced, timepoints, baseline));
     out.extend(crate::analyses::rows(&primary, timepoints, baseline));
-    for &m in metrics {
-        out.extend(metric_rows(&primary, m, timepoints, baseline));
+    let columns = MetricColumns::new(&primary, timepoints.len(), baseline, metrics);
+    for (i, &m) in metrics.iter().enumerate() {
+        out.extend(metric_rows(&columns, (i, m), timepoints, baseline));
     }
     out.extend(agreement_rows(rows, metrics));
     for s in strata {
@@ -837,20 +838,66 @@ fn recovery_rows(
     out
 }
 
-/// One metric's `descriptive` rows by timepoint and `paired` rows against baseline.
+/// Each metric's values in the primary readings, by timepoint, in patient order, and
+/// which patients were read at baseline and at each other timepoint: read from the
+/// readings in one pass, not one pass per metric and timepoint (those passes over the
+/// readings of 5000 patients ran out of cache and made the statistics grow faster than
+/// the cohort).
+struct MetricColumns {
+    /// `values[t][i]`: the values of the `i`th metric at timepoint `t`, a patient each.
+    values: Vec<Vec<Vec<Option<f64>>>>,
+    /// `pairs[t]`: for each patient read at baseline and at `t`, in patient order, the
+    /// positions of those readings in `values[baseline][i]` and `values[t][i]`.
+    pairs: Vec<Vec<(usize, usize)>>,
+}
+
+impl MetricColumns {
+    fn new(primary: &Primary, timepoints: usize, baseline: usize, metrics: &[Metric]) -> Self {
+        let mut values = vec![vec![Vec::new(); metrics.len()]; timepoints];
+        let mut counts = vec![0usize; timepoints];
+        let mut pairs = vec![Vec::new(); timepoints];
+        let entries: Vec<(&(&str, usize), &&MeasuredReading)> = primary.iter().collect();
+        // A patient's readings are next to each other (`primary` is keyed by patient,
+        // then timepoint).
+        for run in entries.chunk_by(|a, b| a.0.0 == b.0.0) {
+            let mut at_baseline = None;
+            let mut later = Vec::new();
+            for &(&(_, t), r) in run {
+                let Some(column) = values.get_mut(t) else {
+                    continue;
+                };
+                for (i, &m) in metrics.iter().enumerate() {
+                    column[i].push(r.metrics.get(m));
+                }
+                if t == baseline {
+                    at_baseline = Some(counts[t]);
+                } else {
+                    later.push((t, counts[t]));
+                }
+                counts[t] += 1;
+            }
+            if let Some(b) = at_baseline {
+                for (t, at) in later {
+                    pairs[t].push((b, at));
+                }
+            }
+        }
+        MetricColumns { values, pairs }
+    }
+}
+
+/// The `descriptive` (mean with its 95% CI, SD) rows of metric `m` (the `i`th of
+/// `columns`) at each timepoint, and its `paired` rows (change from baseline) at each
+/// later timepoint.
 fn metric_rows(
-    primary: &Primary,
-    m: Metric,
+    columns: &MetricColumns,
+    (i, m): (usize, Metric),
     timepoints: &[String],
     baseline: usize,
 ) -> Vec<SummaryRow> {
     let mut out = Vec::new();
     for (t, name) in timepoints.iter().enumerate() {
-        let xs: Vec<f64> = primary
-            .iter()
-            .filter(|((_, tt), _)| *tt == t)
-            .filter_map(|(_, r)| r.metrics.get(m))
-            .collect();
+        let xs: Vec<f64> = columns.values[t][i].iter().flatten().copied().collect();
         let d = stats::describe(&xs);
         let mut mean = SummaryRow::new("descriptive", format!("{}_mean", m.name()), name, xs.len());
         let mut sd = SummaryRow::new("descriptive", format!("{}_sd", m.name()), name, xs.len());
@@ -870,8 +917,10 @@ fn metric_rows(
         .enumerate()
         .filter(|(t, _)| *t != baseline)
     {
-        let (before, after) =
-            crate::analyses::baseline_pairs(primary, baseline, t, |_| true, |r| r.metrics.get(m));
+        let (before, after): (Vec<f64>, Vec<f64>) = columns.pairs[t]
+            .iter()
+            .filter_map(|&(b, a)| Some((columns.values[baseline][i][b]?, columns.values[t][i][a]?)))
+            .unzip();
         out.extend(crate::analyses::paired_rows(
             "paired",
             &m.name(),
