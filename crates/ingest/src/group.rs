@@ -232,8 +232,8 @@ struct DocsByImage<'s> {
     /// Each document's images (their record and rank, when in the input) and readers'
     /// ranks, by the document's own indices.
     ranks: Vec<DocRanks<'s>>,
-    /// Image SOP Instance UIDs by rank.
-    images: Vec<&'s str>,
+    /// Images by rank (the order of their SOP Instance UIDs).
+    images: Vec<&'s ImageRecord>,
     /// Readers by rank.
     observers: Vec<&'s str>,
 }
@@ -254,26 +254,26 @@ pub fn group(scan: &ScanResult, clinical: Option<&ClinicalTable>, windows: &[Win
         .refs
         .par_chunk_by(|a, b| a.0 == b.0)
         .map(|refs| {
-            let uid = by_image.images[refs[0].0 as usize];
+            let im = by_image.images[refs[0].0 as usize];
             let mut found = Vec::new();
             let points = join_image(scan, &by_image, refs, &mut found);
             let views: Vec<_> = points
                 .chunk_by(|a, b| a.observer == b.observer)
                 .map(|pair| {
                     let observer = by_image.observers[pair[0].observer as usize];
-                    let v = build_view(images[uid], observer, (pair, &scan.docs), &mut found);
+                    let v = build_view(im, observer, (pair, &scan.docs), &mut found);
                     (observer, v)
                 })
                 .collect();
-            (uid, views, found)
+            (im, views, found)
         })
         .collect();
     let mut views: Vec<(&ImageRecord, &str, ViewKind, View)> = Vec::new(); // (image, observer, kind, view)
-    for (uid, built_views, mut found) in built {
+    for (im, built_views, mut found) in built {
         issues.append(&mut found);
         for (observer, v) in built_views {
             if let Some((kind, view)) = v {
-                views.push((images[uid], observer, kind, view));
+                views.push((im, observer, kind, view));
             }
         }
     }
@@ -386,7 +386,7 @@ fn docs_by_image<'s>(
     DocsByImage {
         refs,
         ranks,
-        images: images.keys().copied().collect(),
+        images: images.values().copied().collect(),
         observers,
     }
 }
