@@ -1121,43 +1121,27 @@ pub(crate) fn write_tables(
     outputs: &mut serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), RunError> {
     let p = t.pipeline;
-    // The two big tables are made and written side by side (the write stage was one
-    // thread's work, the other core idle).
-    let (measurements, patients) = rayon::join(
-        || -> Result<Option<usize>, RunError> {
-            if !p.outputs.measurements {
-                return Ok(None);
-            }
-            let table = measurements_table(t.measured, &stats.metrics);
-            write_atomic(t.out, "measurements.csv", &table.csv())?;
-            if t.parquet {
-                write_atomic(t.out, "measurements.parquet", &table_parquet(&table))?;
-            }
-            Ok(Some(table.rows))
-        },
-        || -> Result<Option<usize>, RunError> {
-            if !p.outputs.patients {
-                return Ok(None);
-            }
-            let table = patients_table(
-                t.measured,
-                t.clinical,
-                &stats.timepoints,
-                stats.baseline,
-                &stats.metrics,
-            );
-            write_atomic(t.out, "patients.csv", &table.csv())?;
-            if t.parquet {
-                write_atomic(t.out, "patients.parquet", &table_parquet(&table))?;
-            }
-            Ok(Some(table.rows))
-        },
-    );
-    if let Some(rows) = measurements? {
-        outputs.insert("measurements_rows".into(), json!(rows));
+    if p.outputs.measurements {
+        let table = measurements_table(t.measured, &stats.metrics);
+        write_atomic(t.out, "measurements.csv", &table.csv())?;
+        if t.parquet {
+            write_atomic(t.out, "measurements.parquet", &table_parquet(&table))?;
+        }
+        outputs.insert("measurements_rows".into(), json!(table.rows));
     }
-    if let Some(rows) = patients? {
-        outputs.insert("patients_rows".into(), json!(rows));
+    if p.outputs.patients {
+        let table = patients_table(
+            t.measured,
+            t.clinical,
+            &stats.timepoints,
+            stats.baseline,
+            &stats.metrics,
+        );
+        write_atomic(t.out, "patients.csv", &table.csv())?;
+        if t.parquet {
+            write_atomic(t.out, "patients.parquet", &table_parquet(&table))?;
+        }
+        outputs.insert("patients_rows".into(), json!(table.rows));
     }
     if p.outputs.cohort_summary {
         write_atomic(t.out, "cohort_summary.csv", &summary_csv(&stats.summary))?;
