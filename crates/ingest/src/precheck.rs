@@ -526,7 +526,10 @@ fn read_exactly(file: &mut File, buf: &mut Vec<u8>, want: usize) -> std::io::Res
     }
     let mut n = 0;
     while n < want {
-        match file.read(&mut buf[n..]) {
+        // Up to `want`, not to the end of the buffer: the buffer keeps the size of the
+        // biggest read of the thread so far, and reading into all of it copied whole
+        // images (pixel data and all) and, in a shard, whole files of other shards.
+        match file.read(&mut buf[n..want]) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -1535,6 +1538,35 @@ impl TsUid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first read takes what it is asked, even when the thread's buffer has grown
+    /// bigger on an earlier file (it read into the whole buffer, copying all of a big
+    /// image, pixel data included, or all of a file of another shard).
+    #[test]
+    fn the_first_read_takes_what_it_asks_whatever_the_buffer() {
+        let big = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/interop/cr/RG1_UNCR.dcm");
+        let len = std::fs::metadata(&big).unwrap().len();
+        assert!(len > 4 << 20, "{len}");
+        let mut buf = Vec::new();
+        let o = Opened::open_first(&big, &mut buf, 2 << 20).unwrap();
+        assert_eq!(o.head().len(), 2 << 20);
+        drop(o);
+        for first in [4096, Prefetched::SHARD_FIRST, Prefetched::FIRST] {
+            let o = Opened::open_first(&big, &mut buf, first).unwrap();
+            assert_eq!(o.head().len(), first);
+            // A later read goes on up to the 64 KiB mark, then 1 MiB at a time.
+            let mut p = Prefetched::primed(o);
+            p.consume(first);
+            let next = p.fill_buf().unwrap().len();
+            let expect = if first < Prefetched::FIRST {
+                Prefetched::FIRST - first
+            } else {
+                Prefetched::NEXT
+            };
+            assert_eq!(next, expect, "after a first read of {first}");
+        }
+    }
 
     #[test]
     fn vr_from_bytes_is_dicom_rs_from_binary_on_every_pair() {
