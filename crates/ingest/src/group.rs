@@ -350,15 +350,11 @@ fn docs_by_image<'s>(
                 .map(|o| observer_rank[o.as_str()])
                 .collect(),
         };
-        // The images its points are on (a document's image list holds only those).
-        let mut placed = vec![false; doc.images.len()];
-        for p in &doc.points {
-            placed[p.image as usize] = true;
-        }
-        for (i, on) in placed.into_iter().enumerate() {
-            match doc_ranks.images[i] {
-                _ if !on => {}
-                Some((_, rank)) => refs.push((rank, d as u32)),
+        // A document's image list holds the images its points are on, each once
+        // (`LandmarkDoc::images`: interned as each point is added).
+        for (i, at) in doc_ranks.images.iter().enumerate() {
+            match at {
+                Some((_, rank)) => refs.push((*rank, d as u32)),
                 None => {
                     missing.insert((doc.path.clone(), doc.images[i].clone()));
                 }
