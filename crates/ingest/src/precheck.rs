@@ -562,8 +562,9 @@ impl<'b> Prefetched<'b> {
     pub const FIRST: usize = 64 << 10;
     /// Bytes of the first read of a shard's scan: past the PatientID of a file written
     /// the usual way (identity first), so that a file of another shard costs one small
-    /// read. Reading 64 KiB of each of 73,065 files made each of four shards of 5000
-    /// generated patients take 35% of the whole run's time.
+    /// read. (The measurement that chose it, 7.12 -> 5.22 s for `--shard 0/4` of 5000
+    /// generated patients, was taken while `read_exactly` still read to the end of the
+    /// buffer; 4 KiB was no faster after that fix either: BENCHMARKS.md.)
     pub const SHARD_FIRST: usize = 8 << 10;
     /// Most bytes of a later read.
     pub(crate) const NEXT: usize = 1 << 20;
