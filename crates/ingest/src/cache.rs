@@ -257,7 +257,7 @@ impl ScanCache {
     }
 
     /// Scans one file through the cache: its recorded outcome when its key still
-    /// matches, else [`scan_file`], recorded for the next run. (The reader
+    /// matches, else [`crate::scan::scan_file`], recorded for the next run. (The reader
     /// [`crate::scan::scan_with`] takes.)
     pub fn scan_file(&self, path: &Path, opts: &ScanOptions) -> (FileOutcome, Vec<QcIssue>) {
         // One open and one first read give the key and start the scan.

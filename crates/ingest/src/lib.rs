@@ -1,8 +1,8 @@
 //! Plumbline's ingest stage: everything between a folder of files and per-view landmark
 //! sets in mm, grouped by patient, timepoint and reader.
 //!
-//! Files flow one way: [`scan`] classifies every file by content and reads image headers
-//! (never pixel data) and landmark documents ([`sr`], [`markups`]); [`group`] joins
+//! Files flow one way: [`mod@scan`] classifies every file by content and reads image headers
+//! (never pixel data) and landmark documents ([`sr`], [`markups`]); [`mod@group`] joins
 //! points to images by SOP Instance UID, decides each image's view and each study's
 //! timepoint, and builds `plumbline_geometry::ViewLandmarks` in mm. Every problem
 //! becomes a [`QcIssue`]; nothing stops the batch.

@@ -469,7 +469,7 @@ pub(crate) fn with_buffer<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
 }
 
 /// A file opened once for the scan: its handle and metadata, and its first
-/// [`Prefetched::FIRST`] bytes (all of it when shorter) in `head`. The work record's key,
+/// 64 KiB (`Prefetched::FIRST`; all of it when shorter) in `head`. The work record's key,
 /// the magic number and the reader all come from this one open and one read.
 pub struct Opened<'b> {
     file: File,
