@@ -237,6 +237,24 @@ impl Landmark {
         names.get(usize::from(self.ordinal()?)).map(String::as_str)
     }
 
+    /// The landmark whose [`Landmark::ordinal`] is `n`, when it is a valid one (the work
+    /// record stores a point's landmark as its ordinal).
+    ///
+    /// ```
+    /// use plumbline_geometry::Landmark;
+    /// let lm: Landmark = "S1_sup_left".parse().unwrap();
+    /// assert_eq!(Landmark::from_ordinal(lm.ordinal().unwrap()), Some(lm));
+    /// // Ordinal 19 is C7's superior anterior corner, which does not exist.
+    /// assert_eq!(Landmark::from_ordinal(19), None);
+    /// assert_eq!(Landmark::from_ordinal(999), None);
+    /// ```
+    pub fn from_ordinal(n: u16) -> Option<Landmark> {
+        use std::sync::OnceLock;
+        static ALL: OnceLock<Vec<Landmark>> = OnceLock::new();
+        let all = ALL.get_or_init(|| Landmark::in_range().collect());
+        all.get(usize::from(n)).copied().filter(Landmark::is_valid)
+    }
+
     /// Every landmark with in-range levels, valid or not (C7 to S1, each with a centroid
     /// and eight corners, then the two femoral heads), in `Landmark`'s own order, so that
     /// the n-th has ordinal n ([`Landmark::ordinal`]).
@@ -393,6 +411,15 @@ mod tests {
         assert_eq!(sorted, every);
         let ordinals: Vec<u16> = every.iter().map(|l| l.ordinal().unwrap()).collect();
         assert_eq!(ordinals, (0..every.len() as u16).collect::<Vec<_>>());
+        // `from_ordinal` undoes `ordinal` for exactly the valid landmarks.
+        for (n, lm) in every.iter().enumerate() {
+            let back = Landmark::from_ordinal(n as u16);
+            assert_eq!(back, lm.is_valid().then_some(*lm), "{lm:?}");
+        }
+        let valid = (0..=u16::MAX)
+            .filter(|&n| Landmark::from_ordinal(n).is_some())
+            .count();
+        assert_eq!(valid, Landmark::all().len());
         // Every canonical landmark is among them.
         assert!(Landmark::all().iter().all(|l| every.contains(l)));
         // Out-of-range levels have no static name (and are still written, by Display).

@@ -1,6 +1,8 @@
 //! The scan cache, or work record, of a run: an append-only journal of scanned files in the output folder
 //! (`.plumbline/scan-journal.jsonl`), one JSON line per file with its key (path, size,
-//! modification time, SHA-256 of its first 4 KiB) and everything the scan learnt from it.
+//! modification time, SHA-256 of its first 4 KiB) and everything the scan learnt from it
+//! (a landmark document's points packed into one string, `records::packed_points`: the
+//! record of 600 generated patients is 15 MB instead of 44 MB as JSON objects).
 //!
 //! A run killed at any moment and started again with the same command reuses every file
 //! already in the journal and reads only the rest; a later run on a grown or changed tree
@@ -9,7 +11,8 @@
 //! The record's first line is a header: the work record format, the plumbline version and
 //! a SHA-256 of each setting that changes what the scan reads from a file
 //! ([`ScanOptions::fingerprint`]: the pipeline's vocabulary, the SR depth cap, the
-//! structure limits). A record whose header differs from the current run's (or that has
+//! structure limits) and of the landmarks' numbering (the points' packed form stores
+//! ordinals). A record whose header differs from the current run's (or that has
 //! none) is set aside, renamed `scan-journal.discarded-N.jsonl` beside it, never deleted,
 //! and the run reads every file; [`ScanCache::discarded`] says why, for the closing line and
 //! `run.json`.
@@ -52,7 +55,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
 pub const JOURNAL: &str = ".plumbline/scan-journal.jsonl";
 
 /// Version of the record's line format (the header's `plumbline_work_record`).
-const FORMAT: u32 = 5;
+/// 6: a document's points packed into one string (`records::packed_points`).
+const FORMAT: u32 = 6;
 
 /// A file's identity for reuse.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +128,7 @@ impl Header {
             settings: scan
                 .fingerprint()
                 .into_iter()
+                .chain([("landmark ordinals", landmark_ordinals())])
                 .map(|(name, value)| (name.to_string(), sha256_hex(value.as_bytes())))
                 .collect(),
         }
@@ -150,6 +155,16 @@ impl Header {
         }
         (!why.is_empty()).then(|| why.join("; "))
     }
+}
+
+/// The landmark names in the order of their ordinals, one per line: a point's landmark
+/// is recorded as its ordinal (`records::packed_points`), so a build whose landmarks
+/// number differently must not reuse the record.
+fn landmark_ordinals() -> String {
+    (0..=u16::from(u8::MAX))
+        .filter_map(plumbline_geometry::Landmark::from_ordinal)
+        .map(|l| format!("{} {l}\n", l.ordinal().unwrap_or(u16::MAX)))
+        .collect()
 }
 
 /// One line of the record after the header, as written (borrowed) ...

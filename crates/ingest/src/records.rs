@@ -252,7 +252,9 @@ pub struct LandmarkDoc {
     /// The readers of the points (Person Observer Name as stored, empty for none), each
     /// once, in order of first use.
     pub observers: Vec<String>,
-    /// The named, located points.
+    /// The named, located points. (In the work record: one base64 string,
+    /// [`packed_points`].)
+    #[serde(with = "packed_points")]
     pub points: Vec<RawPoint>,
     /// Problems found while reading (unnamed points, unsupported graphics, depth cap...).
     pub issues: Vec<QcIssue>,
@@ -321,9 +323,254 @@ pub(crate) fn intern(list: &mut Vec<String>, s: &str) -> u32 {
     }
 }
 
+/// The work record's form of a document's points: one base64 string (standard alphabet,
+/// no padding) of one packed record per point, about 16 characters for a point of an SR
+/// against some 70 as a JSON object, so that the record of 600 patients is a third of the
+/// size and takes less time to write than it took to read (issue #13).
+///
+/// A point's record, little-endian:
+///
+/// | bytes | what |
+/// |---|---|
+/// | 1 | kind: bits 0-1 the position (0 `Pixel32`, 1 `Pixel`, 2 `Lps`), bit 2 a frame follows |
+/// | 1 | the landmark's [`Landmark::ordinal`] |
+/// | 1-5 | the image index, LEB128 |
+/// | 1-5 | the observer index, LEB128 |
+/// | 1-5 | the frame number, LEB128, when bit 2 is set |
+/// | 8, 16 or 24 | the position: two `f32`, two `f64` or three `f64`, bit for bit |
+///
+/// Coordinates keep their bits (a NaN too), so a reused document equals the one read. The
+/// ordinals' order is part of the record's header (`cache`), so a build that reorders the
+/// landmarks sets an old record aside instead of misreading it.
+///
+/// ```
+/// use plumbline_ingest::LandmarkDoc;
+/// use plumbline_ingest::records::Position;
+/// let mut doc = LandmarkDoc::default();
+/// doc.push_point("L1_sup_ant".parse().unwrap(), "1.2.3", "", None, Position::Pixel32([1.5, 2.0]));
+/// doc.push_point("FH_left".parse().unwrap(), "1.2.4", "B", Some(300), Position::Lps([1.0, f64::NAN, 3.0]));
+/// let json = serde_json::to_string(&doc).unwrap();
+/// // The first point: kind 0, ordinal 123 (0x7B), image 0, observer 0, 1.5f32, 2.0f32,
+/// // that is the bytes 00 7B 00 00 00 00 C0 3F 00 00 00 40.
+/// assert!(json.contains(r#""points":"AHsAAAAAwD8AAABA"#), "{json}");
+/// let back: LandmarkDoc = serde_json::from_str(&json).unwrap();
+/// assert_eq!(back.points[0], doc.points[0]);
+/// assert_eq!((back.points[1].frame, back.points[1].image), (Some(300), 1));
+/// assert!(back.points[1].lps().unwrap()[1].is_nan());
+/// ```
+pub mod packed_points {
+    use std::borrow::Cow;
+
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    use plumbline_geometry::Landmark;
+    use serde::de::Error as _;
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{Position, RawPoint};
+
+    /// [`RawPoint::frame`] follows the indices.
+    const FRAME: u8 = 4;
+
+    /// Writes `points` as one string.
+    pub fn serialize<S: Serializer>(points: &[RawPoint], s: S) -> Result<S::Ok, S::Error> {
+        let mut b = Vec::with_capacity(points.len() * 12);
+        for p in points {
+            let ordinal = p
+                .landmark
+                .ordinal()
+                .and_then(|n| u8::try_from(n).ok())
+                .ok_or_else(|| {
+                    S::Error::custom(format!("landmark {} has no ordinal", p.landmark))
+                })?;
+            let (kind, coords): (u8, &[f64]) = match &p.at {
+                Position::Pixel32(_) => (0, &[]),
+                Position::Pixel(c) => (1, c),
+                Position::Lps(c) => (2, c),
+            };
+            b.push(kind | if p.frame.is_some() { FRAME } else { 0 });
+            b.push(ordinal);
+            leb128(&mut b, p.image);
+            leb128(&mut b, p.observer);
+            if let Some(f) = p.frame {
+                leb128(&mut b, f);
+            }
+            if let Position::Pixel32([c, r]) = p.at {
+                b.extend_from_slice(&c.to_le_bytes());
+                b.extend_from_slice(&r.to_le_bytes());
+            }
+            for v in coords {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        s.serialize_str(&STANDARD_NO_PAD.encode(&b))
+    }
+
+    /// Reads the string [`serialize`] wrote.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<RawPoint>, D::Error> {
+        let text = <Cow<'de, str>>::deserialize(d)?;
+        let b = STANDARD_NO_PAD
+            .decode(text.as_bytes())
+            .map_err(D::Error::custom)?;
+        let mut r = Reader { b: &b };
+        let mut points = Vec::with_capacity(b.len() / 12);
+        while !r.b.is_empty() {
+            points.push(
+                r.point()
+                    .ok_or_else(|| D::Error::custom("a packed point is cut short or malformed"))?,
+            );
+        }
+        Ok(points)
+    }
+
+    fn leb128(b: &mut Vec<u8>, mut v: u32) {
+        while v >= 0x80 {
+            b.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        b.push(v as u8);
+    }
+
+    /// The rest of the packed points.
+    struct Reader<'a> {
+        b: &'a [u8],
+    }
+
+    impl Reader<'_> {
+        fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+            let (head, rest) = self.b.split_first_chunk::<N>()?;
+            self.b = rest;
+            Some(*head)
+        }
+
+        fn leb128(&mut self) -> Option<u32> {
+            let mut v: u32 = 0;
+            for shift in (0..35).step_by(7) {
+                let [byte] = self.take::<1>()?;
+                // The fifth byte holds the top four bits only.
+                if shift == 28 && byte > 0x0F {
+                    return None;
+                }
+                v |= u32::from(byte & 0x7F) << shift;
+                if byte & 0x80 == 0 {
+                    return Some(v);
+                }
+            }
+            None
+        }
+
+        fn f64(&mut self) -> Option<f64> {
+            self.take::<8>().map(f64::from_le_bytes)
+        }
+
+        fn point(&mut self) -> Option<RawPoint> {
+            let [kind, ordinal] = self.take::<2>()?;
+            let landmark = Landmark::from_ordinal(u16::from(ordinal))?;
+            let image = self.leb128()?;
+            let observer = self.leb128()?;
+            let frame = if kind & FRAME != 0 {
+                Some(self.leb128()?)
+            } else {
+                None
+            };
+            let at = match kind & !FRAME {
+                0 => Position::Pixel32([
+                    f32::from_le_bytes(self.take::<4>()?),
+                    f32::from_le_bytes(self.take::<4>()?),
+                ]),
+                1 => Position::Pixel([self.f64()?, self.f64()?]),
+                2 => Position::Lps([self.f64()?, self.f64()?, self.f64()?]),
+                _ => return None,
+            };
+            Some(RawPoint {
+                landmark,
+                image,
+                observer,
+                frame,
+                at,
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Packed {
+        #[serde(with = "packed_points")]
+        points: Vec<RawPoint>,
+    }
+
+    #[test]
+    fn packed_points_round_trip_every_kind_and_refuse_damage() {
+        let lm = |s: &str| s.parse::<Landmark>().unwrap();
+        let points = vec![
+            RawPoint {
+                landmark: lm("C7_centroid"),
+                image: 0,
+                observer: 0,
+                frame: None,
+                at: Position::Pixel32([-0.0, f32::MAX]),
+            },
+            RawPoint {
+                landmark: lm("FH_right"),
+                image: 127,
+                observer: 128,
+                frame: Some(u32::MAX),
+                at: Position::Pixel([1e-300, -2.5]),
+            },
+            RawPoint {
+                landmark: lm("S1_sup_post"),
+                image: u32::MAX,
+                observer: 16_384,
+                frame: Some(0),
+                at: Position::Lps([1.0, 2.0, -3.0]),
+            },
+        ];
+        let p = Packed { points };
+        let json = serde_json::to_string(&p).unwrap();
+        let back: Packed = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, p);
+        // Every bit of the coordinates is kept (-0.0 too).
+        assert_eq!(
+            back.points[0].pixel().unwrap().0.to_bits(),
+            (-0.0f64).to_bits()
+        );
+        assert_eq!(
+            serde_json::to_string(&Packed { points: vec![] }).unwrap(),
+            r#"{"points":""}"#
+        );
+
+        // A record cut short, an unknown kind, a landmark that does not exist, text that
+        // is not base64: refused, so the loader skips the line and the file is read again.
+        use base64::Engine;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD_NO_PAD.encode(b);
+        let one = [0u8, 0, 0, 0, 0, 0, 0x80, 0x3F, 0, 0, 0, 0x40];
+        assert!(
+            serde_json::from_str::<Packed>(&format!(r#"{{"points":"{}"}}"#, b64(&one))).is_ok()
+        );
+        let mut bad = vec![one[..11].to_vec()];
+        bad.push([&[3u8][..], &one[1..]].concat());
+        bad.push([&[0u8, 19][..], &one[2..]].concat());
+        bad.push([&[0u8, 250][..], &one[2..]].concat());
+        bad.push(
+            [
+                &one[..2],
+                &[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01][..],
+                &one[3..],
+            ]
+            .concat(),
+        );
+        for b in bad {
+            let json = format!(r#"{{"points":"{}"}}"#, b64(&b));
+            assert!(serde_json::from_str::<Packed>(&json).is_err(), "{b:02X?}");
+        }
+        assert!(serde_json::from_str::<Packed>(r#"{"points":"AHs*"}"#).is_err());
+        assert!(serde_json::from_str::<Packed>(r#"{"points":[]}"#).is_err());
+    }
 
     #[test]
     fn a_point_costs_tens_of_bytes() {
