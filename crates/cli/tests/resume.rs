@@ -218,29 +218,54 @@ fn reruns_read_only_new_or_changed_files() {
     }
 }
 
+/// Number of files under `dir`, at any depth.
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                count_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
 /// When a run started into an output folder is killed.
 #[derive(Clone, Copy, Debug)]
 enum Kill {
     /// This long after it started.
     After(Duration),
-    /// Once its work record has grown by at least this many bytes since it started. Each
-    /// thread writes its lines once they reach 256 KiB or the oldest is 200 ms old (and the
-    /// rest at the end), so growth well below the whole record's size means this run has
-    /// recorded some files and is still scanning.
-    RecordGrown(u64),
+    /// Once its work record holds lines for at least this fraction of the input's files
+    /// that it did not hold when the run started (`before + f * (files - before)` lines,
+    /// `files` counted in the input folder). Each thread writes its lines once they reach
+    /// 256 KiB or the oldest is 200 ms old (and the rest at the end), so a fraction well
+    /// below 1 means this run has recorded some files and is still scanning. Counted in
+    /// lines rather than bytes so that a more compact record format does not move the
+    /// kill past the end of the run.
+    RecordCovers(f64),
 }
 
 /// Starts `plumbline run` into `out` and kills it (SIGKILL) at `kill`; true when the
 /// kill landed in a running process (not one that had already finished).
 fn start_and_kill(input: &Path, clinical: &Path, out: &Path, kill: Kill) -> bool {
     let record = out.join(plumbline_ingest::cache::JOURNAL);
-    let len = || std::fs::metadata(&record).map_or(0, |m| m.len());
-    let before = len();
+    // Lines after the header: one per recorded file (a torn last line counts, harmlessly).
+    let lines = || {
+        std::fs::read(&record).map_or(0, |b| {
+            b.iter().filter(|&&c| c == b'\n').count().saturating_sub(1)
+        })
+    };
+    let before = lines();
     let mut child = cmd(input, clinical, out, &[]).spawn().unwrap();
     match kill {
         Kill::After(d) => std::thread::sleep(d),
-        Kill::RecordGrown(bytes) => {
-            while len() < before + bytes && child.try_wait().unwrap().is_none() {
+        Kill::RecordCovers(f) => {
+            let files = count_files(input);
+            let goal = before + (f * files.saturating_sub(before) as f64).ceil() as usize;
+            while lines() < goal && child.try_wait().unwrap().is_none() {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
@@ -295,8 +320,7 @@ fn committed_cohort_killed_and_resumed_gives_the_golden_outputs() {
         &root.join("dicom"),
         &root.join("clinical.csv"),
         &[
-            // The whole record is about 640 KB.
-            Kill::RecordGrown(64 << 10),
+            Kill::RecordCovers(0.1),
             Kill::After(Duration::from_millis(100)),
             Kill::After(Duration::from_millis(300)),
         ],
@@ -316,15 +340,14 @@ fn generated_60_patients_killed_and_resumed_gives_the_golden_outputs() {
         schedule: Schedule::Discectomy,
     })
     .unwrap();
-    // Killed early in the scan, then about halfway through it (the whole record is about
-    // 4.3 MB).
+    // Killed early in the scan, then about halfway through the files it had left.
     resumed_outputs_match_golden(
         "generated60",
         &cohort.join("dicom"),
         &cohort.join("clinical.csv"),
         &[
             Kill::After(Duration::from_millis(300)),
-            Kill::RecordGrown(2 << 20),
+            Kill::RecordCovers(0.5),
         ],
     );
     std::fs::remove_dir_all(cohort).unwrap();
