@@ -185,9 +185,14 @@ struct Entry {
     issues: Vec<QcIssue>,
 }
 
+/// A recorded outcome until a run takes it.
+type Reusable = Mutex<Option<(FileOutcome, Vec<QcIssue>)>>;
+
 /// The journal: entries loaded at start, and the open file new entries are appended to.
 pub struct ScanCache {
-    entries: HashMap<PathBuf, (FileKey, FileOutcome, Vec<QcIssue>)>,
+    /// Each recorded file's key and outcome; the outcome is moved out when reused (a run
+    /// asks for each path once), so a rerun holds each file's records once, not twice.
+    entries: HashMap<PathBuf, (FileKey, Reusable)>,
     file: Mutex<File>,
     /// Whole lines not yet written, one buffer per thread of the pool that scans (by
     /// rayon's thread index; the last one for any other thread), with when its first
@@ -234,7 +239,10 @@ impl ScanCache {
                             reuse = true;
                             for line in lines {
                                 if let Ok(e) = serde_json::from_slice::<Entry>(&line) {
-                                    entries.insert(e.path, (e.key, e.outcome, e.issues));
+                                    entries.insert(
+                                        e.path,
+                                        (e.key, Mutex::new(Some((e.outcome, e.issues)))),
+                                    );
                                 }
                             }
                         }
@@ -325,10 +333,14 @@ impl ScanCache {
         self.discarded.as_deref()
     }
 
-    /// The recorded outcome of `path` if its key still matches.
+    /// The recorded outcome of `path` if its key still matches, moved out of the cache:
+    /// a second call for the same path finds nothing and the file is read again.
     pub fn reuse(&self, path: &Path, key: &FileKey) -> Option<(FileOutcome, Vec<QcIssue>)> {
-        let (k, o, i) = self.entries.get(path)?;
-        (k == key).then(|| (o.clone(), i.clone()))
+        let (k, recorded) = self.entries.get(path)?;
+        if k != key {
+            return None;
+        }
+        recorded.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// Appends one scanned file (one `write` of one line). A file whose line cannot be
@@ -462,5 +474,32 @@ mod tests {
         }
         assert!(n > 150);
         assert!(mm_points >= 900, "{mm_points} Slicer points in mm");
+    }
+
+    #[test]
+    fn a_recorded_outcome_is_reused_once_and_only_with_its_key() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/cohort-small");
+        let (files, _) = list_files(&root.join("dicom")).unwrap();
+        let f = &files[0];
+        let out =
+            std::env::temp_dir().join(format!("plumbline-cache-reuse-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let opts = ScanOptions::default();
+        let first = ScanCache::open(&out, false, &opts).unwrap();
+        let scanned = first.scan_file(f, &opts);
+        assert_eq!(first.counts(), (1, 0));
+        drop(first);
+        let cache = ScanCache::open(&out, false, &opts).unwrap();
+        let key = FileKey::of(f).unwrap();
+        let mut other = key.clone();
+        other.size += 1;
+        assert!(
+            cache.reuse(f, &other).is_none(),
+            "a changed key is not reused"
+        );
+        assert_eq!(cache.reuse(f, &key), Some(scanned));
+        // Moved out, not cloned: a second ask for the same path finds nothing.
+        assert!(cache.reuse(f, &key).is_none());
+        std::fs::remove_dir_all(&out).unwrap();
     }
 }
