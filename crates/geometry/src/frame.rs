@@ -5,8 +5,7 @@
 //! lateral view and toward the patient's left on an AP view. Only differences of
 //! coordinates enter the metrics, so the origin is the image corner.
 
-use std::collections::BTreeMap;
-
+use crate::LandmarkMap;
 use crate::landmark::{Corner, Endplate, Landmark};
 
 /// A point in the mm frame.
@@ -178,7 +177,7 @@ pub enum FrameError {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ViewLandmarks {
     kind: ViewKind,
-    points: BTreeMap<Landmark, Point>,
+    points: LandmarkMap<Point>,
     orientation: OrientationSource,
 }
 
@@ -215,7 +214,8 @@ impl ViewLandmarks {
             (ViewKind::Ap, Some(PatientDirection::R)) => Some(-1.0),
             _ => None,
         };
-        let mut points = BTreeMap::new();
+        let pixel_points = pixel_points.into_iter();
+        let mut points = LandmarkMap::with_capacity(pixel_points.size_hint().0);
         for (lm, (c, r)) in pixel_points {
             if let Landmark::Corner(_, _, corner) = lm
                 && corner.is_lateral() != (kind == ViewKind::Lateral)
@@ -306,7 +306,7 @@ impl ViewLandmarks {
     }
 
     /// All landmarks, in canonical order.
-    pub fn points(&self) -> &BTreeMap<Landmark, Point> {
+    pub fn points(&self) -> &LandmarkMap<Point> {
         &self.points
     }
 

@@ -20,6 +20,7 @@
 mod classify;
 mod frame;
 mod landmark;
+mod landmark_map;
 mod measure;
 mod metrics;
 mod plausibility;
@@ -27,6 +28,7 @@ mod plausibility;
 pub use classify::*;
 pub use frame::*;
 pub use landmark::*;
+pub use landmark_map::LandmarkMap;
 pub use measure::*;
 pub use metrics::*;
 pub use plausibility::*;

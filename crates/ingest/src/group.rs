@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
-use plumbline_geometry::{Landmark, OrientationSource, ViewKind, ViewLandmarks};
+use plumbline_geometry::{Landmark, LandmarkMap, OrientationSource, ViewKind, ViewLandmarks};
 use rayon::prelude::*;
 
 use crate::clinical::ClinicalTable;
@@ -101,7 +101,7 @@ pub struct View {
     /// The landmarks in mm (orientation source inside).
     pub landmarks: ViewLandmarks,
     /// The same landmarks in source pixels (column, row), for drawing overlays.
-    pub pixels: BTreeMap<Landmark, (f64, f64)>,
+    pub pixels: LandmarkMap<(f64, f64)>,
     /// The SOP Instance UIDs of the landmark SRs its points came from, sorted, each once
     /// (empty for points from Slicer markups or a landmark CSV, which have none): the
     /// results SR references them.
@@ -602,17 +602,27 @@ fn build_view(
         .orientation
         .as_ref()
         .map_or((None, None), |o| (o.column, o.row));
-    let pixels = unique.clone();
     // Deduplicated before anything is owned: a view has one point per landmark but
     // usually one SR, and a vector of one string per point kept its capacity (about
     // 3 KiB a view, 20 MB of peak memory on 600 patients).
-    let uids: BTreeSet<&str> = lms
-        .iter()
-        .map(|j| docs[j.doc as usize].sop_instance_uid.as_str())
-        .filter(|u| !u.is_empty())
-        .collect();
+    let mut uids: Vec<&str> = Vec::new();
+    for j in lms {
+        let u = docs[j.doc as usize].sop_instance_uid.as_str();
+        if !u.is_empty() && !uids.contains(&u) {
+            uids.push(u);
+        }
+    }
+    uids.sort_unstable();
     let landmark_srs: Vec<String> = uids.into_iter().map(String::from).collect();
-    let landmarks = ViewLandmarks::from_pixels(kind, unique, spacing, column, row).ok()?;
+    let landmarks = ViewLandmarks::from_pixels(
+        kind,
+        unique.iter().map(|(k, p)| (*k, *p)),
+        spacing,
+        column,
+        row,
+    )
+    .ok()?;
+    let pixels = unique;
     if let Some(message) = orientation_problem(im, kind, landmarks.orientation(), &who) {
         issues.push(image_issue(
             im,
@@ -641,8 +651,8 @@ fn unique_landmarks(
     who: &str,
     (lms, docs): (&[Joined], &[LandmarkDoc]),
     issues: &mut Vec<QcIssue>,
-) -> BTreeMap<Landmark, (f64, f64)> {
-    let mut unique: BTreeMap<Landmark, (f64, f64)> = BTreeMap::new();
+) -> LandmarkMap<(f64, f64)> {
+    let mut unique = LandmarkMap::with_capacity(lms.len());
     // Sorted by landmark, so each landmark's placements are one run.
     for placed in lms.chunk_by(|a, b| a.landmark == b.landmark) {
         let lm = placed[0].landmark;
@@ -674,7 +684,7 @@ fn unique_landmarks(
 fn view_kind(
     im: &ImageRecord,
     who: &str,
-    unique: &BTreeMap<Landmark, (f64, f64)>,
+    unique: &LandmarkMap<(f64, f64)>,
     issues: &mut Vec<QcIssue>,
 ) -> Option<ViewKind> {
     let count = |lateral: bool| {
