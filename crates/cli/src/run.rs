@@ -10,10 +10,10 @@ use plumbline_export::analyses::{Strata, strata};
 use plumbline_export::parquet::table_parquet;
 use plumbline_export::results_sr::{SrSettings, SrWritten, write_reading_srs};
 use plumbline_export::tables::{
-    Measured, MeasuredReading, SummaryRow, measurements_table, metric_columns, patients_table,
-    qc_csv, summary_csv, summary_rows,
+    Measured, MeasuredReading, SummaryRow, Table, measurements_table, metric_columns,
+    patients_table, qc_csv, summary_csv, summary_rows,
 };
-use plumbline_export::write_atomic;
+use plumbline_export::{Durability, write_atomic, write_atomic_with};
 use plumbline_geometry::Metric;
 use plumbline_ingest::cache::{CacheError, ScanCache};
 use plumbline_ingest::clinical::{ClinicalTable, read_clinical_for};
@@ -1112,6 +1112,12 @@ fn check_strata(p: &Pipeline, clinical: &ClinicalTable) -> Result<(), RunError> 
     Ok(())
 }
 
+/// Writes `table` as CSV to `out/name`, atomically, as it is made (not held in memory).
+fn write_table(out: &Path, name: &str, table: &Table) -> Result<(), RunError> {
+    write_atomic_with(out, name, Durability::Flushed, |f| table.write_csv(f))?;
+    Ok(())
+}
+
 /// Writes measurements.csv, patients.csv and cohort_summary.csv as the pipeline asks
 /// (the first two also as Parquet with `t.parquet`), and notes their row counts in
 /// `outputs`.
@@ -1123,7 +1129,7 @@ pub(crate) fn write_tables(
     let p = t.pipeline;
     if p.outputs.measurements {
         let table = measurements_table(t.measured, &stats.metrics);
-        write_atomic(t.out, "measurements.csv", &table.csv())?;
+        write_table(t.out, "measurements.csv", &table)?;
         if t.parquet {
             write_atomic(t.out, "measurements.parquet", &table_parquet(&table))?;
         }
@@ -1137,7 +1143,7 @@ pub(crate) fn write_tables(
             stats.baseline,
             &stats.metrics,
         );
-        write_atomic(t.out, "patients.csv", &table.csv())?;
+        write_table(t.out, "patients.csv", &table)?;
         if t.parquet {
             write_atomic(t.out, "patients.parquet", &table_parquet(&table))?;
         }

@@ -401,22 +401,32 @@ impl Table {
         Table { columns, rows }
     }
 
-    /// The table as CSV: the header, then one record per row. The cells go to the
-    /// writer one by one through one reused buffer, not a `String` each.
+    /// The table as CSV: the header, then one record per row ([`Table::write_csv`] into
+    /// memory).
     pub fn csv(&self) -> Vec<u8> {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record(self.columns.iter().map(|c| &c.name))
-            .expect("writing to memory");
+        let mut out = Vec::new();
+        self.write_csv(&mut out).expect("writing to memory");
+        out
+    }
+
+    /// Writes the table as CSV to `w`: the header, then one record per row. The cells go
+    /// to the writer one by one through one reused buffer, not a `String` each, and the
+    /// CSV to `w` in 64 KiB pieces, so a table of any size is never all in memory as text.
+    pub fn write_csv(&self, w: impl std::io::Write) -> std::io::Result<()> {
+        let mut w = csv::WriterBuilder::new()
+            .buffer_capacity(64 << 10)
+            .from_writer(w);
+        w.write_record(self.columns.iter().map(|c| &c.name))?;
         let mut cell = String::new();
         for i in 0..self.rows {
             for c in &self.columns {
                 cell.clear();
                 c.values.push_csv_cell(i, &mut cell);
-                w.write_field(&cell).expect("writing to memory");
+                w.write_field(&cell)?;
             }
-            w.write_record(None::<&[u8]>).expect("writing to memory");
+            w.write_record(None::<&[u8]>)?;
         }
-        w.into_inner().expect("writing to memory")
+        w.flush()
     }
 }
 
