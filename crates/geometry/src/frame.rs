@@ -5,7 +5,7 @@
 //! lateral view and toward the patient's left on an AP view. Only differences of
 //! coordinates enter the metrics, so the origin is the image corner.
 
-use crate::LandmarkMap;
+use crate::ByLandmark;
 use crate::landmark::{Corner, Endplate, Landmark};
 
 /// A point in the mm frame.
@@ -177,7 +177,7 @@ pub enum FrameError {
 #[derive(Clone, Debug, PartialEq)]
 pub struct ViewLandmarks {
     kind: ViewKind,
-    points: LandmarkMap<Point>,
+    points: ByLandmark<Point>,
     orientation: OrientationSource,
 }
 
@@ -215,7 +215,7 @@ impl ViewLandmarks {
             _ => None,
         };
         let pixel_points = pixel_points.into_iter();
-        let mut points = LandmarkMap::with_capacity(pixel_points.size_hint().0);
+        let mut points = ByLandmark::with_capacity(pixel_points.size_hint().0);
         for (lm, (c, r)) in pixel_points {
             if let Landmark::Corner(_, _, corner) = lm
                 && corner.is_lateral() != (kind == ViewKind::Lateral)
@@ -306,7 +306,7 @@ impl ViewLandmarks {
     }
 
     /// All landmarks, in canonical order.
-    pub fn points(&self) -> &LandmarkMap<Point> {
+    pub fn points(&self) -> &ByLandmark<Point> {
         &self.points
     }
 

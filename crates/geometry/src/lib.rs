@@ -17,18 +17,18 @@
 //! assert_eq!(ss_deg(&v), None); // needs S1_sup_ant too
 //! ```
 
+mod by_landmark;
 mod classify;
 mod frame;
 mod landmark;
-mod landmark_map;
 mod measure;
 mod metrics;
 mod plausibility;
 
+pub use by_landmark::ByLandmark;
 pub use classify::*;
 pub use frame::*;
 pub use landmark::*;
-pub use landmark_map::LandmarkMap;
 pub use measure::*;
 pub use metrics::*;
 pub use plausibility::*;

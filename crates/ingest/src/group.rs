@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
-use plumbline_geometry::{Landmark, LandmarkMap, OrientationSource, ViewKind, ViewLandmarks};
+use plumbline_geometry::{ByLandmark, Landmark, OrientationSource, ViewKind, ViewLandmarks};
 use rayon::prelude::*;
 
 use crate::clinical::ClinicalTable;
@@ -101,7 +101,7 @@ pub struct View {
     /// The landmarks in mm (orientation source inside).
     pub landmarks: ViewLandmarks,
     /// The same landmarks in source pixels (column, row), for drawing overlays.
-    pub pixels: LandmarkMap<(f64, f64)>,
+    pub pixels: ByLandmark<(f64, f64)>,
     /// The SOP Instance UIDs of the landmark SRs its points came from, sorted, each once
     /// (empty for points from Slicer markups or a landmark CSV, which have none): the
     /// results SR references them.
@@ -651,8 +651,8 @@ fn unique_landmarks(
     who: &str,
     (lms, docs): (&[Joined], &[LandmarkDoc]),
     issues: &mut Vec<QcIssue>,
-) -> LandmarkMap<(f64, f64)> {
-    let mut unique = LandmarkMap::with_capacity(lms.len());
+) -> ByLandmark<(f64, f64)> {
+    let mut unique = ByLandmark::with_capacity(lms.len());
     // Sorted by landmark, so each landmark's placements are one run.
     for placed in lms.chunk_by(|a, b| a.landmark == b.landmark) {
         let lm = placed[0].landmark;
@@ -684,7 +684,7 @@ fn unique_landmarks(
 fn view_kind(
     im: &ImageRecord,
     who: &str,
-    unique: &LandmarkMap<(f64, f64)>,
+    unique: &ByLandmark<(f64, f64)>,
     issues: &mut Vec<QcIssue>,
 ) -> Option<ViewKind> {
     let count = |lateral: bool| {

@@ -6,7 +6,7 @@
 //! magenta, pelvic lines orange, Cobb end-plates green, text black on white.
 use image::{Rgb, RgbImage};
 use plumbline_geometry::{
-    Corner, Endplate, Landmark, LandmarkMap, Level, Metric, Metrics, Side, ViewKind,
+    ByLandmark, Corner, Endplate, Landmark, Level, Metric, Metrics, Side, ViewKind,
 };
 
 use crate::decode::DisplayImage;
@@ -32,7 +32,7 @@ pub struct OverlaySpec<'a> {
     /// Lateral or AP.
     pub kind: ViewKind,
     /// Landmarks in source pixels (column, row).
-    pub pixels: &'a LandmarkMap<(f64, f64)>,
+    pub pixels: &'a ByLandmark<(f64, f64)>,
     /// The reading's metrics (both views).
     pub metrics: &'a Metrics,
     /// Legend lines above the metrics: patient, timepoint, reader, class.
@@ -82,7 +82,7 @@ pub fn draw_overlay(display: &DisplayImage, spec: &OverlaySpec) -> RgbImage {
 /// The landmarks of one view in output pixels, and the points the construction lines
 /// start from.
 struct Points<'a> {
-    pixels: &'a LandmarkMap<(f64, f64)>,
+    pixels: &'a ByLandmark<(f64, f64)>,
     scale: f64,
     /// The corners an endplate line joins: (negative side, positive side), e.g. posterior
     /// and anterior on a lateral view.

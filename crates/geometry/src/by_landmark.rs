@@ -1,9 +1,10 @@
-//! [`LandmarkMap`]: one value per landmark, as a vector sorted by landmark.
+//! [`ByLandmark`]: one value per landmark, as a vector sorted by landmark.
 
 use crate::Landmark;
 
 /// One value per [`Landmark`], kept in landmark order: what a `BTreeMap<Landmark, V>`
-/// would hold, in one vector.
+/// would hold, in one vector. (Not ingest's `markups::LandmarkMap`, the `--landmark-map`
+/// table of which image each landmark file is on.)
 ///
 /// A view holds up to 90 landmarks, twice (in mm and in source pixels). As `BTreeMap`s
 /// (half-full nodes after inserts in order, each node its own allocation) the views of
@@ -15,10 +16,10 @@ use crate::Landmark;
 /// entries costs less than a tree node.
 ///
 /// ```
-/// use plumbline_geometry::{Landmark, LandmarkMap};
+/// use plumbline_geometry::{Landmark, ByLandmark};
 /// let s1: Landmark = "S1_sup_post".parse().unwrap();
 /// let c7: Landmark = "C7_centroid".parse().unwrap();
-/// let mut m: LandmarkMap<f64> = [(s1, 2.0), (c7, 1.0)].into_iter().collect();
+/// let mut m: ByLandmark<f64> = [(s1, 2.0), (c7, 1.0)].into_iter().collect();
 /// assert_eq!(m.keys().copied().collect::<Vec<_>>(), [c7, s1]); // landmark order
 /// assert_eq!(m.insert(c7, 3.0), Some(1.0)); // one value per landmark
 /// assert_eq!(m.get(&c7), Some(&3.0));
@@ -26,19 +27,19 @@ use crate::Landmark;
 /// assert_eq!(m.len(), 1);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
-pub struct LandmarkMap<V> {
+pub struct ByLandmark<V> {
     entries: Vec<(Landmark, V)>,
 }
 
-impl<V> Default for LandmarkMap<V> {
+impl<V> Default for ByLandmark<V> {
     fn default() -> Self {
-        LandmarkMap {
+        ByLandmark {
             entries: Vec::new(),
         }
     }
 }
 
-impl<V> LandmarkMap<V> {
+impl<V> ByLandmark<V> {
     /// An empty map.
     pub fn new() -> Self {
         Self::default()
@@ -46,7 +47,7 @@ impl<V> LandmarkMap<V> {
 
     /// An empty map with room for `n` landmarks.
     pub fn with_capacity(n: usize) -> Self {
-        LandmarkMap {
+        ByLandmark {
             entries: Vec::with_capacity(n),
         }
     }
@@ -122,7 +123,7 @@ impl<V> LandmarkMap<V> {
     }
 }
 
-impl<V> FromIterator<(Landmark, V)> for LandmarkMap<V> {
+impl<V> FromIterator<(Landmark, V)> for ByLandmark<V> {
     /// Like a `BTreeMap`'s: in landmark order, and the last value of a landmark given
     /// twice wins.
     fn from_iter<I: IntoIterator<Item = (Landmark, V)>>(iter: I) -> Self {
@@ -137,11 +138,11 @@ impl<V> FromIterator<(Landmark, V)> for LandmarkMap<V> {
             }
         }
         out.shrink_to_fit();
-        LandmarkMap { entries: out }
+        ByLandmark { entries: out }
     }
 }
 
-impl<V> std::ops::Index<&Landmark> for LandmarkMap<V> {
+impl<V> std::ops::Index<&Landmark> for ByLandmark<V> {
     type Output = V;
 
     /// The value of `lm`; panics when it has none, as a `BTreeMap` does.
@@ -151,7 +152,7 @@ impl<V> std::ops::Index<&Landmark> for LandmarkMap<V> {
     }
 }
 
-impl<'a, V> IntoIterator for &'a LandmarkMap<V> {
+impl<'a, V> IntoIterator for &'a ByLandmark<V> {
     type Item = (&'a Landmark, &'a V);
     type IntoIter = std::iter::Map<
         std::slice::Iter<'a, (Landmark, V)>,
@@ -162,7 +163,7 @@ impl<'a, V> IntoIterator for &'a LandmarkMap<V> {
     }
 }
 
-impl<V> IntoIterator for LandmarkMap<V> {
+impl<V> IntoIterator for ByLandmark<V> {
     type Item = (Landmark, V);
     type IntoIter = std::vec::IntoIter<(Landmark, V)>;
     fn into_iter(self) -> Self::IntoIter {
@@ -186,7 +187,7 @@ mod tests {
     fn behaves_as_a_btreemap_under_inserts_removes_and_collects() {
         let lms = all();
         assert!(lms.len() > 90);
-        let mut map = LandmarkMap::new();
+        let mut map = ByLandmark::new();
         let mut reference = BTreeMap::new();
         // A fixed scramble of inserts (some twice) and removes.
         let mut x: u64 = 12345;
@@ -218,7 +219,7 @@ mod tests {
             .map(|i| (lms[(i as usize * 7) % lms.len()], i))
             .rev()
             .collect();
-        let collected: LandmarkMap<u32> = pairs.iter().copied().collect();
+        let collected: ByLandmark<u32> = pairs.iter().copied().collect();
         let reference: BTreeMap<Landmark, u32> = pairs.iter().copied().collect();
         assert_eq!(
             collected.into_iter().collect::<Vec<_>>(),
