@@ -583,20 +583,18 @@ fn build_view(
     };
     let mut unique = unique_landmarks(im, &who, (lms, docs), issues);
     let kind = view_kind(im, &who, &unique, issues)?;
-    let wrong: Vec<Landmark> = unique
-        .keys()
-        .filter(|k| matches!(k, Landmark::Corner(_, _, c) if c.is_lateral() != (kind == ViewKind::Lateral)))
-        .copied()
-        .collect();
-    for lm in &wrong {
-        unique.remove(lm);
-        issues.push(image_issue(
-            im,
-            Severity::Error,
-            codes::WRONG_VIEW_LANDMARK,
-            format!("{lm} ({who}) belongs on the other view, this image is {kind}; not used"),
-        ));
-    }
+    unique.retain(|lm, _| {
+        let wrong = matches!(lm, Landmark::Corner(_, _, c) if c.is_lateral() != (kind == ViewKind::Lateral));
+        if wrong {
+            issues.push(image_issue(
+                im,
+                Severity::Error,
+                codes::WRONG_VIEW_LANDMARK,
+                format!("{lm} ({who}) belongs on the other view, this image is {kind}; not used"),
+            ));
+        }
+        !wrong
+    });
     let (spacing, source) = im.spacing?; // no spacing: reported by the scan
     let (column, row) = im
         .orientation

@@ -555,10 +555,13 @@ fn join_and_grouping_problems_are_reported() {
         PrimitiveValue::from("AP"),
     ));
     obj.write_to_file(&lat.path).unwrap();
-    // A landmark CSV by a third reader: one point outside the image, one landmark twice.
+    // A landmark CSV by a third reader: one point outside the image, one landmark twice,
+    // and an AP corner among lateral ones.
     let csv = format!(
         "sop_instance_uid,landmark,column,row,observer\n\
          {u},C7_centroid,{c},10,Reader^Gamma\n\
+         {u},L1_sup_ant,72,40,Reader^Gamma\n\
+         {u},L1_sup_left,60,40,Reader^Gamma\n\
          {u},S1_sup_post,50,60,Reader^Gamma\n\
          {u},S1_sup_post,51,61,Reader^Gamma\n\
          {u},S1_sup_ant,70,60,Reader^Gamma\n\
@@ -610,6 +613,10 @@ fn join_and_grouping_problems_are_reported() {
     );
     assert!(has(codes::POINT_OUT_OF_BOUNDS, "C7_centroid"));
     assert!(has(codes::DUPLICATE_LANDMARK, "S1_sup_post"));
+    assert!(has(
+        codes::WRONG_VIEW_LANDMARK,
+        "L1_sup_left (reader `Reader^Gamma`) belongs on the other view, this image is lateral"
+    ));
     assert!(has(codes::PATIENT_NOT_IN_CLINICAL, "P0002"));
     assert!(has(codes::CLINICAL_WITHOUT_IMAGES, "P9999"));
     // P0003's studies without a ClinicalTrialTimePointID now lie years after surgery.
@@ -622,7 +629,7 @@ fn join_and_grouping_problems_are_reported() {
         .unwrap();
     let lm = &gamma.lateral.as_ref().unwrap().landmarks;
     let names: Vec<String> = lm.points().keys().map(|k| k.to_string()).collect();
-    assert_eq!(names, vec!["S1_sup_ant", "FH_left"]);
+    assert_eq!(names, vec!["L1_sup_ant", "S1_sup_ant", "FH_left"]);
     // P0002 has no surgery date: only its studies with a timepoint ID are placed, and the
     // others are not silently dropped (each is in QC).
     let p2_tp: BTreeSet<_> = g
