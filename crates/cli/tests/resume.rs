@@ -218,35 +218,19 @@ fn reruns_read_only_new_or_changed_files() {
     }
 }
 
-/// The lines of a work record after its header (one per recorded file; a torn last line
-/// counts, harmlessly), counted as it grows: each call reads only the bytes added since
-/// the last, so polling every few milliseconds stays cheap while the run writes.
-struct RecordLines {
-    path: PathBuf,
-    read: u64,
-    newlines: usize,
-}
-
-impl RecordLines {
-    fn new(path: PathBuf) -> RecordLines {
-        RecordLines {
-            path,
-            read: 0,
-            newlines: 0,
-        }
-    }
-
-    fn count(&mut self) -> usize {
-        use std::io::{Read, Seek, SeekFrom};
-        if let Ok(mut f) = std::fs::File::open(&self.path) {
-            let mut added = Vec::new();
-            f.seek(SeekFrom::Start(self.read)).unwrap();
-            f.read_to_end(&mut added).unwrap();
-            self.read += added.len() as u64;
-            self.newlines += added.iter().filter(|&&c| c == b'\n').count();
-        }
-        self.newlines.saturating_sub(1)
-    }
+/// Number of files under `dir`, at any depth.
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                count_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
 }
 
 /// When a run started into an output folder is killed.
@@ -256,7 +240,7 @@ enum Kill {
     After(Duration),
     /// Once its work record holds lines for at least this fraction of the input's files
     /// that it did not hold when the run started (`before + f * (files - before)` lines,
-    /// `files` as the scan lists them). Each thread writes its lines once they reach
+    /// `files` counted in the input folder). Each thread writes its lines once they reach
     /// 256 KiB or the oldest is 200 ms old (and the rest at the end), so a fraction well
     /// below 1 means this run has recorded some files and is still scanning. Counted in
     /// lines rather than bytes so that a more compact record format does not move the
@@ -268,16 +252,20 @@ enum Kill {
 /// kill landed in a running process (not one that had already finished).
 fn start_and_kill(input: &Path, clinical: &Path, out: &Path, kill: Kill) -> bool {
     let record = out.join(plumbline_ingest::cache::JOURNAL);
-    let mut record = RecordLines::new(record);
-    let before = record.count();
+    // Lines after the header: one per recorded file (a torn last line counts, harmlessly).
+    let lines = || {
+        std::fs::read(&record).map_or(0, |b| {
+            b.iter().filter(|&&c| c == b'\n').count().saturating_sub(1)
+        })
+    };
+    let before = lines();
     let mut child = cmd(input, clinical, out, &[]).spawn().unwrap();
     match kill {
         Kill::After(d) => std::thread::sleep(d),
         Kill::RecordCovers(f) => {
-            // As many as the run will scan: the scan's own listing.
-            let files = plumbline_ingest::scan::list_files(input).unwrap().0.len();
+            let files = count_files(input);
             let goal = before + (f * files.saturating_sub(before) as f64).ceil() as usize;
-            while record.count() < goal && child.try_wait().unwrap().is_none() {
+            while lines() < goal && child.try_wait().unwrap().is_none() {
                 std::thread::sleep(Duration::from_millis(2));
             }
         }
@@ -325,17 +313,14 @@ fn resumed_outputs_match_golden(cohort: &str, input: &Path, clinical: &Path, kil
 #[test]
 fn committed_cohort_killed_and_resumed_gives_the_golden_outputs() {
     let root = repo_root().join("fixtures/cohort-small");
-    // Kills at fixed moments only: the scan of these 122 files is shorter than a thread's
-    // 200 ms batch, so its record is written in one piece when the scan ends and no kill
-    // can be sure to land between that write and the end of the run (a kill on the
-    // record's growth found the run over in 3 of 4 tries). The generated cohort below
-    // has the kill on the record's growth.
+    // The first kill lands mid-scan once a batch is recorded (the rest reuse it); the
+    // next two at fixed moments, into restarts that read the rest again.
     resumed_outputs_match_golden(
         "committed",
         &root.join("dicom"),
         &root.join("clinical.csv"),
         &[
-            Kill::After(Duration::from_millis(50)),
+            Kill::RecordCovers(0.1),
             Kill::After(Duration::from_millis(100)),
             Kill::After(Duration::from_millis(300)),
         ],
@@ -355,17 +340,14 @@ fn generated_60_patients_killed_and_resumed_gives_the_golden_outputs() {
         schedule: Schedule::Discectomy,
     })
     .unwrap();
-    // Killed in the first scan once a quarter of the files are recorded (its 876 files
-    // take several 200 ms batches, so the kill lands mid-scan), then at a fixed moment of
-    // the restart. In the other order the restart had too few files left to write
-    // anything before its scan ended (the first kill had recorded 481 of 876).
+    // Killed early in the scan, then about halfway through the files it had left.
     resumed_outputs_match_golden(
         "generated60",
         &cohort.join("dicom"),
         &cohort.join("clinical.csv"),
         &[
-            Kill::RecordCovers(0.25),
             Kill::After(Duration::from_millis(300)),
+            Kill::RecordCovers(0.5),
         ],
     );
     std::fs::remove_dir_all(cohort).unwrap();
