@@ -353,8 +353,6 @@ pub fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             input.tick()
         })
     })?;
-    // Everything read is in the work record before the later stages start.
-    cache.flush();
     let (cohort, image_files) =
         clock.time("group", || group_readings(&scanned, checked, p, opts.shard));
     // Only the counts are read from here on: the records are dropped before the metrics

@@ -24,10 +24,9 @@
 //! The scan's threads do not wait for each other to record: each thread serialises its
 //! lines into its own buffer, which goes to the file with one `write` call, under a lock
 //! held only for that call, once it holds 256 KiB of whole lines or its oldest line is
-//! 200 ms old; the rest when the scan ends ([`ScanCache::flush`]) or the cache is
-//! dropped. A kill loses at most the last fraction of a second of each thread's lines
-//! (those files are read again on resume) and leaves at worst a torn last line, which the
-//! loader skips.
+//! 200 ms old; the rest are written when the cache is dropped. A kill loses at most the
+//! last fraction of a second of each thread's lines (those files are read again on
+//! resume) and leaves at worst a torn last line, which the loader skips.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -373,20 +372,6 @@ impl ScanCache {
     }
 
     /// Appends whole lines to the journal (one `write` call) and empties `buf`.
-    /// Writes every thread's buffered lines now, rather than when the cache is dropped:
-    /// called once the scan has ended, so that a run killed while it groups, measures or
-    /// writes its tables has every file it read in the record.
-    pub fn flush(&self) {
-        for slot in &self.pending {
-            if let Ok(mut pending) = slot.lock()
-                && !pending.0.is_empty()
-            {
-                let mut lines = std::mem::take(&mut pending.0);
-                self.write_out(&mut lines);
-            }
-        }
-    }
-
     fn write_out(&self, buf: &mut Vec<u8>) {
         if let Ok(mut f) = self.file.lock() {
             let _ = f.write_all(buf);
@@ -404,7 +389,14 @@ const BATCH_AGE: Duration = Duration::from_millis(200);
 impl Drop for ScanCache {
     /// Writes the lines still buffered.
     fn drop(&mut self) {
-        self.flush();
+        for slot in &self.pending {
+            if let Ok(mut pending) = slot.lock()
+                && !pending.0.is_empty()
+            {
+                let mut lines = std::mem::take(&mut pending.0);
+                self.write_out(&mut lines);
+            }
+        }
     }
 }
 
