@@ -236,16 +236,14 @@ fn count_files(dir: &Path) -> usize {
 /// When a run started into an output folder is killed.
 #[derive(Clone, Copy, Debug)]
 enum Kill {
-    /// This long after it started.
+    /// This long after it started (which may be after it ended).
     After(Duration),
-    /// Once its work record holds lines for at least this fraction of the input's files
-    /// that it did not hold when the run started (`before + f * (files - before)` lines,
-    /// `files` counted in the input folder). Each thread writes its lines once they reach
-    /// 256 KiB or the oldest is 200 ms old (and the rest at the end), so a fraction well
-    /// below 1 means this run has recorded some files and is still scanning. Counted in
-    /// lines rather than bytes so that a more compact record format does not move the
-    /// kill past the end of the run.
-    RecordCovers(f64),
+    /// Mid-scan, once it has recorded this fraction of the input's files that its record
+    /// did not hold when it started (at least one): the run is started with
+    /// `cache::HOLD_ENV` set to that number, so its scan threads stop for good once that
+    /// many lines are written, and it is killed once the test sees them in the record. A
+    /// known point, whatever the machine's speed.
+    Held(f64),
 }
 
 /// Starts `plumbline run` into `out` and kills it (SIGKILL) at `kill`; true when the
@@ -259,16 +257,42 @@ fn start_and_kill(input: &Path, clinical: &Path, out: &Path, kill: Kill) -> bool
         })
     };
     let before = lines();
-    let mut child = cmd(input, clinical, out, &[]).spawn().unwrap();
-    match kill {
-        Kill::After(d) => std::thread::sleep(d),
-        Kill::RecordCovers(f) => {
+    let mut c = cmd(input, clinical, out, &[]);
+    let hold = match kill {
+        Kill::After(_) => None,
+        Kill::Held(f) => {
             let files = count_files(input);
-            let goal = before + (f * files.saturating_sub(before) as f64).ceil() as usize;
-            while lines() < goal && child.try_wait().unwrap().is_none() {
-                std::thread::sleep(Duration::from_millis(2));
-            }
+            let n = ((f * files.saturating_sub(before) as f64).ceil() as usize).max(1);
+            c.env(plumbline_ingest::cache::HOLD_ENV, n.to_string());
+            Some(n)
         }
+    };
+    let mut child = c.spawn().unwrap();
+    if let Kill::After(d) = kill {
+        std::thread::sleep(d);
+    }
+    if let Some(n) = hold {
+        let t = Instant::now();
+        while lines() < before + n {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "{kill:?}: the run ended although held after {n} new lines (its record \
+                 had {before} lines before and has {} now)",
+                lines()
+            );
+            assert!(
+                t.elapsed() < Duration::from_secs(300),
+                "{kill:?}: the record did not reach {n} new lines in 300 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Held mid-scan: each of the 2 threads stops once it has written a line past the
+        // n-th, so the record cannot hold all of the files yet.
+        let held = lines() - before;
+        assert!(
+            held <= n + 1,
+            "{kill:?}: {held} new lines in the record, more than the {n} (+1) it was held at"
+        );
     }
     let running = child.try_wait().unwrap().is_none();
     child.kill().ok(); // SIGKILL
@@ -290,7 +314,7 @@ fn resumed_outputs_match_golden(cohort: &str, input: &Path, clinical: &Path, kil
     for (k, hit) in kills.iter().zip(&running) {
         assert!(
             *hit || matches!(k, Kill::After(_)),
-            "{k:?}: the run ended before its record grew (kills {kills:?})"
+            "{k:?}: the held run was not running when killed (kills {kills:?})"
         );
     }
     assert!(cmd(input, clinical, &out, &[]).status().unwrap().success());
@@ -313,14 +337,14 @@ fn resumed_outputs_match_golden(cohort: &str, input: &Path, clinical: &Path, kil
 #[test]
 fn committed_cohort_killed_and_resumed_gives_the_golden_outputs() {
     let root = repo_root().join("fixtures/cohort-small");
-    // The first kill lands mid-scan once a batch is recorded (the rest reuse it); the
-    // next two at fixed moments, into restarts that read the rest again.
+    // The first kill lands mid-scan once a tenth of the files are recorded (the rest
+    // reuse them); the next two at fixed moments, into restarts that read the rest again.
     resumed_outputs_match_golden(
         "committed",
         &root.join("dicom"),
         &root.join("clinical.csv"),
         &[
-            Kill::RecordCovers(0.1),
+            Kill::Held(0.1),
             Kill::After(Duration::from_millis(100)),
             Kill::After(Duration::from_millis(300)),
         ],
@@ -345,10 +369,7 @@ fn generated_60_patients_killed_and_resumed_gives_the_golden_outputs() {
         "generated60",
         &cohort.join("dicom"),
         &cohort.join("clinical.csv"),
-        &[
-            Kill::After(Duration::from_millis(300)),
-            Kill::RecordCovers(0.5),
-        ],
+        &[Kill::After(Duration::from_millis(300)), Kill::Held(0.5)],
     );
     std::fs::remove_dir_all(cohort).unwrap();
 }

@@ -27,6 +27,13 @@
 //! 200 ms old; the rest are written when the cache is dropped. A kill loses at most the
 //! last fraction of a second of each thread's lines (those files are read again on
 //! resume) and leaves at worst a torn last line, which the loader skips.
+//!
+//! A testing aid, not for users: with the environment variable [`HOLD_ENV`] set to a
+//! number n, each file's line is written as soon as the file is scanned (no batching), and
+//! once this run has written n lines every scan thread that records another file writes
+//! its line and then waits forever. The run then stays alive, mid-scan, with between n and
+//! n + threads - 1 new lines in its record, until it is killed: `crates/cli/tests/resume.rs`
+//! kills runs there with SIGKILL, at a known point instead of a guessed moment.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -53,6 +60,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// ScanCache file name inside the output folder.
 pub const JOURNAL: &str = ".plumbline/scan-journal.jsonl";
+
+/// The environment variable that holds a run once it has recorded that many files (a
+/// testing aid; see the module documentation).
+pub const HOLD_ENV: &str = "PLUMBLINE_TEST_HOLD_AFTER_RECORDED";
 
 /// Version of the record's line format (the header's `plumbline_work_record`).
 /// 6: a document's points packed into one string (`records::packed_points`).
@@ -201,6 +212,11 @@ pub struct ScanCache {
     discarded: Option<String>,
     read: AtomicUsize,
     reused: AtomicUsize,
+    /// [`HOLD_ENV`]'s number, when set: lines are written one by one and a thread that
+    /// has written the line that makes this many (or a later one) waits forever.
+    hold: Option<usize>,
+    /// Lines this run has written, counted only with `hold`.
+    written: AtomicUsize,
 }
 
 /// The journal cannot be opened.
@@ -276,6 +292,10 @@ impl ScanCache {
             discarded,
             read: AtomicUsize::new(0),
             reused: AtomicUsize::new(0),
+            hold: std::env::var(HOLD_ENV)
+                .ok()
+                .and_then(|n| n.trim().parse().ok()),
+            written: AtomicUsize::new(0),
         })
     }
 
@@ -356,6 +376,15 @@ impl ScanCache {
             return;
         };
         line.push(b'\n');
+        if let Some(n) = self.hold {
+            self.write_out(&mut line);
+            if self.written.fetch_add(1, Ordering::SeqCst) + 1 >= n {
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
+            }
+            return;
+        }
         let last = self.pending.len() - 1;
         let slot = rayon::current_thread_index().map_or(last, |i| i.min(last));
         let Ok(mut pending) = self.pending[slot].lock() else {
