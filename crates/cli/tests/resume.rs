@@ -219,21 +219,6 @@ fn reruns_read_only_new_or_changed_files() {
     }
 }
 
-/// Number of files under `dir`, at any depth.
-fn count_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                count_files(&e.path())
-            } else {
-                1
-            }
-        })
-        .sum()
-}
-
 /// When a run started into an output folder is killed.
 #[derive(Clone, Copy, Debug)]
 enum Kill {
@@ -262,7 +247,8 @@ fn start_and_kill(input: &Path, clinical: &Path, out: &Path, kill: Kill) -> bool
     let hold = match kill {
         Kill::After(_) => None,
         Kill::Held(f) => {
-            let files = count_files(input);
+            // The files the run will read: the scan's own list.
+            let files = plumbline_ingest::scan::list_files(input).unwrap().0.len();
             let n = ((f * files.saturating_sub(before) as f64).ceil() as usize).max(1);
             c.env(plumbline_ingest::cache::HOLD_ENV, n.to_string());
             Some(n)
