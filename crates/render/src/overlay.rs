@@ -4,6 +4,7 @@
 //!
 //! Colours: landmarks yellow, endplates cyan, plumb lines and the vertical references
 //! magenta, pelvic lines orange, Cobb end-plates green, text black on white.
+
 use image::{Rgb, RgbImage};
 use plumbline_geometry::{
     ByLandmark, Corner, Endplate, Landmark, Level, Metric, Metrics, Side, ViewKind,
